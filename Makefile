@@ -1,0 +1,31 @@
+# Two entry points do all the set-up on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+TORCH_CPU := torch==2.13.0
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test bench clean-venv
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+# torch first, explicitly: with no torch present, the open range in pyproject.toml would
+# otherwise pull a multi-GB CUDA build. Users with their own CUDA torch in the venv keep it.
+$(STAMP): pyproject.toml | $(PY)
+	@$(PY) -c "import torch" 2>/dev/null || $(PIP) install -q $(TORCH_CPU)
+	$(PIP) install -q -e ".[dev]"
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/selectivity demo --out runs/demo
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+bench: $(STAMP)
+	for b in benchmarks/*.py; do $(PY) $$b || exit 1; done
+
+clean-venv:
+	rm -rf $(VENV)

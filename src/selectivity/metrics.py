@@ -1,0 +1,165 @@
+"""Pure tensor functions: the class selectivity index and the statistics built on it.
+
+Nothing here knows about models or hooks. The same formula (`selectivity_from_class_sums`) serves
+the minibatch index used by the regularizer and the streaming accumulator used for analysis.
+
+Shapes use N samples, U units, K classes, L layers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+from torch import Tensor
+
+__all__ = [
+    "unit_activations",
+    "class_sums",
+    "selectivity_from_class_sums",
+    "class_selectivity",
+    "network_selectivity",
+    "SelectivityAccumulator",
+    "pca_dimensionality",
+]
+
+
+def unit_activations(activations: Tensor) -> Tensor:
+    """One value per sample and unit.
+
+    activations: (N, U) for linear layers, or (N, C, *spatial) for feature maps, where each of
+    the C channels is a unit and its value is the mean over all spatial positions.
+    Returns (N, U).
+    """
+    if activations.ndim < 2:
+        raise ValueError(f"activations need a batch and a unit dimension, got shape {tuple(activations.shape)}")
+    if activations.ndim == 2:
+        return activations
+    return activations.flatten(2).mean(dim=2)
+
+
+def class_sums(units: Tensor, labels: Tensor, num_classes: int) -> tuple[Tensor, Tensor]:
+    """Per-class sums and counts of unit values.
+
+    units: (N, U); labels: (N,) integers in [0, num_classes).
+    Returns sums (K, U) in the dtype of `units` and counts (K,) in the same dtype.
+    """
+    if labels.ndim != 1 or labels.shape[0] != units.shape[0]:
+        raise ValueError(f"labels must have shape ({units.shape[0]},), got {tuple(labels.shape)}")
+    one_hot = torch.nn.functional.one_hot(labels.long(), num_classes).to(units.dtype)
+    return one_hot.T @ units, one_hot.sum(dim=0)
+
+
+def selectivity_from_class_sums(sums: Tensor, counts: Tensor) -> tuple[Tensor, Tensor]:
+    """The class selectivity index from per-class sums and counts.
+
+    SI = (mu_max - mu_rest) / (mu_max + mu_rest), where mu_max is the largest class-conditional
+    MEAN and mu_rest the mean of the other present classes' means. Classes with no samples are
+    left out of mu_rest. A unit whose means are all 0 scores exactly 0 (no epsilon: the guard is a
+    `where`, so real values are not moved and gradients stay finite).
+
+    sums: (K, U); counts: (K,). Returns (si (U,), preferred class (U,) as int64 class ids).
+    Raises ValueError when fewer than two classes are present.
+    """
+    present = counts > 0
+    num_present = int(present.sum())
+    if num_present < 2:
+        raise ValueError(f"class selectivity needs at least two classes present, got {num_present}")
+    class_ids = torch.nonzero(present).squeeze(1)
+    means = sums[class_ids] / counts[class_ids].unsqueeze(1)  # (P, U)
+    mu_max, argmax = means.max(dim=0)
+    mu_rest = (means.sum(dim=0) - mu_max) / (num_present - 1)
+    denominator = mu_max + mu_rest
+    positive = denominator > 0
+    # Dividing by 1 where the denominator vanishes keeps the backward pass free of NaN.
+    si = torch.where(positive, (mu_max - mu_rest) / torch.where(positive, denominator, torch.ones_like(denominator)), torch.zeros_like(denominator))
+    return si, class_ids[argmax]
+
+
+def class_selectivity(activations: Tensor, labels: Tensor, num_classes: int) -> Tensor:
+    """Class selectivity index of every unit, differentiable.
+
+    activations: (N, U) or (N, C, H, W) (spatial mean per map taken first); labels: (N,).
+    Returns (U,) values in [0, 1] for non-negative (post-ReLU) activations.
+    """
+    units = unit_activations(activations)
+    sums, counts = class_sums(units, labels, num_classes)
+    return selectivity_from_class_sums(sums, counts)[0]
+
+
+def network_selectivity(per_layer: Mapping[str, Tensor]) -> Tensor:
+    """mu_SI: mean over units within each layer, then mean over layers.
+
+    per_layer: layer name -> (U_layer,) selectivity indices. Returns a scalar tensor.
+    Averaging within layers first keeps wide layers from dominating.
+    """
+    if not per_layer:
+        raise ValueError("network_selectivity needs at least one layer")
+    return torch.stack([si.mean() for si in per_layer.values()]).mean()
+
+
+class SelectivityAccumulator:
+    """Streaming per-class sums and counts for whole data sets.
+
+    Memory is O(units x classes) per layer: activations are reduced to per-class sums batch by
+    batch and never kept. Sums are float64 so that 10k-image sums do not drift.
+    """
+
+    def __init__(self, num_classes: int):
+        self.num_classes = num_classes
+        self._sums: dict[str, Tensor] = {}
+        self._counts: Tensor | None = None
+
+    def update(self, activations: Mapping[str, Tensor], labels: Tensor) -> None:
+        """activations: layer -> (N, U) or (N, C, H, W); labels: (N,)."""
+        counts = None
+        for name, value in activations.items():
+            sums, counts = class_sums(unit_activations(value.detach()).double(), labels, self.num_classes)
+            if name in self._sums:
+                self._sums[name] += sums
+            else:
+                self._sums[name] = sums
+        if counts is not None:
+            self._counts = counts if self._counts is None else self._counts + counts
+
+    def _results(self) -> dict[str, tuple[Tensor, Tensor]]:
+        if self._counts is None:
+            raise ValueError("SelectivityAccumulator has seen no activations")
+        return {name: selectivity_from_class_sums(sums, self._counts) for name, sums in self._sums.items()}
+
+    def selectivity(self) -> dict[str, Tensor]:
+        """Layer -> (U,) selectivity indices (float64, on the device of the activations)."""
+        return {name: si for name, (si, _) in self._results().items()}
+
+    def preferred_class(self) -> dict[str, Tensor]:
+        """Layer -> (U,) class with the largest class-conditional mean."""
+        return {name: cls for name, (_, cls) in self._results().items()}
+
+    def class_means(self) -> dict[str, Tensor]:
+        """Layer -> (K, U) class-conditional means (NaN for absent classes)."""
+        assert self._counts is not None
+        return {name: sums / self._counts.unsqueeze(1) for name, sums in self._sums.items()}
+
+
+def pca_dimensionality(matrix: Tensor, variance: float = 0.9) -> float:
+    """Fraction of dimensions whose principal components explain `variance` of the total.
+
+    matrix: (N samples, D dimensions); rows are centred here. Returns k / D where k is the
+    smallest number of components reaching the share. The SVD runs on the smaller Gram side, so
+    D >> N costs O(N^2 D). A matrix with no variance has dimensionality 0.
+    """
+    if matrix.ndim != 2:
+        raise ValueError(f"pca_dimensionality expects (samples, dims), got shape {tuple(matrix.shape)}")
+    if not 0.0 < variance <= 1.0:
+        raise ValueError(f"variance must be in (0, 1], got {variance}")
+    n, d = matrix.shape
+    centred = (matrix - matrix.mean(dim=0, keepdim=True)).double()
+    gram = centred @ centred.T if d > n else centred.T @ centred
+    eigenvalues = torch.linalg.eigvalsh(gram).flip(0).clamp_min(0)
+    total = eigenvalues.sum()
+    if total <= 0:
+        return 0.0
+    cumulative = torch.cumsum(eigenvalues, 0) / total
+    # A tolerance absorbs round-off so that a rank-r matrix needs exactly r components at 100%.
+    k = int(torch.searchsorted(cumulative, torch.tensor(variance - 1e-9, dtype=cumulative.dtype)).item()) + 1
+    return min(k, d) / d

@@ -1,0 +1,246 @@
+"""A small model registry: `create_model(name, num_classes, in_channels)` and `list_models()`.
+
+Every model takes inputs in [0, 1] of shape (N, in_channels, H, W); normalisation, when asked
+for, is the first module of the model so that attacks and corruptions work in pixel space.
+Every ReLU call site is its own `nn.ReLU` module, so `ActivationProbe` sees one layer per site.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+__all__ = ["create_model", "list_models", "register_model", "Normalize"]
+
+_REGISTRY: dict[str, Callable[..., nn.Module]] = {}
+
+
+def register_model(name: str) -> Callable:
+    def add(factory: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        _REGISTRY[name] = factory
+        return factory
+
+    return add
+
+
+def list_models() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def create_model(
+    name: str,
+    num_classes: int,
+    in_channels: int = 3,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+) -> nn.Module:
+    """Build a registered model. mean/std (one value per channel) add an input normalisation."""
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown model {name!r}; available: {', '.join(list_models())}")
+    body = _REGISTRY[name](num_classes=num_classes, in_channels=in_channels)
+    if mean is None and std is None:
+        return body
+    return nn.Sequential(Normalize(mean or [0.0] * in_channels, std or [1.0] * in_channels), body)
+
+
+class Normalize(nn.Module):
+    """(x - mean) / std per channel; buffers, so they move with the model and are saved."""
+
+    def __init__(self, mean: Sequence[float], std: Sequence[float]):
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(list(mean), dtype=torch.float32).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(list(std), dtype=torch.float32).view(1, -1, 1, 1))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return (x - self.mean) / self.std
+
+
+def _init_weights(model: nn.Module) -> None:
+    for module in model.modules():
+        if isinstance(module, (nn.Conv2d, nn.Linear)):
+            nn.init.kaiming_normal_(module.weight, mode="fan_out" if isinstance(module, nn.Conv2d) else "fan_in", nonlinearity="relu")
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.BatchNorm2d):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+
+
+# --- CIFAR ResNets (He et al. 2016, section 4.2): 6n+2 layers, option-A shortcuts --------------
+
+
+class ShortcutA(nn.Module):
+    """Parameter-free shortcut: stride-2 subsampling and zero-padding of the new channels."""
+
+    def __init__(self, in_planes: int, planes: int, stride: int):
+        super().__init__()
+        self.stride = stride
+        self.pad = planes - in_planes
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = x[:, :, :: self.stride, :: self.stride]
+        return F.pad(x, (0, 0, 0, 0, self.pad // 2, self.pad - self.pad // 2))
+
+
+class CifarBasicBlock(nn.Module):
+    def __init__(self, in_planes: int, planes: int, stride: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_planes, planes, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.relu1 = nn.ReLU(inplace=False)
+        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.relu2 = nn.ReLU(inplace=False)
+        needs_projection = stride != 1 or in_planes != planes
+        self.shortcut = ShortcutA(in_planes, planes, stride) if needs_projection else nn.Identity()
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = self.relu1(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return self.relu2(out + self.shortcut(x))
+
+
+class CifarResNet(nn.Module):
+    def __init__(self, depth: int, num_classes: int = 10, in_channels: int = 3, widths: Sequence[int] = (16, 32, 64)):
+        super().__init__()
+        if (depth - 2) % 6:
+            raise ValueError(f"CIFAR ResNet depth must be 6n+2, got {depth}")
+        blocks = (depth - 2) // 6
+        self.conv1 = nn.Conv2d(in_channels, widths[0], 3, 1, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(widths[0])
+        self.relu = nn.ReLU(inplace=False)
+        stages = []
+        in_planes = widths[0]
+        for index, planes in enumerate(widths):
+            layers = []
+            for block in range(blocks):
+                stride = 2 if index > 0 and block == 0 else 1
+                layers.append(CifarBasicBlock(in_planes, planes, stride))
+                in_planes = planes
+            stages.append(nn.Sequential(*layers))
+        self.layer1, self.layer2, self.layer3 = stages
+        self.fc = nn.Linear(widths[-1], num_classes)
+        _init_weights(self)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.relu(self.bn1(self.conv1(x)))
+        x = self.layer3(self.layer2(self.layer1(x)))
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+
+
+for _depth in (20, 32, 44, 56):
+    register_model(f"resnet{_depth}")(lambda num_classes, in_channels, _d=_depth: CifarResNet(_d, num_classes, in_channels))
+
+
+# --- ImageNet-layout ResNets for 64x64 inputs: max-pool after the stem removed ----------------
+
+
+class BasicBlock(nn.Module):
+    expansion = 1
+
+    def __init__(self, in_planes: int, planes: int, stride: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_planes, planes, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.relu1 = nn.ReLU(inplace=False)
+        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.relu2 = nn.ReLU(inplace=False)
+        self.downsample = _projection(in_planes, planes, stride)
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = self.relu1(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return self.relu2(out + self.downsample(x))
+
+
+class Bottleneck(nn.Module):
+    expansion = 4
+
+    def __init__(self, in_planes: int, planes: int, stride: int):
+        super().__init__()
+        out_planes = planes * self.expansion
+        self.conv1 = nn.Conv2d(in_planes, planes, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.relu1 = nn.ReLU(inplace=False)
+        self.conv2 = nn.Conv2d(planes, planes, 3, stride, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.relu2 = nn.ReLU(inplace=False)
+        self.conv3 = nn.Conv2d(planes, out_planes, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(out_planes)
+        self.relu3 = nn.ReLU(inplace=False)
+        self.downsample = _projection(in_planes, out_planes, stride)
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = self.relu1(self.bn1(self.conv1(x)))
+        out = self.relu2(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        return self.relu3(out + self.downsample(x))
+
+
+def _projection(in_planes: int, out_planes: int, stride: int) -> nn.Module:
+    if stride == 1 and in_planes == out_planes:
+        return nn.Identity()
+    return nn.Sequential(nn.Conv2d(in_planes, out_planes, 1, stride, bias=False), nn.BatchNorm2d(out_planes))
+
+
+class ImageNetResNet(nn.Module):
+    def __init__(self, block: type, counts: Sequence[int], num_classes: int = 200, in_channels: int = 3):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, 64, 7, 2, 3, bias=False)
+        self.bn1 = nn.BatchNorm2d(64)
+        self.relu = nn.ReLU(inplace=False)
+        in_planes = 64
+        stages = []
+        for index, (planes, count) in enumerate(zip((64, 128, 256, 512), counts)):
+            blocks = []
+            for position in range(count):
+                stride = 2 if index > 0 and position == 0 else 1
+                blocks.append(block(in_planes, planes, stride))
+                in_planes = planes * block.expansion
+            stages.append(nn.Sequential(*blocks))
+        self.layer1, self.layer2, self.layer3, self.layer4 = stages
+        self.fc = nn.Linear(in_planes, num_classes)
+        _init_weights(self)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.relu(self.bn1(self.conv1(x)))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+
+
+register_model("resnet18")(lambda num_classes, in_channels: ImageNetResNet(BasicBlock, (2, 2, 2, 2), num_classes, in_channels))
+register_model("resnet34")(lambda num_classes, in_channels: ImageNetResNet(BasicBlock, (3, 4, 6, 3), num_classes, in_channels))
+register_model("resnet50")(lambda num_classes, in_channels: ImageNetResNet(Bottleneck, (3, 4, 6, 3), num_classes, in_channels))
+
+
+# --- A small, fast net for the digits demo --------------------------------------------------
+
+
+class DigitsNet(nn.Module):
+    """Two conv stages and a hidden linear layer: 3 unit layers, trains in seconds on CPU."""
+
+    def __init__(self, num_classes: int = 10, in_channels: int = 1, width: int = 16):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, width, 3, 1, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.relu1 = nn.ReLU()
+        self.conv2 = nn.Conv2d(width, 2 * width, 3, 2, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(2 * width)
+        self.relu2 = nn.ReLU()
+        self.fc1 = nn.Linear(2 * width, 4 * width)
+        self.relu3 = nn.ReLU()
+        self.fc = nn.Linear(4 * width, num_classes)
+        _init_weights(self)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.relu1(self.bn1(self.conv1(x)))
+        x = self.relu2(self.bn2(self.conv2(x)))
+        x = self.relu3(self.fc1(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)))
+        return self.fc(x)
+
+
+register_model("digitsnet")(lambda num_classes, in_channels: DigitsNet(num_classes, in_channels))
