@@ -1,0 +1,138 @@
+import math
+
+import pytest
+import torch
+
+from selectivity import SelectivityAccumulator, class_selectivity, network_selectivity, pca_dimensionality
+from selectivity.metrics import selectivity_from_class_sums
+
+
+def test_unit_firing_for_one_class_scores_one():
+    labels = torch.tensor([0, 0, 1, 1, 2, 2])
+    acts = torch.tensor([[3.0], [5.0], [0.0], [0.0], [0.0], [0.0]])
+    assert class_selectivity(acts, labels, 3).item() == pytest.approx(1.0, abs=1e-12)
+
+
+def test_flat_unit_scores_zero():
+    labels = torch.tensor([0, 1, 2, 3])
+    acts = torch.full((4, 2), 2.5)
+    assert torch.equal(class_selectivity(acts, labels, 4), torch.zeros(2))
+
+
+def test_worked_example_class_means_4_1_1_1():
+    labels = torch.arange(4)
+    acts = torch.tensor([[4.0], [1.0], [1.0], [1.0]])
+    assert class_selectivity(acts, labels, 4).item() == pytest.approx(0.6, abs=1e-7)
+
+
+def test_silent_unit_scores_zero_with_finite_gradient():
+    labels = torch.tensor([0, 1, 2, 0])
+    acts = torch.zeros(4, 3, requires_grad=True)
+    si = class_selectivity(acts, labels, 3)
+    assert torch.equal(si, torch.zeros(3))
+    si.sum().backward()
+    assert torch.isfinite(acts.grad).all()
+
+
+def test_unbalanced_classes_use_means_not_sums():
+    # Class 0 has three samples of 1, class 1 one sample of 1: equal means, so SI is 0.
+    # Summing per class would give (3 - 1) / (3 + 1) = 0.5.
+    labels = torch.tensor([0, 0, 0, 1])
+    acts = torch.ones(4, 1)
+    assert class_selectivity(acts, labels, 2).item() == pytest.approx(0.0, abs=1e-12)
+
+
+def test_absent_classes_are_left_out_of_the_rest_mean():
+    # 10 classes declared, only 0 and 1 present with means 3 and 1: SI = (3 - 1) / (3 + 1).
+    labels = torch.tensor([0, 1])
+    acts = torch.tensor([[3.0], [1.0]])
+    assert class_selectivity(acts, labels, 10).item() == pytest.approx(0.5, abs=1e-7)
+
+
+def test_fewer_than_two_classes_raises():
+    with pytest.raises(ValueError, match="two classes"):
+        class_selectivity(torch.ones(3, 2), torch.tensor([4, 4, 4]), 10)
+
+
+def test_feature_maps_are_averaged_over_space():
+    labels = torch.tensor([0, 1])
+    maps = torch.zeros(2, 1, 2, 2)
+    maps[0, 0, 0, 0] = 8.0  # spatial mean 2 for class 0
+    maps[1, 0] = 1.0  # spatial mean 1 for class 1
+    assert class_selectivity(maps, labels, 2).item() == pytest.approx((2 - 1) / (2 + 1), abs=1e-7)
+
+
+def test_range_on_random_relu_activations():
+    gen = torch.Generator().manual_seed(0)
+    acts = torch.relu(torch.randn(200, 50, generator=gen))
+    labels = torch.randint(0, 10, (200,), generator=gen)
+    si = class_selectivity(acts, labels, 10)
+    assert ((si >= 0) & (si <= 1)).all()
+
+
+def test_epsilon_free_value_is_exact_for_tiny_activations():
+    labels = torch.arange(4)
+    acts = torch.tensor([[4e-6], [1e-6], [1e-6], [1e-6]], dtype=torch.float64)
+    assert class_selectivity(acts, labels, 4).item() == pytest.approx(0.6, abs=1e-9)
+
+
+@pytest.mark.parametrize("sign", [1.0, -1.0])
+def test_gradient_step_moves_selectivity_in_its_direction(sign):
+    gen = torch.Generator().manual_seed(1)
+    acts = torch.rand(40, 8, generator=gen, dtype=torch.float64).requires_grad_(True)
+    labels = torch.arange(40) % 5
+    si = class_selectivity(acts, labels, 5).mean()
+    (grad,) = torch.autograd.grad(si, acts)
+    assert torch.isfinite(grad).all()
+    stepped = (acts + sign * 1e-3 * grad).clamp_min(0)
+    after = class_selectivity(stepped, labels, 5).mean()
+    assert (after - si).item() * sign > 0
+
+
+def test_network_selectivity_averages_layers_first():
+    per_layer = {"small": torch.tensor([1.0]), "wide": torch.zeros(99)}
+    assert network_selectivity(per_layer).item() == pytest.approx(0.5)
+
+
+def test_accumulator_matches_the_minibatch_formula():
+    gen = torch.Generator().manual_seed(2)
+    acts = torch.relu(torch.randn(300, 6, 4, 4, generator=gen))
+    labels = torch.randint(0, 7, (300,), generator=gen)
+    acc = SelectivityAccumulator(7)
+    for start in range(0, 300, 64):
+        acc.update({"layer": acts[start : start + 64]}, labels[start : start + 64])
+    whole = class_selectivity(acts.double(), labels, 7)
+    assert torch.allclose(acc.selectivity()["layer"], whole, atol=1e-12)
+    means = acts.mean(dim=(2, 3))
+    expected_class = torch.stack([means[labels == k].mean(0) for k in range(7)]).argmax(0)
+    assert torch.equal(acc.preferred_class()["layer"], expected_class)
+
+
+def test_selectivity_from_sums_returns_preferred_class_ids_of_present_classes():
+    sums = torch.tensor([[0.0, 0.0], [2.0, 1.0], [0.0, 0.0], [1.0, 5.0]])
+    counts = torch.tensor([0.0, 1.0, 0.0, 1.0])
+    si, cls = selectivity_from_class_sums(sums, counts)
+    assert cls.tolist() == [1, 3]
+    assert si.tolist() == pytest.approx([1 / 3, 4 / 6])
+
+
+def test_pca_dimensionality_of_known_rank():
+    gen = torch.Generator().manual_seed(3)
+    basis = torch.randn(4, 20, generator=gen)
+    data = torch.randn(100, 4, generator=gen) @ basis  # rank 4 in 20 dims
+    assert pca_dimensionality(data, variance=1.0) == pytest.approx(4 / 20)
+    # More dims than samples: the Gram side is used and the count is the same.
+    wide = torch.randn(30, 3, generator=gen) @ torch.randn(3, 500, generator=gen)
+    assert pca_dimensionality(wide, variance=1.0) == pytest.approx(3 / 500)
+
+
+def test_pca_dimensionality_counts_components_for_the_share():
+    # Independent axes with variances 8, 1, 1 (after centring): 75% needs one, 85% two.
+    data = torch.zeros(4, 3)
+    data[:, 0] = torch.tensor([2.0, -2.0, 2.0, -2.0]) * math.sqrt(2)
+    data[:, 1] = torch.tensor([1.0, 1.0, -1.0, -1.0])
+    data[:, 2] = torch.tensor([1.0, -1.0, -1.0, 1.0])
+    assert pca_dimensionality(data, 0.75) == pytest.approx(1 / 3)
+    assert pca_dimensionality(data, 0.85) == pytest.approx(2 / 3)
+    assert pca_dimensionality(data, 0.95) == pytest.approx(1.0)
+    assert pca_dimensionality(torch.ones(5, 3)) == 0.0

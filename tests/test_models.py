@@ -1,0 +1,42 @@
+import pytest
+import torch
+from torch import nn
+
+from selectivity import create_model, list_models
+
+
+def test_registry_lists_the_papers_models():
+    assert {"resnet20", "resnet32", "resnet44", "resnet56", "resnet18", "resnet34", "resnet50", "digitsnet"} <= set(list_models())
+    with pytest.raises(ValueError, match="unknown model"):
+        create_model("vgg", 10)
+
+
+def test_resnet20_matches_the_cifar_variant():
+    model = create_model("resnet20", 10)
+    params = sum(p.numel() for p in model.parameters())
+    assert 0.26e6 < params < 0.28e6
+    assert model(torch.rand(2, 3, 32, 32)).shape == (2, 10)
+
+
+def test_imagenet_resnets_take_64px_without_maxpool():
+    model = create_model("resnet18", 200)
+    assert not any(isinstance(m, nn.MaxPool2d) for m in model.modules())
+    assert model(torch.rand(1, 3, 64, 64)).shape == (1, 200)
+
+
+def test_every_relu_module_is_called_once():
+    model = create_model("resnet50", 200)
+    calls = {}
+    handles = [m.register_forward_hook(lambda m, i, o, n=n: calls.__setitem__(n, calls.get(n, 0) + 1)) for n, m in model.named_modules() if isinstance(m, nn.ReLU)]
+    try:
+        model(torch.rand(1, 3, 64, 64))
+    finally:
+        for h in handles:
+            h.remove()
+    assert calls and set(calls.values()) == {1}
+
+
+def test_normalisation_lives_inside_the_model():
+    model = create_model("digitsnet", 10, in_channels=1, mean=[0.5], std=[0.25])
+    x = torch.rand(2, 1, 16, 16)
+    assert torch.allclose(model(x), model[1]((x - 0.5) / 0.25))
