@@ -35,7 +35,10 @@ def unit_activations(activations: Tensor) -> Tensor:
         raise ValueError(f"activations need a batch and a unit dimension, got shape {tuple(activations.shape)}")
     if activations.ndim == 2:
         return activations
-    return activations.flatten(2).mean(dim=2)
+    spatial = tuple(range(2, activations.ndim))
+    # sum / size rather than mean: sum's backward is a broadcast view, mean's materialises a
+    # full-size tensor, which costs a pass over every map in each regularized training step.
+    return activations.sum(dim=spatial) / activations[0, 0].numel()
 
 
 def class_sums(units: Tensor, labels: Tensor, num_classes: int) -> tuple[Tensor, Tensor]:
@@ -112,15 +115,19 @@ class SelectivityAccumulator:
 
     def update(self, activations: Mapping[str, Tensor], labels: Tensor) -> None:
         """activations: layer -> (N, U) or (N, C, H, W); labels: (N,)."""
-        counts = None
-        for name, value in activations.items():
-            sums, counts = class_sums(unit_activations(value.detach()).double(), labels, self.num_classes)
+        if not activations:
+            raise ValueError("SelectivityAccumulator.update got no activations")
+        units = [unit_activations(value.detach()) for value in activations.values()]
+        # One matmul for all layers; a batch's sums are exact enough in float32, the running
+        # totals are float64.
+        sums, counts = class_sums(torch.cat(units, dim=1).float(), labels, self.num_classes)
+        for name, part in zip(activations, sums.double().split([u.shape[1] for u in units], dim=1)):
             if name in self._sums:
-                self._sums[name] += sums
+                self._sums[name] += part
             else:
-                self._sums[name] = sums
-        if counts is not None:
-            self._counts = counts if self._counts is None else self._counts + counts
+                self._sums[name] = part
+        counts = counts.double()
+        self._counts = counts if self._counts is None else self._counts + counts
 
     def _results(self) -> dict[str, tuple[Tensor, Tensor]]:
         if self._counts is None:

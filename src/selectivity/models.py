@@ -40,10 +40,11 @@ def create_model(
     """Build a registered model. mean/std (one value per channel) add an input normalisation."""
     if name not in _REGISTRY:
         raise ValueError(f"unknown model {name!r}; available: {', '.join(list_models())}")
-    body = _REGISTRY[name](num_classes=num_classes, in_channels=in_channels)
-    if mean is None and std is None:
-        return body
-    return nn.Sequential(Normalize(mean or [0.0] * in_channels, std or [1.0] * in_channels), body)
+    model = _REGISTRY[name](num_classes=num_classes, in_channels=in_channels)
+    if mean is not None or std is not None:
+        # A submodule rather than a wrapper, so unit-site names do not depend on normalisation.
+        model.normalize = Normalize(mean or [0.0] * in_channels, std or [1.0] * in_channels)
+    return model
 
 
 class Normalize(nn.Module):
@@ -109,6 +110,7 @@ class CifarResNet(nn.Module):
         if (depth - 2) % 6:
             raise ValueError(f"CIFAR ResNet depth must be 6n+2, got {depth}")
         blocks = (depth - 2) // 6
+        self.normalize: nn.Module = nn.Identity()
         self.conv1 = nn.Conv2d(in_channels, widths[0], 3, 1, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(widths[0])
         self.relu = nn.ReLU(inplace=False)
@@ -126,7 +128,7 @@ class CifarResNet(nn.Module):
         _init_weights(self)
 
     def forward(self, x: Tensor) -> Tensor:
-        x = self.relu(self.bn1(self.conv1(x)))
+        x = self.relu(self.bn1(self.conv1(self.normalize(x))))
         x = self.layer3(self.layer2(self.layer1(x)))
         return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
 
@@ -190,6 +192,7 @@ def _projection(in_planes: int, out_planes: int, stride: int) -> nn.Module:
 class ImageNetResNet(nn.Module):
     def __init__(self, block: type, counts: Sequence[int], num_classes: int = 200, in_channels: int = 3):
         super().__init__()
+        self.normalize: nn.Module = nn.Identity()
         self.conv1 = nn.Conv2d(in_channels, 64, 7, 2, 3, bias=False)
         self.bn1 = nn.BatchNorm2d(64)
         self.relu = nn.ReLU(inplace=False)
@@ -207,7 +210,7 @@ class ImageNetResNet(nn.Module):
         _init_weights(self)
 
     def forward(self, x: Tensor) -> Tensor:
-        x = self.relu(self.bn1(self.conv1(x)))
+        x = self.relu(self.bn1(self.conv1(self.normalize(x))))
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
         return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
 
@@ -225,6 +228,7 @@ class DigitsNet(nn.Module):
 
     def __init__(self, num_classes: int = 10, in_channels: int = 1, width: int = 16):
         super().__init__()
+        self.normalize: nn.Module = nn.Identity()
         self.conv1 = nn.Conv2d(in_channels, width, 3, 1, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(width)
         self.relu1 = nn.ReLU()
@@ -237,7 +241,7 @@ class DigitsNet(nn.Module):
         _init_weights(self)
 
     def forward(self, x: Tensor) -> Tensor:
-        x = self.relu1(self.bn1(self.conv1(x)))
+        x = self.relu1(self.bn1(self.conv1(self.normalize(x))))
         x = self.relu2(self.bn2(self.conv2(x)))
         x = self.relu3(self.fc1(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)))
         return self.fc(x)

@@ -1,0 +1,317 @@
+"""Configuration: frozen dataclasses, the papers' presets, and `--set key=value` parsing.
+
+One flat key space serves every command: a key names a field of `TrainConfig`, `EvalConfig` or
+`SweepConfig` (their names do not overlap), so `--set epochs=3` reaches training whether it is
+given to `train` or to `sweep`. Values are parsed by the field's declared type; an unknown key or
+a value of the wrong type raises `ConfigError` with one line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "ConfigError",
+    "TrainConfig",
+    "EvalConfig",
+    "SweepConfig",
+    "TRAIN_PRESETS",
+    "SWEEP_PRESETS",
+    "EVAL_SUITES",
+    "PAPER_ALPHAS",
+    "parse_assignments",
+    "build",
+    "train_preset",
+    "to_dict",
+]
+
+
+class ConfigError(ValueError):
+    """A bad key, value or preset; the message is one line for the user."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything one training run needs. Defaults are the ResNet20/CIFAR10 recipe (appendix A.1.1)."""
+
+    model: str = "resnet20"
+    dataset: str = "cifar10"
+    data_dir: str | None = None
+    image_size: int | None = None  # None: the data set's native size (digits: 16)
+    alpha: float = 0.0  # loss = CE - alpha * mu_SI; < 0 discourages selectivity
+    seed: int = 0
+    epochs: int = 200
+    batch_size: int = 256
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    milestones: tuple[int, ...] = (100, 150)  # lr x lr_gamma at each of these epochs
+    lr_gamma: float = 0.1
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    eval_batch_size: int = 1024
+    normalize: bool = True  # per-channel input normalisation inside the model
+    selectivity_layers: tuple[str, ...] | None = None  # None: every ReLU call site
+    num_threads: int | None = None  # torch CPU threads; None: torch's default
+
+    def __post_init__(self) -> None:
+        _check(self.epochs >= 1, "epochs must be >= 1")
+        _check(self.batch_size >= 2, "batch_size must be >= 2 (selectivity needs two classes in a batch)")
+        _check(self.lr > 0, "lr must be > 0")
+        _check(self.eval_batch_size >= 1, "eval_batch_size must be >= 1")
+        _check(all(m >= 1 for m in self.milestones), "milestones must be epochs >= 1")
+        _check(self.alpha == self.alpha, "alpha must be a number, not NaN")
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """What `evaluate` measures. Defaults are the `full` suite; `quick` bounds sample counts."""
+
+    suite: str = "full"
+    corruptions_dir: str | None = None  # a published or generated set in CIFAR-10-C layout
+    generate_corruptions: bool = False  # generate the set from the test images when no dir
+    corruptions: tuple[str, ...] | None = None  # None: all available
+    severities: tuple[int, ...] = (1, 2, 3, 4, 5)
+    corruption_table: str | None = None  # parameter table; None: chosen by image size
+    corruption_seed: int = 0
+    fgsm_eps: tuple[float, ...] = (0.0, 0.5 / 255, 1 / 255, 2 / 255, 4 / 255, 8 / 255)
+    pgd_eps: float = 8 / 255  # not stated in the papers
+    pgd_step_size: float = 1e-4  # appendix A.1.4
+    pgd_steps: tuple[int, ...] = (0, 1, 2, 5, 10, 25, 50)
+    jacobian_projections: int | None = 1  # None: exact (one backward per class)
+    gradient_max_units: int | None = 32  # units per layer for gradient variability
+    dimensionality_variance: float = 0.9
+    dimensionality_corruption: str | None = None  # None: motion_blur (CIFAR) / brightness (Tiny ImageNet)
+    dimensionality_severity: int = 3
+    dimensionality_pgd_steps: int = 25
+    max_samples: int | None = None  # test samples for attacks, corruptions and the rest; None: all
+    analysis_samples: int = 1000  # samples for Jacobian, gradient variability, dimensionality
+
+    def __post_init__(self) -> None:
+        _check(self.suite in EVAL_SUITES, f"suite must be one of {sorted(EVAL_SUITES)}, got {self.suite!r}")
+        _check(all(1 <= s <= 5 for s in self.severities), "severities must be in 1..5")
+        _check(all(e >= 0 for e in self.fgsm_eps) and self.pgd_eps >= 0, "eps must be >= 0")
+        _check(self.pgd_step_size > 0, "pgd_step_size must be > 0")
+        _check(all(s >= 0 for s in self.pgd_steps), "pgd_steps must be >= 0")
+        _check(0 < self.dimensionality_variance <= 1, "dimensionality_variance must be in (0, 1]")
+        _check(self.max_samples is None or self.max_samples >= 2, "max_samples must be >= 2")
+        _check(self.analysis_samples >= 2, "analysis_samples must be >= 2")
+
+
+EVAL_SUITES: dict[str, dict[str, Any]] = {
+    "full": {},
+    "quick": {
+        "max_samples": 500,
+        "analysis_samples": 200,
+        "fgsm_eps": (0.0, 1 / 255, 4 / 255, 8 / 255),
+        "pgd_steps": (0, 1, 5, 25),
+        "gradient_max_units": 8,
+    },
+}
+
+# Symmetric around 0 and log-spaced in |alpha|; the seed texts do not list the papers' grid.
+PAPER_ALPHAS: tuple[float, ...] = (-100.0, -30.0, -10.0, -3.0, -1.0, -0.3, -0.1, 0.0, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """The grid and its engine. Trials are alpha x seed; every other key reaches each trial."""
+
+    alphas: tuple[float, ...] = PAPER_ALPHAS
+    seeds: tuple[int, ...] = tuple(range(20))
+    executor: str = "local"  # local | ray
+    workers: int | None = None  # local: parallel trials; None: one per 2 cores (at least 1)
+    ray_address: str | None = None  # join an existing cluster; None: start a local instance
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0  # fractions allowed with Ray
+    evaluate: bool = True
+
+    def __post_init__(self) -> None:
+        _check(len(self.alphas) > 0, "the grid is empty: alphas has no values")
+        _check(len(self.seeds) > 0, "the grid is empty: seeds has no values")
+        _check(len(set(self.alphas)) == len(self.alphas), "alphas has duplicates")
+        _check(len(set(self.seeds)) == len(self.seeds), "seeds has duplicates")
+        _check(self.executor in ("local", "ray"), f"executor must be local or ray, got {self.executor!r}")
+        _check(self.workers is None or self.workers >= 1, "workers must be >= 1")
+        _check(self.cpus_per_trial > 0 and self.gpus_per_trial >= 0, "cpus_per_trial must be > 0, gpus_per_trial >= 0")
+
+
+TRAIN_PRESETS: dict[str, dict[str, Any]] = {
+    "resnet20-cifar10": {},
+    "resnet18-tinyimagenet": {
+        "model": "resnet18",
+        "dataset": "tinyimagenet",
+        "epochs": 90,
+        "batch_size": 4096,
+        "milestones": (35, 50, 65, 80),
+    },
+    "resnet50-tinyimagenet": {
+        "model": "resnet50",
+        "dataset": "tinyimagenet",
+        "epochs": 90,
+        "batch_size": 4096,
+        "milestones": (35, 50, 65, 80),
+    },
+    # Seconds per run on a CPU: for tests, the demo and trying things out.
+    "digits": {
+        "model": "digitsnet",
+        "dataset": "digits",
+        "epochs": 12,
+        "batch_size": 64,
+        "lr": 0.05,
+        "milestones": (9,),
+        "eval_batch_size": 512,
+    },
+}
+
+SWEEP_PRESETS: dict[str, dict[str, Any]] = {
+    "demo": {
+        **TRAIN_PRESETS["digits"],
+        "alphas": (-10.0, -1.0, 0.0, 1.0, 10.0),
+        "seeds": (0, 1, 2),
+        "generate_corruptions": True,
+        "fgsm_eps": (0.0, 1 / 255, 2 / 255, 4 / 255, 8 / 255, 16 / 255),
+        "pgd_eps": 8 / 255,
+        "pgd_step_size": 2 / 255,  # 1e-4 barely moves 16 px digits within a few steps
+        "pgd_steps": (0, 1, 2, 5, 10, 25),
+        "gradient_max_units": 16,
+        "analysis_samples": 359,
+    },
+    "resnet20-cifar10": {**TRAIN_PRESETS["resnet20-cifar10"], "dimensionality_corruption": "motion_blur"},
+    "resnet18-tinyimagenet": {**TRAIN_PRESETS["resnet18-tinyimagenet"], "dimensionality_corruption": "brightness"},
+    "resnet50-tinyimagenet": {**TRAIN_PRESETS["resnet50-tinyimagenet"], "dimensionality_corruption": "brightness"},
+}
+
+_CLASSES = (TrainConfig, EvalConfig, SweepConfig)
+
+
+def _check(condition: bool, message: str) -> None:
+    if not condition:
+        raise ConfigError(message)
+
+
+def _all_fields() -> dict[str, Any]:
+    """Key -> declared type of that field, over all config classes."""
+    return {name: hint for cls in _CLASSES for name, hint in typing.get_type_hints(cls).items()}
+
+
+def _coerce(value: Any, hint: Any, key: str) -> Any:
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if isinstance(value, str) and value.lower() in ("none", "null", "") and type(None) in args:
+            return None
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, key)
+            except ConfigError as error:
+                errors.append(str(error))
+        raise ConfigError(errors[0] if errors else f"{key}: cannot parse {value!r}")
+    if origin is tuple:
+        items = value if isinstance(value, (list, tuple)) else [v for v in str(value).split(",") if v.strip() != ""]
+        return tuple(_coerce(item.strip() if isinstance(item, str) else item, args[0], key) for item in items)
+    try:
+        if hint is bool:
+            if isinstance(value, bool):
+                return value
+            lowered = str(value).lower()
+            if lowered in ("true", "1", "yes", "on"):
+                return True
+            if lowered in ("false", "0", "no", "off"):
+                return False
+            raise ValueError
+        if hint is int:
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise ValueError
+            return int(value) if not isinstance(value, str) else int(value, 10)
+        if hint is float:
+            if isinstance(value, bool):
+                raise ValueError
+            if isinstance(value, str) and "/" in value:  # eps as 8/255
+                numerator, denominator = value.split("/")
+                return float(numerator) / float(denominator)
+            return float(value)
+        if hint is str:
+            return str(value)
+    except (TypeError, ValueError, ZeroDivisionError):
+        pass
+    name = getattr(hint, "__name__", str(hint))
+    raise ConfigError(f"{key}: expected {name}, got {value!r}")
+
+
+def parse_assignments(assignments: Iterable[str]) -> dict[str, Any]:
+    """['epochs=3', 'alphas=-1,0,1'] -> {'epochs': 3, 'alphas': (-1.0, 0.0, 1.0)}, typed and checked."""
+    known = _all_fields()
+    parsed: dict[str, Any] = {}
+    for item in assignments:
+        if "=" not in item:
+            raise ConfigError(f"--set expects key=value, got {item!r}")
+        key, text = item.split("=", 1)
+        key = key.strip().replace("-", "_")
+        if key not in known:
+            raise ConfigError(f"unknown key {key!r}; known keys: {', '.join(sorted(known))}")
+        parsed[key] = _coerce(text.strip(), known[key], key)
+    return parsed
+
+
+def _typed(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Check keys and coerce already-parsed values (from JSON or presets) to declared types."""
+    known = _all_fields()
+    out = {}
+    for key, value in values.items():
+        if key not in known:
+            raise ConfigError(f"unknown key {key!r}; known keys: {', '.join(sorted(known))}")
+        out[key] = _coerce(value, known[key], key)
+    return out
+
+
+def build(cls: type, *layers: Mapping[str, Any]) -> Any:
+    """Construct `cls` from layered key/value maps (later wins); keys of other configs are ignored."""
+    names = {f.name for f in fields(cls)}
+    merged: dict[str, Any] = {}
+    for layer in layers:
+        merged.update({k: v for k, v in _typed(layer).items() if k in names})
+    try:
+        return cls(**merged)
+    except TypeError as error:
+        raise ConfigError(str(error)) from None
+
+
+def train_preset(name: str) -> dict[str, Any]:
+    if name not in TRAIN_PRESETS:
+        raise ConfigError(f"unknown preset {name!r}; available: {', '.join(sorted(TRAIN_PRESETS))}")
+    return dict(TRAIN_PRESETS[name])
+
+
+def sweep_preset(name: str) -> dict[str, Any]:
+    if name not in SWEEP_PRESETS:
+        raise ConfigError(f"unknown preset {name!r}; available: {', '.join(sorted(SWEEP_PRESETS))}")
+    return dict(SWEEP_PRESETS[name])
+
+
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    """A JSON object of keys, as written in `config.json` or by hand."""
+    try:
+        values = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except json.JSONDecodeError as error:
+        raise ConfigError(f"config file {path} is not valid JSON: {error.msg} at line {error.lineno}") from None
+    if not isinstance(values, dict):
+        raise ConfigError(f"config file {path} must hold a JSON object of keys")
+    return _typed(values)
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(config).items()}

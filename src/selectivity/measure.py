@@ -1,0 +1,81 @@
+"""Whole-data-set passes over a model: accuracy and class selectivity.
+
+Activations are reduced to per-class sums batch by batch (`SelectivityAccumulator`), so a
+ResNet50 over 10k images never holds more than one batch of activations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from selectivity.data import ImageSet
+from selectivity.metrics import SelectivityAccumulator, network_selectivity, unit_activations
+from selectivity.probe import ActivationProbe
+
+__all__ = ["SelectivityResult", "measure_selectivity", "accuracy", "eval_mode"]
+
+
+class eval_mode:
+    """Put a model in eval mode and restore its previous mode on exit, also on error."""
+
+    def __init__(self, model: nn.Module):
+        self.model = model
+
+    def __enter__(self) -> nn.Module:
+        self._was_training = self.model.training
+        self.model.eval()
+        return self.model
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.model.train(self._was_training)
+
+
+@dataclass(frozen=True)
+class SelectivityResult:
+    """Per-layer selectivity of a model over a data set, with accuracy from the same pass."""
+
+    per_layer: dict[str, Tensor]  # layer -> (U,) SI
+    preferred_class: dict[str, Tensor]  # layer -> (U,) class of the largest mean
+    accuracy: float
+
+    @property
+    def network(self) -> float:
+        """mu_SI: mean over layers of the mean over units."""
+        return float(network_selectivity(self.per_layer))
+
+    def layer_means(self) -> dict[str, float]:
+        return {name: float(si.mean()) for name, si in self.per_layer.items()}
+
+
+@torch.inference_mode()
+def measure_selectivity(
+    model: nn.Module,
+    images: ImageSet,
+    num_classes: int,
+    layers: Iterable[str] | None = None,
+    batch_size: int = 1024,
+    device: torch.device | str = "cpu",
+) -> SelectivityResult:
+    """Selectivity of every unit over all of `images` (and accuracy, since the logits are there)."""
+    accumulator = SelectivityAccumulator(num_classes)
+    correct = 0
+    with eval_mode(model), ActivationProbe(model, layers=layers, reduce=unit_activations, detach=True) as probe:
+        for x, y in images.batches(batch_size, device):
+            logits = model(x)
+            correct += int((logits.argmax(1) == y).sum())
+            accumulator.update(probe.activations, y)
+    return SelectivityResult(accumulator.selectivity(), accumulator.preferred_class(), correct / len(images))
+
+
+@torch.inference_mode()
+def accuracy(model: nn.Module, images: ImageSet, batch_size: int = 1024, device: torch.device | str = "cpu") -> float:
+    """Top-1 accuracy, fraction in [0, 1]."""
+    correct = 0
+    with eval_mode(model):
+        for x, y in images.batches(batch_size, device):
+            correct += int((model(x).argmax(1) == y).sum())
+    return correct / len(images)

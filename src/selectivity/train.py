@@ -1,0 +1,176 @@
+"""Training with the class selectivity regularizer, top to bottom.
+
+loss = cross_entropy - alpha * mu_SI(minibatch). SGD with momentum and weight decay, step
+learning-rate decay at the milestones, validation every epoch, the best-validation checkpoint
+kept for testing (the papers' protocol), and a last checkpoint from which an interrupted run
+resumes exactly: model, optimizer, schedule and the random state of the data order.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from selectivity.config import TrainConfig, to_dict
+from selectivity.data import load_dataset
+from selectivity.files import atomic_path, write_text
+from selectivity.measure import measure_selectivity
+from selectivity.regularizer import SelectivityRegularizer
+from selectivity.runs import RunError, build_model, load_checkpoint, read_config, resolve_device, save_checkpoint, write_config
+
+__all__ = ["train", "TrainingDiverged"]
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite."""
+
+
+def train(config: TrainConfig, out_dir: str | Path, progress: bool = True) -> dict[str, Any]:
+    """Train one network into `out_dir` (resuming it if a last checkpoint is there).
+
+    Returns the summary also written to `out_dir/summary.json`: best epoch, validation accuracy,
+    and the test accuracy and network selectivity of the best checkpoint.
+    """
+    out_dir = Path(out_dir)
+    device = resolve_device(config.device)
+    if config.num_threads:
+        torch.set_num_threads(config.num_threads)
+
+    # A run folder belongs to one config: resuming with another would mix two experiments.
+    if (out_dir / "config.json").exists():
+        previous = read_config(out_dir)
+        differing = {k for k, v in to_dict(previous).items() if to_dict(config)[k] != v} - {"device", "num_threads"}
+        if differing:
+            raise RunError(f"{out_dir} holds a run with a different config ({', '.join(sorted(differing))}); use another --out")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_config(out_dir, config)
+
+    # --- data, model, optimizer ---------------------------------------------------------------
+    torch.manual_seed(config.seed)
+    data = load_dataset(config.dataset, config.data_dir, config.seed, config.image_size)
+    data_shape = {"num_classes": data.num_classes, "in_channels": data.in_channels, "mean": list(data.mean), "std": list(data.std)}
+    model = build_model(config, data.num_classes, data.in_channels, data.mean, data.std).to(device)
+    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+    schedule = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=list(config.milestones), gamma=config.lr_gamma)
+    # The data order and augmentation draw from their own CPU generator, saved with the run.
+    generator = torch.Generator().manual_seed(config.seed)
+    history: list[dict[str, Any]] = []
+    start_epoch, best_val, best_epoch = 0, -1.0, -1
+
+    last_path = out_dir / "checkpoint_last.pt"
+    if last_path.exists():
+        state = load_checkpoint(last_path, device)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        schedule.load_state_dict(state["schedule"])
+        generator.set_state(state["generator"].cpu())
+        torch.set_rng_state(state["torch_rng"].cpu())
+        start_epoch, best_val, best_epoch = state["epoch"] + 1, state["best_val_accuracy"], state["best_epoch"]
+        history = pd.read_parquet(out_dir / "metrics.parquet").to_dict("records")[:start_epoch]
+
+    regularize = config.alpha != 0.0
+    regularizer = SelectivityRegularizer(model, data.num_classes, config.selectivity_layers) if regularize else None
+    bar = tqdm(range(start_epoch, config.epochs), initial=start_epoch, total=config.epochs, disable=not progress, desc=f"alpha={config.alpha:g} seed={config.seed}", unit="epoch", leave=False)
+    for epoch in bar:
+        # --- one epoch of training ------------------------------------------------------------
+        started = time.perf_counter()
+        model.train()
+        totals = {"loss": 0.0, "cross_entropy": 0.0, "batch_selectivity": 0.0}
+        seen = 0
+        with regularizer if regularizer is not None else contextlib.nullcontext():
+            for x, y in data.train.batches(config.batch_size, device, shuffle=True, generator=generator, drop_last=True):
+                if data.augment is not None:
+                    x = data.augment(x, generator)
+                logits = model(x)
+                cross_entropy = F.cross_entropy(logits, y)
+                if regularizer is not None:
+                    mu_si = regularizer.network_selectivity(y)
+                    loss = cross_entropy - config.alpha * mu_si
+                else:
+                    mu_si, loss = None, cross_entropy
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                # .item() syncs with the device; once per step is the price of catching NaN early.
+                loss_value = loss.item()
+                if not math.isfinite(loss_value):
+                    raise TrainingDiverged(f"loss became {loss_value} at epoch {epoch} (alpha={config.alpha:g}, lr={optimizer.param_groups[0]['lr']:g})")
+                n = y.shape[0]
+                seen += n
+                totals["loss"] += loss_value * n
+                totals["cross_entropy"] += cross_entropy.item() * n
+                if mu_si is not None:
+                    totals["batch_selectivity"] += mu_si.item() * n
+        lr = optimizer.param_groups[0]["lr"]
+        schedule.step()
+        train_seconds = time.perf_counter() - started
+
+        # --- validation: accuracy and selectivity over the whole validation split -------------
+        val = measure_selectivity(model, data.val, data.num_classes, config.selectivity_layers, config.eval_batch_size, device)
+        row = {
+            "epoch": epoch,
+            "train_loss": totals["loss"] / max(seen, 1),
+            "train_cross_entropy": totals["cross_entropy"] / max(seen, 1),
+            "train_batch_selectivity": totals["batch_selectivity"] / max(seen, 1) if regularize else float("nan"),
+            "val_accuracy": val.accuracy,
+            "val_selectivity": val.network,
+            "lr": lr,
+            "seconds": train_seconds,
+        }
+        history.append(row)
+        improved = val.accuracy > best_val
+        if improved:
+            best_val, best_epoch = val.accuracy, epoch
+            save_checkpoint(out_dir / "checkpoint_best.pt", {"model": model.state_dict(), "epoch": epoch, "val_accuracy": val.accuracy, "data": data_shape})
+        # Metrics first, then the checkpoint that says this epoch is done: a crash in between
+        # re-runs the epoch and overwrites its row.
+        with atomic_path(out_dir / "metrics.parquet") as temporary:
+            pd.DataFrame(history).to_parquet(temporary, index=False)
+        save_checkpoint(
+            last_path,
+            {
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "schedule": schedule.state_dict(),
+                "generator": generator.get_state(),
+                "torch_rng": torch.get_rng_state(),
+                "epoch": epoch,
+                "best_val_accuracy": best_val,
+                "best_epoch": best_epoch,
+                "data": data_shape,
+            },
+        )
+        bar.set_postfix(loss=f"{row['train_loss']:.3f}", val_acc=f"{val.accuracy:.3f}", val_si=f"{val.network:.3f}")
+        if progress:
+            bar.write(
+                f"epoch {epoch:3d}  loss {row['train_loss']:.4f}  ce {row['train_cross_entropy']:.4f}"
+                + (f"  batch_si {row['train_batch_selectivity']:.3f}" if regularize else "")
+                + f"  val_acc {val.accuracy:.4f}  val_si {val.network:.3f}  lr {lr:.4g}  {train_seconds:.1f}s"
+            )
+    bar.close()
+
+    # --- test the best checkpoint ---------------------------------------------------------------
+    summary_path = out_dir / "summary.json"
+    best = load_checkpoint(out_dir / "checkpoint_best.pt", device)
+    model.load_state_dict(best["model"])
+    test = measure_selectivity(model, data.test, data.num_classes, config.selectivity_layers, config.eval_batch_size, device)
+    summary = {
+        "alpha": config.alpha,
+        "seed": config.seed,
+        "best_epoch": best["epoch"],
+        "val_accuracy": best["val_accuracy"],
+        "test_accuracy": test.accuracy,
+        "test_selectivity": test.network,
+        "epochs": config.epochs,
+    }
+    write_text(summary_path, json.dumps(summary, indent=2) + "\n")
+    return summary

@@ -1,0 +1,37 @@
+import pandas as pd
+
+
+def test_train_then_measure(tmp_path, run_cli):
+    run = tmp_path / "run"
+    code, out, err = run_cli("train", "--preset", "digits", "--out", run, "--quiet", "--set", "epochs=2", "--set", "milestones=", "--set", "alpha=-1", "--set", "num_threads=1")
+    assert code == 0, err
+    assert "test accuracy" in out and "test selectivity" in out
+    code, out, err = run_cli("measure", run)
+    assert code == 0, err
+    table = pd.read_parquet(run / "selectivity.parquet")
+    assert list(table.columns) == ["layer", "unit", "si", "preferred_class"]
+    assert table["layer"].unique().tolist() == ["relu1", "relu2", "relu3"]
+    assert table["si"].between(0, 1).all() and table["preferred_class"].between(0, 9).all()
+    assert "mu_SI" in out and "relu2" in out
+
+
+def test_user_errors_are_one_line_with_exit_code_2(tmp_path, run_cli):
+    cases = [
+        ("train", "--preset", "digits", "--out", tmp_path / "x", "--set", "nope=1"),
+        ("train", "--preset", "digits", "--out", tmp_path / "x", "--set", "epochs=two"),
+        ("train", "--preset", "nope", "--out", tmp_path / "x"),
+        ("train", "--preset", "resnet20-cifar10", "--out", tmp_path / "x", "--set", f"data_dir={tmp_path}"),
+        ("measure", tmp_path / "missing"),
+    ]
+    for args in cases:
+        code, out, err = run_cli(*args)
+        assert code == 2, args
+        assert err.startswith("selectivity: error: ") and err.count("\n") == 1, err
+
+
+def test_corrupt_checkpoint_is_one_line(tmp_path, run_cli):
+    run = tmp_path / "run"
+    assert run_cli("train", "--preset", "digits", "--out", run, "--quiet", "--set", "epochs=1", "--set", "milestones=", "--set", "num_threads=1")[0] == 0
+    (run / "checkpoint_best.pt").write_bytes(b"not a checkpoint")
+    code, _, err = run_cli("measure", run)
+    assert code == 2 and "corrupt checkpoint" in err and err.count("\n") == 1

@@ -1,0 +1,80 @@
+import json
+
+import pandas as pd
+import pytest
+import torch
+
+from selectivity import measure as measure_module
+from selectivity.config import TrainConfig, build, train_preset
+from selectivity.runs import RunError, load_model
+from selectivity.train import train
+
+FAST = {"epochs": 3, "milestones": (2,), "num_threads": 1}
+
+
+def digits_config(**overrides) -> TrainConfig:
+    return build(TrainConfig, train_preset("digits"), FAST, overrides)
+
+
+def test_run_folder_contents(tmp_path):
+    summary = train(digits_config(), tmp_path / "run", progress=False)
+    run = tmp_path / "run"
+    assert {p.name for p in run.iterdir()} == {"config.json", "metrics.parquet", "checkpoint_best.pt", "checkpoint_last.pt", "summary.json"}
+    metrics = pd.read_parquet(run / "metrics.parquet")
+    assert list(metrics["epoch"]) == [0, 1, 2]
+    assert {"train_loss", "train_cross_entropy", "val_accuracy", "val_selectivity", "lr", "seconds"} <= set(metrics.columns)
+    assert metrics["lr"].tolist() == pytest.approx([0.05, 0.05, 0.005])
+    assert summary["val_accuracy"] == metrics["val_accuracy"].max()
+    assert json.loads((run / "summary.json").read_text())["test_accuracy"] == summary["test_accuracy"]
+    assert summary["test_accuracy"] > 0.5
+
+
+def test_same_seed_same_numbers_and_resume_is_exact(tmp_path, monkeypatch):
+    config = digits_config(alpha=-1.0)
+    train(config, tmp_path / "a", progress=False)
+
+    # Interrupt the second run after its second epoch's checkpoint: the third validation fails.
+    real = measure_module.measure_selectivity
+    calls = {"n": 0}
+
+    def flaky(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr("selectivity.train.measure_selectivity", flaky)
+    with pytest.raises(KeyboardInterrupt):
+        train(config, tmp_path / "b", progress=False)
+    monkeypatch.setattr("selectivity.train.measure_selectivity", real)
+    assert len(pd.read_parquet(tmp_path / "b" / "metrics.parquet")) == 2
+    train(config, tmp_path / "b", progress=False)
+
+    a = pd.read_parquet(tmp_path / "a" / "metrics.parquet").drop(columns="seconds")
+    b = pd.read_parquet(tmp_path / "b" / "metrics.parquet").drop(columns="seconds")
+    pd.testing.assert_frame_equal(a, b)
+    _, model_a, _ = load_model(tmp_path / "a", "last")
+    _, model_b, _ = load_model(tmp_path / "b", "last")
+    for (name, pa), pb in zip(model_a.state_dict().items(), model_b.state_dict().values()):
+        assert torch.equal(pa, pb), name
+
+
+def test_a_folder_keeps_its_config(tmp_path):
+    train(digits_config(epochs=1, milestones=()), tmp_path / "run", progress=False)
+    with pytest.raises(RunError, match="different config"):
+        train(digits_config(epochs=1, milestones=(), alpha=1.0), tmp_path / "run", progress=False)
+
+
+def test_alpha_moves_selectivity_in_its_direction(tmp_path):
+    selectivity = {}
+    for alpha in (-10.0, 0.0, 10.0):
+        summary = train(digits_config(alpha=alpha, epochs=4, milestones=()), tmp_path / str(alpha), progress=False)
+        selectivity[alpha] = summary["test_selectivity"]
+    assert selectivity[-10.0] < selectivity[0.0] < selectivity[10.0]
+
+
+def test_nan_loss_is_reported(tmp_path):
+    from selectivity.train import TrainingDiverged
+
+    with pytest.raises(TrainingDiverged, match="loss became"):
+        train(digits_config(lr=1e30, epochs=1, milestones=()), tmp_path / "run", progress=False)
