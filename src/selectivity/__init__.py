@@ -1,22 +1,34 @@
-"""selectivity: measure and control the class selectivity of units in neural networks."""
+"""selectivity: measure and control the class selectivity of units in neural networks.
 
-from selectivity.metrics import (
-    SelectivityAccumulator,
-    class_selectivity,
-    network_selectivity,
-    pca_dimensionality,
-)
-from selectivity.models import create_model, list_models
-from selectivity.probe import ActivationProbe, EmptyCaptureError
+The top-level names are imported on first use, so `import selectivity.report` (tables and
+figures only) does not load torch.
+"""
 
-__all__ = [
-    "ActivationProbe",
-    "EmptyCaptureError",
-    "SelectivityAccumulator",
-    "class_selectivity",
-    "create_model",
-    "list_models",
-    "network_selectivity",
-    "pca_dimensionality",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "class_selectivity": "selectivity.metrics",
+    "network_selectivity": "selectivity.metrics",
+    "SelectivityAccumulator": "selectivity.metrics",
+    "pca_dimensionality": "selectivity.metrics",
+    "create_model": "selectivity.models",
+    "list_models": "selectivity.models",
+    "ActivationProbe": "selectivity.probe",
+    "EmptyCaptureError": "selectivity.probe",
+}
+
+__all__ = sorted(_EXPORTS)
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'selectivity' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])

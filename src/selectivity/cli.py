@@ -6,6 +6,7 @@ nothing half-written is left behind, because every file is written under a tempo
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -96,10 +97,142 @@ def measure(
 
 
 @app.command()
+def evaluate(
+    run_dir: Annotated[Path, typer.Argument(help="A run folder made by `selectivity train`.")],
+    suite: Annotated[str, typer.Option(help="quick (bounded samples) or full (everything)")] = "full",
+    corruptions_dir: Annotated[Optional[Path], typer.Option("--corruptions-dir", help="CIFAR-10-C / Tiny-ImageNet-C layout, or one made by `selectivity corrupt`.")] = None,
+    generate_corruptions: Annotated[bool, typer.Option("--generate-corruptions", help="Generate the corruption set from the test images (kept in RUN_DIR/corruptions).")] = False,
+    set_: SetOption = None,
+    quiet: Annotated[bool, typer.Option("--quiet")] = False,
+) -> None:
+    """Corruptions, FGSM/PGD, Jacobian, gradient variability and dimensionality of one run."""
+    from selectivity.evaluate import eval_config, evaluate as run_evaluation, summarise_evaluation
+
+    if corruptions_dir is not None and generate_corruptions:
+        raise UserError("give either --corruptions-dir or --generate-corruptions, not both")
+    overrides = cfg.parse_assignments(set_ or [])
+    device = overrides.pop("device", None)
+    unknown = sorted(k for k in overrides if k not in {f.name for f in dataclasses.fields(cfg.EvalConfig)})
+    if unknown:
+        raise UserError(f"evaluate takes evaluation keys (and device); not: {', '.join(unknown)}")
+    flags = {"generate_corruptions": generate_corruptions}
+    if corruptions_dir is not None:
+        flags["corruptions_dir"] = str(corruptions_dir)
+    config = eval_config(suite, overrides, flags)
+    table = run_evaluation(run_dir, config, device=device, progress=not quiet)
+    for note in table.attrs.get("notes", []):
+        typer.echo(f"note: {note}")
+    for line in summarise_evaluation(table):
+        typer.echo(line)
+    typer.echo(f"wrote {Path(run_dir) / 'evaluation.parquet'} ({len(table)} rows)")
+
+
+@app.command()
+def corrupt(
+    out: Annotated[Path, typer.Option("--out", help="Folder to write (CIFAR-10-C layout).")],
+    dataset: Annotated[str, typer.Option(help="digits, cifar10, tinyimagenet")] = "digits",
+    data_dir: Annotated[Optional[str], typer.Option("--data-dir")] = None,
+    split: Annotated[str, typer.Option(help="test or val")] = "test",
+    seed: Annotated[int, typer.Option(help="Seed of the random corruptions.")] = 0,
+    table: Annotated[Optional[str], typer.Option(help="Parameter table: cifar10, tinyimagenet or imagenet; default by image size.")] = None,
+    corruption: Annotated[Optional[list[str]], typer.Option("--corruption", help="Only these (repeatable); default all.")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
+    image_size: Annotated[Optional[int], typer.Option("--image-size")] = None,
+) -> None:
+    """Generate the 19 corruptions x 5 severities of a data set's test images."""
+    from selectivity import corruptions
+    from selectivity.data import load_dataset
+    from selectivity.runs import resolve_device
+
+    if split not in ("test", "val"):
+        raise UserError(f"--split must be test or val, got {split!r}")
+    unknown = sorted(set(corruption or []) - set(corruptions.CORRUPTIONS))
+    if unknown:
+        raise UserError(f"unknown corruption(s) {', '.join(unknown)}; known: {', '.join(corruptions.CORRUPTIONS)}")
+    data = load_dataset(dataset, data_dir, 0, image_size)
+    written = corruptions.generate_corruption_set(getattr(data, split), out, seed=seed, corruptions=corruption or None, table=table, device=resolve_device(device))
+    typer.echo(f"wrote {len(written)} corruption files to {out} ({len(getattr(data, split))} images x 5 severities each)")
+
+
+def _sweep_layers(preset: Optional[str], config_file: Optional[Path], set_: Optional[list[str]]) -> list[dict]:
+    if preset is not None and config_file is not None:
+        raise UserError("give either --preset or a CONFIG_FILE, not both")
+    base = cfg.sweep_preset(preset or "demo") if config_file is None else cfg.load_config_file(config_file)
+    return [base, cfg.parse_assignments(set_ or [])]
+
+
+@app.command()
+def sweep(
+    out: Annotated[Path, typer.Option("--out", help="Sweep folder (created, or resumed).")],
+    config_file: Annotated[Optional[Path], typer.Argument(help="JSON file of keys, instead of --preset.")] = None,
+    preset: Annotated[Optional[str], typer.Option(help="demo, resnet20-cifar10, resnet18-tinyimagenet, resnet50-tinyimagenet")] = None,
+    set_: SetOption = None,
+    ray_address: Annotated[Optional[str], typer.Option("--ray-address", help="Join this Ray cluster (implies executor=ray).")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet")] = False,
+) -> None:
+    """Train and evaluate the grid alphas x seeds; gather SWEEP_DIR/results.parquet."""
+    from selectivity.sweep import run_sweep
+
+    layers = _sweep_layers(preset, config_file, set_)
+    if ray_address:
+        layers.append({"executor": "ray", "ray_address": ray_address})
+    trials = run_sweep(out, layers, progress=not quiet)
+    _print_trials(trials, out)
+
+
+def _print_trials(trials, out: Path) -> None:
+    done = int((trials["status"] == "done").sum())
+    typer.echo(f"{done} of {len(trials)} trials done; results in {out / 'results.parquet'}")
+    failed = trials[trials["status"] != "done"]
+    for _, row in failed.iterrows():
+        typer.echo(f"  failed: alpha={row['alpha']:g} seed={row['seed']}: {row['reason']}")
+
+
+@app.command()
+def report(
+    sweep_dir: Annotated[Path, typer.Argument(help="A sweep folder with results.parquet.")],
+    out: Annotated[Optional[Path], typer.Option("--out", help="Default: the sweep folder.")] = None,
+) -> None:
+    """Figures with bootstrapped 95% CIs over seeds, a claims table, report.html."""
+    import pandas as pd
+
+    from selectivity.report import write_report
+
+    results = sweep_dir / "results.parquet"
+    if not results.is_file():
+        raise UserError(f"no results table: {results} is missing (made by `selectivity sweep`)")
+    trials_path = sweep_dir / "trials.parquet"
+    trials = pd.read_parquet(trials_path) if trials_path.is_file() else None
+    failed = trials[trials["status"] != "done"] if trials is not None else None
+    path = write_report(pd.read_parquet(results), out or sweep_dir, failed=failed)
+    typer.echo(f"report: {path}")
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option("--out")] = Path("runs/demo"),
+    set_: SetOption = None,
+    quiet: Annotated[bool, typer.Option("--quiet")] = False,
+) -> None:
+    """The whole pipeline on the embedded digits: sweep (5 alphas x 3 seeds), then the report."""
+    import time
+
+    import pandas as pd
+
+    from selectivity.report import write_report
+    from selectivity.sweep import run_sweep
+
+    started = time.perf_counter()
+    trials = run_sweep(out, [cfg.sweep_preset("demo"), cfg.parse_assignments(set_ or [])], progress=not quiet)
+    _print_trials(trials, out)
+    path = write_report(pd.read_parquet(out / "results.parquet"), out, failed=trials[trials["status"] != "done"])
+    typer.echo(f"demo finished in {time.perf_counter() - started:.0f} s")
+    typer.echo(f"report: {path.resolve()}")
+
+
+@app.command()
 def keys() -> None:
     """List every key that --set accepts, with its default."""
-    import dataclasses
-
     for cls in (cfg.TrainConfig, cfg.EvalConfig, cfg.SweepConfig):
         typer.echo(f"[{cls.__name__}]")
         for field in dataclasses.fields(cls):
