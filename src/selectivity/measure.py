@@ -13,25 +13,11 @@ import torch
 from torch import Tensor, nn
 
 from selectivity.data import ImageSet
+from selectivity.models import eval_mode
 from selectivity.metrics import SelectivityAccumulator, network_selectivity, unit_activations
 from selectivity.probe import ActivationProbe
 
-__all__ = ["SelectivityResult", "measure_selectivity", "accuracy", "eval_mode"]
-
-
-class eval_mode:
-    """Put a model in eval mode and restore its previous mode on exit, also on error."""
-
-    def __init__(self, model: nn.Module):
-        self.model = model
-
-    def __enter__(self) -> nn.Module:
-        self._was_training = self.model.training
-        self.model.eval()
-        return self.model
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.model.train(self._was_training)
+__all__ = ["SelectivityResult", "measure_selectivity", "accuracy"]
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,217 @@
+"""White-box L-infinity attacks (FGSM, PGD) and accuracy under attack.
+
+Inputs live in [0, 1]; any normalisation is the model's first module, so the eps-ball is in pixel
+space (eps = 8/255 is eight grey levels). Both attacks maximise the cross-entropy of the true
+label. An attack is a frozen dataclass holding its settings and is called as
+`attack(model, x, y, generator=None) -> x_adv`, with x (N, C, H, W) float in [0, 1] and y (N,)
+int64 class ids; x_adv has the shape, dtype and device of x, lies within eps of x in every
+coordinate and inside [0, 1].
+
+During an attack the model runs in eval mode (batch-norm running statistics, no dropout, so one
+sample's perturbation does not depend on the others in its batch). Every module's own
+training flag is restored afterwards, also when the forward pass raises. Gradients are taken with
+`torch.autograd.grad` with respect to the input only, so no `.grad` is left on parameters and
+no parameter gradient is computed at all.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from selectivity.data import ImageSet
+from selectivity.models import eval_mode
+
+__all__ = [
+    "FGSM",
+    "PGD",
+    "input_gradient",
+    "accuracy_under_attack",
+    "accuracy_over_steps",
+]
+
+
+def _check_inputs(x: Tensor, y: Tensor) -> None:
+    if torch.is_inference_mode_enabled():
+        # enable_grad() cannot lift inference mode, and the error torch would raise is obscure.
+        raise RuntimeError("attacks need autograd: call them outside torch.inference_mode()")
+    if x.ndim < 2 or y.ndim != 1 or y.shape[0] != x.shape[0]:
+        raise ValueError(f"expected x (N, ...) and y (N,), got shapes {tuple(x.shape)} and {tuple(y.shape)}")
+    if not x.is_floating_point():
+        raise ValueError(f"x must be a float tensor in [0, 1], got dtype {x.dtype}")
+    if x.numel() and (x.min() < 0 or x.max() > 1):
+        raise ValueError(f"x must lie in [0, 1] (normalise inside the model), got range [{x.min().item():.3g}, {x.max().item():.3g}]")
+
+
+def input_gradient(model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
+    """Gradient of the summed cross-entropy of `model(x)` against `y` with respect to x.
+
+    x: (N, ...) float; y: (N,) int64. Returns a tensor shaped like x. The loss is summed, not
+    averaged, so a sample's gradient does not shrink with the batch size (a mean can round tiny
+    gradients to 0 in float32, and sign(0) = 0 leaves such pixels unattacked). The model's mode is
+    whatever the caller set.
+    """
+    with torch.enable_grad():
+        x = x.detach().requires_grad_(True)
+        loss = F.cross_entropy(model(x), y, reduction="sum")
+        (grad,) = torch.autograd.grad(loss, x)
+    return grad
+
+
+def _uniform_noise(x: Tensor, eps: float, generator: torch.Generator | None) -> Tensor:
+    # Drawn on the generator's device (the CPU for the package's generators) so that a seed gives
+    # the same start on any device; without a generator, draw on x's device directly.
+    device = generator.device if generator is not None else x.device
+    noise = torch.rand(x.shape, generator=generator, device=device, dtype=x.dtype)
+    return (noise * 2 - 1).mul_(eps).to(x.device)
+
+
+@dataclass(frozen=True)
+class FGSM:
+    """Fast gradient sign method: x' = clip(x + eps * sign(grad_x CE), 0, 1).
+
+    eps: L-infinity radius in [0, 1] pixel units, >= 0. eps = 0 returns x unchanged.
+    """
+
+    eps: float
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.eps) and self.eps >= 0):
+            raise ValueError(f"FGSM eps must be finite and >= 0, got {self.eps}")
+
+    def __call__(self, model: nn.Module, x: Tensor, y: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """x (N, C, H, W) in [0, 1], y (N,) -> x_adv like x. `generator` is unused (FGSM is deterministic)."""
+        _check_inputs(x, y)
+        if self.eps == 0:
+            return x.detach().clone()
+        with eval_mode(model):
+            grad = input_gradient(model, x, y)
+        return (x.detach() + self.eps * grad.sign()).clamp_(0, 1)
+
+
+@dataclass(frozen=True)
+class PGD:
+    """Projected gradient descent (ascent on the loss), L-infinity, Madry et al. 2018.
+
+    Each step: x <- clip_[0,1](project_eps(x + step_size * sign(grad_x CE))); projecting onto the
+    eps-ball and clipping to [0, 1] is one clamp to [max(x0 - eps, 0), min(x0 + eps, 1)], which
+    is the exact projection onto the intersection of the two boxes.
+
+    eps: radius, >= 0. step_size: > 0; the paper's 1e-4 is the default (its appendix A.1.4).
+    steps: >= 0; steps = 0 or eps = 0 returns x unchanged. random_start: begin at a uniform
+    point of the eps-ball (clipped to [0, 1]) drawn from `generator`; off by default, as in the
+    paper, so that PGD-k is the first k steps of PGD-K (see `iterates`).
+    """
+
+    eps: float
+    step_size: float = 1e-4
+    steps: int = 10
+    random_start: bool = False
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.eps) and self.eps >= 0):
+            raise ValueError(f"PGD eps must be finite and >= 0, got {self.eps}")
+        if not (math.isfinite(self.step_size) and self.step_size > 0):
+            raise ValueError(f"PGD step_size must be finite and > 0, got {self.step_size}")
+        if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 0:
+            raise ValueError(f"PGD steps must be an int >= 0, got {self.steps!r}")
+
+    def iterates(self, model: nn.Module, x: Tensor, y: Tensor, generator: torch.Generator | None = None) -> Iterator[Tensor]:
+        """Yield the adversarial batch after each of the `steps` steps (step 1 first).
+
+        The model stays in eval mode while the iterator is being consumed; its flags come back
+        when the iterator is exhausted or closed. Yields nothing when steps = 0 or eps = 0.
+        """
+        _check_inputs(x, y)
+        if self.steps == 0 or self.eps == 0:
+            return
+        x0 = x.detach()
+        lower = (x0 - self.eps).clamp_(min=0)
+        upper = (x0 + self.eps).clamp_(max=1)
+        x_adv = x0.clone()
+        if self.random_start:
+            x_adv = torch.clamp(x_adv + _uniform_noise(x0, self.eps, generator), lower, upper)
+        with eval_mode(model):
+            for _ in range(self.steps):
+                grad = input_gradient(model, x_adv, y)
+                x_adv = torch.clamp(x_adv + self.step_size * grad.sign(), lower, upper)
+                yield x_adv
+
+    def __call__(self, model: nn.Module, x: Tensor, y: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """x (N, C, H, W) in [0, 1], y (N,) -> x_adv like x, after `steps` steps."""
+        x_adv = x.detach().clone()
+        for x_adv in self.iterates(model, x, y, generator):
+            pass
+        return x_adv
+
+
+Attack = FGSM | PGD
+
+
+def _correct(model: nn.Module, x: Tensor, y: Tensor) -> int:
+    with torch.no_grad():
+        return int((model(x).argmax(dim=1) == y).sum().item())
+
+
+def accuracy_under_attack(
+    model: nn.Module,
+    images: ImageSet,
+    attack: Attack,
+    batch_size: int = 256,
+    device: torch.device | str = "cpu",
+    generator: torch.Generator | None = None,
+) -> float:
+    """Fraction of `images` still classified correctly after `attack`, batch by batch.
+
+    Every image is attacked, including those already misclassified (the attack cannot make them
+    correct in expectation, and skipping them would tie the result to the batch composition).
+    `generator` feeds the attack's random start, if any. Eval mode throughout, restored after.
+    """
+    if len(images) == 0:
+        raise ValueError("accuracy_under_attack needs at least one image")
+    correct = 0
+    with eval_mode(model):
+        for x, y in images.batches(batch_size, device):
+            correct += _correct(model, attack(model, x, y, generator), y)
+    return correct / len(images)
+
+
+def accuracy_over_steps(
+    model: nn.Module,
+    images: ImageSet,
+    attack: PGD,
+    steps: Sequence[int],
+    batch_size: int = 256,
+    device: torch.device | str = "cpu",
+    generator: torch.Generator | None = None,
+) -> dict[int, float]:
+    """Accuracy under PGD-k for every k in `steps`, from one run of PGD-max(steps).
+
+    PGD-k is the k-th iterate of PGD-K (same eps, step size and start), so one run scores all
+    step counts at the cost of the largest: steps (1, 2, 5, 10) cost 10 steps, not 18. A k of 0
+    scores the clean images. `attack.steps` is ignored. Returns {k: accuracy}.
+    """
+    wanted = sorted(set(int(k) for k in steps))
+    if not wanted or wanted[0] < 0:
+        raise ValueError(f"steps must be a non-empty list of ints >= 0, got {list(steps)}")
+    if len(images) == 0:
+        raise ValueError("accuracy_over_steps needs at least one image")
+    run = PGD(attack.eps, attack.step_size, wanted[-1], attack.random_start)
+    correct = dict.fromkeys(wanted, 0)
+    with eval_mode(model):
+        for x, y in images.batches(batch_size, device):
+            if 0 in correct:
+                correct[0] += _correct(model, x, y)
+            iterates = run.iterates(model, x, y, generator)
+            x_adv = x
+            for k in range(1, wanted[-1] + 1):
+                # With eps = 0 there are no iterates: every k scores the clean batch.
+                x_adv = next(iterates, x_adv)
+                if k in correct:
+                    correct[k] += _correct(model, x_adv, y)
+    return {k: correct[k] / len(images) for k in wanted}
