@@ -15,8 +15,7 @@ import hashlib
 import json
 import math
 import shutil
-import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +34,7 @@ from selectivity.measure import accuracy, measure_selectivity
 from selectivity.models import eval_mode
 from selectivity.metrics import pca_dimensionality
 from selectivity.probe import ActivationProbe
-from selectivity.runs import RunError, load_model, resolve_device
+from selectivity.runs import load_model, resolve_device
 
 __all__ = ["evaluate", "eval_config", "COLUMNS", "summarise_evaluation"]
 
