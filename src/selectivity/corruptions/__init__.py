@@ -1,0 +1,100 @@
+"""The corruption generator: CIFAR-10-C, Tiny-ImageNet-C and ImageNet-C corruptions on tensors.
+
+`corrupt(images, name, severity)` applies one of the 19 corruptions of Hendrycks & Dietterich
+(2019) to a batch of float images (N, C, H, W) in [0, 1] on any device, with the severity table of
+the benchmark whose image size is closest (`table_for_size`), or the one named.
+`generate_corruption_set` writes a whole set in the CIFAR-10-C layout.
+
+The functions follow the public generators step by step (same parameters, same order of
+operations, same 8-bit quantisation points, same border rules); they differ only in where the
+generators call a library that is not a dependency here (ImageMagick, OpenCV, scikit-image), and
+each family module says how that call is reproduced. Random draws come from a torch.Generator, so
+the generated sets are reproducible but are not the published files (the generators used numpy's
+unseeded global RNG); evaluate on the published files where comparability with the literature
+matters.
+
+Families: `noise`, `blur`, `weather`, `digital`; parameter tables: `tables`.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import torch
+from torch import Tensor
+
+from selectivity.corruptions import blur, digital, noise, weather
+from selectivity.corruptions._ops import Context, Rng
+from selectivity.corruptions.tables import CORRUPTIONS, TABLES, get_table, table_for_size
+from selectivity.corruptions.weather import FROST_INSTALL_HINT, FrostTexturesMissing, frost_available
+
+__all__ = [
+    "CORRUPTIONS",
+    "TABLES",
+    "FrostTexturesMissing",
+    "available_corruptions",
+    "corrupt",
+    "generate_corruption_set",
+    "table_for_size",
+]
+
+_FUNCTIONS = {**noise.FUNCTIONS, **blur.FUNCTIONS, **weather.FUNCTIONS, **digital.FUNCTIONS}
+
+
+def available_corruptions() -> tuple[str, ...]:
+    """CORRUPTIONS that can run here: all 19, or 18 without frost when its textures (package data
+    of the optional dependency imagecorruptions) are missing, with a warning saying so."""
+    if frost_available():
+        return CORRUPTIONS
+    warnings.warn(f"frost left out: {FROST_INSTALL_HINT}", stacklevel=2)
+    return tuple(name for name in CORRUPTIONS if name != "frost")
+
+
+def _check_request(name: str, severity: int) -> None:
+    if name not in _FUNCTIONS:
+        raise ValueError(f"unknown corruption {name!r}; choose one of: {', '.join(CORRUPTIONS)}")
+    if isinstance(severity, bool) or not isinstance(severity, int) or not 1 <= severity <= 5:
+        raise ValueError(f"severity must be an integer from 1 to 5, got {severity!r}")
+
+
+def corrupt(
+    images: Tensor,
+    name: str,
+    severity: int,
+    generator: torch.Generator | None = None,
+    table: str | None = None,
+) -> Tensor:
+    """Apply corruption `name` at `severity` (1..5) to a batch.
+
+    images: float (N, C, H, W) in [0, 1], C = 1 or 3, any device. Grey images (C = 1) are
+    corrupted as three equal channels and the channel mean is returned. table: "cifar10",
+    "tinyimagenet" or "imagenet"; None picks by image size (`table_for_size` of the longer side).
+    generator: the source of all random draws (its device may differ from the images'); the same
+    seed gives the same output. None uses the global RNG.
+    Returns a new tensor, same shape, dtype and device, in [0, 1].
+    Raises ValueError for an unknown name, severity or table, or malformed images, and
+    FrostTexturesMissing for frost without its textures.
+    """
+    _check_request(name, severity)
+    if not isinstance(images, Tensor) or images.ndim != 4 or images.shape[1] not in (1, 3):
+        shape = tuple(images.shape) if isinstance(images, Tensor) else type(images).__name__
+        raise ValueError(f"images must be a tensor (N, C, H, W) with C = 1 or 3, got {shape}")
+    if not images.is_floating_point():
+        raise ValueError(f"images must be floating point in [0, 1], got {images.dtype}")
+    n, c, h, w = images.shape
+    table_name = table if table is not None else table_for_size(max(h, w))
+    params = get_table(table_name).params[name][severity - 1]
+    if n == 0:
+        return images.clone()
+    x = images.detach().to(torch.float32).contiguous()
+    if c == 1:
+        x = x.expand(n, 3, h, w).contiguous()
+    ctx = Context(rng=Rng(generator, x.device), table=get_table(table_name))
+    out = _FUNCTIONS[name](x, params, ctx)
+    if c == 1:
+        out = out.mean(dim=1, keepdim=True)
+    return out.clamp_(0, 1).to(images.dtype)
+
+
+# Last: the generator calls `corrupt`, defined above.
+from selectivity.corruptions.generate import generate_corruption_set

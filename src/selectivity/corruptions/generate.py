@@ -1,0 +1,235 @@
+"""Writing a whole corruption set to disk in the CIFAR-10-C layout.
+
+    <out_dir>/<name>.npy     uint8 (S * N, H, W, C); rows [i N, (i + 1) N) hold severities[i]
+                             (severity s for the default 1..5), images in input order
+    <out_dir>/labels.npy     int64 (S * N,): the labels repeated once per severity
+    <out_dir>/metadata.json  table, seed, severities, image shape, batch size, finished corruptions
+
+Pixels are truncated to uint8 as the published driver does (np.uint8(x * 255)).
+
+Every file is written under a temporary name in the same folder and renamed when complete, so a
+file that exists under its final name is whole; an interrupted run leaves no partial file and a
+rerun skips the finished ones. Each (corruption, severity) draws from its own generator, seeded
+from (seed, name, severity), so any subset of corruptions regenerates bit for bit, given the same
+batch size (draws are made per batch) and device.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from selectivity.corruptions import CORRUPTIONS, _check_request, available_corruptions, corrupt
+from selectivity.corruptions._ops import truncate_to_uint8
+from selectivity.corruptions.tables import get_table, table_for_size
+from selectivity.data import ImageSet
+
+__all__ = ["derived_seed", "generate_corruption_set"]
+
+_TEMP_MARK = ".tmp-"
+# Settings that must agree for files of one folder to belong to one set.
+_IDENTITY_KEYS = ("table", "seed", "severities", "image_shape", "num_images", "batch_size", "labels_sha256")
+
+
+def derived_seed(seed: int, name: str, severity: int) -> int:
+    """A 63-bit seed for one (corruption, severity), independent of which others are generated."""
+    digest = hashlib.sha256(f"{int(seed)}/{name}/{int(severity)}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
+
+
+def _atomic_write(path: Path, write) -> None:
+    """Call write(temp_path), then rename the temporary file onto `path`; remove it on failure."""
+    tmp = path.with_name(f".{path.name}{_TEMP_MARK}{os.getpid()}")
+    try:
+        write(tmp)
+        with open(tmp, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def _save_npy(path: Path, array: np.ndarray) -> None:
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as handle:
+            np.save(handle, array)
+
+    _atomic_write(path, write)
+
+
+def _save_json(path: Path, payload: dict) -> None:
+    def write(tmp: Path) -> None:
+        tmp.write_text(json.dumps(payload, indent=2) + "\n")
+
+    _atomic_write(path, write)
+
+
+def _is_complete(path: Path, shape: tuple[int, ...], dtype: np.dtype) -> bool:
+    if not path.is_file():
+        return False
+    try:
+        existing = np.load(path, mmap_mode="r")
+    except (ValueError, OSError):
+        return False
+    return existing.shape == shape and existing.dtype == dtype
+
+
+def _remove_stale_temp_files(folder: Path) -> None:
+    """Temporary files of writers that are no longer running (a killed run)."""
+    for tmp in folder.glob(f".*{_TEMP_MARK}*"):
+        pid_text = tmp.name.rsplit(_TEMP_MARK, 1)[-1]
+        alive = False
+        if pid_text.isdigit() and int(pid_text) != os.getpid():
+            try:
+                os.kill(int(pid_text), 0)
+                alive = True
+            except (ProcessLookupError, PermissionError):
+                alive = False
+        if not alive:
+            tmp.unlink(missing_ok=True)
+
+
+def _check_names(corruptions: Iterable[str] | None) -> list[str]:
+    if corruptions is None:
+        return list(available_corruptions())
+    names = list(dict.fromkeys(corruptions))
+    for name in names:
+        _check_request(name, 1)
+    # The conventional order, whatever order they were asked in.
+    return [name for name in CORRUPTIONS if name in names]
+
+
+def _check_severities(severities: Sequence[int]) -> list[int]:
+    levels = list(severities)
+    if not levels or len(set(levels)) != len(levels):
+        raise ValueError(f"severities must be a non-empty list of distinct integers from 1 to 5, got {levels!r}")
+    for s in levels:
+        _check_request(CORRUPTIONS[0], s)
+    return levels
+
+
+def generate_corruption_set(
+    images: ImageSet,
+    out_dir: str | os.PathLike,
+    seed: int = 0,
+    corruptions: Iterable[str] | None = None,
+    severities: Sequence[int] = (1, 2, 3, 4, 5),
+    table: str | None = None,
+    batch_size: int = 500,
+    device: str | torch.device = "cpu",
+    progress: bool = True,
+    num_threads: int | None = 1,
+) -> list[str]:
+    """Write a corruption set of `images` into `out_dir` (layout in the module docstring).
+
+    corruptions: names (None: `available_corruptions()`), written in the conventional order.
+    severities: which levels, in the order their row blocks appear. table: severity table (None:
+    by image size). batch_size: images per `corrupt` call; part of the set's identity, since draws
+    are made per batch. device: where the corruptions are computed. num_threads: torch's intra-op
+    threads while generating, restored afterwards (None: leave as set). The corruptions are many
+    small operations on batches; on a CPU shared with other work one thread is several times
+    faster than two, since every parallel operation waits for a busy core.
+    Files already complete are skipped. A folder holding a set made with other settings (table,
+    seed, severities, image shape, image count, batch size or labels) raises ValueError.
+    Returns the paths of the corruption files written by this call, in order.
+    """
+    names = _check_names(corruptions)
+    levels = _check_severities(severities)
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be positive, got {batch_size}")
+    c, h, w = images.image_shape
+    table_name = get_table(table).name if table is not None else table_for_size(max(h, w))
+    n = len(images)
+    labels = images.labels.detach().cpu().to(torch.int64).numpy()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temp_files(out)
+
+    identity = {
+        "table": table_name,
+        "seed": int(seed),
+        "severities": levels,
+        "image_shape": [h, w, c],
+        "num_images": n,
+        "batch_size": int(batch_size),
+        "labels_sha256": hashlib.sha256(labels.tobytes()).hexdigest(),
+    }
+    meta_path = out / "metadata.json"
+    if meta_path.is_file():
+        existing = json.loads(meta_path.read_text())
+        clashes = [k for k in _IDENTITY_KEYS if existing.get(k) != identity[k]]
+        if clashes:
+            detail = ", ".join(f"{k}: {existing.get(k)!r} there, {identity[k]!r} here" for k in clashes)
+            raise ValueError(f"{out} holds a corruption set made with other settings ({detail}); use another folder")
+
+    shape = (len(levels) * n, h, w, c)
+
+    def finished() -> list[str]:
+        return [name for name in CORRUPTIONS if _is_complete(out / f"{name}.npy", shape, np.dtype(np.uint8))]
+
+    def write_metadata() -> None:
+        _save_json(meta_path, {**identity, "format": "CIFAR-10-C: <name>.npy uint8 (S*N, H, W, C), labels.npy int64 (S*N,)", "corruptions": finished()})
+
+    labels_path = out / "labels.npy"
+    if not _is_complete(labels_path, (len(levels) * n,), np.dtype(np.int64)):
+        _save_npy(labels_path, np.tile(labels, len(levels)))
+    write_metadata()
+
+    todo = [name for name in names if not _is_complete(out / f"{name}.npy", shape, np.dtype(np.uint8))]
+    written: list[str] = []
+    threads_before = torch.get_num_threads()
+    if num_threads is not None:
+        torch.set_num_threads(num_threads)
+    try:
+        with tqdm(total=len(todo) * len(levels) * math.ceil(n / batch_size), disable=not progress, unit="batch") as bar:
+            for name in todo:
+                path = out / f"{name}.npy"
+                _atomic_write(path, lambda tmp, name=name: _write_corruption(tmp, images, name, levels, seed, table_name, batch_size, device, bar))
+                written.append(str(path))
+                write_metadata()
+    finally:
+        torch.set_num_threads(threads_before)
+    return written
+
+
+def _write_corruption(
+    tmp: Path,
+    images: ImageSet,
+    name: str,
+    levels: list[int],
+    seed: int,
+    table_name: str,
+    batch_size: int,
+    device: str | torch.device,
+    bar: tqdm,
+) -> None:
+    """Fill `tmp` with the (len(levels) * N, H, W, C) uint8 array of corruption `name`."""
+    n = len(images)
+    c, h, w = images.image_shape
+    shape = (len(levels) * n, h, w, c)
+    if n == 0:
+        with open(tmp, "wb") as handle:
+            np.save(handle, np.zeros(shape, dtype=np.uint8))
+        return
+    # Memory-mapped output: the whole array never sits in memory.
+    array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
+    for block, severity in enumerate(levels):
+        bar.set_description(f"{name} s{severity}")
+        generator = torch.Generator().manual_seed(derived_seed(seed, name, severity))
+        for start in range(0, n, batch_size):
+            stop = min(start + batch_size, n)
+            x, _ = images.batch(slice(start, stop), device)
+            y = corrupt(x, name, severity, generator=generator, table=table_name)
+            array[block * n + start : block * n + stop] = truncate_to_uint8(y).permute(0, 2, 3, 1).cpu().numpy()
+            bar.update(1)
+    array.flush()
+    del array
