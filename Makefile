@@ -22,7 +22,7 @@ demo: $(STAMP)
 	$(VENV)/bin/selectivity demo --out runs/demo
 
 test: $(STAMP)
-	$(PY) -m pytest
+	$(PY) -m pytest -q
 
 bench: $(STAMP)
 	for b in benchmarks/*.py; do $(PY) $$b || exit 1; done
