@@ -56,7 +56,8 @@ def training_steps(model, optimizer, x, y, steps: int, mode: str, device: torch.
             if mode == "package":
                 loss = loss - alpha * context.network_selectivity(y)
             elif mode == "naive":
-                per_layer = {name: class_selectivity(a, y, 10) for name, a in context.activations.items()}
+                # The common implementation: full maps kept, mean over space, one index per layer.
+                per_layer = {name: class_selectivity(a.mean(dim=(2, 3)), y, 10) for name, a in context.activations.items()}
                 loss = loss - alpha * network_selectivity(per_layer)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
