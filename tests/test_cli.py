@@ -6,7 +6,7 @@ def test_train_then_measure(tmp_path, run_cli):
     code, out, err = run_cli("train", "--preset", "digits", "--out", run, "--quiet", "--set", "epochs=2", "--set", "milestones=", "--set", "alpha=-1", "--set", "num_threads=1")
     assert code == 0, err
     assert "test accuracy" in out and "test selectivity" in out
-    code, out, err = run_cli("measure", run)
+    code, out, err = run_cli("measure", run, "--device", "cpu")
     assert code == 0, err
     table = pd.read_parquet(run / "selectivity.parquet")
     assert list(table.columns) == ["layer", "unit", "si", "preferred_class"]
@@ -22,6 +22,7 @@ def test_user_errors_are_one_line_with_exit_code_2(tmp_path, run_cli):
         ("train", "--preset", "nope", "--out", tmp_path / "x"),
         ("train", "--preset", "resnet20-cifar10", "--out", tmp_path / "x", "--set", f"data_dir={tmp_path}"),
         ("measure", tmp_path / "missing"),
+        ("train", "--preset", "digits", "--out", tmp_path / "x", "--device", "tpu"),
     ]
     for args in cases:
         code, out, err = run_cli(*args)

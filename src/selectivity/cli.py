@@ -18,6 +18,15 @@ from selectivity import config as cfg
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, help="Measure and control class selectivity, and test what it does to robustness.")
 
 SetOption = Annotated[Optional[list[str]], typer.Option("--set", help="key=value; repeatable. `selectivity keys` lists them.")]
+DeviceOption = Annotated[Optional[str], typer.Option("--device", help="auto (a GPU when torch sees one), cpu, cuda or cuda:N; same as --set device=...")]
+
+
+def _assignments(set_: Optional[list[str]], device: Optional[str]) -> dict:
+    """--set values, with --device on top when given."""
+    values = cfg.parse_assignments(set_ or [])
+    if device is not None:
+        values.update(cfg.parse_assignments([f"device={device}"]))
+    return values
 
 
 class UserError(Exception):
@@ -44,12 +53,13 @@ def train(
     out: Annotated[Path, typer.Option("--out", help="Run folder to create (or resume).")],
     preset: Annotated[str, typer.Option(help=f"One of: {', '.join(cfg.TRAIN_PRESETS)}")] = "resnet20-cifar10",
     set_: SetOption = None,
+    device: DeviceOption = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar or per-epoch lines.")] = False,
 ) -> None:
     """Train one network with the selectivity regularizer (alpha = 0: plain training)."""
     from selectivity.train import train as run_training
 
-    config = cfg.build(cfg.TrainConfig, cfg.train_preset(preset), cfg.parse_assignments(set_ or []))
+    config = cfg.build(cfg.TrainConfig, cfg.train_preset(preset), _assignments(set_, device))
     summary = run_training(config, out, progress=not quiet)
     typer.echo(
         f"{out}: best epoch {summary['best_epoch']}, val accuracy {summary['val_accuracy']:.4f}, "
@@ -63,6 +73,7 @@ def measure(
     split: Annotated[str, typer.Option(help="test, val or train")] = "test",
     checkpoint: Annotated[str, typer.Option(help="best or last")] = "best",
     set_: SetOption = None,
+    device: DeviceOption = None,
 ) -> None:
     """Class selectivity of every unit: writes RUN_DIR/selectivity.parquet and prints mu_SI."""
     import pandas as pd
@@ -76,12 +87,12 @@ def measure(
         raise UserError(f"--split must be test, val or train, got {split!r}")
     if checkpoint not in ("best", "last"):
         raise UserError(f"--checkpoint must be best or last, got {checkpoint!r}")
-    overrides = cfg.parse_assignments(set_ or [])
+    overrides = _assignments(set_, device)
     config = cfg.build(cfg.TrainConfig, cfg.to_dict(read_config(run_dir)), overrides)
-    device = resolve_device(config.device)
-    _, model, _ = load_model(run_dir, checkpoint, device)
+    target = resolve_device(config.device)
+    _, model, _ = load_model(run_dir, checkpoint, target)
     data = load_dataset(config.dataset, config.data_dir, config.seed, config.image_size)
-    result = measure_selectivity(model, getattr(data, split), data.num_classes, config.selectivity_layers, config.eval_batch_size, device)
+    result = measure_selectivity(model, getattr(data, split), data.num_classes, config.selectivity_layers, config.eval_batch_size, target)
     rows = [
         {"layer": layer, "unit": unit, "si": float(si), "preferred_class": int(cls)}
         for layer, values in result.per_layer.items()
@@ -103,6 +114,7 @@ def evaluate(
     corruptions_dir: Annotated[Optional[Path], typer.Option("--corruptions-dir", help="CIFAR-10-C / Tiny-ImageNet-C layout, or one made by `selectivity corrupt`.")] = None,
     generate_corruptions: Annotated[bool, typer.Option("--generate-corruptions", help="Generate the corruption set from the test images (kept in RUN_DIR/corruptions).")] = False,
     set_: SetOption = None,
+    device: DeviceOption = None,
     quiet: Annotated[bool, typer.Option("--quiet")] = False,
 ) -> None:
     """Corruptions, FGSM/PGD, Jacobian, gradient variability and dimensionality of one run."""
@@ -110,8 +122,8 @@ def evaluate(
 
     if corruptions_dir is not None and generate_corruptions:
         raise UserError("give either --corruptions-dir or --generate-corruptions, not both")
-    overrides = cfg.parse_assignments(set_ or [])
-    device = overrides.pop("device", None)
+    overrides = _assignments(set_, device)
+    target = overrides.pop("device", None)
     unknown = sorted(k for k in overrides if k not in {f.name for f in dataclasses.fields(cfg.EvalConfig)})
     if unknown:
         raise UserError(f"evaluate takes evaluation keys (and device); not: {', '.join(unknown)}")
@@ -119,7 +131,7 @@ def evaluate(
     if corruptions_dir is not None:
         flags["corruptions_dir"] = str(corruptions_dir)
     config = eval_config(suite, overrides, flags)
-    table = run_evaluation(run_dir, config, device=device, progress=not quiet)
+    table = run_evaluation(run_dir, config, device=target, progress=not quiet)
     for note in table.attrs.get("notes", []):
         typer.echo(f"note: {note}")
     for line in summarise_evaluation(table):
@@ -154,11 +166,11 @@ def corrupt(
     typer.echo(f"wrote {len(written)} corruption files to {out} ({len(getattr(data, split))} images x 5 severities each)")
 
 
-def _sweep_layers(preset: Optional[str], config_file: Optional[Path], set_: Optional[list[str]]) -> list[dict]:
+def _sweep_layers(preset: Optional[str], config_file: Optional[Path], set_: Optional[list[str]], device: Optional[str]) -> list[dict]:
     if preset is not None and config_file is not None:
         raise UserError("give either --preset or a CONFIG_FILE, not both")
     base = cfg.sweep_preset(preset or "demo") if config_file is None else cfg.load_config_file(config_file)
-    return [base, cfg.parse_assignments(set_ or [])]
+    return [base, _assignments(set_, device)]
 
 
 @app.command()
@@ -167,13 +179,14 @@ def sweep(
     config_file: Annotated[Optional[Path], typer.Argument(help="JSON file of keys, instead of --preset.")] = None,
     preset: Annotated[Optional[str], typer.Option(help="demo, resnet20-cifar10, resnet18-tinyimagenet, resnet50-tinyimagenet")] = None,
     set_: SetOption = None,
+    device: DeviceOption = None,
     ray_address: Annotated[Optional[str], typer.Option("--ray-address", help="Join this Ray cluster (implies executor=ray).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet")] = False,
 ) -> None:
     """Train and evaluate the grid alphas x seeds; gather SWEEP_DIR/results.parquet."""
     from selectivity.sweep import run_sweep
 
-    layers = _sweep_layers(preset, config_file, set_)
+    layers = _sweep_layers(preset, config_file, set_, device)
     if ray_address:
         layers.append({"executor": "ray", "ray_address": ray_address})
     trials = run_sweep(out, layers, progress=not quiet)
@@ -212,6 +225,7 @@ def report(
 def demo(
     out: Annotated[Path, typer.Option("--out")] = Path("runs/demo"),
     set_: SetOption = None,
+    device: DeviceOption = None,
     quiet: Annotated[bool, typer.Option("--quiet")] = False,
 ) -> None:
     """The whole pipeline on the embedded digits: sweep (5 alphas x 3 seeds), then the report."""
@@ -223,7 +237,7 @@ def demo(
     from selectivity.sweep import run_sweep
 
     started = time.perf_counter()
-    trials = run_sweep(out, [cfg.sweep_preset("demo"), cfg.parse_assignments(set_ or [])], progress=not quiet)
+    trials = run_sweep(out, [cfg.sweep_preset("demo"), _assignments(set_, device)], progress=not quiet)
     _print_trials(trials, out)
     path = write_report(pd.read_parquet(out / "results.parquet"), out, failed=trials[trials["status"] != "done"])
     typer.echo(f"demo finished in {time.perf_counter() - started:.0f} s")
