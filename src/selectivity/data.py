@@ -27,7 +27,6 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
-import tempfile
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -39,6 +38,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from selectivity.files import atomic_path
 
 __all__ = [
     "ImageSet",
@@ -290,23 +291,11 @@ def _save_npy_atomic(path: Path, array: np.ndarray) -> bool:
     sweep, or a run killed mid-write) never sees a truncated cache.
     """
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError:
-        return False
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.save(f, array)
-        # mkstemp makes the file private (0600); a shared data folder's cache should be readable.
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
+        with atomic_path(path) as temporary, open(temporary, "wb") as stream:
+            np.save(stream, array)
         return True
     except OSError:
-        Path(tmp).unlink(missing_ok=True)
         return False
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _fingerprint(paths: Sequence[Path], base: Path) -> str:

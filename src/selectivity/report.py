@@ -26,7 +26,6 @@ import io
 import math
 import os
 import tempfile
-import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +44,8 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, PercentFormatter
 from scipy import stats
+
+from selectivity.files import write_bytes
 
 __all__ = [
     "CLAIMS",
@@ -1172,20 +1173,6 @@ def evaluate_claims(
 # --------------------------------------------------------------------------------------------
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Write to a temporary name in the same folder, then rename: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # open(..., "xb") rather than mkstemp: the file gets the usual umask permissions, not 0600.
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(temporary, "xb") as stream:
-            stream.write(data)
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-
-
 def _png(figure: Figure) -> bytes:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=120)
@@ -1262,9 +1249,9 @@ def write_report(
         failed = pd.read_csv(path) if path.suffix.lower() == ".csv" else pd.read_parquet(path)
 
     summary = summary_table(table, n_resamples=n_resamples, seed=seed)
-    _write_atomic(out / "summary.csv", summary.to_csv(index=False).encode())
+    write_bytes(out / "summary.csv", summary.to_csv(index=False).encode())
     claims = evaluate_claims(table, n_resamples=n_resamples, seed=seed)
-    _write_atomic(out / "claims.csv", claims.to_csv(index=False).encode())
+    write_bytes(out / "claims.csv", claims.to_csv(index=False).encode())
 
     figures, skipped = [], []
     for spec in FIGURES:
@@ -1276,7 +1263,7 @@ def write_report(
             continue
         figure = drawn if isinstance(drawn, Figure) else drawn.figure
         data = _png(figure)
-        _write_atomic(out / "figures" / f"{spec.name}.png", data)
+        write_bytes(out / "figures" / f"{spec.name}.png", data)
         figures.append((spec, caption, base64.b64encode(data).decode("ascii")))
 
     alphas = _alphas(table)
@@ -1324,5 +1311,5 @@ def write_report(
         "claims.csv, figures/*.png.</p></body></html>"
     )
     report = out / "report.html"
-    _write_atomic(report, "\n".join(parts).encode("utf-8"))
+    write_bytes(report, "\n".join(parts).encode("utf-8"))
     return report

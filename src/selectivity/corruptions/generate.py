@@ -27,14 +27,19 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from selectivity.corruptions import CORRUPTIONS, _check_request, available_corruptions, corrupt
+from selectivity.corruptions import (
+    CORRUPTIONS,
+    _check_request,
+    available_corruptions,
+    corrupt,
+)
 from selectivity.corruptions._ops import truncate_to_uint8
 from selectivity.corruptions.tables import get_table, table_for_size
 from selectivity.data import ImageSet
+from selectivity.files import atomic_path, remove_stale_temporaries
 
 __all__ = ["derived_seed", "generate_corruption_set"]
 
-_TEMP_MARK = ".tmp-"
 # Settings that must agree for files of one folder to belong to one set.
 _IDENTITY_KEYS = ("table", "seed", "severities", "image_shape", "num_images", "batch_size", "labels_sha256")
 
@@ -47,15 +52,8 @@ def derived_seed(seed: int, name: str, severity: int) -> int:
 
 def _atomic_write(path: Path, write) -> None:
     """Call write(temp_path), then rename the temporary file onto `path`; remove it on failure."""
-    tmp = path.with_name(f".{path.name}{_TEMP_MARK}{os.getpid()}")
-    try:
-        write(tmp)
-        with open(tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with atomic_path(path) as temporary:
+        write(temporary)
 
 
 def _save_npy(path: Path, array: np.ndarray) -> None:
@@ -81,21 +79,6 @@ def _is_complete(path: Path, shape: tuple[int, ...], dtype: np.dtype) -> bool:
     except (ValueError, OSError):
         return False
     return existing.shape == shape and existing.dtype == dtype
-
-
-def _remove_stale_temp_files(folder: Path) -> None:
-    """Temporary files of writers that are no longer running (a killed run)."""
-    for tmp in folder.glob(f".*{_TEMP_MARK}*"):
-        pid_text = tmp.name.rsplit(_TEMP_MARK, 1)[-1]
-        alive = False
-        if pid_text.isdigit() and int(pid_text) != os.getpid():
-            try:
-                os.kill(int(pid_text), 0)
-                alive = True
-            except (ProcessLookupError, PermissionError):
-                alive = False
-        if not alive:
-            tmp.unlink(missing_ok=True)
 
 
 def _check_names(corruptions: Iterable[str] | None) -> list[str]:
@@ -152,7 +135,7 @@ def generate_corruption_set(
     labels = images.labels.detach().cpu().to(torch.int64).numpy()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    _remove_stale_temp_files(out)
+    remove_stale_temporaries(out)
 
     identity = {
         "table": table_name,
