@@ -50,6 +50,8 @@ def test_evaluation_table_has_every_metric(run_dir):
     assert fgsm.is_monotonic_decreasing and pgd.is_monotonic_decreasing
     mean = corrupted["value"].mean()
     assert table.loc[table["metric"] == "corruption_accuracy_mean", "value"].item() == pytest.approx(mean)
+    # Normalised by clean accuracy on the same 120 images (FGSM at eps 0 is exactly that).
+    assert table.loc[table["metric"] == "corruption_accuracy_relative", "value"].item() == pytest.approx(mean / fgsm.loc[0.0])
 
 
 def test_evaluation_resumes_from_finished_parts(run_dir):

@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 
 from selectivity import attacks, corruptions, stability
 from selectivity.config import EVAL_SUITES, EvalConfig, build, to_dict
-from selectivity.data import DataError, DataSplits, ImageSet, load_dataset, open_corrupted
+from selectivity.data import DataError, DataSplits, load_dataset, open_corrupted
 from selectivity.data import available_corruptions as published_corruptions
 from selectivity.files import atomic_path, write_text
 from selectivity.measure import accuracy, measure_selectivity
@@ -115,7 +115,7 @@ class _Parts:
         return frame
 
 
-def _corruption_source(run_dir: Path, config: EvalConfig, data: DataSplits, test: ImageSet, device: torch.device, progress: bool) -> tuple[Path | None, list[str], str | None]:
+def _corruption_source(run_dir: Path, config: EvalConfig, data: DataSplits, device: torch.device, progress: bool) -> tuple[Path | None, list[str], str | None]:
     """(folder of the corruption set, corruptions to evaluate, note) or (None, [], why not)."""
     if config.corruptions_dir is not None:
         root = Path(config.corruptions_dir)
@@ -163,7 +163,7 @@ def evaluate(run_dir: str | Path, config: EvalConfig, device: str | None = None,
 
     frames.append(parts.get("clean", clean))
 
-    root, names, note = _corruption_source(run_dir, config, data, test, device_, progress)
+    root, names, note = _corruption_source(run_dir, config, data, device_, progress)
     if note:
         notes.append(note)
     for name in tqdm(names, desc="corruptions", disable=not progress, leave=False):
@@ -225,7 +225,10 @@ def evaluate(run_dir: str | Path, config: EvalConfig, device: str | None = None,
     frames.append(parts.get("dimensionality", dimensionality))
 
     table = pd.concat(frames, ignore_index=True)
-    table = pd.concat([table, _frame(_derived_rows(table))], ignore_index=True)
+    # Corrupted accuracy is measured on the `max_samples` subset: normalise by clean accuracy on
+    # the same images, not on the whole test set.
+    clean_on_subset = accuracy(model, test, batch, device_) if names and len(test) < len(data.test) else None
+    table = pd.concat([table, _frame(_derived_rows(table, clean_on_subset))], ignore_index=True)
     with atomic_path(run_dir / "evaluation.parquet") as temporary:
         table.to_parquet(temporary, index=False)
     table.attrs["notes"] = notes
@@ -237,13 +240,15 @@ def _matches_test(root: Path) -> bool:
     return any(root.glob("*.npy"))
 
 
-def _derived_rows(table: pd.DataFrame) -> list[dict[str, Any]]:
+def _derived_rows(table: pd.DataFrame, clean_accuracy: float | None = None) -> list[dict[str, Any]]:
+    """Mean corrupted accuracy and its ratio to clean accuracy (of the whole test set by default)."""
     corrupted = table.loc[table["metric"] == "corruption_accuracy", "value"]
-    clean = table.loc[(table["metric"] == "test_accuracy"), "value"]
-    if corrupted.empty or clean.empty:
+    if corrupted.empty:
         return []
+    if clean_accuracy is None:
+        clean_accuracy = float(table.loc[table["metric"] == "test_accuracy", "value"].iloc[0])
     mean = float(corrupted.mean())
-    return [_row("corruption_accuracy_mean", mean), _row("corruption_accuracy_relative", mean / float(clean.iloc[0]) if float(clean.iloc[0]) > 0 else math.nan)]
+    return [_row("corruption_accuracy_mean", mean), _row("corruption_accuracy_relative", mean / clean_accuracy if clean_accuracy > 0 else math.nan)]
 
 
 def summarise_evaluation(table: pd.DataFrame) -> list[str]:
