@@ -36,3 +36,21 @@ def test_corrupt_checkpoint_is_one_line(tmp_path, run_cli):
     (run / "checkpoint_best.pt").write_bytes(b"not a checkpoint")
     code, _, err = run_cli("measure", run)
     assert code == 2 and "corrupt checkpoint" in err and err.count("\n") == 1
+
+
+def test_corrupt_a_users_own_image_folder(tmp_path, run_cli):
+    import numpy as np
+    from PIL import Image
+
+    for index, name in enumerate(("a", "b")):
+        (tmp_path / "imgs" / name).mkdir(parents=True)
+        for i in range(10):
+            Image.fromarray(np.full((32, 32, 3), 60 * index + 5 * i, dtype=np.uint8)).save(tmp_path / "imgs" / name / f"{i}.png")
+    out = tmp_path / "corrupted"
+    code, stdout, err = run_cli("corrupt", "--dataset", "folder", "--data-dir", tmp_path / "imgs", "--out", out, "--corruption", "brightness", "--corruption", "contrast", "--device", "cpu")
+    assert code == 0, err
+    images = np.load(out / "brightness.npy")
+    labels = np.load(out / "labels.npy")
+    assert images.shape == (5 * 4, 32, 32, 3) and images.dtype == np.uint8
+    assert labels.tolist() == [0, 0, 1, 1] * 5
+    assert sorted(p.name for p in out.glob("*.npy")) == ["brightness.npy", "contrast.npy", "labels.npy"]

@@ -655,3 +655,75 @@ def test_flip_and_crop_at_64_pixels_with_8_px_padding():
     assert out.shape == (4, 3, 64, 64)
     # Each image keeps at least (64 - 8)^2 original pixels; a shift shows as zero rows/columns.
     assert torch.all(out.sum(dim=(1, 2, 3)) >= 3 * 56 * 56)
+
+
+# --- SVHN (.mat) and a user's image folder ------------------------------------------------------
+
+
+def _write_svhn(folder, n_train=200, n_test=20):
+    from scipy.io import savemat
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, n in (("train_32x32.mat", n_train), ("test_32x32.mat", n_test)):
+        labels = (np.arange(n) % 10) + 1  # 1..10, 10 standing for digit 0, as published
+        images = np.zeros((32, 32, 3, n), dtype=np.uint8)
+        images[0, 0, 0, :] = labels * 20  # a per-label marker pixel at the top-left corner
+        savemat(folder / name, {"X": images, "y": labels.reshape(-1, 1).astype(np.uint8)})
+
+
+def test_svhn_mat_files(tmp_path):
+    _write_svhn(tmp_path)
+    splits = load_dataset("svhn", str(tmp_path), seed=0)
+    assert (len(splits.train), len(splits.val), len(splits.test)) == (180, 20, 20)
+    x, y = splits.test.batch(slice(0, 20))
+    assert x.shape == (20, 3, 32, 32)
+    # Label 10 is digit 0; the marker written for file label l is l * 20.
+    assert torch.equal((x[:, 0, 0, 0] * 255).round().long(), torch.where(y == 0, 10, y) * 20)
+    assert splits.augment is not None
+    missing = tmp_path / "empty"
+    missing.mkdir()
+    with pytest.raises(DataError, match="train_32x32.mat"):
+        load_dataset("svhn", str(missing))
+
+
+def _write_folder(root, classes=("cat", "dog", "eel"), per_class=10, size=(12, 10)):
+    from PIL import Image
+
+    for index, name in enumerate(classes):
+        (root / name).mkdir(parents=True)
+        for i in range(per_class):
+            pixels = np.full((size[1], size[0], 3), 40 * index + i, dtype=np.uint8)
+            Image.fromarray(pixels).save(root / name / f"{i}.png")
+
+
+def test_image_folder_split_and_labels(tmp_path):
+    _write_folder(tmp_path / "imgs")
+    a = load_dataset("folder", str(tmp_path / "imgs"), seed=0)
+    b = load_dataset("folder", str(tmp_path / "imgs"), seed=1)
+    assert a.class_names == ["cat", "dog", "eel"] and a.num_classes == 3
+    assert (len(a.test), len(a.train) + len(a.val)) == (6, 24)
+    assert a.train.image_shape == (3, 10, 12)
+    xa, ya = a.test.batch(slice(0, 6))
+    xb, _ = b.test.batch(slice(0, 6))
+    assert torch.equal(xa, xb)  # the test split does not depend on the seed
+    assert torch.equal(((xa[:, 0, 0, 0] * 255).round().long() // 40), ya)
+
+
+def test_image_folder_with_train_and_test_and_resizing(tmp_path):
+    _write_folder(tmp_path / "imgs" / "train", per_class=20)
+    _write_folder(tmp_path / "imgs" / "test", per_class=3, size=(7, 7))
+    with pytest.raises(DataError, match="image_size"):
+        load_dataset("folder", str(tmp_path / "imgs"))
+    splits = load_dataset("folder", str(tmp_path / "imgs"), image_size=8)
+    assert (len(splits.train), len(splits.val), len(splits.test)) == (54, 6, 9)
+    assert splits.test.image_shape == (3, 8, 8)
+
+
+def test_image_folder_errors(tmp_path):
+    with pytest.raises(DataError, match="needs data_dir"):
+        load_dataset("folder")
+    with pytest.raises(DataError, match="not found"):
+        load_dataset("folder", str(tmp_path / "nope"))
+    (tmp_path / "one" / "only").mkdir(parents=True)
+    with pytest.raises(DataError, match="1 class folder"):
+        load_dataset("folder", str(tmp_path / "one"))

@@ -158,14 +158,14 @@ class DataSplits:
         return self.train.image_shape[1]
 
 
-def flip_and_crop(x: Tensor, generator: torch.Generator | None = None, padding: int = 4) -> Tensor:
-    """Random horizontal flip and random crop of the zero-padded image, per sample.
+def flip_and_crop(x: Tensor, generator: torch.Generator | None = None, padding: int = 4, flip: bool = True) -> Tensor:
+    """Random horizontal flip (unless flip=False) and random crop of the zero-padded image, per sample.
 
     x: (N, C, H, W). Random numbers come from `generator` on the CPU so runs are reproducible on
     any device.
     """
     n, _, h, w = x.shape
-    flip = torch.rand(n, generator=generator) < 0.5
+    flip = (torch.rand(n, generator=generator) < 0.5) & flip
     dy = torch.randint(0, 2 * padding + 1, (n,), generator=generator)
     dx = torch.randint(0, 2 * padding + 1, (n,), generator=generator)
     x = torch.where(flip.to(x.device).view(n, 1, 1, 1), x.flip(3), x)
@@ -570,22 +570,7 @@ def load_cifar10(data_dir: str | os.PathLike | None = None, seed: int = 0, image
     train_images = _resize_uint8(train_images, size)
     test_images = _resize_uint8(test_images, size)
 
-    counts = np.bincount(train_labels, minlength=10)
-    train_idx, val_idx = _per_class_split(train_labels, counts // 10, seed)
-    full = ImageSet(train_images, _labels_tensor(train_labels))
-    train = full.subset(train_idx)
-    mean, std = _uint8_channel_stats(train.images)  # type: ignore[arg-type]
-    return DataSplits(
-        name="cifar10",
-        train=train,
-        val=full.subset(val_idx),
-        test=ImageSet(test_images, _labels_tensor(test_labels)),
-        num_classes=10,
-        class_names=class_names,
-        mean=mean,
-        std=std,
-        augment=_augment_for(size),
-    )
+    return _splits_from_arrays("cifar10", train_images, train_labels, test_images, test_labels, class_names, seed, augment=_augment_for(size))
 
 
 # --------------------------------------------------------------------------------------------
@@ -727,6 +712,145 @@ def load_tinyimagenet(
         augment=_augment_for(size),
         class_descriptions=descriptions,
     )
+
+
+# --------------------------------------------------------------------------------------------
+# SVHN (cropped digits, the .mat format)
+# --------------------------------------------------------------------------------------------
+
+_SVHN_HINT = "the cropped-digits .mat files (format 2) from the SVHN site"
+
+
+def _read_svhn(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 (N, 32, 32, 3) images and int64 (N,) labels in 0..9 from one SVHN .mat file."""
+    from scipy.io import loadmat
+
+    if not path.is_file():
+        raise DataError(f"SVHN not found: expected {path} ({_SVHN_HINT})")
+    try:
+        content = loadmat(path)
+    except Exception as error:  # scipy raises ValueError, TypeError, MatReadError...
+        raise DataError(f"malformed SVHN file {path}: {_one_line(error)}") from None
+    images, labels = content.get("X"), content.get("y")
+    if images is None or labels is None or images.ndim != 4 or images.shape[:3] != (32, 32, 3) or labels.size != images.shape[3]:
+        raise DataError(f"malformed SVHN file {path}: expected X of shape (32, 32, 3, N) and y of N labels")
+    # The files store digit 0 as label 10.
+    labels = labels.reshape(-1).astype(np.int64) % 10
+    return np.ascontiguousarray(images.transpose(3, 0, 1, 2), dtype=np.uint8), labels
+
+
+@register_dataset("svhn")
+def load_svhn(data_dir: str | os.PathLike | None = None, seed: int = 0, image_size: int | None = None) -> DataSplits:
+    """SVHN cropped digits: ``train_32x32.mat`` (73,257 images) and ``test_32x32.mat`` (26,032).
+
+    Validation is 10% of each class of the training file, drawn per seed; the test file is the
+    test set. No flip in the augmentation (digits are not mirror-symmetric): crop only.
+    """
+    root = Path(data_dir) if data_dir is not None else default_data_dir()
+    if not (root / "train_32x32.mat").is_file() and (root / "svhn" / "train_32x32.mat").is_file():
+        root = root / "svhn"
+    train_images, train_labels = _read_svhn(root / "train_32x32.mat")
+    test_images, test_labels = _read_svhn(root / "test_32x32.mat")
+    size = image_size or 32
+    return _splits_from_arrays("svhn", _resize_uint8(train_images, size), train_labels, _resize_uint8(test_images, size), test_labels, [str(i) for i in range(10)], seed, augment=partial(crop_only, padding=max(1, size // 8)))
+
+
+def crop_only(x: Tensor, generator: torch.Generator | None = None, padding: int = 4) -> Tensor:
+    """Random crop of the zero-padded image, no flip: for digits and text."""
+    return flip_and_crop(x, generator, padding, flip=False)
+
+
+def _splits_from_arrays(
+    name: str,
+    train_images: np.ndarray,
+    train_labels: np.ndarray,
+    test_images: np.ndarray,
+    test_labels: np.ndarray,
+    class_names: list[str],
+    seed: int,
+    augment: Callable[[Tensor, torch.Generator | None], Tensor] | None,
+) -> DataSplits:
+    """DataSplits with 10% of each training class held out for validation, drawn per seed."""
+    counts = np.bincount(train_labels, minlength=len(class_names))
+    train_idx, val_idx = _per_class_split(train_labels, counts // 10, seed)
+    full = ImageSet(train_images, _labels_tensor(train_labels))
+    train = full.subset(train_idx)
+    mean, std = _uint8_channel_stats(train.images)  # type: ignore[arg-type]
+    return DataSplits(
+        name=name,
+        train=train,
+        val=full.subset(val_idx),
+        test=ImageSet(test_images, _labels_tensor(test_labels)),
+        num_classes=len(class_names),
+        class_names=class_names,
+        mean=mean,
+        std=std,
+        augment=augment,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# A user's own images: one folder per class
+# --------------------------------------------------------------------------------------------
+
+_IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
+_FOLDER_HINT = "one sub-folder of images per class, under train/ and test/ (or directly, then 20% are held out for test)"
+
+
+def _class_images(folder: Path, class_names: list[str] | None = None) -> tuple[list[Path], np.ndarray, list[str]]:
+    classes = class_names or sorted(d.name for d in folder.iterdir() if d.is_dir() and not d.name.startswith("."))
+    paths: list[Path] = []
+    labels: list[int] = []
+    for index, name in enumerate(classes):
+        files = sorted(p for p in (folder / name).glob("*") if p.suffix.lower() in _IMAGE_SUFFIXES) if (folder / name).is_dir() else []
+        paths += files
+        labels += [index] * len(files)
+    if len(classes) < 2 or not paths:
+        raise DataError(f"image folder {folder} has {len(classes)} class folder(s) and {len(paths)} images: expected {_FOLDER_HINT}")
+    return paths, np.asarray(labels, dtype=np.int64), classes
+
+
+def _decode_to_size(paths: Sequence[Path], size: int | None) -> np.ndarray:
+    """uint8 (N, H, W, 3); with `size`, every image is resized to size x size (bilinear) first."""
+    if size is None:
+        return _decode_images(paths)
+    from PIL import Image
+
+    out = np.empty((len(paths), size, size, 3), dtype=np.uint8)
+    for i, path in enumerate(paths):
+        image = Image.fromarray(_decode_one(path))
+        out[i] = np.asarray(image.resize((size, size), Image.Resampling.BILINEAR))
+    return out
+
+
+@register_dataset("folder")
+def load_image_folder(data_dir: str | os.PathLike | None = None, seed: int = 0, image_size: int | None = None) -> DataSplits:
+    """Any images, one sub-folder per class: ``DIR/train/<class>/*`` and ``DIR/test/<class>/*``.
+
+    Without train/ and test/, ``DIR/<class>/*`` is split: a fixed 20% of each class for test (the
+    same for every seed), then 10% of each class of the rest for validation, drawn per seed.
+    Class ids follow the sorted train class-folder names. Images are decoded as RGB; they must
+    share one size unless `image_size` is set, which resizes each one. Augmentation: flip + crop.
+    """
+    if data_dir is None:
+        raise DataError(f"dataset 'folder' needs data_dir: {_FOLDER_HINT}")
+    root = Path(data_dir)
+    if not root.is_dir():
+        raise DataError(f"image folder not found: {root} ({_FOLDER_HINT})")
+    if (root / "train").is_dir() and (root / "test").is_dir():
+        train_paths, train_labels, classes = _class_images(root / "train")
+        test_paths, test_labels, _ = _class_images(root / "test", classes)
+    else:
+        paths, labels, classes = _class_images(root)
+        counts = np.bincount(labels, minlength=len(classes))
+        rest, test = _per_class_split(labels, counts // 5, seed=12345)
+        train_paths, train_labels = [paths[i] for i in rest], labels[rest]
+        test_paths, test_labels = [paths[i] for i in test], labels[test]
+    train_images = _decode_to_size(train_paths, image_size)
+    test_images = _decode_to_size(test_paths, image_size)
+    if test_images.shape[1:] != train_images.shape[1:]:
+        raise DataError(f"test images are {test_images.shape[2]}x{test_images.shape[1]}, train images {train_images.shape[2]}x{train_images.shape[1]}: set image_size")
+    return _splits_from_arrays("folder", train_images, train_labels, test_images, test_labels, classes, seed, augment=_augment_for(train_images.shape[1]))
 
 
 # --------------------------------------------------------------------------------------------
