@@ -466,6 +466,15 @@ def plot_accuracy_vs_selectivity(table: pd.DataFrame, ax: Axes | None = None) ->
     return ax
 
 
+def _metric_vs_alpha(ax: Axes, table: pd.DataFrame, metric: str, alphas: list[float]) -> None:
+    """One metric against alpha on `ax`: mean over seeds with its CI band, points coloured by alpha."""
+    colors = alpha_colors(alphas)
+    summary = summarise(table, metric)
+    _line_ci(ax, summary["alpha"], summary, color="0.25")
+    ax.scatter(summary["alpha"], summary["mean"], c=[colors[a] for a in summary["alpha"]], s=30, zorder=3)
+    _alpha_axis(ax, alphas)
+
+
 @_styled
 def plot_corruption_vs_alpha(table: pd.DataFrame, ax: Sequence[Axes] | None = None) -> Figure:
     """Mean corrupted accuracy and corrupted / clean accuracy against alpha (Fig. 1a-b, A4a-b).
@@ -480,12 +489,8 @@ def plot_corruption_vs_alpha(table: pd.DataFrame, ax: Sequence[Axes] | None = No
     have = _require(table, list(panels), "corruption_vs_alpha", any_of=True)
     axes = _new_panels(ax, len(have), (5.2 * len(have), 4.0))
     alphas = _alphas(table)
-    colors = alpha_colors(alphas)
     for axis, metric in zip(axes, have):
-        summary = summarise(table, metric)
-        _line_ci(axis, summary["alpha"], summary, color="0.25")
-        axis.scatter(summary["alpha"], summary["mean"], c=[colors[a] for a in summary["alpha"]], s=30, zorder=3)
-        _alpha_axis(axis, alphas)
+        _metric_vs_alpha(axis, table, metric, alphas)
         title, ylabel = panels[metric]
         axis.set_title(title)
         axis.set_ylabel(ylabel)
@@ -673,13 +678,8 @@ def plot_pgd_accuracy(table: pd.DataFrame, ax: Axes | None = None, eps: float | 
 def plot_jacobian_norm(table: pd.DataFrame, ax: Axes | None = None) -> Axes:
     """Input-output Jacobian norm against alpha, one line (Fig. 2c, A7c)."""
     _require(table, ["jacobian_norm"], "jacobian_norm")
-    summary = summarise(table, "jacobian_norm")
-    alphas = _alphas(table)
-    colors = alpha_colors(alphas)
     ax = _new_axes(ax, (5.6, 4.0))
-    _line_ci(ax, summary["alpha"], summary, color="0.25")
-    ax.scatter(summary["alpha"], summary["mean"], c=[colors[a] for a in summary["alpha"]], s=30, zorder=3)
-    _alpha_axis(ax, alphas)
+    _metric_vs_alpha(ax, table, "jacobian_norm", _alphas(table))
     ax.set_ylabel("Jacobian norm " + r"$\|\partial\,\mathrm{logits} / \partial\,\mathrm{input}\|_F$" + "\n(mean over test samples)")
     ax.set_title("Input-output Jacobian")
     return ax
@@ -732,12 +732,8 @@ def plot_gradient_variability(table: pd.DataFrame, ax: Sequence[Axes] | None = N
     have = _require(table, list(panels), "gradient_variability", any_of=True)
     axes = _new_panels(ax, len(have), (5.2 * len(have), 4.0))
     alphas = _alphas(table)
-    colors = alpha_colors(alphas)
     for axis, metric in zip(axes, have):
-        summary = summarise(table, metric)
-        _line_ci(axis, summary["alpha"], summary, color="0.25")
-        axis.scatter(summary["alpha"], summary["mean"], c=[colors[a] for a in summary["alpha"]], s=30, zorder=3)
-        _alpha_axis(axis, alphas)
+        _metric_vs_alpha(axis, table, metric, alphas)
         axis.set_title(f"Input-unit gradient variability {panels[metric]}")
         axis.set_ylabel("variability (a.u., mean over layers)")
     return axes[0].figure
