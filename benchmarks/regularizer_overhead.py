@@ -9,7 +9,7 @@
 Variants are interleaved round by round so that drifting machine load hits them alike; the
 reported ratio is the median of per-round ratios.
 
-    python benchmarks/regularizer_overhead.py [--rounds 7] [--steps 5] [--images 2560] [--device auto]
+    python benchmarks/regularizer_overhead.py [--rounds 7] [--steps 5] [--images 2560] [--device auto] [--channels-last]
 """
 
 from __future__ import annotations
@@ -76,14 +76,16 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--images", type=int, default=2560, help="test-set size for the measure pass")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--channels-last", action="store_true", help="model and batches in NHWC memory order")
     args = parser.parse_args()
     device = resolve_device(args.device)
     torch.manual_seed(0)
-    model = create_model("resnet20", 10).to(device)
+    layout = torch.channels_last if args.channels_last else torch.contiguous_format
+    model = create_model("resnet20", 10).to(device).to(memory_format=layout)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
-    x = torch.rand(args.batch, 3, 32, 32, device=device)
+    x = torch.rand(args.batch, 3, 32, 32, device=device).contiguous(memory_format=layout)
     y = torch.arange(args.batch, device=device) % 10
-    print(f"device {device}, torch {torch.__version__}, threads {torch.get_num_threads()}")
+    print(f"device {device}, torch {torch.__version__}, threads {torch.get_num_threads()}, memory order {'NHWC' if args.channels_last else 'NCHW'}")
 
     for mode in ("plain", "package", "naive"):  # warm-up
         training_steps(model, optimizer, x, y, 2, mode, device)

@@ -78,3 +78,13 @@ def test_nan_loss_is_reported(tmp_path):
 
     with pytest.raises(TrainingDiverged, match="loss became"):
         train(digits_config(lr=1e30, epochs=1, milestones=()), tmp_path / "run", progress=False)
+
+
+def test_channels_last_training_matches_the_default_layout(tmp_path):
+    default = train(digits_config(alpha=-1.0), tmp_path / "nchw", progress=False)
+    nhwc = train(digits_config(alpha=-1.0, channels_last=True), tmp_path / "nhwc", progress=False)
+    # Same data order and initialisation; only the float summation order differs.
+    assert nhwc["test_accuracy"] == pytest.approx(default["test_accuracy"], abs=0.03)
+    assert nhwc["test_selectivity"] == pytest.approx(default["test_selectivity"], abs=0.02)
+    _, model, _ = load_model(tmp_path / "nhwc", "best")
+    assert model(torch.rand(2, 1, 16, 16)).shape == (2, 10)

@@ -59,6 +59,7 @@ class TrainConfig:
     normalize: bool = True  # per-channel input normalisation inside the model
     selectivity_layers: tuple[str, ...] | None = None  # None: every ReLU call site
     num_threads: int | None = None  # torch CPU threads; None: torch's default
+    channels_last: bool = False  # NHWC memory order: ~1.2x faster ResNet training on CPUs
 
     def __post_init__(self) -> None:
         _check(self.epochs >= 1, "epochs must be >= 1")

@@ -59,6 +59,8 @@ def train(config: TrainConfig, out_dir: str | Path, progress: bool = True) -> di
     data = load_dataset(config.dataset, config.data_dir, config.seed, config.image_size)
     data_shape = {"num_classes": data.num_classes, "in_channels": data.in_channels, "mean": list(data.mean), "std": list(data.std)}
     model = build_model(config, data.num_classes, data.in_channels, data.mean, data.std).to(device)
+    layout = torch.channels_last if config.channels_last else torch.contiguous_format
+    model = model.to(memory_format=layout)
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
     schedule = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=list(config.milestones), gamma=config.lr_gamma)
     # The data order and augmentation draw from their own CPU generator, saved with the run.
@@ -90,6 +92,7 @@ def train(config: TrainConfig, out_dir: str | Path, progress: bool = True) -> di
             for x, y in data.train.batches(config.batch_size, device, shuffle=True, generator=generator, drop_last=True):
                 if data.augment is not None:
                     x = data.augment(x, generator)
+                x = x.contiguous(memory_format=layout)
                 logits = model(x)
                 cross_entropy = F.cross_entropy(logits, y)
                 if regularizer is not None:
