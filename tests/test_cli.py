@@ -9,7 +9,8 @@ def test_train_then_measure(tmp_path, run_cli):
     code, out, err = run_cli("measure", run, "--device", "cpu")
     assert code == 0, err
     table = pd.read_parquet(run / "selectivity.parquet")
-    assert list(table.columns) == ["layer", "unit", "si", "preferred_class"]
+    assert list(table.columns) == ["layer", "unit", "si", "preferred_class", "silent"]
+    assert (table.loc[table["silent"], "si"] == 0).all()
     assert table["layer"].unique().tolist() == ["relu1", "relu2", "relu3"]
     assert table["si"].between(0, 1).all() and table["preferred_class"].between(0, 9).all()
     assert "mu_SI" in out and "relu2" in out

@@ -106,6 +106,10 @@ def test_accumulator_matches_the_minibatch_formula():
     means = acts.mean(dim=(2, 3))
     expected_class = torch.stack([means[labels == k].mean(0) for k in range(7)]).argmax(0)
     assert torch.equal(acc.preferred_class()["layer"], expected_class)
+    assert not acc.silent()["layer"].any()
+    dead = SelectivityAccumulator(7)
+    dead.update({"layer": torch.cat([acts[:, :1] * 0, acts[:, 1:]], dim=1)}, labels)
+    assert dead.silent()["layer"].tolist() == [True] + [False] * 5
 
 
 def test_selectivity_from_sums_returns_preferred_class_ids_of_present_classes():

@@ -94,15 +94,16 @@ def measure(
     data = load_dataset(config.dataset, config.data_dir, config.seed, config.image_size)
     result = measure_selectivity(model, getattr(data, split), data.num_classes, config.selectivity_layers, config.eval_batch_size, target)
     rows = [
-        {"layer": layer, "unit": unit, "si": float(si), "preferred_class": int(cls)}
+        {"layer": layer, "unit": unit, "si": float(si), "preferred_class": int(cls), "silent": bool(silent)}
         for layer, values in result.per_layer.items()
-        for unit, (si, cls) in enumerate(zip(values.tolist(), result.preferred_class[layer].tolist()))
+        for unit, (si, cls, silent) in enumerate(zip(values.tolist(), result.preferred_class[layer].tolist(), result.silent[layer].tolist()))
     ]
     with atomic_path(Path(run_dir) / "selectivity.parquet") as temporary:
         pd.DataFrame(rows).to_parquet(temporary, index=False)
-    typer.echo(f"{'layer':<24} {'units':>6} {'mean SI':>8}")
+    # Silent units score 0 by definition, so a layer's mean SI falls as units die: show both.
+    typer.echo(f"{'layer':<24} {'units':>6} {'silent':>6} {'mean SI':>8}")
     for layer, mean in result.layer_means().items():
-        typer.echo(f"{layer:<24} {result.per_layer[layer].numel():>6} {mean:>8.4f}")
+        typer.echo(f"{layer:<24} {result.per_layer[layer].numel():>6} {int(result.silent[layer].sum()):>6} {mean:>8.4f}")
     typer.echo(f"mu_SI ({split}, {len(getattr(data, split))} images): {result.network:.4f}   accuracy: {result.accuracy:.4f}")
     typer.echo(f"wrote {Path(run_dir) / 'selectivity.parquet'}")
 

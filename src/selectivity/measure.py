@@ -27,6 +27,7 @@ class SelectivityResult:
     per_layer: dict[str, Tensor]  # layer -> (U,) SI
     preferred_class: dict[str, Tensor]  # layer -> (U,) class of the largest mean
     accuracy: float
+    silent: dict[str, Tensor]  # layer -> (U,) bool, units that never fired
 
     @property
     def network(self) -> float:
@@ -54,7 +55,7 @@ def measure_selectivity(
             logits = model(x)
             correct += int((logits.argmax(1) == y).sum())
             accumulator.update(probe.activations, y)
-    return SelectivityResult(accumulator.selectivity(), accumulator.preferred_class(), correct / len(images))
+    return SelectivityResult(accumulator.selectivity(), accumulator.preferred_class(), correct / len(images), accumulator.silent())
 
 
 @torch.inference_mode()

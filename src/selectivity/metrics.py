@@ -142,6 +142,10 @@ class SelectivityAccumulator:
         """Layer -> (U,) class with the largest class-conditional mean."""
         return {name: cls for name, (_, cls) in self._results().items()}
 
+    def silent(self) -> dict[str, Tensor]:
+        """Layer -> (U,) bool: units that never fired on any sample (their SI is 0 by definition)."""
+        return {name: (sums == 0).all(dim=0) for name, sums in self._sums.items()}
+
     def class_means(self) -> dict[str, Tensor]:
         """Layer -> (K, U) class-conditional means (NaN for absent classes)."""
         assert self._counts is not None
