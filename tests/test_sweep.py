@@ -49,6 +49,9 @@ def test_bad_config_fails_before_any_work(tmp_path, keys, message):
 
 def test_a_folder_belongs_to_one_sweep(tmp_path):
     run_sweep(tmp_path / "s", [TINY, {"alphas": (0.0,), "seeds": (0,), "evaluate": False}], progress=False)
+    # Without evaluation, the clean part still lands in the results table.
+    results = pd.read_parquet(tmp_path / "s" / "results.parquet")
+    assert set(results["metric"]) == {"test_accuracy", "val_accuracy", "selectivity"}
     with pytest.raises(SweepError, match="different keys"):
         run_sweep(tmp_path / "s", [TINY, {"alphas": (0.0,), "seeds": (0,), "evaluate": False, "lr": 0.01}], progress=False)
 

@@ -131,7 +131,7 @@ class SweepConfig:
     ray_address: str | None = None  # join an existing cluster; None: start a local instance
     cpus_per_trial: float = 1.0
     gpus_per_trial: float = 0.0  # fractions allowed with Ray
-    evaluate: bool = True
+    evaluate: bool = True  # false: train, then only clean accuracy and selectivity
 
     def __post_init__(self) -> None:
         _check(len(self.alphas) > 0, "the grid is empty: alphas has no values")

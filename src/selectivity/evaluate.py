@@ -138,8 +138,12 @@ def _corruption_source(run_dir: Path, config: EvalConfig, data: DataSplits, devi
     return root, names, None
 
 
-def evaluate(run_dir: str | Path, config: EvalConfig, device: str | None = None, progress: bool = True) -> pd.DataFrame:
-    """Evaluate the best checkpoint of a run; write and return RUN_DIR/evaluation.parquet."""
+def evaluate(run_dir: str | Path, config: EvalConfig, device: str | None = None, progress: bool = True, clean_only: bool = False) -> pd.DataFrame:
+    """Evaluate the best checkpoint of a run; write and return RUN_DIR/evaluation.parquet.
+
+    clean_only: only the clean part (test and validation accuracy, selectivity per layer), for
+    sweeps that study selectivity and accuracy without robustness.
+    """
     run_dir = Path(run_dir)
     train_config, model, checkpoint = load_model(run_dir, "best", "cpu")
     device_ = resolve_device(device or train_config.device)
@@ -162,6 +166,8 @@ def evaluate(run_dir: str | Path, config: EvalConfig, device: str | None = None,
         return rows
 
     frames.append(parts.get("clean", clean))
+    if clean_only:
+        return _write_table(run_dir, frames, notes)
 
     root, names, note = _corruption_source(run_dir, config, data, device_, progress)
     if note:
@@ -224,11 +230,15 @@ def evaluate(run_dir: str | Path, config: EvalConfig, device: str | None = None,
 
     frames.append(parts.get("dimensionality", dimensionality))
 
-    table = pd.concat(frames, ignore_index=True)
     # Corrupted accuracy is measured on the `max_samples` subset: normalise by clean accuracy on
     # the same images, not on the whole test set.
     clean_on_subset = accuracy(model, test, batch, device_) if names and len(test) < len(data.test) else None
-    table = pd.concat([table, _frame(_derived_rows(table, clean_on_subset))], ignore_index=True)
+    frames.append(_frame(_derived_rows(pd.concat(frames, ignore_index=True), clean_on_subset)))
+    return _write_table(run_dir, frames, notes)
+
+
+def _write_table(run_dir: Path, frames: list[pd.DataFrame], notes: list[str]) -> pd.DataFrame:
+    table = pd.concat(frames, ignore_index=True)
     with atomic_path(run_dir / "evaluation.parquet") as temporary:
         table.to_parquet(temporary, index=False)
     table.attrs["notes"] = notes

@@ -68,8 +68,9 @@ def run_trial(trial: Trial, threads: int | None = None, progress: bool = False) 
     try:
         train_config = build(TrainConfig, keys, {"alpha": trial.alpha, "seed": trial.seed})
         train(train_config, trial.directory, progress=progress)
-        if keys.get("evaluate", True):
-            evaluate(trial.directory, build(EvalConfig, keys), progress=progress)
+        # evaluate=false still measures clean accuracy and selectivity, so results.parquet holds
+        # what accuracy-versus-selectivity studies need.
+        evaluate(trial.directory, build(EvalConfig, keys), progress=progress, clean_only=not keys.get("evaluate", True))
         status = {"status": "done", "reason": ""}
     except Exception as error:  # noqa: BLE001 - a trial's failure is data, the sweep goes on
         reason = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
