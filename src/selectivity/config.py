@@ -116,6 +116,12 @@ EVAL_SUITES: dict[str, dict[str, Any]] = {
     },
 }
 
+def suite_defaults(suite: str) -> dict[str, Any]:
+    """The keys a suite sets beneath the preset's and the user's; ConfigError for an unknown suite."""
+    _check(suite in EVAL_SUITES, f"suite must be one of {sorted(EVAL_SUITES)}, got {suite!r}")
+    return {**EVAL_SUITES[suite], "suite": suite}
+
+
 # Symmetric around 0 and log-spaced in |alpha|; the seed texts do not list the papers' grid.
 PAPER_ALPHAS: tuple[float, ...] = (-100.0, -30.0, -10.0, -3.0, -1.0, -0.3, -0.1, 0.0, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
 

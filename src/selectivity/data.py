@@ -491,13 +491,18 @@ class _ArrayUnpickler(pickle.Unpickler):
         return super().find_class(module, name)
 
 
-def _find_cifar10(data_dir: str | os.PathLike | None) -> Path:
+def _find_published_root(data_dir: str | os.PathLike | None, folder_name: str, marker: str, what: str, hint: str) -> Path:
+    """The folder holding `marker`: `data_dir` itself or its `folder_name` child (default data dir)."""
     base = Path(data_dir) if data_dir is not None else default_data_dir()
-    for folder in (base, base / CIFAR10_FOLDER):
-        if (folder / "data_batch_1").is_file():
+    for folder in (base, base / folder_name):
+        if (folder / marker).is_file():
             return folder
-    folder = base if base.name == CIFAR10_FOLDER else base / CIFAR10_FOLDER
-    raise DataError(f"CIFAR-10 not found: expected {folder / 'data_batch_1'} ({_CIFAR10_HINT})")
+    folder = base if base.name == folder_name else base / folder_name
+    raise DataError(f"{what} not found: expected {folder / marker} ({hint})")
+
+
+def _find_cifar10(data_dir: str | os.PathLike | None) -> Path:
+    return _find_published_root(data_dir, CIFAR10_FOLDER, "data_batch_1", "CIFAR-10", _CIFAR10_HINT)
 
 
 def _unpickle_cifar(path: Path) -> dict:
@@ -582,12 +587,7 @@ _TINY_HINT = "Tiny ImageNet as published, unpacked"
 
 
 def _find_tinyimagenet(data_dir: str | os.PathLike | None) -> Path:
-    base = Path(data_dir) if data_dir is not None else default_data_dir()
-    for folder in (base, base / TINYIMAGENET_FOLDER):
-        if (folder / "wnids.txt").is_file():
-            return folder
-    folder = base if base.name == TINYIMAGENET_FOLDER else base / TINYIMAGENET_FOLDER
-    raise DataError(f"Tiny ImageNet not found: expected {folder / 'wnids.txt'} ({_TINY_HINT})")
+    return _find_published_root(data_dir, TINYIMAGENET_FOLDER, "wnids.txt", "Tiny ImageNet", _TINY_HINT)
 
 
 def _read_wnids(root: Path) -> list[str]:

@@ -26,7 +26,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from selectivity import attacks, corruptions, stability
-from selectivity.config import EVAL_SUITES, EvalConfig, build, to_dict
+from selectivity.config import EvalConfig, build, suite_defaults, to_dict
 from selectivity.data import DataError, DataSplits, load_dataset, open_corrupted
 from selectivity.data import available_corruptions as published_corruptions
 from selectivity.files import atomic_path, write_text
@@ -43,11 +43,7 @@ COLUMNS = ["metric", "layer", "corruption", "severity", "eps", "steps", "value"]
 
 def eval_config(suite: str = "full", *overrides: dict[str, Any]) -> EvalConfig:
     """The EvalConfig of a suite (`quick` or `full`) with key overrides applied on top."""
-    if suite not in EVAL_SUITES:
-        from selectivity.config import ConfigError
-
-        raise ConfigError(f"suite must be one of {sorted(EVAL_SUITES)}, got {suite!r}")
-    return build(EvalConfig, EVAL_SUITES[suite], {"suite": suite}, *overrides)
+    return build(EvalConfig, suite_defaults(suite), *overrides)
 
 
 def _row(metric: str, value: float, layer: str | None = None, corruption: str | None = None, severity: int | None = None, eps: float | None = None, steps: int | None = None) -> dict[str, Any]:

@@ -625,17 +625,23 @@ def plot_clean_vs_corrupted(table: pd.DataFrame, ax: Axes | None = None) -> Axes
     return ax
 
 
+def _lines_by_alpha(ax: Axes, summary: pd.DataFrame, x: str) -> dict[float, tuple]:
+    """One mean-with-CI line per alpha of `summary` against its column `x`; returns the colours."""
+    alphas = _alphas(summary)
+    colors = alpha_colors(alphas)
+    for alpha in alphas:
+        part = summary[summary["alpha"] == alpha]
+        _line_ci(ax, part[x], part, colors[alpha], _fmt_alpha(alpha))
+    return colors
+
+
 @_styled
 def plot_fgsm_accuracy(table: pd.DataFrame, ax: Axes | None = None) -> Axes:
     """FGSM accuracy against eps, one line per alpha (Fig. 2a, A7a)."""
     _require(table, ["fgsm_accuracy"], "fgsm_accuracy")
     summary = summarise(table, "fgsm_accuracy", by=("alpha", "eps"))
-    alphas = _alphas(summary)
-    colors = alpha_colors(alphas)
     ax = _new_axes(ax, (6.4, 4.2))
-    for alpha in alphas:
-        part = summary[summary["alpha"] == alpha]
-        _line_ci(ax, part["eps"], part, colors[alpha], _fmt_alpha(alpha))
+    colors = _lines_by_alpha(ax, summary, "eps")
     eps_values = sorted(summary["eps"].dropna().unique())
     if len(eps_values) <= 8:
         ax.set_xticks(eps_values)
@@ -644,7 +650,7 @@ def plot_fgsm_accuracy(table: pd.DataFrame, ax: Axes | None = None) -> Axes:
     ax.set_ylabel("test accuracy under attack")
     _percent_axis(ax.yaxis)
     ax.set_title("FGSM")
-    _outside_legend(ax, {a: colors[a] for a in alphas})
+    _outside_legend(ax, colors)
     return ax
 
 
@@ -660,17 +666,13 @@ def plot_pgd_accuracy(table: pd.DataFrame, ax: Axes | None = None, eps: float | 
     eps = float(radii[-1]) if eps is None and radii else eps
     where = None if eps is None else {"eps": lambda s: np.isclose(s.astype(float), eps)}
     summary = summarise(table, "pgd_accuracy", by=("alpha", "steps"), where=where)
-    alphas = _alphas(summary)
-    colors = alpha_colors(alphas)
     ax = _new_axes(ax, (6.4, 4.2))
-    for alpha in alphas:
-        part = summary[summary["alpha"] == alpha]
-        _line_ci(ax, part["steps"], part, colors[alpha], _fmt_alpha(alpha))
+    colors = _lines_by_alpha(ax, summary, "steps")
     ax.set_xlabel("PGD steps")
     ax.set_ylabel("test accuracy under attack")
     _percent_axis(ax.yaxis)
     ax.set_title("PGD" + ("" if eps is None else f", ε = {_fmt_eps(eps)}"))
-    _outside_legend(ax, {a: colors[a] for a in alphas})
+    _outside_legend(ax, colors)
     return ax
 
 

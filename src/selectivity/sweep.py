@@ -28,7 +28,7 @@ from typing import Any
 import pandas as pd
 from tqdm.auto import tqdm
 
-from selectivity.config import ConfigError, EvalConfig, SweepConfig, TrainConfig, build, to_dict
+from selectivity.config import EvalConfig, SweepConfig, TrainConfig, build, suite_defaults, to_dict
 from selectivity.files import atomic_path, write_text
 
 __all__ = ["SweepError", "Trial", "run_trial", "run_sweep", "gather", "trial_dir"]
@@ -90,6 +90,11 @@ def _trial_is_done(trial: Trial) -> bool:
         return False
 
 
+def _failed(trial: Trial, reason: str) -> dict[str, Any]:
+    """The record of a trial whose worker died before it could write its own."""
+    return {"alpha": trial.alpha, "seed": trial.seed, "status": "failed", "reason": reason, "seconds": float("nan")}
+
+
 def _run_in_worker(trial: Trial, threads: int) -> dict[str, Any]:
     return run_trial(trial, threads=threads)
 
@@ -110,7 +115,7 @@ def _local_executor(trials: list[Trial], workers: int, on_done: Callable[[dict[s
             try:
                 on_done(future.result())
             except Exception as error:  # noqa: BLE001 - a worker that died takes only its trial
-                on_done({"alpha": trial.alpha, "seed": trial.seed, "status": "failed", "reason": f"worker died: {type(error).__name__}: {error}", "seconds": float("nan")})
+                on_done(_failed(trial, f"worker died: {type(error).__name__}: {error}"))
 
 
 def _ray_executor(trials: list[Trial], config: SweepConfig, on_done: Callable[[dict[str, Any]], None]) -> None:
@@ -136,7 +141,7 @@ def _ray_executor(trials: list[Trial], config: SweepConfig, on_done: Callable[[d
                 try:
                     on_done(ray.get(reference))
                 except Exception as error:  # noqa: BLE001 - a lost worker fails only its trial
-                    on_done({"alpha": trial.alpha, "seed": trial.seed, "status": "failed", "reason": f"ray task failed: {type(error).__name__}", "seconds": float("nan")})
+                    on_done(_failed(trial, f"ray task failed: {type(error).__name__}"))
     finally:
         if started_here:
             ray.shutdown()
@@ -162,12 +167,7 @@ def resolve_keys(layers: Iterable[dict[str, Any]]) -> tuple[SweepConfig, dict[st
     for layer in layers:
         merged.update(layer)
     # The suite's sample bounds sit beneath anything the preset or the user set.
-    from selectivity.config import EVAL_SUITES
-
-    suite = merged.get("suite", "full")
-    if suite not in EVAL_SUITES:
-        raise ConfigError(f"suite must be one of {sorted(EVAL_SUITES)}, got {suite!r}")
-    merged = {**EVAL_SUITES[suite], **merged}
+    merged = {**suite_defaults(merged.get("suite", "full")), **merged}
     sweep = build(SweepConfig, merged)
     train_probe = build(TrainConfig, merged)
     eval_probe = build(EvalConfig, merged)
