@@ -55,7 +55,10 @@ def _load_torchattacks():
     except ModuleNotFoundError as error:
         if error.name == "torchattacks":
             return None, "torchattacks is not installed (pip install --no-deps torchattacks)"
-        return None, f"torchattacks is installed but cannot be imported: missing module {error.name!r}"
+        return (
+            None,
+            f"torchattacks is installed but cannot be imported: missing module {error.name!r}",
+        )
     except Exception as error:  # a broken install should not hide the package's own figures
         return None, f"torchattacks cannot be imported: {type(error).__name__}: {error}"
     return torchattacks, None
@@ -76,8 +79,10 @@ def main() -> None:
     eps, step = 8 / 255, 2 / 255
     ours = PGD(eps, step_size=step, steps=args.steps)
     print(f"device {device}, torch {torch.__version__}, threads {torch.get_num_threads()}")
-    print(f"ResNet20, 32x32, batch {args.batch}, eps 8/255, step 2/255, {args.steps} steps, no random start; "
-          f"{args.rounds} rounds, interleaved\n")
+    print(
+        f"ResNet20, 32x32, batch {args.batch}, eps 8/255, step 2/255, {args.steps} steps, no random start; "
+        f"{args.rounds} rounds, interleaved\n"
+    )
 
     torchattacks, reason = _load_torchattacks()
     theirs = None
@@ -117,18 +122,28 @@ def main() -> None:
     print(f"  {'':<24} {'median':>8} {'best':>8}")
     for name in names:
         median, best = statistics.median(times[name]), min(times[name])
-        print(f"  {name:<24} {median * 1000:6.0f} ms {best * 1000:6.0f} ms  {args.batch / median:6.1f} / {args.batch / best:6.1f} img/s")
+        print(
+            f"  {name:<24} {median * 1000:6.0f} ms {best * 1000:6.0f} ms  {args.batch / median:6.1f} / {args.batch / best:6.1f} img/s"
+        )
     print()
     if theirs is not None:
         x_ours, x_theirs = ours(model, x, y), theirs(x, y)
         same = (x_ours == x_theirs).float().mean().item()
-        print(f"  throughput package / torchattacks = {ratio('torchattacks PGD', 'package PGD')}  (target >= 1.0)")
-        print(f"    adversarial batches: {same:.2%} of values identical, max |difference| {(x_ours - x_theirs).abs().max().item():.2e}")
+        print(
+            f"  throughput package / torchattacks = {ratio('torchattacks PGD', 'package PGD')}  (target >= 1.0)"
+        )
+        print(
+            f"    adversarial batches: {same:.2%} of values identical, max |difference| {(x_ours - x_theirs).abs().max().item():.2e}"
+        )
     else:
         print(f"  torchattacks comparison skipped: {reason}")
-    print(f"  PGD-{args.steps} / {args.steps} fwd+bwd passes to the input = {ratio('package PGD', 'k fwd+bwd to input')}  (target ~1.0)")
-    print(f"  PGD-{args.steps} / {args.steps} training-style fwd+bwd passes = {ratio('package PGD', 'k fwd+bwd with params')}  "
-          "(below 1: PGD skips the parameter gradients)")
+    print(
+        f"  PGD-{args.steps} / {args.steps} fwd+bwd passes to the input = {ratio('package PGD', 'k fwd+bwd to input')}  (target ~1.0)"
+    )
+    print(
+        f"  PGD-{args.steps} / {args.steps} training-style fwd+bwd passes = {ratio('package PGD', 'k fwd+bwd with params')}  "
+        "(below 1: PGD skips the parameter gradients)"
+    )
 
 
 if __name__ == "__main__":

@@ -48,7 +48,12 @@ def synthetic_images(n: int, size: int = 32, seed: int = 0) -> np.ndarray:
     g = torch.Generator().manual_seed(seed)
     coarse = torch.rand((n, 3, 4, 4), generator=g)
     x = F.interpolate(coarse, size=(size, size), mode="bicubic", align_corners=False)
-    mid = F.interpolate(torch.rand((n, 3, 8, 8), generator=g), size=(size, size), mode="bilinear", align_corners=False)
+    mid = F.interpolate(
+        torch.rand((n, 3, 8, 8), generator=g),
+        size=(size, size),
+        mode="bilinear",
+        align_corners=False,
+    )
     x = 0.7 * x + 0.25 * mid + 0.08 * torch.rand((n, 3, size, size), generator=g)
     return (x.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
 
@@ -114,11 +119,22 @@ def time_theirs(ic_corrupt, images: np.ndarray, name: str) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--ours", type=int, default=2000, help="images per severity for this package")
-    parser.add_argument("--theirs", type=int, default=40, help="images per severity for imagecorruptions (0: skip)")
-    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads for this package")
+    parser.add_argument(
+        "--ours", type=int, default=2000, help="images per severity for this package"
+    )
+    parser.add_argument(
+        "--theirs", type=int, default=40, help="images per severity for imagecorruptions (0: skip)"
+    )
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch intra-op threads for this package"
+    )
     parser.add_argument("--batch-size", type=int, default=500)
-    parser.add_argument("--full-run", type=int, default=0, help="also time generate_corruption_set on this many images")
+    parser.add_argument(
+        "--full-run",
+        type=int,
+        default=0,
+        help="also time generate_corruption_set on this many images",
+    )
     parser.add_argument("--corruptions", type=str, default=",".join(CORRUPTIONS))
     args = parser.parse_args()
 
@@ -129,8 +145,10 @@ def main() -> None:
     if args.theirs > 0 and ic_corrupt is None:
         print("imagecorruptions is not installed: pip install imagecorruptions scikit-image")
 
-    print(f"torch {torch.__version__}, {args.threads} thread(s); 32x32 images; ours: {args.ours} per severity, "
-          f"batch {args.batch_size}; imagecorruptions: {args.theirs if ic_corrupt else 0} per severity")
+    print(
+        f"torch {torch.__version__}, {args.threads} thread(s); 32x32 images; ours: {args.ours} per severity, "
+        f"batch {args.batch_size}; imagecorruptions: {args.theirs if ic_corrupt else 0} per severity"
+    )
     print(f"{'corruption':18s} {'ours img/s':>11s} {'theirs img/s':>13s} {'ratio':>7s}")
     suite_ours = suite_theirs = 0.0
     for name in names:
@@ -146,7 +164,9 @@ def main() -> None:
         print(line, flush=True)
     print(f"\nprojected 19x5 suite on 10k images: ours {suite_ours:.0f} s", end="")
     if ic_corrupt is not None:
-        print(f", imagecorruptions {suite_theirs:.0f} s ({suite_theirs / 60:.1f} min), ratio {suite_theirs / suite_ours:.1f}x")
+        print(
+            f", imagecorruptions {suite_theirs:.0f} s ({suite_theirs / 60:.1f} min), ratio {suite_theirs / suite_ours:.1f}x"
+        )
     else:
         print()
 
@@ -156,10 +176,17 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as folder:
             started = time.perf_counter()
             generate_corruption_set(
-                image_set, folder, corruptions=names, batch_size=args.batch_size, progress=False, num_threads=args.threads
+                image_set,
+                folder,
+                corruptions=names,
+                batch_size=args.batch_size,
+                progress=False,
+                num_threads=args.threads,
             )
             elapsed = time.perf_counter() - started
-        print(f"generate_corruption_set, {len(names)} corruptions x 5 severities x {args.full_run} images: {elapsed:.0f} s")
+        print(
+            f"generate_corruption_set, {len(names)} corruptions x 5 severities x {args.full_run} images: {elapsed:.0f} s"
+        )
 
 
 if __name__ == "__main__":

@@ -54,11 +54,16 @@ def test_trained_fixture_is_accurate(digits, trained):
     assert clean_accuracy(trained, digits.test) > 0.85
 
 
-@pytest.mark.parametrize("attack", [FGSM(0.0), PGD(0.0, step_size=0.01, steps=10), PGD(0.0, random_start=True), PGD(0.1, steps=0)])
+@pytest.mark.parametrize(
+    "attack",
+    [FGSM(0.0), PGD(0.0, step_size=0.01, steps=10), PGD(0.0, random_start=True), PGD(0.1, steps=0)],
+)
 def test_no_budget_returns_input_and_clean_accuracy(digits, trained, attack):
     x, y = digits.test.batch(slice(0, 32))
     assert torch.equal(attack(trained, x, y, torch.Generator().manual_seed(1)), x)
-    assert accuracy_under_attack(trained, digits.test, attack, batch_size=100) == clean_accuracy(trained, digits.test)
+    assert accuracy_under_attack(trained, digits.test, attack, batch_size=100) == clean_accuracy(
+        trained, digits.test
+    )
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -93,7 +98,9 @@ class Recorder(nn.Module):
 
     def __init__(self, fail=False):
         super().__init__()
-        self.net = nn.Sequential(nn.Flatten(), nn.Linear(256, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, 10))
+        self.net = nn.Sequential(
+            nn.Flatten(), nn.Linear(256, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, 10)
+        )
         self.fail = fail
         self.seen = []
 
@@ -143,8 +150,15 @@ def test_no_parameter_gradients_are_left_or_changed():
 
 
 def test_argument_validation():
-    for bad in (lambda: FGSM(-0.1), lambda: FGSM(math.nan), lambda: PGD(-1.0), lambda: PGD(0.1, step_size=0.0),
-                lambda: PGD(0.1, step_size=-1e-3), lambda: PGD(0.1, steps=-1), lambda: PGD(0.1, steps=2.5)):
+    for bad in (
+        lambda: FGSM(-0.1),
+        lambda: FGSM(math.nan),
+        lambda: PGD(-1.0),
+        lambda: PGD(0.1, step_size=0.0),
+        lambda: PGD(0.1, step_size=-1e-3),
+        lambda: PGD(0.1, steps=-1),
+        lambda: PGD(0.1, steps=2.5),
+    ):
         with pytest.raises(ValueError):
             bad()
     model = _small_model()
@@ -183,13 +197,17 @@ def test_attacks_lower_accuracy_and_pgd_is_stronger_than_fgsm(digits, trained):
     # The digits net is fragile: at eps 0.05 both attacks already reach 0%, which would test nothing.
     for eps in (2 / 255, 4 / 255, 8 / 255):
         fgsm = accuracy_under_attack(trained, digits.test, FGSM(eps), batch_size=512)
-        pgd = accuracy_under_attack(trained, digits.test, PGD(eps, step_size=eps / 4, steps=10), batch_size=512)
+        pgd = accuracy_under_attack(
+            trained, digits.test, PGD(eps, step_size=eps / 4, steps=10), batch_size=512
+        )
         assert pgd <= fgsm < clean, (eps, clean, fgsm, pgd)
 
 
 def test_more_pgd_steps_never_raise_accuracy(digits, trained):
     eps = 4 / 255
-    curve = accuracy_over_steps(trained, digits.test, PGD(eps, step_size=eps / 4), steps=[0, 1, 2, 5, 10], batch_size=512)
+    curve = accuracy_over_steps(
+        trained, digits.test, PGD(eps, step_size=eps / 4), steps=[0, 1, 2, 5, 10], batch_size=512
+    )
     assert list(curve) == [0, 1, 2, 5, 10]
     assert curve[0] == clean_accuracy(trained, digits.test)
     values = list(curve.values())
@@ -199,7 +217,9 @@ def test_more_pgd_steps_never_raise_accuracy(digits, trained):
     assert all(later <= earlier + slack for earlier, later in zip(values, values[1:])), curve
     assert curve[10] < curve[1]
     # One run of PGD-10 scores PGD-5 exactly as a separate PGD-5 run does.
-    assert curve[5] == accuracy_under_attack(trained, digits.test, PGD(eps, eps / 4, 5), batch_size=512)
+    assert curve[5] == accuracy_under_attack(
+        trained, digits.test, PGD(eps, eps / 4, 5), batch_size=512
+    )
 
 
 def test_eval_mode_context_restores_on_error():

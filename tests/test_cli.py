@@ -3,7 +3,22 @@ import pandas as pd
 
 def test_train_then_measure(tmp_path, run_cli):
     run = tmp_path / "run"
-    code, out, err = run_cli("train", "--preset", "digits", "--out", run, "--quiet", "--set", "epochs=2", "--set", "milestones=", "--set", "alpha=-1", "--set", "num_threads=1")
+    code, out, err = run_cli(
+        "train",
+        "--preset",
+        "digits",
+        "--out",
+        run,
+        "--quiet",
+        "--set",
+        "epochs=2",
+        "--set",
+        "milestones=",
+        "--set",
+        "alpha=-1",
+        "--set",
+        "num_threads=1",
+    )
     assert code == 0, err
     assert "test accuracy" in out and "test selectivity" in out
     code, out, err = run_cli("measure", run, "--device", "cpu")
@@ -21,7 +36,15 @@ def test_user_errors_are_one_line_with_exit_code_2(tmp_path, run_cli):
         ("train", "--preset", "digits", "--out", tmp_path / "x", "--set", "nope=1"),
         ("train", "--preset", "digits", "--out", tmp_path / "x", "--set", "epochs=two"),
         ("train", "--preset", "nope", "--out", tmp_path / "x"),
-        ("train", "--preset", "resnet20-cifar10", "--out", tmp_path / "x", "--set", f"data_dir={tmp_path}"),
+        (
+            "train",
+            "--preset",
+            "resnet20-cifar10",
+            "--out",
+            tmp_path / "x",
+            "--set",
+            f"data_dir={tmp_path}",
+        ),
         ("measure", tmp_path / "missing"),
         ("train", "--preset", "digits", "--out", tmp_path / "x", "--device", "tpu"),
     ]
@@ -33,7 +56,23 @@ def test_user_errors_are_one_line_with_exit_code_2(tmp_path, run_cli):
 
 def test_corrupt_checkpoint_is_one_line(tmp_path, run_cli):
     run = tmp_path / "run"
-    assert run_cli("train", "--preset", "digits", "--out", run, "--quiet", "--set", "epochs=1", "--set", "milestones=", "--set", "num_threads=1")[0] == 0
+    assert (
+        run_cli(
+            "train",
+            "--preset",
+            "digits",
+            "--out",
+            run,
+            "--quiet",
+            "--set",
+            "epochs=1",
+            "--set",
+            "milestones=",
+            "--set",
+            "num_threads=1",
+        )[0]
+        == 0
+    )
     (run / "checkpoint_best.pt").write_bytes(b"not a checkpoint")
     code, _, err = run_cli("measure", run)
     assert code == 2 and "corrupt checkpoint" in err and err.count("\n") == 1
@@ -46,12 +85,32 @@ def test_corrupt_a_users_own_image_folder(tmp_path, run_cli):
     for index, name in enumerate(("a", "b")):
         (tmp_path / "imgs" / name).mkdir(parents=True)
         for i in range(10):
-            Image.fromarray(np.full((32, 32, 3), 60 * index + 5 * i, dtype=np.uint8)).save(tmp_path / "imgs" / name / f"{i}.png")
+            Image.fromarray(np.full((32, 32, 3), 60 * index + 5 * i, dtype=np.uint8)).save(
+                tmp_path / "imgs" / name / f"{i}.png"
+            )
     out = tmp_path / "corrupted"
-    code, stdout, err = run_cli("corrupt", "--dataset", "folder", "--data-dir", tmp_path / "imgs", "--out", out, "--corruption", "brightness", "--corruption", "contrast", "--device", "cpu")
+    code, stdout, err = run_cli(
+        "corrupt",
+        "--dataset",
+        "folder",
+        "--data-dir",
+        tmp_path / "imgs",
+        "--out",
+        out,
+        "--corruption",
+        "brightness",
+        "--corruption",
+        "contrast",
+        "--device",
+        "cpu",
+    )
     assert code == 0, err
     images = np.load(out / "brightness.npy")
     labels = np.load(out / "labels.npy")
     assert images.shape == (5 * 4, 32, 32, 3) and images.dtype == np.uint8
     assert labels.tolist() == [0, 0, 1, 1] * 5
-    assert sorted(p.name for p in out.glob("*.npy")) == ["brightness.npy", "contrast.npy", "labels.npy"]
+    assert sorted(p.name for p in out.glob("*.npy")) == [
+        "brightness.npy",
+        "contrast.npy",
+        "labels.npy",
+    ]

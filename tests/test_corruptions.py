@@ -92,7 +92,14 @@ def test_names_and_tables():
     for table in TABLES.values():
         assert set(table.params) == set(CORRUPTIONS)
     assert [table_for_size(s) for s in (16, 32, 48, 49, 64, 128, 129, 224)] == [
-        "cifar10", "cifar10", "cifar10", "tinyimagenet", "tinyimagenet", "tinyimagenet", "imagenet", "imagenet"
+        "cifar10",
+        "cifar10",
+        "cifar10",
+        "tinyimagenet",
+        "tinyimagenet",
+        "tinyimagenet",
+        "imagenet",
+        "imagenet",
     ]
     # np.arange(1, 1.06, 0.01) ends at 1.06: seven factors, as the generators get them.
     assert len(CIFAR["zoom_blur"][0]) == 7 and len(CIFAR["zoom_blur"][4]) == 26
@@ -116,7 +123,10 @@ def test_bad_requests_raise_one_line_value_errors(kwargs):
     assert "\n" not in str(info.value)
 
 
-@pytest.mark.parametrize("images", [torch.rand(2, 2, 8, 8), torch.rand(3, 8, 8), torch.zeros(2, 3, 8, 8, dtype=torch.uint8)])
+@pytest.mark.parametrize(
+    "images",
+    [torch.rand(2, 2, 8, 8), torch.rand(3, 8, 8), torch.zeros(2, 3, 8, 8, dtype=torch.uint8)],
+)
 def test_malformed_images_raise_value_error(images):
     with pytest.raises(ValueError):
         corrupt(images, "contrast", 1)
@@ -166,9 +176,18 @@ def test_pixelate_is_pil_box_resize_down_and_up(table, size):
     for severity in SEVERITIES:
         c = TABLES[table].params["pixelate"][severity - 1]
         small = (int(size * c), int(size * c))
-        ref = np.stack([np.asarray(Image.fromarray(i).resize(small, Image.BOX).resize((size, size), Image.BOX)) for i in images])
+        ref = np.stack(
+            [
+                np.asarray(
+                    Image.fromarray(i).resize(small, Image.BOX).resize((size, size), Image.BOX)
+                )
+                for i in images
+            ]
+        )
         # Identical 8-bit levels: PIL's fixed-point weights and rounding are reproduced.
-        assert np.abs(to_hwc(corrupt(x, "pixelate", severity, table=table)) * 255 - ref).max() < 1e-3
+        assert (
+            np.abs(to_hwc(corrupt(x, "pixelate", severity, table=table)) * 255 - ref).max() < 1e-3
+        )
 
 
 @pytest.mark.parametrize("severity", SEVERITIES)
@@ -187,7 +206,13 @@ def test_jpeg_is_pil_at_table_quality(severity):
 @pytest.mark.parametrize("severity", SEVERITIES)
 def test_gaussian_blur_is_scipy_gaussian_filter_nearest(severity):
     sigma = CIFAR["gaussian_blur"][severity - 1]
-    ref = np.clip(ndi.gaussian_filter(IMAGES / 255.0, sigma=(0, sigma, sigma, 0), mode="nearest", truncate=4.0), 0, 1)
+    ref = np.clip(
+        ndi.gaussian_filter(
+            IMAGES / 255.0, sigma=(0, sigma, sigma, 0), mode="nearest", truncate=4.0
+        ),
+        0,
+        1,
+    )
     assert np.abs(to_hwc(corrupt(X, "gaussian_blur", severity)) - ref).max() < 1e-5
 
 
@@ -201,7 +226,9 @@ def _disk_reference(radius: float, alias_blur: float) -> np.ndarray:
     g = np.exp(-(t**2) / (2 * alias_blur**2))
     g /= g.sum()
     # cv2.GaussianBlur's default border is reflect-101, scipy's "mirror".
-    return ndi.correlate1d(ndi.correlate1d(disk, g, axis=0, mode="mirror"), g, axis=1, mode="mirror")
+    return ndi.correlate1d(
+        ndi.correlate1d(disk, g, axis=0, mode="mirror"), g, axis=1, mode="mirror"
+    )
 
 
 @pytest.mark.parametrize("table,size", [("cifar10", 32), ("imagenet", 40)])
@@ -212,9 +239,20 @@ def test_defocus_blur_is_disk_filter2d(table, size):
         radius, alias = TABLES[table].params["defocus_blur"][severity - 1]
         kernel = _disk_reference(radius, alias)
         ref = np.stack(
-            [np.stack([ndi.correlate(i[:, :, ch] / 255.0, kernel, mode="mirror") for ch in range(3)], -1) for i in images]
+            [
+                np.stack(
+                    [ndi.correlate(i[:, :, ch] / 255.0, kernel, mode="mirror") for ch in range(3)],
+                    -1,
+                )
+                for i in images
+            ]
         )
-        assert np.abs(to_hwc(corrupt(x, "defocus_blur", severity, table=table)) - np.clip(ref, 0, 1)).max() < 1e-5
+        assert (
+            np.abs(
+                to_hwc(corrupt(x, "defocus_blur", severity, table=table)) - np.clip(ref, 0, 1)
+            ).max()
+            < 1e-5
+        )
 
 
 def _clipped_zoom_reference(image: np.ndarray, zoom: float) -> np.ndarray:
@@ -243,7 +281,9 @@ def test_zoom_blur_is_mean_of_scipy_zooms(severity):
 # ------------------------------------------------------------------------------------------------
 
 
-def _swap_loop(dy: np.ndarray, dx: np.ndarray, h: int, w: int, delta: int, iterations: int) -> np.ndarray:
+def _swap_loop(
+    dy: np.ndarray, dx: np.ndarray, h: int, w: int, delta: int, iterations: int
+) -> np.ndarray:
     """The generators' glass-blur loop, run on pixel indices."""
     out = []
     for i in range(dy.shape[0]):
@@ -259,7 +299,10 @@ def _swap_loop(dy: np.ndarray, dx: np.ndarray, h: int, w: int, delta: int, itera
     return np.stack(out)
 
 
-@pytest.mark.parametrize("h,w,delta,iterations", [(32, 32, 1, 2), (9, 12, 1, 3), (10, 9, 2, 2), (16, 16, 4, 2), (4, 4, 1, 1)])
+@pytest.mark.parametrize(
+    "h,w,delta,iterations",
+    [(32, 32, 1, 2), (9, 12, 1, 3), (10, 9, 2, 2), (16, 16, 4, 2), (4, 4, 1, 1)],
+)
 def test_glass_blur_swaps_equal_the_sequential_loop(h, w, delta, iterations):
     g = torch.Generator().manual_seed(h * 100 + w)
     k = iterations * (h - 2 * delta) * (w - 2 * delta)
@@ -271,7 +314,9 @@ def test_glass_blur_swaps_equal_the_sequential_loop(h, w, delta, iterations):
     if delta == 1:
         per_pass = (h - 2) * (w - 2)
         events = blur._swap_pass_events(dy[:, :per_pass], dx[:, :per_pass], h, w, 1).numpy()
-        assert np.array_equal(events, _swap_loop(dy[:, :per_pass].numpy(), dx[:, :per_pass].numpy(), h, w, 1, 1))
+        assert np.array_equal(
+            events, _swap_loop(dy[:, :per_pass].numpy(), dx[:, :per_pass].numpy(), h, w, 1, 1)
+        )
 
 
 def _motion_blur_loop(image: np.ndarray, radius: float, sigma: float, angle: float) -> np.ndarray:
@@ -303,7 +348,9 @@ def _imagemagick() -> str | None:
         path = shutil.which(tool)
         if path:
             try:
-                version = subprocess.run([path, "-version"], capture_output=True, text=True, timeout=20, check=False)
+                version = subprocess.run(
+                    [path, "-version"], capture_output=True, text=True, timeout=20, check=False
+                )
             except (OSError, subprocess.SubprocessError):
                 continue
             if version.returncode == 0 and version.stdout.startswith("Version: ImageMagick"):
@@ -316,9 +363,25 @@ def test_motion_blur_matches_imagemagick(tmp_path):
     image = IMAGES[0]
     Image.fromarray(image).save(tmp_path / "in.png")
     for radius, sigma, angle in [(6, 1.5, 20.0), (9, 2.5, -80.0)]:
-        subprocess.run([_imagemagick(), str(tmp_path / "in.png"), "-motion-blur", f"{radius}x{sigma}+{angle}", str(tmp_path / "out.png")], check=True)
+        subprocess.run(
+            [
+                _imagemagick(),
+                str(tmp_path / "in.png"),
+                "-motion-blur",
+                f"{radius}x{sigma}+{angle}",
+                str(tmp_path / "out.png"),
+            ],
+            check=True,
+        )
         ref = np.asarray(Image.open(tmp_path / "out.png").convert("RGB")).astype(np.float64)
-        got = to_hwc(_ops.quantize_trunc(_ops.motion_blur(to_tensor(image[None]), radius, sigma, torch.tensor([angle]))))[0] * 255
+        got = (
+            to_hwc(
+                _ops.quantize_trunc(
+                    _ops.motion_blur(to_tensor(image[None]), radius, sigma, torch.tensor([angle]))
+                )
+            )[0]
+            * 255
+        )
         diff = np.abs(got - ref)
         assert diff.max() < 1.01 and (diff > 0.5).mean() < 0.01
 
@@ -327,26 +390,50 @@ def test_motion_blur_matches_imagemagick(tmp_path):
 def test_elastic_transform_is_affine_warp_then_map_coordinates(severity):
     alpha, sigma, shift = (v * 32 for v in CIFAR["elastic_transform"][severity - 1])
     n = 3
-    got = to_hwc(corrupt(X[:n], "elastic_transform", severity, generator=torch.Generator().manual_seed(7)))
+    got = to_hwc(
+        corrupt(X[:n], "elastic_transform", severity, generator=torch.Generator().manual_seed(7))
+    )
     # The same draws, in the function's order: affine point shifts, then dx, then dy.
     g = torch.Generator().manual_seed(7)
     shifts = (torch.rand((n, 3, 2), generator=g) * (2 * shift) - shift).double().numpy()
     noise_x = (torch.rand((n, 32, 32), generator=g) * 2 - 1).double().numpy()
     noise_y = (torch.rand((n, 32, 32), generator=g) * 2 - 1).double().numpy()
-    pts1 = np.array([[16 + 10, 16 + 10], [16 + 10, 16 - 10], [16 - 10, 16 - 10]], dtype=np.float64)  # (x, y)
+    pts1 = np.array(
+        [[16 + 10, 16 + 10], [16 + 10, 16 - 10], [16 - 10, 16 - 10]], dtype=np.float64
+    )  # (x, y)
     rows, cols = np.meshgrid(np.arange(32), np.arange(32), indexing="ij")
     for i in range(n):
-        m = np.linalg.solve(np.c_[pts1, np.ones(3)], pts1 + shifts[i]).T  # (2, 3): (x, y, 1) -> (x', y')
+        m = np.linalg.solve(
+            np.c_[pts1, np.ones(3)], pts1 + shifts[i]
+        ).T  # (2, 3): (x, y, 1) -> (x', y')
         inv = np.linalg.inv(m[:, :2])
         off = -inv @ m[:, 2]
         # scipy works in (row, col): swap the (x, y) roles; "mirror" is cv2's reflect-101.
         matrix = np.array([[inv[1, 1], inv[1, 0]], [inv[0, 1], inv[0, 0]]])
         warped = np.stack(
-            [ndi.affine_transform(IMAGES[i, :, :, ch] / 255.0, matrix, offset=(off[1], off[0]), order=1, mode="mirror") for ch in range(3)], -1
+            [
+                ndi.affine_transform(
+                    IMAGES[i, :, :, ch] / 255.0,
+                    matrix,
+                    offset=(off[1], off[0]),
+                    order=1,
+                    mode="mirror",
+                )
+                for ch in range(3)
+            ],
+            -1,
         )
         dx = ndi.gaussian_filter(noise_x[i], sigma, mode="reflect", truncate=3.0) * alpha
         dy = ndi.gaussian_filter(noise_y[i], sigma, mode="reflect", truncate=3.0) * alpha
-        ref = np.stack([ndi.map_coordinates(warped[:, :, ch], [rows + dy, cols + dx], order=1, mode="reflect") for ch in range(3)], -1)
+        ref = np.stack(
+            [
+                ndi.map_coordinates(
+                    warped[:, :, ch], [rows + dy, cols + dx], order=1, mode="reflect"
+                )
+                for ch in range(3)
+            ],
+            -1,
+        )
         assert np.abs(got[i] - np.clip(ref, 0, 1)).max() < 1e-4
 
 
@@ -356,14 +443,27 @@ def test_glass_blur_pipeline_on_the_same_draws(severity):
     n = 2
     got = to_hwc(corrupt(X[:n], "glass_blur", severity, generator=torch.Generator().manual_seed(9)))
     k = iterations * (32 - 2 * delta) ** 2
-    offsets = torch.randint(-delta, delta, (n, k, 2), generator=torch.Generator().manual_seed(9)).numpy()
+    offsets = torch.randint(
+        -delta, delta, (n, k, 2), generator=torch.Generator().manual_seed(9)
+    ).numpy()
     for i in range(n):
-        blurred = np.uint8(ndi.gaussian_filter(IMAGES[i] / 255.0, (sigma, sigma, 0), mode="nearest", truncate=4.0) * 255)
-        source = _swap_loop(offsets[i : i + 1, :, 1], offsets[i : i + 1, :, 0], 32, 32, delta, iterations)[0]
+        blurred = np.uint8(
+            ndi.gaussian_filter(IMAGES[i] / 255.0, (sigma, sigma, 0), mode="nearest", truncate=4.0)
+            * 255
+        )
+        source = _swap_loop(
+            offsets[i : i + 1, :, 1], offsets[i : i + 1, :, 0], 32, 32, delta, iterations
+        )[0]
         swapped = blurred.reshape(-1, 3)[source].reshape(32, 32, 3)
-        ref = np.clip(ndi.gaussian_filter(swapped / 255.0, (sigma, sigma, 0), mode="nearest", truncate=4.0), 0, 1)
+        ref = np.clip(
+            ndi.gaussian_filter(swapped / 255.0, (sigma, sigma, 0), mode="nearest", truncate=4.0),
+            0,
+            1,
+        )
         # One 8-bit level of slack: the intermediate truncation can fall either side in float32.
-        assert np.abs(got[i] - ref).max() < 1.01 / 255 and (np.abs(got[i] - ref) > 1e-4).mean() < 0.02
+        assert (
+            np.abs(got[i] - ref).max() < 1.01 / 255 and (np.abs(got[i] - ref) > 1e-4).mean() < 0.02
+        )
 
 
 @pytest.mark.parametrize("severity", [2, 5])
@@ -393,7 +493,11 @@ def _plasma_reference(mapsize: int, decay: float, g: torch.Generator) -> np.ndar
     step, wibble = mapsize, 100.0
 
     def wibbled(total):
-        return total / 4 + wibble * (torch.rand(total.shape, generator=g) * (2 * wibble) - wibble).double().numpy()
+        return (
+            total / 4
+            + wibble
+            * (torch.rand(total.shape, generator=g) * (2 * wibble) - wibble).double().numpy()
+        )
 
     while step >= 2:
         half = step // 2
@@ -402,8 +506,12 @@ def _plasma_reference(mapsize: int, decay: float, g: torch.Generator) -> np.ndar
         squares = squares + np.roll(squares, -1, axis=1)
         m[half::step, half::step] = wibbled(squares)
         centres, corners = m[half::step, half::step], m[0::step, 0::step]
-        m[0::step, half::step] = wibbled(centres + np.roll(centres, 1, axis=0) + corners + np.roll(corners, -1, axis=1))
-        m[half::step, 0::step] = wibbled(centres + np.roll(centres, 1, axis=1) + corners + np.roll(corners, -1, axis=0))
+        m[0::step, half::step] = wibbled(
+            centres + np.roll(centres, 1, axis=0) + corners + np.roll(corners, -1, axis=1)
+        )
+        m[half::step, 0::step] = wibbled(
+            centres + np.roll(centres, 1, axis=1) + corners + np.roll(corners, -1, axis=0)
+        )
         step //= 2
         wibble /= decay
     m -= m.min()
@@ -443,7 +551,10 @@ def test_frost_textures_are_resized_as_cv2_does():
     if not HAS_FROST:
         pytest.skip("frost textures (imagecorruptions) not installed")
     folder = weather.frost_texture_dir()
-    for scale, tolerance in ((0.2, 0), (0.3, 1)):  # cv2's 11-bit fixed-point weights: one level at most
+    for scale, tolerance in (
+        (0.2, 0),
+        (0.3, 1),
+    ):  # cv2's 11-bit fixed-point weights: one level at most
         for name, tex in zip(weather.FROST_FILES, weather._frost_textures(folder, scale, 32, 32)):
             ref = cv2.resize(cv2.imread(str(folder / name)), (0, 0), fx=scale, fy=scale)[..., ::-1]
             assert np.abs(tex.permute(1, 2, 0).numpy() * 255 - ref).max() <= tolerance + 1e-3
@@ -455,7 +566,11 @@ def test_spatter_matches_the_opencv_recipe(severity):
     loc, scale, sigma, threshold, intensity, mode = CIFAR["spatter"][severity - 1]
     n = 4
     got = to_hwc(corrupt(X[:n], "spatter", severity, generator=torch.Generator().manual_seed(3)))
-    layers = (torch.randn((n, 32, 32), generator=torch.Generator().manual_seed(3)) * scale + loc).double().numpy()
+    layers = (
+        (torch.randn((n, 32, 32), generator=torch.Generator().manual_seed(3)) * scale + loc)
+        .double()
+        .numpy()
+    )
     emboss = np.array([[-2, -1, 0], [-1, 1, 1], [0, 1, 2]])
     for i in range(n):
         x = IMAGES[i] / 255.0
@@ -464,16 +579,24 @@ def test_spatter_matches_the_opencv_recipe(severity):
         if mode == 0:
             levels = (np.clip(layer, 0, 1) * 255).astype(np.uint8)
             # The exact distance (cv2's 5x5 mask approximates it; see weather.py).
-            dist = cv2.distanceTransform(255 - cv2.Canny(levels, 50, 150), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+            dist = cv2.distanceTransform(
+                255 - cv2.Canny(levels, 50, 150), cv2.DIST_L2, cv2.DIST_MASK_PRECISE
+            )
             dist = cv2.blur(np.minimum(dist, 20), (3, 3)).astype(np.uint8)
-            dist = cv2.blur(cv2.filter2D(cv2.equalizeHist(dist), cv2.CV_8U, emboss), (3, 3)).astype(np.float32)
+            dist = cv2.blur(cv2.filter2D(cv2.equalizeHist(dist), cv2.CV_8U, emboss), (3, 3)).astype(
+                np.float32
+            )
             m = levels * dist
             m = m / m.max() * intensity
             ref = np.clip(x + m[..., None] * np.array([175, 238, 238]) / 255, 0, 1)
         else:
-            m = ndi.gaussian_filter((layer > threshold).astype(np.float64), intensity, mode="nearest", truncate=4.0)
+            m = ndi.gaussian_filter(
+                (layer > threshold).astype(np.float64), intensity, mode="nearest", truncate=4.0
+            )
             m[m < 0.8] = 0
-            ref = np.clip(x * (1 - m[..., None]) + np.array([63, 42, 20]) / 255 * m[..., None], 0, 1)
+            ref = np.clip(
+                x * (1 - m[..., None]) + np.array([63, 42, 20]) / 255 * m[..., None], 0, 1
+            )
         assert np.abs(got[i] - ref).max() < 1e-5
 
 
@@ -549,7 +672,13 @@ def test_poisson_samplers_agree_with_scipy_over_rates():
         assert abs(general.mean() - lam) < 4 * math.sqrt(lam / 40000) + 1e-3
         assert abs(general.var() / lam - 1) < 0.05
         ks = np.arange(int(lam + 8 * math.sqrt(lam) + 10))
-        tv = 0.5 * np.abs(np.bincount(general.astype(int), minlength=len(ks))[: len(ks)] / general.size - stats.poisson.pmf(ks, lam)).sum()
+        tv = (
+            0.5
+            * np.abs(
+                np.bincount(general.astype(int), minlength=len(ks))[: len(ks)] / general.size
+                - stats.poisson.pmf(ks, lam)
+            ).sum()
+        )
         assert tv < 0.02
     levels = torch.randint(0, 256, (200000,), generator=torch.Generator().manual_seed(2))
     table = rng.poisson_of_levels(levels, 500.0).numpy()
@@ -593,21 +722,49 @@ def test_grey_images_and_other_tables(name):
 def test_grey_result_is_channel_mean_of_three_equal_channels():
     grey = X[:3].mean(dim=1, keepdim=True)
     for name in ("contrast", "saturate", "defocus_blur", "pixelate"):
-        assert torch.allclose(corrupt(grey, name, 5), corrupt(grey.expand(-1, 3, -1, -1), name, 5).mean(1, keepdim=True), atol=1e-6)
+        assert torch.allclose(
+            corrupt(grey, name, 5),
+            corrupt(grey.expand(-1, 3, -1, -1), name, 5).mean(1, keepdim=True),
+            atol=1e-6,
+        )
 
 
 def test_random_corruptions_change_with_the_seed():
-    for name in ("gaussian_noise", "glass_blur", "motion_blur", "snow", "fog", "spatter", "elastic_transform"):
+    for name in (
+        "gaussian_noise",
+        "glass_blur",
+        "motion_blur",
+        "snow",
+        "fog",
+        "spatter",
+        "elastic_transform",
+    ):
         a = corrupt(X[:4], name, 3, generator=torch.Generator().manual_seed(0))
         b = corrupt(X[:4], name, 3, generator=torch.Generator().manual_seed(1))
         assert not torch.equal(a, b), name
 
 
-@pytest.mark.parametrize("name", ["gaussian_noise", "impulse_noise", "contrast", "gaussian_blur", "defocus_blur", "zoom_blur", "brightness", "pixelate"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "gaussian_noise",
+        "impulse_noise",
+        "contrast",
+        "gaussian_blur",
+        "defocus_blur",
+        "zoom_blur",
+        "brightness",
+        "pixelate",
+    ],
+)
 def test_distortion_grows_with_severity(name):
     smooth = to_tensor(make_images(8, 32, seed=6)[::2])
     distortion = [
-        (corrupt(smooth, name, s, generator=torch.Generator().manual_seed(0)) - smooth).abs().mean().item() for s in SEVERITIES
+        (corrupt(smooth, name, s, generator=torch.Generator().manual_seed(0)) - smooth)
+        .abs()
+        .mean()
+        .item()
+        for s in SEVERITIES
     ]
     assert all(b >= a for a, b in itertools.pairwise(distortion)), distortion
 
@@ -647,13 +804,19 @@ def digits20() -> ImageSet:
 
 def test_generated_set_layout_rows_and_resume(tmp_path, digits20):
     names = ["contrast", "gaussian_noise", "motion_blur"]
-    written = generate_corruption_set(digits20, tmp_path, seed=5, corruptions=names, batch_size=8, progress=False)
+    written = generate_corruption_set(
+        digits20, tmp_path, seed=5, corruptions=names, batch_size=8, progress=False
+    )
     # Written in the conventional order, whatever the order asked for.
-    assert written == [str(tmp_path / f"{n}.npy") for n in ("gaussian_noise", "motion_blur", "contrast")]
+    assert written == [
+        str(tmp_path / f"{n}.npy") for n in ("gaussian_noise", "motion_blur", "contrast")
+    ]
     labels = np.load(tmp_path / "labels.npy")
     assert labels.dtype == np.int64 and np.array_equal(labels, np.tile(digits20.labels.numpy(), 5))
     meta = json.loads((tmp_path / "metadata.json").read_text())
-    assert meta["table"] == "cifar10" and meta["seed"] == 5 and meta["severities"] == [1, 2, 3, 4, 5]
+    assert (
+        meta["table"] == "cifar10" and meta["seed"] == 5 and meta["severities"] == [1, 2, 3, 4, 5]
+    )
     assert meta["image_shape"] == [16, 16, 1] and sorted(meta["corruptions"]) == sorted(names)
     noisy = np.load(tmp_path / "gaussian_noise.npy")
     assert noisy.dtype == np.uint8 and noisy.shape == (100, 16, 16, 1)
@@ -661,25 +824,44 @@ def test_generated_set_layout_rows_and_resume(tmp_path, digits20):
     for severity in (2, 5):
         g = torch.Generator().manual_seed(derived_seed(5, "gaussian_noise", severity))
         x = digits20.images
-        y = torch.cat([corrupt(x[i : i + 8], "gaussian_noise", severity, generator=g) for i in range(0, 20, 8)])
+        y = torch.cat(
+            [
+                corrupt(x[i : i + 8], "gaussian_noise", severity, generator=g)
+                for i in range(0, 20, 8)
+            ]
+        )
         expected = _ops.truncate_to_uint8(y).permute(0, 2, 3, 1).numpy()
         assert np.array_equal(noisy[(severity - 1) * 20 : severity * 20], expected)
     clean_contrast = np.load(tmp_path / "contrast.npy")[80:]
-    assert np.array_equal(clean_contrast, _ops.truncate_to_uint8(corrupt(digits20.images, "contrast", 5)).permute(0, 2, 3, 1).numpy())
+    assert np.array_equal(
+        clean_contrast,
+        _ops.truncate_to_uint8(corrupt(digits20.images, "contrast", 5)).permute(0, 2, 3, 1).numpy(),
+    )
     # Resume: nothing left to do, nothing rewritten; a new corruption is added alone.
     stamps = {p.name: p.stat().st_mtime_ns for p in tmp_path.iterdir()}
-    assert generate_corruption_set(digits20, tmp_path, seed=5, corruptions=names, batch_size=8, progress=False) == []
-    assert all(tmp_path.joinpath(n).stat().st_mtime_ns == stamps[n] for n in stamps if n.endswith(".npy"))
-    assert generate_corruption_set(digits20, tmp_path, seed=5, corruptions=names + ["pixelate"], batch_size=8, progress=False) == [
-        str(tmp_path / "pixelate.npy")
-    ]
+    assert (
+        generate_corruption_set(
+            digits20, tmp_path, seed=5, corruptions=names, batch_size=8, progress=False
+        )
+        == []
+    )
+    assert all(
+        tmp_path.joinpath(n).stat().st_mtime_ns == stamps[n] for n in stamps if n.endswith(".npy")
+    )
+    assert generate_corruption_set(
+        digits20, tmp_path, seed=5, corruptions=names + ["pixelate"], batch_size=8, progress=False
+    ) == [str(tmp_path / "pixelate.npy")]
     # A subset regenerates bit for bit.
     other = tmp_path / "again"
-    generate_corruption_set(digits20, other, seed=5, corruptions=["motion_blur"], batch_size=8, progress=False)
+    generate_corruption_set(
+        digits20, other, seed=5, corruptions=["motion_blur"], batch_size=8, progress=False
+    )
     assert (other / "motion_blur.npy").read_bytes() == (tmp_path / "motion_blur.npy").read_bytes()
     # Other settings in the same folder are refused.
     with pytest.raises(ValueError, match="other settings"):
-        generate_corruption_set(digits20, tmp_path, seed=6, corruptions=names, batch_size=8, progress=False)
+        generate_corruption_set(
+            digits20, tmp_path, seed=6, corruptions=names, batch_size=8, progress=False
+        )
 
 
 def test_generation_is_atomic_and_resumable_after_a_crash(tmp_path, digits20, monkeypatch):
@@ -698,12 +880,24 @@ def test_generation_is_atomic_and_resumable_after_a_crash(tmp_path, digits20, mo
     monkeypatch.setattr(generate_module, "corrupt", failing)
     names = ["fog", "brightness", "saturate"]
     with pytest.raises(RuntimeError, match="interrupted"):
-        generate_corruption_set(digits20, tmp_path, corruptions=names, severities=(1, 3), batch_size=8, progress=False)
+        generate_corruption_set(
+            digits20, tmp_path, corruptions=names, severities=(1, 3), batch_size=8, progress=False
+        )
     present = sorted(p.name for p in tmp_path.iterdir())
-    assert present == ["brightness.npy", "fog.npy", "labels.npy", "metadata.json"]  # no partial file, no temp file
-    assert json.loads((tmp_path / "metadata.json").read_text())["corruptions"] == ["fog", "brightness"]
+    assert present == [
+        "brightness.npy",
+        "fog.npy",
+        "labels.npy",
+        "metadata.json",
+    ]  # no partial file, no temp file
+    assert json.loads((tmp_path / "metadata.json").read_text())["corruptions"] == [
+        "fog",
+        "brightness",
+    ]
     monkeypatch.setattr(generate_module, "corrupt", real)
-    written = generate_corruption_set(digits20, tmp_path, corruptions=names, severities=(1, 3), batch_size=8, progress=False)
+    written = generate_corruption_set(
+        digits20, tmp_path, corruptions=names, severities=(1, 3), batch_size=8, progress=False
+    )
     assert written == [str(tmp_path / "saturate.npy")]
     assert np.load(tmp_path / "saturate.npy").shape == (40, 16, 16, 1)
     assert not [p for p in tmp_path.iterdir() if ".tmp-" in p.name]

@@ -30,14 +30,36 @@ from selectivity.data import (
     open_corrupted,
 )
 
-CIFAR_NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+CIFAR_NAMES = [
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
+]
 PER_BATCH = 20  # 5 batches -> 100 training images, 10 per class
 N_TEST = 10
 # Deliberately not in sorted order: the class index must be the position in wnids.txt.
 WNIDS = ["n03000003", "n01000001", "n02000002"]
-WORDS = {"n03000003": "gamma ray, g", "n01000001": "alpha, a", "n02000002": "beta", "n09999999": "unused"}
+WORDS = {
+    "n03000003": "gamma ray, g",
+    "n01000001": "alpha, a",
+    "n02000002": "beta",
+    "n09999999": "unused",
+}
 TINY_PER_CLASS = 6
-TINY_VAL = [(0, 9), (1, 9), (2, 9), (1, 8), (2, 8)]  # (class, id) of val images; one more is greyscale
+TINY_VAL = [
+    (0, 9),
+    (1, 9),
+    (2, 9),
+    (1, 8),
+    (2, 8),
+]  # (class, id) of val images; one more is greyscale
 TINY_SIZE = 64
 
 
@@ -81,7 +103,14 @@ def cifar_batch(ids, labels) -> dict:
 def write_cifar(root: Path) -> Path:
     folder = root / "cifar-10-batches-py"
     folder.mkdir(parents=True)
-    dump(folder / "batches.meta", {b"num_cases_per_batch": PER_BATCH, b"label_names": [n.encode() for n in CIFAR_NAMES], b"num_vis": 3072})
+    dump(
+        folder / "batches.meta",
+        {
+            b"num_cases_per_batch": PER_BATCH,
+            b"label_names": [n.encode() for n in CIFAR_NAMES],
+            b"num_vis": 3072,
+        },
+    )
     for b in range(1, 6):
         ids = list(range((b - 1) * PER_BATCH, b * PER_BATCH))
         dump(folder / f"data_batch_{b}", cifar_batch(ids, [i % 10 for i in ids]))
@@ -115,14 +144,18 @@ def write_tiny(root: Path) -> Path:
     (folder / "words.txt").write_text("".join(f"{w}\t{t}\n" for w, t in WORDS.items()))
     for label, wnid in enumerate(WNIDS):
         for k in range(TINY_PER_CLASS):
-            save_jpeg(folder / "train" / wnid / "images" / f"{wnid}_{k}.JPEG", tiny_colour(label, k))
+            save_jpeg(
+                folder / "train" / wnid / "images" / f"{wnid}_{k}.JPEG", tiny_colour(label, k)
+            )
         (folder / "train" / wnid / f"{wnid}_boxes.txt").write_text("")
     lines = []
     for i, (label, k) in enumerate(TINY_VAL):
         save_jpeg(folder / "val" / "images" / f"val_{i}.JPEG", tiny_colour(label, k))
         lines.append(f"val_{i}.JPEG\t{WNIDS[label]}\t0\t0\t63\t63")
     grey = len(TINY_VAL)
-    save_jpeg(folder / "val" / "images" / f"val_{grey}.JPEG", 77, mode="L")  # greyscale, as some are
+    save_jpeg(
+        folder / "val" / "images" / f"val_{grey}.JPEG", 77, mode="L"
+    )  # greyscale, as some are
     lines.append(f"val_{grey}.JPEG\t{WNIDS[0]}\t1\t2\t60\t61")
     (folder / "val" / "val_annotations.txt").write_text("\n".join(lines) + "\n")
     return folder
@@ -133,7 +166,13 @@ def write_cifar_c(root: Path, n: int = 4, size: int = 8) -> tuple[Path, ImageSet
     root.mkdir(parents=True, exist_ok=True)
     clean_labels = np.array([3, 1, 0, 2][:n] + list(range(max(0, n - 4))), dtype=np.int64)
     expected = ImageSet(np.zeros((n, size, size, 3), np.uint8), torch.from_numpy(clean_labels))
-    rows = np.concatenate([np.full((n, size, size, 3), 40 * s, np.uint8) + np.arange(n, dtype=np.uint8).reshape(n, 1, 1, 1) for s in range(1, 6)])
+    rows = np.concatenate(
+        [
+            np.full((n, size, size, 3), 40 * s, np.uint8)
+            + np.arange(n, dtype=np.uint8).reshape(n, 1, 1, 1)
+            for s in range(1, 6)
+        ]
+    )
     for name in ("fog", "brightness"):
         np.save(root / f"{name}.npy", rows)
     np.save(root / "labels.npy", np.tile(clean_labels, 5))
@@ -146,7 +185,9 @@ def write_tiny_c(root: Path) -> Path:
         for s in severities:
             for label, wnid in enumerate(WNIDS):
                 for k in range(2):
-                    save_jpeg(root / name / str(s) / wnid / f"{wnid}_{k}.JPEG", tiny_colour(label, k + s))
+                    save_jpeg(
+                        root / name / str(s) / wnid / f"{wnid}_{k}.JPEG", tiny_colour(label, k + s)
+                    )
     return root
 
 
@@ -203,7 +244,9 @@ def test_cifar10_stats_come_from_the_training_split(cifar_root):
     x = torch.from_numpy(splits.train.images).double().div(255)
     mean = x.mean(dim=(0, 1, 2))
     std = x.std(dim=(0, 1, 2), unbiased=False)
-    assert np.allclose(splits.mean, mean.numpy(), atol=1e-9) and np.allclose(splits.std, std.numpy(), atol=1e-9)
+    assert np.allclose(splits.mean, mean.numpy(), atol=1e-9) and np.allclose(
+        splits.std, std.numpy(), atol=1e-9
+    )
 
 
 def test_cifar10_accepts_the_folder_itself_and_resizes(cifar_root):
@@ -256,7 +299,10 @@ def _label_range(folder: Path) -> Path:
 
 def _foreign_object(folder: Path) -> Path:
     # A pickle naming any class but numpy's arrays is refused, not executed.
-    dump(folder / "data_batch_3", OrderedDict({b"data": np.zeros((1, 3072), np.uint8), b"labels": [0]}))
+    dump(
+        folder / "data_batch_3",
+        OrderedDict({b"data": np.zeros((1, 3072), np.uint8), b"labels": [0]}),
+    )
     return folder / "data_batch_3"
 
 
@@ -275,8 +321,18 @@ def _delete(name: str):
 
 @pytest.mark.parametrize(
     "damage",
-    [_delete("data_batch_3"), _delete("test_batch"), _delete("batches.meta"), _garbage, _wrong_width,
-     _no_labels, _short_labels, _label_range, _foreign_object, _names_missing],
+    [
+        _delete("data_batch_3"),
+        _delete("test_batch"),
+        _delete("batches.meta"),
+        _garbage,
+        _wrong_width,
+        _no_labels,
+        _short_labels,
+        _label_range,
+        _foreign_object,
+        _names_missing,
+    ],
 )
 def test_cifar10_malformed_files_name_the_expected_path(tmp_path, damage):
     path = damage(write_cifar(tmp_path))
@@ -303,7 +359,10 @@ def test_cifar10_missing_folder_names_the_first_batch(tmp_path):
     with pytest.raises(DataError) as error:
         load_dataset("cifar10", str(tmp_path))
     message = str(error.value)
-    assert str(tmp_path / "cifar-10-batches-py" / "data_batch_1") in message and "python version" in message
+    assert (
+        str(tmp_path / "cifar-10-batches-py" / "data_batch_1") in message
+        and "python version" in message
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -350,7 +409,9 @@ def test_tinyimagenet_cache_is_written_atomically_reused_and_invalidated(tmp_pat
     root = write_tiny(tmp_path)
     calls = []
     decode = data._decode_images
-    monkeypatch.setattr(data, "_decode_images", lambda paths: calls.append(len(paths)) or decode(paths))
+    monkeypatch.setattr(
+        data, "_decode_images", lambda paths: calls.append(len(paths)) or decode(paths)
+    )
     first = load_tinyimagenet(tmp_path, seed=0, val_per_class=2)
     assert sorted(calls) == [len(TINY_VAL) + 1, 3 * TINY_PER_CLASS]
     cache = sorted(p.name for p in (root / ".selectivity-cache").iterdir())
@@ -395,7 +456,9 @@ def test_tinyimagenet_default_holdout_needs_enough_images(tmp_path):
     root = write_tiny(tmp_path)
     with pytest.raises(DataError) as error:
         load_dataset("tinyimagenet", str(tmp_path))
-    assert str(root / "train" / WNIDS[0] / "images") in str(error.value) and "50" in str(error.value)
+    assert str(root / "train" / WNIDS[0] / "images") in str(error.value) and "50" in str(
+        error.value
+    )
 
 
 def _tiny_damages():
@@ -448,8 +511,19 @@ def _tiny_damages():
         save_jpeg(path, (1, 2, 3), size=32)
         return path
 
-    return [no_wnids, empty_wnids, duplicate_wnid, missing_class, empty_class, no_annotations, unknown_wnid,
-            bad_annotation, missing_val_image, corrupt_jpeg, wrong_size]
+    return [
+        no_wnids,
+        empty_wnids,
+        duplicate_wnid,
+        missing_class,
+        empty_class,
+        no_annotations,
+        unknown_wnid,
+        bad_annotation,
+        missing_val_image,
+        corrupt_jpeg,
+        wrong_size,
+    ]
 
 
 @pytest.mark.parametrize("damage", _tiny_damages(), ids=lambda f: f.__name__)
@@ -477,7 +551,9 @@ def test_npy_corruptions_are_memory_mapped_per_severity(tmp_path):
         assert [int(im[0, 0, 0]) for im in fog.images] == [120, 121, 122, 123]
         assert fog.labels.tolist() == expected.labels.tolist()
     x, y = fog.batch(slice(0, 4))
-    assert x.shape == (4, 3, 8, 8) and torch.allclose(x[:, 2, 5, 5], torch.tensor([120.0, 121, 122, 123]) / 255)
+    assert x.shape == (4, 3, 8, 8) and torch.allclose(
+        x[:, 2, 5, 5], torch.tensor([120.0, 121, 122, 123]) / 255
+    )
     assert y.dtype == torch.int64
 
 
@@ -488,7 +564,9 @@ def test_npy_corruptions_match_a_loaded_clean_test_set(tmp_path, cifar_root):
     np.save(root / "snow.npy", np.concatenate([splits.test.images] * 5))
     np.save(root / "labels.npy", np.tile(splits.test.labels.numpy(), 5))
     snow = open_corrupted(root, "snow", 5, expected=splits.test)
-    assert np.array_equal(snow.images, splits.test.images) and torch.equal(snow.labels, splits.test.labels)
+    assert np.array_equal(snow.images, splits.test.images) and torch.equal(
+        snow.labels, splits.test.labels
+    )
 
 
 def _npy_damages():
@@ -522,7 +600,16 @@ def _npy_damages():
         np.save(root / "labels.npy", np.zeros(19, np.int64))
         return root / "labels.npy", {}
 
-    return [missing_corruption, wrong_count, wrong_labels, wrong_shape, bad_severity, not_npy, float_images, labels_rows]
+    return [
+        missing_corruption,
+        wrong_count,
+        wrong_labels,
+        wrong_shape,
+        bad_severity,
+        not_npy,
+        float_images,
+        labels_rows,
+    ]
 
 
 @pytest.mark.parametrize("damage", _npy_damages(), ids=lambda f: f.__name__)
@@ -565,7 +652,9 @@ def test_folder_corruptions_labels_from_wnids_and_cache(tmp_path, monkeypatch):
     assert [decode_tiny(im) for im in fog.images] == [(c, k + 2) for c in order for k in range(2)]
     assert len(list((root / ".selectivity-cache").glob("fog-s2-*.npy"))) == 1
 
-    monkeypatch.setattr(data, "_decode_images", lambda paths: pytest.fail("decoded again despite the cache"))
+    monkeypatch.setattr(
+        data, "_decode_images", lambda paths: pytest.fail("decoded again despite the cache")
+    )
     again = open_corrupted(root, "fog", 2, class_names=WNIDS)
     assert np.array_equal(again.images, fog.images) and torch.equal(again.labels, fog.labels)
 
@@ -591,7 +680,14 @@ def _folder_damages():
         (root / "fog" / "4").mkdir()
         return root / "fog" / "4", dict(severity=4)
 
-    return [no_class_names, unknown_wnid, missing_severity, missing_corruption, wrong_shape, empty_severity]
+    return [
+        no_class_names,
+        unknown_wnid,
+        missing_severity,
+        missing_corruption,
+        wrong_shape,
+        empty_severity,
+    ]
 
 
 @pytest.mark.parametrize("damage", _folder_damages(), ids=lambda f: f.__name__)
@@ -600,7 +696,13 @@ def test_folder_corruption_errors_name_the_expected_path(tmp_path, damage):
     path, overrides = damage(root)
     args = dict(corruption="fog", severity=1, class_names=WNIDS, expected=None) | overrides
     with pytest.raises(DataError) as error:
-        open_corrupted(root, args["corruption"], args["severity"], class_names=args["class_names"], expected=args["expected"])
+        open_corrupted(
+            root,
+            args["corruption"],
+            args["severity"],
+            class_names=args["class_names"],
+            expected=args["expected"],
+        )
     message = str(error.value)
     assert str(path) in message and "\n" not in message
 

@@ -1,4 +1,3 @@
-
 import pandas as pd
 import pytest
 
@@ -22,26 +21,45 @@ SMALL = {
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     folder = tmp_path_factory.mktemp("eval") / "run"
-    config = build(TrainConfig, train_preset("digits"), {"epochs": 3, "milestones": (), "num_threads": 1})
+    config = build(
+        TrainConfig, train_preset("digits"), {"epochs": 3, "milestones": (), "num_threads": 1}
+    )
     train(config, folder, progress=False)
     return folder
 
 
 def test_evaluation_table_has_every_metric(run_dir):
-    table = evaluate(run_dir, eval_config("quick", SMALL, {"generate_corruptions": True}), progress=False)
+    table = evaluate(
+        run_dir, eval_config("quick", SMALL, {"generate_corruptions": True}), progress=False
+    )
     assert list(table.columns) == COLUMNS
     assert pd.read_parquet(run_dir / "evaluation.parquet").shape == table.shape
     metrics = set(table["metric"])
     assert metrics == {
-        "test_accuracy", "val_accuracy", "selectivity", "corruption_accuracy", "corruption_accuracy_mean",
-        "corruption_accuracy_relative", "fgsm_accuracy", "pgd_accuracy", "jacobian_norm",
-        "gradient_variability_samples", "gradient_variability_units", "dimensionality",
-        "dimensionality_corruption", "dimensionality_adversarial",
+        "test_accuracy",
+        "val_accuracy",
+        "selectivity",
+        "corruption_accuracy",
+        "corruption_accuracy_mean",
+        "corruption_accuracy_relative",
+        "fgsm_accuracy",
+        "pgd_accuracy",
+        "jacobian_norm",
+        "gradient_variability_samples",
+        "gradient_variability_units",
+        "dimensionality",
+        "dimensionality_corruption",
+        "dimensionality_adversarial",
     }
     corrupted = table[table["metric"] == "corruption_accuracy"]
     assert len(corrupted) == 3 * 5 and corrupted["value"].between(0, 1).all()
     layers = ["relu1", "relu2", "relu3"]
-    for metric in ("dimensionality", "dimensionality_corruption", "dimensionality_adversarial", "gradient_variability_samples"):
+    for metric in (
+        "dimensionality",
+        "dimensionality_corruption",
+        "dimensionality_adversarial",
+        "gradient_variability_samples",
+    ):
         rows = table[table["metric"] == metric]
         assert rows["layer"].tolist() == layers and rows["value"].between(0, 10).all(), metric
     fgsm = table[table["metric"] == "fgsm_accuracy"].set_index("eps")["value"]
@@ -49,9 +67,13 @@ def test_evaluation_table_has_every_metric(run_dir):
     assert fgsm.loc[0.0] == pgd.loc[0]  # both are clean accuracy on the same subset
     assert fgsm.is_monotonic_decreasing and pgd.is_monotonic_decreasing
     mean = corrupted["value"].mean()
-    assert table.loc[table["metric"] == "corruption_accuracy_mean", "value"].item() == pytest.approx(mean)
+    assert table.loc[
+        table["metric"] == "corruption_accuracy_mean", "value"
+    ].item() == pytest.approx(mean)
     # Normalised by clean accuracy on the same 120 images (FGSM at eps 0 is exactly that).
-    assert table.loc[table["metric"] == "corruption_accuracy_relative", "value"].item() == pytest.approx(mean / fgsm.loc[0.0])
+    assert table.loc[
+        table["metric"] == "corruption_accuracy_relative", "value"
+    ].item() == pytest.approx(mean / fgsm.loc[0.0])
 
 
 def test_evaluation_resumes_from_finished_parts(run_dir):
@@ -68,14 +90,23 @@ def test_evaluation_resumes_from_finished_parts(run_dir):
 
 
 def test_without_corruptions_the_part_is_skipped_with_a_note(run_dir):
-    table = evaluate(run_dir, eval_config("quick", {k: v for k, v in SMALL.items() if k != "corruptions"}), progress=False)
+    table = evaluate(
+        run_dir,
+        eval_config("quick", {k: v for k, v in SMALL.items() if k != "corruptions"}),
+        progress=False,
+    )
     assert "corruption_accuracy" not in set(table["metric"])
     assert any("corruptions skipped" in note for note in table.attrs["notes"])
 
 
 def test_cli_evaluate_prints_a_summary(run_dir, run_cli):
-    sets = [f"--set={k}={','.join(map(str, v)) if isinstance(v, tuple) else v}" for k, v in SMALL.items()]
-    code, out, err = run_cli("evaluate", run_dir, "--suite", "quick", "--generate-corruptions", "--quiet", *sets)
+    sets = [
+        f"--set={k}={','.join(map(str, v)) if isinstance(v, tuple) else v}"
+        for k, v in SMALL.items()
+    ]
+    code, out, err = run_cli(
+        "evaluate", run_dir, "--suite", "quick", "--generate-corruptions", "--quiet", *sets
+    )
     assert code == 0, err
     assert "clean accuracy" in out and "PGD accuracy" in out and "evaluation.parquet" in out
     code, _, err = run_cli("evaluate", run_dir, "--set", "epochs=3")

@@ -3,7 +3,12 @@ import math
 import pytest
 import torch
 
-from selectivity import SelectivityAccumulator, class_selectivity, network_selectivity, pca_dimensionality
+from selectivity import (
+    SelectivityAccumulator,
+    class_selectivity,
+    network_selectivity,
+    pca_dimensionality,
+)
 from selectivity.metrics import selectivity_from_class_sums
 
 

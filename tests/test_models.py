@@ -6,7 +6,16 @@ from selectivity import create_model, list_models
 
 
 def test_registry_lists_the_papers_models():
-    assert {"resnet20", "resnet32", "resnet44", "resnet56", "resnet18", "resnet34", "resnet50", "digitsnet"} <= set(list_models())
+    assert {
+        "resnet20",
+        "resnet32",
+        "resnet44",
+        "resnet56",
+        "resnet18",
+        "resnet34",
+        "resnet50",
+        "digitsnet",
+    } <= set(list_models())
     with pytest.raises(ValueError, match="unknown model"):
         create_model("vgg", 10)
 
@@ -27,7 +36,11 @@ def test_imagenet_resnets_take_64px_without_maxpool():
 def test_every_relu_module_is_called_once():
     model = create_model("resnet50", 200)
     calls = {}
-    handles = [m.register_forward_hook(lambda m, i, o, n=n: calls.__setitem__(n, calls.get(n, 0) + 1)) for n, m in model.named_modules() if isinstance(m, nn.ReLU)]
+    handles = [
+        m.register_forward_hook(lambda m, i, o, n=n: calls.__setitem__(n, calls.get(n, 0) + 1))
+        for n, m in model.named_modules()
+        if isinstance(m, nn.ReLU)
+    ]
     try:
         model(torch.rand(1, 3, 64, 64))
     finally:
@@ -40,5 +53,7 @@ def test_normalisation_lives_inside_the_model():
     model = create_model("digitsnet", 10, in_channels=1, mean=[0.5], std=[0.25])
     x = torch.rand(2, 1, 16, 16)
     plain = create_model("digitsnet", 10, in_channels=1)
-    plain.load_state_dict({k: v for k, v in model.state_dict().items() if not k.startswith("normalize.")})
+    plain.load_state_dict(
+        {k: v for k, v in model.state_dict().items() if not k.startswith("normalize.")}
+    )
     assert torch.allclose(model(x), plain((x - 0.5) / 0.25), atol=1e-6)

@@ -48,20 +48,40 @@ PGD_EPS = 8 / 255
 
 # Claims the planted trend decides (all but the regularizer claim, which holds in every table).
 TREND_CLAIMS = (
-    "corruption_relative", "corruption_mean", "fgsm", "pgd", "jacobian", "dimensionality_clean",
-    "dimensionality_corruption", "dimensionality_adversarial", "adversarial_vs_corruption",
-    "gradient_samples", "gradient_units", "accuracy_positive_alpha",
+    "corruption_relative",
+    "corruption_mean",
+    "fgsm",
+    "pgd",
+    "jacobian",
+    "dimensionality_clean",
+    "dimensionality_corruption",
+    "dimensionality_adversarial",
+    "adversarial_vs_corruption",
+    "gradient_samples",
+    "gradient_units",
+    "accuracy_positive_alpha",
 )
 
 
-def _row(alpha, seed, metric, value, layer=None, corruption=None, severity=None, eps=None, steps=None):
+def _row(
+    alpha, seed, metric, value, layer=None, corruption=None, severity=None, eps=None, steps=None
+):
     return {
-        "alpha": alpha, "seed": seed, "metric": metric, "layer": layer, "corruption": corruption,
-        "severity": severity, "eps": eps, "steps": steps, "value": float(value),
+        "alpha": alpha,
+        "seed": seed,
+        "metric": metric,
+        "layer": layer,
+        "corruption": corruption,
+        "severity": severity,
+        "eps": eps,
+        "steps": steps,
+        "value": float(value),
     }
 
 
-def make_results(sign: int = 1, null: bool = False, noise: float = 0.01, rng_seed: int = 0) -> pd.DataFrame:
+def make_results(
+    sign: int = 1, null: bool = False, noise: float = 0.01, rng_seed: int = 0
+) -> pd.DataFrame:
     """A sweep table with every metric of docs/results.md and a planted trend (see module doc)."""
     rng = np.random.default_rng(rng_seed)
     rows = []
@@ -70,6 +90,7 @@ def make_results(sign: int = 1, null: bool = False, noise: float = 0.01, rng_see
         z = np.sign(alpha) * np.log10(abs(alpha) / 0.1 + 1) / np.log10(101)
         t = 0.0 if null else sign * z
         for seed in SEEDS:
+
             def e(scale=1.0):
                 return noise * scale * rng.normal()
 
@@ -80,34 +101,110 @@ def make_results(sign: int = 1, null: bool = False, noise: float = 0.01, rng_see
             # Selectivity follows alpha in every table: the regularizer works.
             layer_sel = [0.3 + 0.15 * z + 0.02 * i + e() for i in range(len(LAYERS))]
             rows.append(_row(alpha, seed, "selectivity", np.mean(layer_sel)))
-            rows.extend(_row(alpha, seed, "selectivity", v, layer=name) for name, v in zip(LAYERS, layer_sel))
+            rows.extend(
+                _row(alpha, seed, "selectivity", v, layer=name)
+                for name, v in zip(LAYERS, layer_sel)
+            )
             corrupted = []
             for k, corruption in enumerate(CORRUPTIONS):
                 for severity in SEVERITIES:
                     value = acc * (1 - 0.05 * severity * (1 + 0.3 * t) * (1 + 0.1 * k)) + e()
                     corrupted.append(value)
-                    rows.append(_row(alpha, seed, "corruption_accuracy", value, corruption=corruption, severity=severity))
+                    rows.append(
+                        _row(
+                            alpha,
+                            seed,
+                            "corruption_accuracy",
+                            value,
+                            corruption=corruption,
+                            severity=severity,
+                        )
+                    )
             rows.append(_row(alpha, seed, "corruption_accuracy_mean", np.mean(corrupted)))
             rows.append(_row(alpha, seed, "corruption_accuracy_relative", np.mean(corrupted) / acc))
             for eps in EPS:
-                rows.append(_row(alpha, seed, "fgsm_accuracy", acc * np.exp(-eps * 255 * 0.3 * (1 - 0.5 * t)) + e(), eps=eps))
+                rows.append(
+                    _row(
+                        alpha,
+                        seed,
+                        "fgsm_accuracy",
+                        acc * np.exp(-eps * 255 * 0.3 * (1 - 0.5 * t)) + e(),
+                        eps=eps,
+                    )
+                )
             for steps in STEPS:
-                rows.append(_row(alpha, seed, "pgd_accuracy", acc * np.exp(-steps * 0.1 * (1 - 0.5 * t)) + e(), eps=PGD_EPS, steps=steps))
+                rows.append(
+                    _row(
+                        alpha,
+                        seed,
+                        "pgd_accuracy",
+                        acc * np.exp(-steps * 0.1 * (1 - 0.5 * t)) + e(),
+                        eps=PGD_EPS,
+                        steps=steps,
+                    )
+                )
             rows.append(_row(alpha, seed, "jacobian_norm", 5.0 * (1 - 0.4 * t) + e(5)))
             offset = 0.0 if null else 0.1 * sign
             for i, layer in enumerate(LAYERS):
-                rows.append(_row(alpha, seed, "gradient_variability_samples", 1 + 0.1 * i + 0.5 * t + e(10), layer=layer))
-                rows.append(_row(alpha, seed, "gradient_variability_units", 2 + 0.1 * i + 0.5 * t + e(10), layer=layer))
+                rows.append(
+                    _row(
+                        alpha,
+                        seed,
+                        "gradient_variability_samples",
+                        1 + 0.1 * i + 0.5 * t + e(10),
+                        layer=layer,
+                    )
+                )
+                rows.append(
+                    _row(
+                        alpha,
+                        seed,
+                        "gradient_variability_units",
+                        2 + 0.1 * i + 0.5 * t + e(10),
+                        layer=layer,
+                    )
+                )
             for i, layer in enumerate(LAYERS):
-                rows.append(_row(alpha, seed, "dimensionality", 0.3 + 0.05 * i - 0.1 * t + e(), layer=layer))
+                rows.append(
+                    _row(alpha, seed, "dimensionality", 0.3 + 0.05 * i - 0.1 * t + e(), layer=layer)
+                )
             for i, layer in enumerate(LAYERS):
                 corr = 0.3 + 0.03 * i - 0.05 * t + e()
-                rows.append(_row(alpha, seed, "dimensionality_corruption", corr, layer=layer, corruption="motion_blur", severity=3))
+                rows.append(
+                    _row(
+                        alpha,
+                        seed,
+                        "dimensionality_corruption",
+                        corr,
+                        layer=layer,
+                        corruption="motion_blur",
+                        severity=3,
+                    )
+                )
             for i, layer in enumerate(LAYERS):
                 adv = 0.3 + 0.03 * i - 0.08 * t + offset + e()
-                rows.append(_row(alpha, seed, "dimensionality_adversarial", adv, layer=layer, eps=PGD_EPS, steps=25))
+                rows.append(
+                    _row(
+                        alpha,
+                        seed,
+                        "dimensionality_adversarial",
+                        adv,
+                        layer=layer,
+                        eps=PGD_EPS,
+                        steps=25,
+                    )
+                )
     table = pd.DataFrame(rows)
-    return table.astype({"alpha": float, "seed": int, "severity": "Int64", "eps": float, "steps": "Int64", "value": float})
+    return table.astype(
+        {
+            "alpha": float,
+            "seed": int,
+            "severity": "Int64",
+            "eps": float,
+            "steps": "Int64",
+            "value": float,
+        }
+    )
 
 
 @pytest.fixture(scope="module")
@@ -130,7 +227,9 @@ def test_bootstrap_ci_covers_the_mean_and_is_deterministic():
     mean, low, high = bootstrap_ci(sample, seed=3)
     assert mean == pytest.approx(sample.mean())
     assert low < mean < high
-    assert low < 2.0 < high  # the true mean of this draw is inside, as it should be ~95% of the time
+    assert (
+        low < 2.0 < high
+    )  # the true mean of this draw is inside, as it should be ~95% of the time
     # The width is close to the normal-theory interval of a mean.
     assert high - low == pytest.approx(2 * 1.96 * sample.std(ddof=1) / np.sqrt(40), rel=0.25)
     assert bootstrap_ci(sample, seed=3) == (mean, low, high)
@@ -147,7 +246,9 @@ def test_summarise_counts_and_means(results):
     assert (summary["n"] == len(SEEDS)).all()
     expected = results[results["metric"] == "test_accuracy"].groupby("alpha")["value"].mean()
     np.testing.assert_allclose(summary["mean"], expected.loc[summary["alpha"]].to_numpy())
-    assert (summary["ci_low"] <= summary["mean"]).all() and (summary["mean"] <= summary["ci_high"]).all()
+    assert (summary["ci_low"] <= summary["mean"]).all() and (
+        summary["mean"] <= summary["ci_high"]
+    ).all()
 
 
 def test_summarise_averages_within_a_trial_before_over_seeds(results):
@@ -199,7 +300,9 @@ def test_plot_normalised_accuracy_per_corruption_shows_three_alphas(results):
     ax = plot_normalised_accuracy_per_corruption(results)
     assert len(ax.containers) == 3
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["-10", "0", "10"]
-    assert [t.get_text() for t in ax.get_xticklabels()] == [c.replace("_", " ") for c in CORRUPTIONS]
+    assert [t.get_text() for t in ax.get_xticklabels()] == [
+        c.replace("_", " ") for c in CORRUPTIONS
+    ]
     # Normalised accuracies of this table lie below 1.
     values = np.concatenate([c.lines[0].get_ydata() for c in ax.containers])
     assert (values < 1).all() and (values > 0.3).all()
@@ -335,13 +438,32 @@ def test_write_report_is_self_contained(results, tmp_path):
     pngs = sorted(p.name for p in (tmp_path / "out" / "figures").iterdir())
     assert pngs == sorted(f"{spec.name}.png" for spec in report.FIGURES)
     summary = pd.read_csv(tmp_path / "out" / "summary.csv")
-    assert list(summary.columns) == ["metric", "alpha", "layer", "corruption", "severity", "eps", "steps", "mean", "ci_low", "ci_high", "n"]
+    assert list(summary.columns) == [
+        "metric",
+        "alpha",
+        "layer",
+        "corruption",
+        "severity",
+        "eps",
+        "steps",
+        "mean",
+        "ci_low",
+        "ci_high",
+        "n",
+    ]
     assert (summary["n"] == len(SEEDS)).all()
     network = summary[(summary["metric"] == "selectivity") & summary["layer"].isna()]
     assert len(network) == len(ALPHAS)
-    assert len(summary[summary["metric"] == "corruption_accuracy"]) == len(ALPHAS) * len(CORRUPTIONS) * len(SEVERITIES)
+    assert len(summary[summary["metric"] == "corruption_accuracy"]) == len(ALPHAS) * len(
+        CORRUPTIONS
+    ) * len(SEVERITIES)
     # Only the final files remain: the temporary names were renamed.
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["claims.csv", "figures", "report.html", "summary.csv"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "claims.csv",
+        "figures",
+        "report.html",
+        "summary.csv",
+    ]
 
 
 def test_write_report_skips_figures_of_missing_metrics(results, tmp_path):
@@ -350,7 +472,7 @@ def test_write_report_skips_figures_of_missing_metrics(results, tmp_path):
     table.to_parquet(source)
     path = write_report(source, tmp_path / "out", n_resamples=200)
     text = path.read_text()
-    skipped = text[text.index("Skipped figures"):]
+    skipped = text[text.index("Skipped figures") :]
     assert "jacobian_norm" in skipped and "fgsm_accuracy" in skipped
     assert not (tmp_path / "out" / "figures" / "jacobian_norm.png").exists()
     assert (tmp_path / "out" / "figures" / "pgd_accuracy.png").exists()

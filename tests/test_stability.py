@@ -44,11 +44,19 @@ def test_projection_estimator_converges_to_the_exact_norm():
     model = _linear_model()
     x = torch.rand(4, 3, 2, 2, dtype=torch.float64)
     exact = model[1].weight.norm().item()
-    estimate = jacobian_frobenius_norm(model, x, projections=4000, generator=torch.Generator().manual_seed(0), units_per_backward=500)
+    estimate = jacobian_frobenius_norm(
+        model,
+        x,
+        projections=4000,
+        generator=torch.Generator().manual_seed(0),
+        units_per_backward=500,
+    )
     assert torch.allclose(estimate, torch.full_like(estimate, exact), rtol=0.03)
     # One projection is noisy but unbiased in the square: its mean over many samples converges too.
     x = torch.rand(4000, 3, 2, 2, dtype=torch.float64)
-    single = jacobian_frobenius_norm(model, x, projections=1, generator=torch.Generator().manual_seed(1))
+    single = jacobian_frobenius_norm(
+        model, x, projections=1, generator=torch.Generator().manual_seed(1)
+    )
     assert single.std() > 0.05 * exact
     assert abs(single.pow(2).mean().item() / exact**2 - 1) < 0.05
 
@@ -62,9 +70,13 @@ def test_exact_jacobian_matches_autograd_per_sample_and_ignores_batch_mates():
         jac = torch.autograd.functional.jacobian(model, x[n : n + 1])  # (1, C, 1, 1, H, W)
         assert torch.allclose(norms[n], jac.norm(), rtol=1e-4)
     # Eval mode: a sample's value does not depend on the rest of the batch.
-    assert torch.allclose(jacobian_frobenius_norm(model, x[:2], projections=None), norms[:2], rtol=1e-5)
+    assert torch.allclose(
+        jacobian_frobenius_norm(model, x[:2], projections=None), norms[:2], rtol=1e-5
+    )
     # The vmapped path (several vectors per backward) gives the loop's answer.
-    assert torch.allclose(jacobian_frobenius_norm(model, x, projections=None, units_per_backward=4), norms, rtol=1e-5)
+    assert torch.allclose(
+        jacobian_frobenius_norm(model, x, projections=None, units_per_backward=4), norms, rtol=1e-5
+    )
 
 
 def test_jacobian_restores_modes_and_validates():
@@ -153,7 +165,14 @@ def _brute_force_unit_norms(model, x, layer):
         with ActivationProbe(model, [layer], reduce=unit_activations) as probe:
             model(xn)
         acts = probe.activations[layer][0]
-        rows.append(torch.stack([torch.autograd.grad(acts[u], xn, retain_graph=True)[0].norm() for u in range(acts.shape[0])]))
+        rows.append(
+            torch.stack(
+                [
+                    torch.autograd.grad(acts[u], xn, retain_graph=True)[0].norm()
+                    for u in range(acts.shape[0])
+                ]
+            )
+        )
     return torch.stack(rows)
 
 
@@ -167,7 +186,9 @@ def test_unit_norms_match_the_definition_on_a_conv_net():
     assert all(m.training for m in model.modules())
     assert all(p.grad is None for p in model.parameters())
     for layer in ("relu1", "relu3"):
-        assert torch.allclose(norms[layer], _brute_force_unit_norms(model, x, layer), rtol=1e-4, atol=1e-7)
+        assert torch.allclose(
+            norms[layer], _brute_force_unit_norms(model, x, layer), rtol=1e-4, atol=1e-7
+        )
     batched = input_unit_gradient_norms(model, x, units_per_backward=8)
     assert all(torch.allclose(batched[k], norms[k], rtol=1e-5, atol=1e-8) for k in norms)
 
@@ -176,10 +197,16 @@ def test_unit_subset_is_seeded_and_consistent_with_all_units():
     model = _digits_net()
     x = torch.rand(4, 1, 16, 16)
     full = input_unit_gradient_norms(model, x)
-    sub = input_unit_gradient_norms(model, x, max_units_per_layer=5, generator=torch.Generator().manual_seed(3))
-    again = input_unit_gradient_norms(model, x, max_units_per_layer=5, generator=torch.Generator().manual_seed(3))
+    sub = input_unit_gradient_norms(
+        model, x, max_units_per_layer=5, generator=torch.Generator().manual_seed(3)
+    )
+    again = input_unit_gradient_norms(
+        model, x, max_units_per_layer=5, generator=torch.Generator().manual_seed(3)
+    )
     # In batches of 3 samples the same units are used for every batch.
-    batched = input_unit_gradient_norms(model, x, max_units_per_layer=5, generator=torch.Generator().manual_seed(3), batch_size=3)
+    batched = input_unit_gradient_norms(
+        model, x, max_units_per_layer=5, generator=torch.Generator().manual_seed(3), batch_size=3
+    )
     generator = torch.Generator().manual_seed(3)
     for name, value in sub.items():
         assert value.shape == (4, 5) and torch.equal(value, again[name])

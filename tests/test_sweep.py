@@ -13,33 +13,60 @@ from selectivity.config import ConfigError
 from selectivity.sweep import SweepError, run_sweep
 
 TINY = {
-    "model": "digitsnet", "dataset": "digits", "batch_size": 64, "lr": 0.05, "milestones": (), "epochs": 2,
-    "eval_batch_size": 512, "corruptions": ("brightness", "gaussian_noise"), "generate_corruptions": True,
-    "max_samples": 80, "analysis_samples": 40, "fgsm_eps": (0.0, 8 / 255), "pgd_eps": 8 / 255,
-    "pgd_step_size": 2 / 255, "pgd_steps": (0, 2), "dimensionality_pgd_steps": 2, "gradient_max_units": 2,
+    "model": "digitsnet",
+    "dataset": "digits",
+    "batch_size": 64,
+    "lr": 0.05,
+    "milestones": (),
+    "epochs": 2,
+    "eval_batch_size": 512,
+    "corruptions": ("brightness", "gaussian_noise"),
+    "generate_corruptions": True,
+    "max_samples": 80,
+    "analysis_samples": 40,
+    "fgsm_eps": (0.0, 8 / 255),
+    "pgd_eps": 8 / 255,
+    "pgd_step_size": 2 / 255,
+    "pgd_steps": (0, 2),
+    "dimensionality_pgd_steps": 2,
+    "gradient_max_units": 2,
     "workers": 1,
 }
 COLUMNS = ["alpha", "seed", "metric", "layer", "corruption", "severity", "eps", "steps", "value"]
 
 
 def test_grid_gathers_one_tidy_table_and_records_failures(tmp_path):
-    trials = run_sweep(tmp_path / "s", [TINY, {"alphas": (0.0, -1.0, 1e30), "seeds": (0,)}], progress=False)
-    assert trials.set_index("alpha")["status"].to_dict() == {-1.0: "done", 0.0: "done", 1e30: "failed"}
+    trials = run_sweep(
+        tmp_path / "s", [TINY, {"alphas": (0.0, -1.0, 1e30), "seeds": (0,)}], progress=False
+    )
+    assert trials.set_index("alpha")["status"].to_dict() == {
+        -1.0: "done",
+        0.0: "done",
+        1e30: "failed",
+    }
     assert "TrainingDiverged" in trials.loc[trials["alpha"] == 1e30, "reason"].item()
     results = pd.read_parquet(tmp_path / "s" / "results.parquet")
     assert list(results.columns) == COLUMNS
     assert sorted(results["alpha"].unique()) == [-1.0, 0.0]
     assert (tmp_path / "s" / "corruptions" / "brightness.npy").exists()
-    assert not (tmp_path / "s" / "alpha=0" / "seed=0" / "corruptions").exists()  # shared, not per trial
+    assert not (
+        tmp_path / "s" / "alpha=0" / "seed=0" / "corruptions"
+    ).exists()  # shared, not per trial
     # Again: finished trials are skipped (their files untouched), the failed one is retried.
     stamp = (tmp_path / "s" / "alpha=0" / "seed=0" / "checkpoint_last.pt").stat().st_mtime_ns
     run_sweep(tmp_path / "s", [TINY, {"alphas": (0.0, -1.0, 1e30), "seeds": (0,)}], progress=False)
-    assert (tmp_path / "s" / "alpha=0" / "seed=0" / "checkpoint_last.pt").stat().st_mtime_ns == stamp
+    assert (
+        tmp_path / "s" / "alpha=0" / "seed=0" / "checkpoint_last.pt"
+    ).stat().st_mtime_ns == stamp
 
 
 @pytest.mark.parametrize(
     "keys, message",
-    [({"alphas": ()}, "grid is empty"), ({"nope": 1}, "unknown key"), ({"executor": "spark"}, "executor")],
+    [
+        ({"alphas": ()}, "grid is empty"),
+        ({"nope": 1}, "unknown key"),
+        ({"executor": "spark"}, "executor"),
+    ],
 )
 def test_bad_config_fails_before_any_work(tmp_path, keys, message):
     with pytest.raises(ConfigError, match=message):
@@ -48,12 +75,18 @@ def test_bad_config_fails_before_any_work(tmp_path, keys, message):
 
 
 def test_a_folder_belongs_to_one_sweep(tmp_path):
-    run_sweep(tmp_path / "s", [TINY, {"alphas": (0.0,), "seeds": (0,), "evaluate": False}], progress=False)
+    run_sweep(
+        tmp_path / "s", [TINY, {"alphas": (0.0,), "seeds": (0,), "evaluate": False}], progress=False
+    )
     # Without evaluation, the clean part still lands in the results table.
     results = pd.read_parquet(tmp_path / "s" / "results.parquet")
     assert set(results["metric"]) == {"test_accuracy", "val_accuracy", "selectivity"}
     with pytest.raises(SweepError, match="different keys"):
-        run_sweep(tmp_path / "s", [TINY, {"alphas": (0.0,), "seeds": (0,), "evaluate": False, "lr": 0.01}], progress=False)
+        run_sweep(
+            tmp_path / "s",
+            [TINY, {"alphas": (0.0,), "seeds": (0,), "evaluate": False, "lr": 0.01}],
+            progress=False,
+        )
 
 
 def test_ray_executor_runs_trials_on_a_local_ray(tmp_path):
@@ -69,30 +102,70 @@ def test_ray_executor_runs_trials_on_a_local_ray(tmp_path):
 
 
 def _sweep_command(out: Path) -> list[str]:
-    sets = ["alphas=-1,0", "seeds=0", "epochs=6", "corruptions=brightness,gaussian_noise", "max_samples=80", "analysis_samples=40",
-            "fgsm_eps=0,8/255", "pgd_steps=0,2", "dimensionality_pgd_steps=2", "gradient_max_units=2", "workers=1"]
-    return [sys.executable, "-m", "selectivity.cli", "sweep", "--preset", "demo", "--out", str(out), "--quiet", *[f"--set={s}" for s in sets]]
+    sets = [
+        "alphas=-1,0",
+        "seeds=0",
+        "epochs=6",
+        "corruptions=brightness,gaussian_noise",
+        "max_samples=80",
+        "analysis_samples=40",
+        "fgsm_eps=0,8/255",
+        "pgd_steps=0,2",
+        "dimensionality_pgd_steps=2",
+        "gradient_max_units=2",
+        "workers=1",
+    ]
+    return [
+        sys.executable,
+        "-m",
+        "selectivity.cli",
+        "sweep",
+        "--preset",
+        "demo",
+        "--out",
+        str(out),
+        "--quiet",
+        *[f"--set={s}" for s in sets],
+    ]
 
 
 def test_sigkill_mid_trial_then_rerun_gives_the_uninterrupted_results(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    reference = subprocess.run(_sweep_command(tmp_path / "ref"), env=env, capture_output=True, text=True, timeout=600)
+    reference = subprocess.run(
+        _sweep_command(tmp_path / "ref"), env=env, capture_output=True, text=True, timeout=600
+    )
     assert reference.returncode == 0, reference.stderr
 
     out = tmp_path / "killed"
-    process = subprocess.Popen(_sweep_command(out), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    process = subprocess.Popen(
+        _sweep_command(out),
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     second = out / "alpha=0" / "seed=0"
     deadline = time.time() + 300
     # Kill once the first trial is finished and the second has a checkpoint but is not done.
-    while time.time() < deadline and not ((out / "alpha=-1" / "seed=0" / "trial.json").exists() and (second / "checkpoint_last.pt").exists()):
+    while time.time() < deadline and not (
+        (out / "alpha=-1" / "seed=0" / "trial.json").exists()
+        and (second / "checkpoint_last.pt").exists()
+    ):
         time.sleep(0.02)
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
-    assert (second / "checkpoint_last.pt").exists() and not (second / "trial.json").exists(), "the kill missed the second trial"
+    assert (second / "checkpoint_last.pt").exists() and not (second / "trial.json").exists(), (
+        "the kill missed the second trial"
+    )
     first_stamp = (out / "alpha=-1" / "seed=0" / "checkpoint_last.pt").stat().st_mtime_ns
 
-    rerun = subprocess.run(_sweep_command(out), env=env, capture_output=True, text=True, timeout=600)
+    rerun = subprocess.run(
+        _sweep_command(out), env=env, capture_output=True, text=True, timeout=600
+    )
     assert rerun.returncode == 0, rerun.stderr
     assert (out / "alpha=-1" / "seed=0" / "checkpoint_last.pt").stat().st_mtime_ns == first_stamp
-    pd.testing.assert_frame_equal(pd.read_parquet(out / "results.parquet"), pd.read_parquet(tmp_path / "ref" / "results.parquet"))
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(out / "results.parquet"),
+        pd.read_parquet(tmp_path / "ref" / "results.parquet"),
+    )
     assert json.loads((second / "trial.json").read_text())["status"] == "done"

@@ -19,13 +19,28 @@ def digits_config(**overrides) -> TrainConfig:
 def test_run_folder_contents(tmp_path):
     summary = train(digits_config(), tmp_path / "run", progress=False)
     run = tmp_path / "run"
-    assert {p.name for p in run.iterdir()} == {"config.json", "metrics.parquet", "checkpoint_best.pt", "checkpoint_last.pt", "summary.json"}
+    assert {p.name for p in run.iterdir()} == {
+        "config.json",
+        "metrics.parquet",
+        "checkpoint_best.pt",
+        "checkpoint_last.pt",
+        "summary.json",
+    }
     metrics = pd.read_parquet(run / "metrics.parquet")
     assert list(metrics["epoch"]) == [0, 1, 2]
-    assert {"train_loss", "train_cross_entropy", "val_accuracy", "val_selectivity", "lr", "seconds"} <= set(metrics.columns)
+    assert {
+        "train_loss",
+        "train_cross_entropy",
+        "val_accuracy",
+        "val_selectivity",
+        "lr",
+        "seconds",
+    } <= set(metrics.columns)
     assert metrics["lr"].tolist() == pytest.approx([0.05, 0.05, 0.005])
     assert summary["val_accuracy"] == metrics["val_accuracy"].max()
-    assert json.loads((run / "summary.json").read_text())["test_accuracy"] == summary["test_accuracy"]
+    assert (
+        json.loads((run / "summary.json").read_text())["test_accuracy"] == summary["test_accuracy"]
+    )
     assert summary["test_accuracy"] > 0.5
 
 
@@ -68,7 +83,11 @@ def test_a_folder_keeps_its_config(tmp_path):
 def test_alpha_moves_selectivity_in_its_direction(tmp_path):
     selectivity = {}
     for alpha in (-10.0, 0.0, 10.0):
-        summary = train(digits_config(alpha=alpha, epochs=4, milestones=()), tmp_path / str(alpha), progress=False)
+        summary = train(
+            digits_config(alpha=alpha, epochs=4, milestones=()),
+            tmp_path / str(alpha),
+            progress=False,
+        )
         selectivity[alpha] = summary["test_selectivity"]
     assert selectivity[-10.0] < selectivity[0.0] < selectivity[10.0]
 

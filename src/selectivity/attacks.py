@@ -41,11 +41,15 @@ def _check_inputs(x: Tensor, y: Tensor) -> None:
         # enable_grad() cannot lift inference mode, and the error torch would raise is obscure.
         raise RuntimeError("attacks need autograd: call them outside torch.inference_mode()")
     if x.ndim < 2 or y.ndim != 1 or y.shape[0] != x.shape[0]:
-        raise ValueError(f"expected x (N, ...) and y (N,), got shapes {tuple(x.shape)} and {tuple(y.shape)}")
+        raise ValueError(
+            f"expected x (N, ...) and y (N,), got shapes {tuple(x.shape)} and {tuple(y.shape)}"
+        )
     if not x.is_floating_point():
         raise ValueError(f"x must be a float tensor in [0, 1], got dtype {x.dtype}")
     if x.numel() and (x.min() < 0 or x.max() > 1):
-        raise ValueError(f"x must lie in [0, 1] (normalise inside the model), got range [{x.min().item():.3g}, {x.max().item():.3g}]")
+        raise ValueError(
+            f"x must lie in [0, 1] (normalise inside the model), got range [{x.min().item():.3g}, {x.max().item():.3g}]"
+        )
 
 
 def input_gradient(model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
@@ -93,7 +97,9 @@ class FGSM:
         if not (math.isfinite(self.eps) and self.eps >= 0):
             raise ValueError(f"FGSM eps must be finite and >= 0, got {self.eps}")
 
-    def __call__(self, model: nn.Module, x: Tensor, y: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    def __call__(
+        self, model: nn.Module, x: Tensor, y: Tensor, generator: torch.Generator | None = None
+    ) -> Tensor:
         """x (N, C, H, W) in [0, 1], y (N,) -> x_adv like x. `generator` is unused (FGSM is deterministic)."""
         _check_inputs(x, y)
         if self.eps == 0:
@@ -130,7 +136,9 @@ class PGD:
         if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 0:
             raise ValueError(f"PGD steps must be an int >= 0, got {self.steps!r}")
 
-    def iterates(self, model: nn.Module, x: Tensor, y: Tensor, generator: torch.Generator | None = None) -> Iterator[Tensor]:
+    def iterates(
+        self, model: nn.Module, x: Tensor, y: Tensor, generator: torch.Generator | None = None
+    ) -> Iterator[Tensor]:
         """Yield the adversarial batch after each of the `steps` steps (step 1 first).
 
         The model stays in eval mode while the iterator is being consumed; its flags come back
@@ -151,7 +159,9 @@ class PGD:
                 x_adv = torch.clamp(x_adv + self.step_size * grad.sign(), lower, upper)
                 yield x_adv
 
-    def __call__(self, model: nn.Module, x: Tensor, y: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    def __call__(
+        self, model: nn.Module, x: Tensor, y: Tensor, generator: torch.Generator | None = None
+    ) -> Tensor:
         """x (N, C, H, W) in [0, 1], y (N,) -> x_adv like x, after `steps` steps."""
         x_adv = x.detach().clone()
         for x_adv in self.iterates(model, x, y, generator):

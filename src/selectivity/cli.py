@@ -15,10 +15,24 @@ import typer
 
 from selectivity import config as cfg
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, help="Measure and control class selectivity, and test what it does to robustness.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Measure and control class selectivity, and test what it does to robustness.",
+)
 
-SetOption = Annotated[Optional[list[str]], typer.Option("--set", help="key=value; repeatable. `selectivity keys` lists them.")]
-DeviceOption = Annotated[Optional[str], typer.Option("--device", help="auto (a GPU when torch sees one), cpu, cuda or cuda:N; same as --set device=...")]
+SetOption = Annotated[
+    Optional[list[str]],
+    typer.Option("--set", help="key=value; repeatable. `selectivity keys` lists them."),
+]
+DeviceOption = Annotated[
+    Optional[str],
+    typer.Option(
+        "--device",
+        help="auto (a GPU when torch sees one), cpu, cuda or cuda:N; same as --set device=...",
+    ),
+]
 
 
 def _assignments(set_: Optional[list[str]], device: Optional[str]) -> dict:
@@ -38,7 +52,14 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from selectivity.runs import RunError
     from selectivity.train import TrainingDiverged
 
-    errors: list[type[BaseException]] = [cfg.ConfigError, DataError, RunError, TrainingDiverged, UserError, FileNotFoundError]
+    errors: list[type[BaseException]] = [
+        cfg.ConfigError,
+        DataError,
+        RunError,
+        TrainingDiverged,
+        UserError,
+        FileNotFoundError,
+    ]
     try:
         from selectivity.sweep import SweepError
 
@@ -51,10 +72,14 @@ def _user_errors() -> tuple[type[BaseException], ...]:
 @app.command()
 def train(
     out: Annotated[Path, typer.Option("--out", help="Run folder to create (or resume).")],
-    preset: Annotated[str, typer.Option(help=f"One of: {', '.join(cfg.TRAIN_PRESETS)}")] = "resnet20-cifar10",
+    preset: Annotated[
+        str, typer.Option(help=f"One of: {', '.join(cfg.TRAIN_PRESETS)}")
+    ] = "resnet20-cifar10",
     set_: SetOption = None,
     device: DeviceOption = None,
-    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar or per-epoch lines.")] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", help="No progress bar or per-epoch lines.")
+    ] = False,
 ) -> None:
     """Train one network with the selectivity regularizer (alpha = 0: plain training)."""
     from selectivity.train import train as run_training
@@ -92,28 +117,65 @@ def measure(
     target = resolve_device(config.device)
     _, model, _ = load_model(run_dir, checkpoint, target)
     data = load_dataset(config.dataset, config.data_dir, config.seed, config.image_size)
-    result = measure_selectivity(model, getattr(data, split), data.num_classes, config.selectivity_layers, config.eval_batch_size, target)
+    result = measure_selectivity(
+        model,
+        getattr(data, split),
+        data.num_classes,
+        config.selectivity_layers,
+        config.eval_batch_size,
+        target,
+    )
     rows = [
-        {"layer": layer, "unit": unit, "si": float(si), "preferred_class": int(cls), "silent": bool(silent)}
+        {
+            "layer": layer,
+            "unit": unit,
+            "si": float(si),
+            "preferred_class": int(cls),
+            "silent": bool(silent),
+        }
         for layer, values in result.per_layer.items()
-        for unit, (si, cls, silent) in enumerate(zip(values.tolist(), result.preferred_class[layer].tolist(), result.silent[layer].tolist()))
+        for unit, (si, cls, silent) in enumerate(
+            zip(
+                values.tolist(),
+                result.preferred_class[layer].tolist(),
+                result.silent[layer].tolist(),
+            )
+        )
     ]
     with atomic_path(Path(run_dir) / "selectivity.parquet") as temporary:
         pd.DataFrame(rows).to_parquet(temporary, index=False)
     # Silent units score 0 by definition, so a layer's mean SI falls as units die: show both.
     typer.echo(f"{'layer':<24} {'units':>6} {'silent':>6} {'mean SI':>8}")
     for layer, mean in result.layer_means().items():
-        typer.echo(f"{layer:<24} {result.per_layer[layer].numel():>6} {int(result.silent[layer].sum()):>6} {mean:>8.4f}")
-    typer.echo(f"mu_SI ({split}, {len(getattr(data, split))} images): {result.network:.4f}   accuracy: {result.accuracy:.4f}")
+        typer.echo(
+            f"{layer:<24} {result.per_layer[layer].numel():>6} {int(result.silent[layer].sum()):>6} {mean:>8.4f}"
+        )
+    typer.echo(
+        f"mu_SI ({split}, {len(getattr(data, split))} images): {result.network:.4f}   accuracy: {result.accuracy:.4f}"
+    )
     typer.echo(f"wrote {Path(run_dir) / 'selectivity.parquet'}")
 
 
 @app.command()
 def evaluate(
     run_dir: Annotated[Path, typer.Argument(help="A run folder made by `selectivity train`.")],
-    suite: Annotated[str, typer.Option(help="quick (bounded samples) or full (everything)")] = "full",
-    corruptions_dir: Annotated[Optional[Path], typer.Option("--corruptions-dir", help="CIFAR-10-C / Tiny-ImageNet-C layout, or one made by `selectivity corrupt`.")] = None,
-    generate_corruptions: Annotated[bool, typer.Option("--generate-corruptions", help="Generate the corruption set from the test images (kept in RUN_DIR/corruptions).")] = False,
+    suite: Annotated[
+        str, typer.Option(help="quick (bounded samples) or full (everything)")
+    ] = "full",
+    corruptions_dir: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--corruptions-dir",
+            help="CIFAR-10-C / Tiny-ImageNet-C layout, or one made by `selectivity corrupt`.",
+        ),
+    ] = None,
+    generate_corruptions: Annotated[
+        bool,
+        typer.Option(
+            "--generate-corruptions",
+            help="Generate the corruption set from the test images (kept in RUN_DIR/corruptions).",
+        ),
+    ] = False,
     set_: SetOption = None,
     device: DeviceOption = None,
     quiet: Annotated[bool, typer.Option("--quiet")] = False,
@@ -125,7 +187,9 @@ def evaluate(
         raise UserError("give either --corruptions-dir or --generate-corruptions, not both")
     overrides = _assignments(set_, device)
     target = overrides.pop("device", None)
-    unknown = sorted(k for k in overrides if k not in {f.name for f in dataclasses.fields(cfg.EvalConfig)})
+    unknown = sorted(
+        k for k in overrides if k not in {f.name for f in dataclasses.fields(cfg.EvalConfig)}
+    )
     if unknown:
         raise UserError(f"evaluate takes evaluation keys (and device); not: {', '.join(unknown)}")
     flags = {"generate_corruptions": generate_corruptions}
@@ -147,8 +211,16 @@ def corrupt(
     data_dir: Annotated[Optional[str], typer.Option("--data-dir")] = None,
     split: Annotated[str, typer.Option(help="test or val")] = "test",
     seed: Annotated[int, typer.Option(help="Seed of the random corruptions.")] = 0,
-    table: Annotated[Optional[str], typer.Option(help="Parameter table: cifar10, tinyimagenet or imagenet; default by image size.")] = None,
-    corruption: Annotated[Optional[list[str]], typer.Option("--corruption", help="Only these (repeatable); default all.")] = None,
+    table: Annotated[
+        Optional[str],
+        typer.Option(
+            help="Parameter table: cifar10, tinyimagenet or imagenet; default by image size."
+        ),
+    ] = None,
+    corruption: Annotated[
+        Optional[list[str]],
+        typer.Option("--corruption", help="Only these (repeatable); default all."),
+    ] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
     image_size: Annotated[Optional[int], typer.Option("--image-size")] = None,
 ) -> None:
@@ -161,27 +233,55 @@ def corrupt(
         raise UserError(f"--split must be test or val, got {split!r}")
     unknown = sorted(set(corruption or []) - set(corruptions.CORRUPTIONS))
     if unknown:
-        raise UserError(f"unknown corruption(s) {', '.join(unknown)}; known: {', '.join(corruptions.CORRUPTIONS)}")
+        raise UserError(
+            f"unknown corruption(s) {', '.join(unknown)}; known: {', '.join(corruptions.CORRUPTIONS)}"
+        )
     data = load_dataset(dataset, data_dir, 0, image_size)
-    written = corruptions.generate_corruption_set(getattr(data, split), out, seed=seed, corruptions=corruption or None, table=table, device=resolve_device(device))
-    typer.echo(f"wrote {len(written)} corruption files to {out} ({len(getattr(data, split))} images x 5 severities each)")
+    written = corruptions.generate_corruption_set(
+        getattr(data, split),
+        out,
+        seed=seed,
+        corruptions=corruption or None,
+        table=table,
+        device=resolve_device(device),
+    )
+    typer.echo(
+        f"wrote {len(written)} corruption files to {out} ({len(getattr(data, split))} images x 5 severities each)"
+    )
 
 
-def _sweep_layers(preset: Optional[str], config_file: Optional[Path], set_: Optional[list[str]], device: Optional[str]) -> list[dict]:
+def _sweep_layers(
+    preset: Optional[str],
+    config_file: Optional[Path],
+    set_: Optional[list[str]],
+    device: Optional[str],
+) -> list[dict]:
     if preset is not None and config_file is not None:
         raise UserError("give either --preset or a CONFIG_FILE, not both")
-    base = cfg.sweep_preset(preset or "demo") if config_file is None else cfg.load_config_file(config_file)
+    base = (
+        cfg.sweep_preset(preset or "demo")
+        if config_file is None
+        else cfg.load_config_file(config_file)
+    )
     return [base, _assignments(set_, device)]
 
 
 @app.command()
 def sweep(
     out: Annotated[Path, typer.Option("--out", help="Sweep folder (created, or resumed).")],
-    config_file: Annotated[Optional[Path], typer.Argument(help="JSON file of keys, instead of --preset.")] = None,
-    preset: Annotated[Optional[str], typer.Option(help="demo, resnet20-cifar10, resnet18-tinyimagenet, resnet50-tinyimagenet")] = None,
+    config_file: Annotated[
+        Optional[Path], typer.Argument(help="JSON file of keys, instead of --preset.")
+    ] = None,
+    preset: Annotated[
+        Optional[str],
+        typer.Option(help="demo, resnet20-cifar10, resnet18-tinyimagenet, resnet50-tinyimagenet"),
+    ] = None,
     set_: SetOption = None,
     device: DeviceOption = None,
-    ray_address: Annotated[Optional[str], typer.Option("--ray-address", help="Join this Ray cluster (implies executor=ray).")] = None,
+    ray_address: Annotated[
+        Optional[str],
+        typer.Option("--ray-address", help="Join this Ray cluster (implies executor=ray)."),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet")] = False,
 ) -> None:
     """Train and evaluate the grid alphas x seeds; gather SWEEP_DIR/results.parquet."""
@@ -238,9 +338,13 @@ def demo(
     from selectivity.sweep import run_sweep
 
     started = time.perf_counter()
-    trials = run_sweep(out, [cfg.sweep_preset("demo"), _assignments(set_, device)], progress=not quiet)
+    trials = run_sweep(
+        out, [cfg.sweep_preset("demo"), _assignments(set_, device)], progress=not quiet
+    )
     _print_trials(trials, out)
-    path = write_report(pd.read_parquet(out / "results.parquet"), out, failed=trials[trials["status"] != "done"])
+    path = write_report(
+        pd.read_parquet(out / "results.parquet"), out, failed=trials[trials["status"] != "done"]
+    )
     typer.echo(f"demo finished in {time.perf_counter() - started:.0f} s")
     typer.echo(f"report: {path.resolve()}")
 
@@ -266,7 +370,10 @@ def main() -> None:
         print("selectivity: aborted", file=sys.stderr)
         sys.exit(130)
     except KeyboardInterrupt:
-        print("selectivity: interrupted; finished files are kept, run the same command to resume", file=sys.stderr)
+        print(
+            "selectivity: interrupted; finished files are kept, run the same command to resume",
+            file=sys.stderr,
+        )
         sys.exit(130)
     except Exception as error:  # click usage errors carry their own exit codes
         import click

@@ -63,7 +63,10 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         _check(self.epochs >= 1, "epochs must be >= 1")
-        _check(self.batch_size >= 2, "batch_size must be >= 2 (selectivity needs two classes in a batch)")
+        _check(
+            self.batch_size >= 2,
+            "batch_size must be >= 2 (selectivity needs two classes in a batch)",
+        )
         _check(self.lr > 0, "lr must be > 0")
         _check(self.eval_batch_size >= 1, "eval_batch_size must be >= 1")
         _check(all(m >= 1 for m in self.milestones), "milestones must be epochs >= 1")
@@ -88,14 +91,19 @@ class EvalConfig:
     jacobian_projections: int | None = 1  # None: exact (one backward per class)
     gradient_max_units: int | None = 32  # units per layer for gradient variability
     dimensionality_variance: float = 0.9
-    dimensionality_corruption: str | None = None  # None: motion_blur (CIFAR) / brightness (Tiny ImageNet)
+    dimensionality_corruption: str | None = (
+        None  # None: motion_blur (CIFAR) / brightness (Tiny ImageNet)
+    )
     dimensionality_severity: int = 3
     dimensionality_pgd_steps: int = 25
     max_samples: int | None = None  # test samples for attacks, corruptions and the rest; None: all
     analysis_samples: int = 1000  # samples for Jacobian, gradient variability, dimensionality
 
     def __post_init__(self) -> None:
-        _check(self.suite in EVAL_SUITES, f"suite must be one of {sorted(EVAL_SUITES)}, got {self.suite!r}")
+        _check(
+            self.suite in EVAL_SUITES,
+            f"suite must be one of {sorted(EVAL_SUITES)}, got {self.suite!r}",
+        )
         _check(all(1 <= s <= 5 for s in self.severities), "severities must be in 1..5")
         _check(all(e >= 0 for e in self.fgsm_eps) and self.pgd_eps >= 0, "eps must be >= 0")
         _check(self.pgd_step_size > 0, "pgd_step_size must be > 0")
@@ -116,6 +124,7 @@ EVAL_SUITES: dict[str, dict[str, Any]] = {
     },
 }
 
+
 def suite_defaults(suite: str) -> dict[str, Any]:
     """The keys a suite sets beneath the preset's and the user's; ConfigError for an unknown suite."""
     _check(suite in EVAL_SUITES, f"suite must be one of {sorted(EVAL_SUITES)}, got {suite!r}")
@@ -123,7 +132,23 @@ def suite_defaults(suite: str) -> dict[str, Any]:
 
 
 # Symmetric around 0 and log-spaced in |alpha|; the seed texts do not list the papers' grid.
-PAPER_ALPHAS: tuple[float, ...] = (-100.0, -30.0, -10.0, -3.0, -1.0, -0.3, -0.1, 0.0, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
+PAPER_ALPHAS: tuple[float, ...] = (
+    -100.0,
+    -30.0,
+    -10.0,
+    -3.0,
+    -1.0,
+    -0.3,
+    -0.1,
+    0.0,
+    0.1,
+    0.3,
+    1.0,
+    3.0,
+    10.0,
+    30.0,
+    100.0,
+)
 
 
 @dataclass(frozen=True)
@@ -144,9 +169,15 @@ class SweepConfig:
         _check(len(self.seeds) > 0, "the grid is empty: seeds has no values")
         _check(len(set(self.alphas)) == len(self.alphas), "alphas has duplicates")
         _check(len(set(self.seeds)) == len(self.seeds), "seeds has duplicates")
-        _check(self.executor in ("local", "ray"), f"executor must be local or ray, got {self.executor!r}")
+        _check(
+            self.executor in ("local", "ray"),
+            f"executor must be local or ray, got {self.executor!r}",
+        )
         _check(self.workers is None or self.workers >= 1, "workers must be >= 1")
-        _check(self.cpus_per_trial > 0 and self.gpus_per_trial >= 0, "cpus_per_trial must be > 0, gpus_per_trial >= 0")
+        _check(
+            self.cpus_per_trial > 0 and self.gpus_per_trial >= 0,
+            "cpus_per_trial must be > 0, gpus_per_trial >= 0",
+        )
 
 
 TRAIN_PRESETS: dict[str, dict[str, Any]] = {
@@ -190,9 +221,18 @@ SWEEP_PRESETS: dict[str, dict[str, Any]] = {
         "gradient_max_units": 16,
         "analysis_samples": 359,
     },
-    "resnet20-cifar10": {**TRAIN_PRESETS["resnet20-cifar10"], "dimensionality_corruption": "motion_blur"},
-    "resnet18-tinyimagenet": {**TRAIN_PRESETS["resnet18-tinyimagenet"], "dimensionality_corruption": "brightness"},
-    "resnet50-tinyimagenet": {**TRAIN_PRESETS["resnet50-tinyimagenet"], "dimensionality_corruption": "brightness"},
+    "resnet20-cifar10": {
+        **TRAIN_PRESETS["resnet20-cifar10"],
+        "dimensionality_corruption": "motion_blur",
+    },
+    "resnet18-tinyimagenet": {
+        **TRAIN_PRESETS["resnet18-tinyimagenet"],
+        "dimensionality_corruption": "brightness",
+    },
+    "resnet50-tinyimagenet": {
+        **TRAIN_PRESETS["resnet50-tinyimagenet"],
+        "dimensionality_corruption": "brightness",
+    },
 }
 
 _CLASSES = (TrainConfig, EvalConfig, SweepConfig)
@@ -226,8 +266,14 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
                 errors.append(str(error))
         raise ConfigError(errors[0] if errors else f"{key}: cannot parse {value!r}")
     if origin is tuple:
-        items = value if isinstance(value, (list, tuple)) else [v for v in str(value).split(",") if v.strip() != ""]
-        return tuple(_coerce(item.strip() if isinstance(item, str) else item, args[0], key) for item in items)
+        items = (
+            value
+            if isinstance(value, (list, tuple))
+            else [v for v in str(value).split(",") if v.strip() != ""]
+        )
+        return tuple(
+            _coerce(item.strip() if isinstance(item, str) else item, args[0], key) for item in items
+        )
     try:
         if hint is bool:
             if isinstance(value, bool):
@@ -314,11 +360,15 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
     except json.JSONDecodeError as error:
-        raise ConfigError(f"config file {path} is not valid JSON: {error.msg} at line {error.lineno}") from None
+        raise ConfigError(
+            f"config file {path} is not valid JSON: {error.msg} at line {error.lineno}"
+        ) from None
     if not isinstance(values, dict):
         raise ConfigError(f"config file {path} must hold a JSON object of keys")
     return _typed(values)
 
 
 def to_dict(config: Any) -> dict[str, Any]:
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(config).items()}
+    return {
+        k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(config).items()
+    }

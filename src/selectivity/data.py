@@ -84,7 +84,9 @@ class ImageSet:
         n, h, w, c = self.images.shape
         return (c, h, w)
 
-    def batch(self, indices: np.ndarray | Tensor | slice, device: torch.device | str = "cpu") -> tuple[Tensor, Tensor]:
+    def batch(
+        self, indices: np.ndarray | Tensor | slice, device: torch.device | str = "cpu"
+    ) -> tuple[Tensor, Tensor]:
         """(x float32 (B, C, H, W) in [0, 1], y int64 (B,)) on `device`."""
         if isinstance(indices, Tensor):
             indices = indices.cpu().numpy()
@@ -127,7 +129,11 @@ class ImageSet:
 
     def subset(self, indices: np.ndarray) -> "ImageSet":
         indices = np.asarray(indices)
-        images = self.images[torch.as_tensor(indices)] if isinstance(self.images, Tensor) else self.images[indices]
+        images = (
+            self.images[torch.as_tensor(indices)]
+            if isinstance(self.images, Tensor)
+            else self.images[indices]
+        )
         return ImageSet(images, self.labels[torch.as_tensor(indices)])
 
 
@@ -158,7 +164,9 @@ class DataSplits:
         return self.train.image_shape[1]
 
 
-def flip_and_crop(x: Tensor, generator: torch.Generator | None = None, padding: int = 4, flip: bool = True) -> Tensor:
+def flip_and_crop(
+    x: Tensor, generator: torch.Generator | None = None, padding: int = 4, flip: bool = True
+) -> Tensor:
     """Random horizontal flip (unless flip=False) and random crop of the zero-padded image, per sample.
 
     x: (N, C, H, W). Random numbers come from `generator` on the CPU so runs are reproducible on
@@ -174,7 +182,11 @@ def flip_and_crop(x: Tensor, generator: torch.Generator | None = None, padding: 
     cols = (dx.view(n, 1) + torch.arange(w).view(1, w)).to(x.device)  # (N, W)
     batch = torch.arange(n, device=x.device).view(n, 1, 1)
     # Advanced indexing gathers each sample's crop in one op: (N, H, W, C) -> (N, C, H, W).
-    return padded.permute(0, 2, 3, 1)[batch, rows.unsqueeze(2), cols.unsqueeze(1)].permute(0, 3, 1, 2).contiguous()
+    return (
+        padded.permute(0, 2, 3, 1)[batch, rows.unsqueeze(2), cols.unsqueeze(1)]
+        .permute(0, 3, 1, 2)
+        .contiguous()
+    )
 
 
 def _channel_stats(images: ImageSet) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -205,7 +217,9 @@ def list_datasets() -> list[str]:
     return sorted(_LOADERS)
 
 
-def load_dataset(name: str, data_dir: str | None = None, seed: int = 0, image_size: int | None = None) -> DataSplits:
+def load_dataset(
+    name: str, data_dir: str | None = None, seed: int = 0, image_size: int | None = None
+) -> DataSplits:
     """Load a data set by name. `seed` fixes the train/validation split (drawn per seed)."""
     if name not in _LOADERS:
         raise DataError(f"unknown dataset {name!r}; available: {', '.join(list_datasets())}")
@@ -213,7 +227,9 @@ def load_dataset(name: str, data_dir: str | None = None, seed: int = 0, image_si
 
 
 @register_dataset("digits")
-def load_digits(data_dir: str | None = None, seed: int = 0, image_size: int | None = None) -> DataSplits:
+def load_digits(
+    data_dir: str | None = None, seed: int = 0, image_size: int | None = None
+) -> DataSplits:
     """scikit-learn's 1,797 handwritten digits (8x8, 17 grey levels), scaled to [0, 1].
 
     Resized bilinearly to `image_size` (default 16). The test split (20%) is fixed for every
@@ -225,7 +241,9 @@ def load_digits(data_dir: str | None = None, seed: int = 0, image_size: int | No
     bunch = sklearn_digits()
     images = torch.from_numpy(bunch.images).float().div_(16.0).unsqueeze(1)  # (N, 1, 8, 8)
     if size != 8:
-        images = F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False).clamp_(0, 1)
+        images = F.interpolate(
+            images, size=(size, size), mode="bilinear", align_corners=False
+        ).clamp_(0, 1)
     labels = torch.from_numpy(bunch.target).long()
     n = len(labels)
     fixed = np.random.default_rng(12345).permutation(n)
@@ -325,7 +343,9 @@ def _decode_one(path: Path) -> np.ndarray:
     try:
         with Image.open(path) as image:
             return np.asarray(image.convert("RGB"))
-    except Exception as error:  # PIL raises OSError, SyntaxError, ValueError, DecompressionBombError...
+    except (
+        Exception
+    ) as error:  # PIL raises OSError, SyntaxError, ValueError, DecompressionBombError...
         raise DataError(f"cannot decode image {path}: {_one_line(error)}") from None
 
 
@@ -352,7 +372,9 @@ def _decode_images(paths: Sequence[Path]) -> np.ndarray:
 
     chunk = 512
     with ThreadPoolExecutor(max_workers=max(1, min(8, os.cpu_count() or 1))) as pool:
-        futures = [pool.submit(work, s, min(s + chunk, len(paths))) for s in range(1, len(paths), chunk)]
+        futures = [
+            pool.submit(work, s, min(s + chunk, len(paths))) for s in range(1, len(paths), chunk)
+        ]
         try:
             for future in futures:
                 future.result()
@@ -402,7 +424,9 @@ def _decoded_cached(paths: Sequence[Path], base: Path, tag: str) -> np.ndarray:
     return images
 
 
-def _per_class_split(labels: np.ndarray, val_counts: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def _per_class_split(
+    labels: np.ndarray, val_counts: np.ndarray, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Hold out `val_counts[c]` random samples of each class c for validation.
 
     labels: int (N,). Returns (train indices, val indices), each sorted ascending, disjoint and
@@ -410,7 +434,8 @@ def _per_class_split(labels: np.ndarray, val_counts: np.ndarray, seed: int) -> t
     """
     rng = np.random.default_rng(seed)
     held = [
-        rng.choice(np.flatnonzero(labels == c), size=int(k), replace=False) for c, k in enumerate(val_counts)
+        rng.choice(np.flatnonzero(labels == c), size=int(k), replace=False)
+        for c, k in enumerate(val_counts)
     ]
     val = np.sort(np.concatenate(held)) if held else np.zeros(0, dtype=np.int64)
     keep = np.ones(len(labels), dtype=bool)
@@ -418,7 +443,9 @@ def _per_class_split(labels: np.ndarray, val_counts: np.ndarray, seed: int) -> t
     return np.flatnonzero(keep), val
 
 
-def _uint8_channel_stats(images: np.ndarray, chunk: int = 4096) -> tuple[tuple[float, ...], tuple[float, ...]]:
+def _uint8_channel_stats(
+    images: np.ndarray, chunk: int = 4096
+) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Per-channel mean and std (population, over all pixels) of uint8 (N, H, W, C), in [0, 1] units.
 
     From exact per-channel histograms of the 256 grey levels: no float copy of the whole set, no
@@ -447,8 +474,12 @@ def _resize_uint8(images: np.ndarray, size: int, chunk: int = 1024) -> np.ndarra
     for start in range(0, n, chunk):
         # np.array copies: the input may be a read-only memmap, which torch cannot wrap.
         x = torch.from_numpy(np.array(images[start : start + chunk])).permute(0, 3, 1, 2).float()
-        y = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
-        out[start : start + chunk] = y.round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+        y = F.interpolate(
+            x, size=(size, size), mode="bilinear", align_corners=False, antialias=True
+        )
+        out[start : start + chunk] = (
+            y.round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+        )
     return out
 
 
@@ -491,7 +522,9 @@ class _ArrayUnpickler(pickle.Unpickler):
         return super().find_class(module, name)
 
 
-def _find_published_root(data_dir: str | os.PathLike | None, folder_name: str, marker: str, what: str, hint: str) -> Path:
+def _find_published_root(
+    data_dir: str | os.PathLike | None, folder_name: str, marker: str, what: str, hint: str
+) -> Path:
     """The folder holding `marker`: `data_dir` itself or its `folder_name` child (default data dir)."""
     base = Path(data_dir) if data_dir is not None else default_data_dir()
     for folder in (base, base / folder_name):
@@ -513,9 +546,13 @@ def _unpickle_cifar(path: Path) -> dict:
             # encoding="bytes": the published files are Python 2 pickles with bytes keys.
             obj = _ArrayUnpickler(f, encoding="bytes").load()
     except Exception as error:
-        raise DataError(f"malformed CIFAR-10 file {path}: expected a python pickle ({_one_line(error)})") from None
+        raise DataError(
+            f"malformed CIFAR-10 file {path}: expected a python pickle ({_one_line(error)})"
+        ) from None
     if not isinstance(obj, dict):
-        raise DataError(f"malformed CIFAR-10 file {path}: expected a pickled dict, found {type(obj).__name__}")
+        raise DataError(
+            f"malformed CIFAR-10 file {path}: expected a pickled dict, found {type(obj).__name__}"
+        )
     return obj
 
 
@@ -524,19 +561,36 @@ def _read_cifar10_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     batch = _unpickle_cifar(path)
     if b"data" not in batch or b"labels" not in batch:
         found = ", ".join(repr(k) for k in batch)
-        raise DataError(f"malformed CIFAR-10 batch {path}: expected the keys b'data' and b'labels', found {found}")
+        raise DataError(
+            f"malformed CIFAR-10 batch {path}: expected the keys b'data' and b'labels', found {found}"
+        )
     data = batch[b"data"]
-    if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != _CIFAR10_PIXELS:
-        found = f"{data.dtype} {data.shape}" if isinstance(data, np.ndarray) else type(data).__name__
-        raise DataError(f"malformed CIFAR-10 batch {path}: expected b'data' uint8 (N, {_CIFAR10_PIXELS}), found {found}")
+    if (
+        not isinstance(data, np.ndarray)
+        or data.dtype != np.uint8
+        or data.ndim != 2
+        or data.shape[1] != _CIFAR10_PIXELS
+    ):
+        found = (
+            f"{data.dtype} {data.shape}" if isinstance(data, np.ndarray) else type(data).__name__
+        )
+        raise DataError(
+            f"malformed CIFAR-10 batch {path}: expected b'data' uint8 (N, {_CIFAR10_PIXELS}), found {found}"
+        )
     try:
         labels = np.asarray(batch[b"labels"], dtype=np.int64)
     except (TypeError, ValueError) as error:
-        raise DataError(f"malformed CIFAR-10 batch {path}: b'labels' is not a list of ints ({_one_line(error)})") from None
+        raise DataError(
+            f"malformed CIFAR-10 batch {path}: b'labels' is not a list of ints ({_one_line(error)})"
+        ) from None
     if labels.shape != (data.shape[0],):
-        raise DataError(f"malformed CIFAR-10 batch {path}: expected {data.shape[0]} labels (one per row of b'data'), found shape {labels.shape}")
+        raise DataError(
+            f"malformed CIFAR-10 batch {path}: expected {data.shape[0]} labels (one per row of b'data'), found shape {labels.shape}"
+        )
     if labels.size and (labels.min() < 0 or labels.max() > 9):
-        raise DataError(f"malformed CIFAR-10 batch {path}: expected labels in 0..9, found {labels.min()}..{labels.max()}")
+        raise DataError(
+            f"malformed CIFAR-10 batch {path}: expected labels in 0..9, found {labels.min()}..{labels.max()}"
+        )
     # Each row holds the R, G and B planes in turn, each 32 rows of 32 pixels: (N, C, H, W) -> NHWC.
     images = data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
     return images, labels
@@ -546,12 +600,16 @@ def _read_cifar10_names(path: Path) -> list[str]:
     meta = _unpickle_cifar(path)
     names = meta.get(b"label_names")
     if not isinstance(names, list) or len(names) != 10:
-        raise DataError(f"malformed CIFAR-10 file {path}: expected b'label_names', a list of 10 names")
+        raise DataError(
+            f"malformed CIFAR-10 file {path}: expected b'label_names', a list of 10 names"
+        )
     return [n.decode() if isinstance(n, bytes) else str(n) for n in names]
 
 
 @register_dataset("cifar10")
-def load_cifar10(data_dir: str | os.PathLike | None = None, seed: int = 0, image_size: int | None = None) -> DataSplits:
+def load_cifar10(
+    data_dir: str | os.PathLike | None = None, seed: int = 0, image_size: int | None = None
+) -> DataSplits:
     """CIFAR-10, python version: 50k training images of 32x32x3, 10 classes, 10k test images.
 
     data_dir: the ``cifar-10-batches-py`` folder or its parent (default: `default_data_dir()`).
@@ -575,7 +633,16 @@ def load_cifar10(data_dir: str | os.PathLike | None = None, seed: int = 0, image
     train_images = _resize_uint8(train_images, size)
     test_images = _resize_uint8(test_images, size)
 
-    return _splits_from_arrays("cifar10", train_images, train_labels, test_images, test_labels, class_names, seed, augment=_augment_for(size))
+    return _splits_from_arrays(
+        "cifar10",
+        train_images,
+        train_labels,
+        test_images,
+        test_labels,
+        class_names,
+        seed,
+        augment=_augment_for(size),
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -587,17 +654,23 @@ _TINY_HINT = "Tiny ImageNet as published, unpacked"
 
 
 def _find_tinyimagenet(data_dir: str | os.PathLike | None) -> Path:
-    return _find_published_root(data_dir, TINYIMAGENET_FOLDER, "wnids.txt", "Tiny ImageNet", _TINY_HINT)
+    return _find_published_root(
+        data_dir, TINYIMAGENET_FOLDER, "wnids.txt", "Tiny ImageNet", _TINY_HINT
+    )
 
 
 def _read_wnids(root: Path) -> list[str]:
     path = root / "wnids.txt"
     wnids = [line.strip() for line in path.read_text().splitlines() if line.strip()]
     if not wnids:
-        raise DataError(f"malformed Tiny ImageNet file {path}: expected one wnid per line, found none")
+        raise DataError(
+            f"malformed Tiny ImageNet file {path}: expected one wnid per line, found none"
+        )
     if len(set(wnids)) != len(wnids):
         duplicate = next(w for w in wnids if wnids.count(w) > 1)
-        raise DataError(f"malformed Tiny ImageNet file {path}: expected each wnid once, {duplicate} appears twice")
+        raise DataError(
+            f"malformed Tiny ImageNet file {path}: expected each wnid once, {duplicate} appears twice"
+        )
     return wnids
 
 
@@ -622,7 +695,9 @@ def _tiny_train_files(root: Path, wnids: list[str]) -> tuple[list[Path], np.ndar
     for label, wnid in enumerate(wnids):
         folder = root / "train" / wnid / "images"
         if not folder.is_dir():
-            raise DataError(f"Tiny ImageNet training images not found: expected the folder {folder} (one per line of {root / 'wnids.txt'})")
+            raise DataError(
+                f"Tiny ImageNet training images not found: expected the folder {folder} (one per line of {root / 'wnids.txt'})"
+            )
         files = sorted(p for p in folder.iterdir() if _is_jpeg(p))
         if not files:
             raise DataError(f"Tiny ImageNet training images not found: expected {folder}/*.JPEG")
@@ -635,7 +710,9 @@ def _tiny_val_files(root: Path, wnids: list[str]) -> tuple[list[Path], np.ndarra
     """Official validation files in the order of val_annotations.txt, with their labels."""
     path = root / "val" / "val_annotations.txt"
     if not path.is_file():
-        raise DataError(f"Tiny ImageNet validation labels not found: expected {path} ({_TINY_HINT})")
+        raise DataError(
+            f"Tiny ImageNet validation labels not found: expected {path} ({_TINY_HINT})"
+        )
     index = {w: i for i, w in enumerate(wnids)}
     paths: list[Path] = []
     labels: list[int] = []
@@ -644,23 +721,34 @@ def _tiny_val_files(root: Path, wnids: list[str]) -> tuple[list[Path], np.ndarra
             continue
         fields = line.split("\t")
         if len(fields) < 2:
-            raise DataError(f"malformed Tiny ImageNet file {path} line {number}: expected tab-separated file, wnid, x0, y0, x1, y1")
+            raise DataError(
+                f"malformed Tiny ImageNet file {path} line {number}: expected tab-separated file, wnid, x0, y0, x1, y1"
+            )
         name, wnid = fields[0].strip(), fields[1].strip()
         if wnid not in index:
-            raise DataError(f"malformed Tiny ImageNet file {path} line {number}: wnid {wnid} is not in {root / 'wnids.txt'}")
+            raise DataError(
+                f"malformed Tiny ImageNet file {path} line {number}: wnid {wnid} is not in {root / 'wnids.txt'}"
+            )
         image = root / "val" / "images" / name
         if not image.is_file():
-            raise DataError(f"Tiny ImageNet validation image not found: expected {image} (named in {path} line {number})")
+            raise DataError(
+                f"Tiny ImageNet validation image not found: expected {image} (named in {path} line {number})"
+            )
         paths.append(image)
         labels.append(index[wnid])
     if not paths:
-        raise DataError(f"malformed Tiny ImageNet file {path}: expected one line per validation image, found none")
+        raise DataError(
+            f"malformed Tiny ImageNet file {path}: expected one line per validation image, found none"
+        )
     return paths, np.asarray(labels, dtype=np.int64)
 
 
 @register_dataset("tinyimagenet")
 def load_tinyimagenet(
-    data_dir: str | os.PathLike | None = None, seed: int = 0, image_size: int | None = None, val_per_class: int = 50
+    data_dir: str | os.PathLike | None = None,
+    seed: int = 0,
+    image_size: int | None = None,
+    val_per_class: int = 50,
 ) -> DataSplits:
     """Tiny ImageNet: 200 classes of 64x64x3 images, 500 training and 50 validation images each.
 
@@ -698,7 +786,9 @@ def load_tinyimagenet(
     train_images = np.asarray(all_train[train_idx])
     val_images = np.asarray(all_train[val_idx])
     size = image_size or train_images.shape[1]
-    train_images, val_images, test_images = (_resize_uint8(a, size) for a in (train_images, val_images, test_images))
+    train_images, val_images, test_images = (
+        _resize_uint8(a, size) for a in (train_images, val_images, test_images)
+    )
     mean, std = _uint8_channel_stats(train_images)
     return DataSplits(
         name="tinyimagenet",
@@ -732,15 +822,25 @@ def _read_svhn(path: Path) -> tuple[np.ndarray, np.ndarray]:
     except Exception as error:  # scipy raises ValueError, TypeError, MatReadError...
         raise DataError(f"malformed SVHN file {path}: {_one_line(error)}") from None
     images, labels = content.get("X"), content.get("y")
-    if images is None or labels is None or images.ndim != 4 or images.shape[:3] != (32, 32, 3) or labels.size != images.shape[3]:
-        raise DataError(f"malformed SVHN file {path}: expected X of shape (32, 32, 3, N) and y of N labels")
+    if (
+        images is None
+        or labels is None
+        or images.ndim != 4
+        or images.shape[:3] != (32, 32, 3)
+        or labels.size != images.shape[3]
+    ):
+        raise DataError(
+            f"malformed SVHN file {path}: expected X of shape (32, 32, 3, N) and y of N labels"
+        )
     # The files store digit 0 as label 10.
     labels = labels.reshape(-1).astype(np.int64) % 10
     return np.ascontiguousarray(images.transpose(3, 0, 1, 2), dtype=np.uint8), labels
 
 
 @register_dataset("svhn")
-def load_svhn(data_dir: str | os.PathLike | None = None, seed: int = 0, image_size: int | None = None) -> DataSplits:
+def load_svhn(
+    data_dir: str | os.PathLike | None = None, seed: int = 0, image_size: int | None = None
+) -> DataSplits:
     """SVHN cropped digits: ``train_32x32.mat`` (73,257 images) and ``test_32x32.mat`` (26,032).
 
     Validation is 10% of each class of the training file, drawn per seed; the test file is the
@@ -752,7 +852,16 @@ def load_svhn(data_dir: str | os.PathLike | None = None, seed: int = 0, image_si
     train_images, train_labels = _read_svhn(root / "train_32x32.mat")
     test_images, test_labels = _read_svhn(root / "test_32x32.mat")
     size = image_size or 32
-    return _splits_from_arrays("svhn", _resize_uint8(train_images, size), train_labels, _resize_uint8(test_images, size), test_labels, [str(i) for i in range(10)], seed, augment=partial(crop_only, padding=max(1, size // 8)))
+    return _splits_from_arrays(
+        "svhn",
+        _resize_uint8(train_images, size),
+        train_labels,
+        _resize_uint8(test_images, size),
+        test_labels,
+        [str(i) for i in range(10)],
+        seed,
+        augment=partial(crop_only, padding=max(1, size // 8)),
+    )
 
 
 def crop_only(x: Tensor, generator: torch.Generator | None = None, padding: int = 4) -> Tensor:
@@ -797,16 +906,26 @@ _IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".w
 _FOLDER_HINT = "one sub-folder of images per class, under train/ and test/ (or directly, then 20% are held out for test)"
 
 
-def _class_images(folder: Path, class_names: list[str] | None = None) -> tuple[list[Path], np.ndarray, list[str]]:
-    classes = class_names or sorted(d.name for d in folder.iterdir() if d.is_dir() and not d.name.startswith("."))
+def _class_images(
+    folder: Path, class_names: list[str] | None = None
+) -> tuple[list[Path], np.ndarray, list[str]]:
+    classes = class_names or sorted(
+        d.name for d in folder.iterdir() if d.is_dir() and not d.name.startswith(".")
+    )
     paths: list[Path] = []
     labels: list[int] = []
     for index, name in enumerate(classes):
-        files = sorted(p for p in (folder / name).glob("*") if p.suffix.lower() in _IMAGE_SUFFIXES) if (folder / name).is_dir() else []
+        files = (
+            sorted(p for p in (folder / name).glob("*") if p.suffix.lower() in _IMAGE_SUFFIXES)
+            if (folder / name).is_dir()
+            else []
+        )
         paths += files
         labels += [index] * len(files)
     if len(classes) < 2 or not paths:
-        raise DataError(f"image folder {folder} has {len(classes)} class folder(s) and {len(paths)} images: expected {_FOLDER_HINT}")
+        raise DataError(
+            f"image folder {folder} has {len(classes)} class folder(s) and {len(paths)} images: expected {_FOLDER_HINT}"
+        )
     return paths, np.asarray(labels, dtype=np.int64), classes
 
 
@@ -824,7 +943,9 @@ def _decode_to_size(paths: Sequence[Path], size: int | None) -> np.ndarray:
 
 
 @register_dataset("folder")
-def load_image_folder(data_dir: str | os.PathLike | None = None, seed: int = 0, image_size: int | None = None) -> DataSplits:
+def load_image_folder(
+    data_dir: str | os.PathLike | None = None, seed: int = 0, image_size: int | None = None
+) -> DataSplits:
     """Any images, one sub-folder per class: ``DIR/train/<class>/*`` and ``DIR/test/<class>/*``.
 
     Without train/ and test/, ``DIR/<class>/*`` is split: a fixed 20% of each class for test (the
@@ -849,8 +970,19 @@ def load_image_folder(data_dir: str | os.PathLike | None = None, seed: int = 0, 
     train_images = _decode_to_size(train_paths, image_size)
     test_images = _decode_to_size(test_paths, image_size)
     if test_images.shape[1:] != train_images.shape[1:]:
-        raise DataError(f"test images are {test_images.shape[2]}x{test_images.shape[1]}, train images {train_images.shape[2]}x{train_images.shape[1]}: set image_size")
-    return _splits_from_arrays("folder", train_images, train_labels, test_images, test_labels, classes, seed, augment=_augment_for(train_images.shape[1]))
+        raise DataError(
+            f"test images are {test_images.shape[2]}x{test_images.shape[1]}, train images {train_images.shape[2]}x{train_images.shape[1]}: set image_size"
+        )
+    return _splits_from_arrays(
+        "folder",
+        train_images,
+        train_labels,
+        test_images,
+        test_labels,
+        classes,
+        seed,
+        augment=_augment_for(train_images.shape[1]),
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -869,18 +1001,26 @@ def _severity_folders(folder: Path) -> list[Path]:
 
 
 def _npy_names(root: Path) -> list[str]:
-    return sorted(p.stem for p in root.glob("*.npy") if p.stem != "labels" and not p.name.startswith("."))
+    return sorted(
+        p.stem for p in root.glob("*.npy") if p.stem != "labels" and not p.name.startswith(".")
+    )
 
 
 def _folder_names(root: Path) -> list[str]:
-    return sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith(".") and _severity_folders(d))
+    return sorted(
+        d.name
+        for d in root.iterdir()
+        if d.is_dir() and not d.name.startswith(".") and _severity_folders(d)
+    )
 
 
 def _layout_of(root: Path) -> str | None:
     if (root / "labels.npy").is_file():
         return _NPY_LAYOUT
     if _npy_names(root):
-        raise DataError(f"CIFAR-10-C labels not found: expected {root / 'labels.npy'} beside the <name>.npy files")
+        raise DataError(
+            f"CIFAR-10-C labels not found: expected {root / 'labels.npy'} beside the <name>.npy files"
+        )
     if _folder_names(root):
         return _FOLDER_LAYOUT
     return None
@@ -890,7 +1030,9 @@ def _corruption_root(root: str | os.PathLike) -> tuple[Path, str]:
     """(folder holding the corruptions, layout) for `root` or a published folder inside it."""
     root = Path(root)
     if not root.is_dir():
-        raise DataError(f"corruption set not found: expected a folder {root} holding {_LAYOUTS_HINT}")
+        raise DataError(
+            f"corruption set not found: expected a folder {root} holding {_LAYOUTS_HINT}"
+        )
     layout = _layout_of(root)
     if layout is not None:
         return root, layout
@@ -915,29 +1057,45 @@ def _load_npy_mmap(path: Path) -> np.ndarray:
         magic = f.read(6)
     if magic != b"\x93NUMPY":
         # np.load would take any other file for a pickle and answer with a misleading message.
-        raise DataError(f"malformed corruption file {path}: expected a .npy array, found no NumPy header")
+        raise DataError(
+            f"malformed corruption file {path}: expected a .npy array, found no NumPy header"
+        )
     try:
         return np.load(path, mmap_mode="r")
     except Exception as error:  # truncated header, not an .npy at all, object arrays
-        raise DataError(f"malformed corruption file {path}: expected a .npy array ({_one_line(error)})") from None
+        raise DataError(
+            f"malformed corruption file {path}: expected a .npy array ({_one_line(error)})"
+        ) from None
 
 
 def _open_npy_corruption(
-    root: Path, corruption: str, severity: int, class_names: Sequence[str] | None, expected: ImageSet | None
+    root: Path,
+    corruption: str,
+    severity: int,
+    class_names: Sequence[str] | None,
+    expected: ImageSet | None,
 ) -> ImageSet:
     path = root / f"{corruption}.npy"
     labels_path = root / "labels.npy"
     if not path.is_file():
-        raise DataError(f"corruption {corruption!r} not found: expected {path} (found: {', '.join(_npy_names(root)) or 'none'})")
+        raise DataError(
+            f"corruption {corruption!r} not found: expected {path} (found: {', '.join(_npy_names(root)) or 'none'})"
+        )
     images = _load_npy_mmap(path)
     all_labels = _load_npy_mmap(labels_path)
     if images.dtype != np.uint8 or images.ndim != 4:
-        raise DataError(f"malformed corruption file {path}: expected uint8 (S*N, H, W, C), found {images.dtype} {images.shape}")
+        raise DataError(
+            f"malformed corruption file {path}: expected uint8 (S*N, H, W, C), found {images.dtype} {images.shape}"
+        )
     if all_labels.ndim != 1 or not np.issubdtype(all_labels.dtype, np.integer):
-        raise DataError(f"malformed labels file {labels_path}: expected integers (S*N,), found {all_labels.dtype} {all_labels.shape}")
+        raise DataError(
+            f"malformed labels file {labels_path}: expected integers (S*N,), found {all_labels.dtype} {all_labels.shape}"
+        )
     rows = images.shape[0]
     if all_labels.shape[0] != rows:
-        raise DataError(f"{labels_path} holds {all_labels.shape[0]} labels; expected {rows}, one per image row of {path}")
+        raise DataError(
+            f"{labels_path} holds {all_labels.shape[0]} labels; expected {rows}, one per image row of {path}"
+        )
     if expected is not None:
         n = len(expected)
         if rows != NUM_SEVERITIES * n:
@@ -948,13 +1106,19 @@ def _open_npy_corruption(
         c, h, w = expected.image_shape
         if tuple(images.shape[1:]) != (h, w, c):
             found = "x".join(map(str, images.shape[1:]))
-            raise DataError(f"{path} holds {found} (H x W x C) images; expected {h}x{w}x{c} like the clean test set")
+            raise DataError(
+                f"{path} holds {found} (H x W x C) images; expected {h}x{w}x{c} like the clean test set"
+            )
     else:
         if rows == 0 or rows % NUM_SEVERITIES:
-            raise DataError(f"{path} holds {rows} rows; expected {NUM_SEVERITIES} severities of equal size")
+            raise DataError(
+                f"{path} holds {rows} rows; expected {NUM_SEVERITIES} severities of equal size"
+            )
         n = rows // NUM_SEVERITIES
     if not 1 <= severity <= NUM_SEVERITIES:
-        raise DataError(f"severity {severity} not in {path}: expected 1..{NUM_SEVERITIES} (blocks of {n} rows)")
+        raise DataError(
+            f"severity {severity} not in {path}: expected 1..{NUM_SEVERITIES} (blocks of {n} rows)"
+        )
     lo, hi = (severity - 1) * n, severity * n
     labels = np.asarray(all_labels[lo:hi], dtype=np.int64)
     if expected is not None:
@@ -966,14 +1130,24 @@ def _open_npy_corruption(
                 f"labels in {labels_path} rows [{lo}, {hi}) (severity {severity}) do not match the clean test labels: "
                 f"row {lo + i} is {labels[i]}, clean test image {i} is {clean[i]}"
             )
-    if class_names is not None and labels.size and (labels.min() < 0 or labels.max() >= len(class_names)):
-        raise DataError(f"labels in {labels_path} rows [{lo}, {hi}) run {labels.min()}..{labels.max()}; expected 0..{len(class_names) - 1}")
+    if (
+        class_names is not None
+        and labels.size
+        and (labels.min() < 0 or labels.max() >= len(class_names))
+    ):
+        raise DataError(
+            f"labels in {labels_path} rows [{lo}, {hi}) run {labels.min()}..{labels.max()}; expected 0..{len(class_names) - 1}"
+        )
     # A basic slice of a memmap is a memmap: nothing is read until a batch asks for its rows.
     return ImageSet(images[lo:hi], _labels_tensor(labels))
 
 
 def _open_folder_corruption(
-    root: Path, corruption: str, severity: int, class_names: Sequence[str] | None, expected: ImageSet | None
+    root: Path,
+    corruption: str,
+    severity: int,
+    class_names: Sequence[str] | None,
+    expected: ImageSet | None,
 ) -> ImageSet:
     if class_names is None:
         raise DataError(
@@ -981,17 +1155,25 @@ def _open_folder_corruption(
         )
     folder = root / corruption
     if not folder.is_dir():
-        raise DataError(f"corruption {corruption!r} not found: expected the folder {folder} (found: {', '.join(_folder_names(root)) or 'none'})")
+        raise DataError(
+            f"corruption {corruption!r} not found: expected the folder {folder} (found: {', '.join(_folder_names(root)) or 'none'})"
+        )
     severity_folder = folder / str(severity)
     if not severity_folder.is_dir():
-        raise DataError(f"severity {severity} of {corruption!r} not found: expected the folder {severity_folder}")
+        raise DataError(
+            f"severity {severity} of {corruption!r} not found: expected the folder {severity_folder}"
+        )
     index = {w: i for i, w in enumerate(class_names)}
     paths: list[Path] = []
     labels: list[int] = []
     # Sorted wnid folders, then sorted files: a fixed order, so the cache fingerprint is stable.
-    for class_folder in sorted(d for d in severity_folder.iterdir() if d.is_dir() and not d.name.startswith(".")):
+    for class_folder in sorted(
+        d for d in severity_folder.iterdir() if d.is_dir() and not d.name.startswith(".")
+    ):
         if class_folder.name not in index:
-            raise DataError(f"unknown class folder {class_folder}: expected one of the {len(index)} wnids passed as class_names")
+            raise DataError(
+                f"unknown class folder {class_folder}: expected one of the {len(index)} wnids passed as class_names"
+            )
         files = sorted(p for p in class_folder.iterdir() if _is_jpeg(p))
         paths += files
         labels += [index[class_folder.name]] * len(files)
@@ -1002,7 +1184,9 @@ def _open_folder_corruption(
         c, h, w = expected.image_shape
         if tuple(images.shape[1:]) != (h, w, c):
             found = "x".join(map(str, images.shape[1:]))
-            raise DataError(f"{severity_folder} holds {found} (H x W x C) images; expected {h}x{w}x{c} like the clean test set")
+            raise DataError(
+                f"{severity_folder} holds {found} (H x W x C) images; expected {h}x{w}x{c} like the clean test set"
+            )
     return ImageSet(images, _labels_tensor(np.asarray(labels, dtype=np.int64)))
 
 

@@ -50,16 +50,26 @@ def measure_selectivity(
     """Selectivity of every unit over all of `images` (and accuracy, since the logits are there)."""
     accumulator = SelectivityAccumulator(num_classes)
     correct = 0
-    with eval_mode(model), ActivationProbe(model, layers=layers, reduce=unit_activations, detach=True) as probe:
+    with (
+        eval_mode(model),
+        ActivationProbe(model, layers=layers, reduce=unit_activations, detach=True) as probe,
+    ):
         for x, y in images.batches(batch_size, device):
             logits = model(x)
             correct += int((logits.argmax(1) == y).sum())
             accumulator.update(probe.activations, y)
-    return SelectivityResult(accumulator.selectivity(), accumulator.preferred_class(), correct / len(images), accumulator.silent())
+    return SelectivityResult(
+        accumulator.selectivity(),
+        accumulator.preferred_class(),
+        correct / len(images),
+        accumulator.silent(),
+    )
 
 
 @torch.inference_mode()
-def accuracy(model: nn.Module, images: ImageSet, batch_size: int = 1024, device: torch.device | str = "cpu") -> float:
+def accuracy(
+    model: nn.Module, images: ImageSet, batch_size: int = 1024, device: torch.device | str = "cpu"
+) -> float:
     """Top-1 accuracy, fraction in [0, 1]."""
     correct = 0
     with eval_mode(model):

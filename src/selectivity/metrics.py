@@ -32,7 +32,9 @@ def unit_activations(activations: Tensor) -> Tensor:
     Returns (N, U).
     """
     if activations.ndim < 2:
-        raise ValueError(f"activations need a batch and a unit dimension, got shape {tuple(activations.shape)}")
+        raise ValueError(
+            f"activations need a batch and a unit dimension, got shape {tuple(activations.shape)}"
+        )
     if activations.ndim == 2:
         return activations
     spatial = tuple(range(2, activations.ndim))
@@ -75,7 +77,11 @@ def selectivity_from_class_sums(sums: Tensor, counts: Tensor) -> tuple[Tensor, T
     denominator = mu_max + mu_rest
     positive = denominator > 0
     # Dividing by 1 where the denominator vanishes keeps the backward pass free of NaN.
-    si = torch.where(positive, (mu_max - mu_rest) / torch.where(positive, denominator, torch.ones_like(denominator)), torch.zeros_like(denominator))
+    si = torch.where(
+        positive,
+        (mu_max - mu_rest) / torch.where(positive, denominator, torch.ones_like(denominator)),
+        torch.zeros_like(denominator),
+    )
     return si, class_ids[argmax]
 
 
@@ -132,7 +138,10 @@ class SelectivityAccumulator:
     def _results(self) -> dict[str, tuple[Tensor, Tensor]]:
         if self._counts is None:
             raise ValueError("SelectivityAccumulator has seen no activations")
-        return {name: selectivity_from_class_sums(sums, self._counts) for name, sums in self._sums.items()}
+        return {
+            name: selectivity_from_class_sums(sums, self._counts)
+            for name, sums in self._sums.items()
+        }
 
     def selectivity(self) -> dict[str, Tensor]:
         """Layer -> (U,) selectivity indices (float64, on the device of the activations)."""
@@ -160,7 +169,9 @@ def pca_dimensionality(matrix: Tensor, variance: float = 0.9) -> float:
     D >> N costs O(N^2 D). A matrix with no variance has dimensionality 0.
     """
     if matrix.ndim != 2:
-        raise ValueError(f"pca_dimensionality expects (samples, dims), got shape {tuple(matrix.shape)}")
+        raise ValueError(
+            f"pca_dimensionality expects (samples, dims), got shape {tuple(matrix.shape)}"
+        )
     if not 0.0 < variance <= 1.0:
         raise ValueError(f"variance must be in (0, 1], got {variance}")
     n, d = matrix.shape
@@ -172,5 +183,12 @@ def pca_dimensionality(matrix: Tensor, variance: float = 0.9) -> float:
         return 0.0
     cumulative = torch.cumsum(eigenvalues, 0) / total
     # A tolerance absorbs round-off so that a rank-r matrix needs exactly r components at 100%.
-    k = int(torch.searchsorted(cumulative, torch.tensor(variance - 1e-9, dtype=cumulative.dtype)).item()) + 1
+    k = (
+        int(
+            torch.searchsorted(
+                cumulative, torch.tensor(variance - 1e-9, dtype=cumulative.dtype)
+            ).item()
+        )
+        + 1
+    )
     return min(k, d) / d

@@ -53,7 +53,9 @@ class Normalize(nn.Module):
 
     def __init__(self, mean: Sequence[float], std: Sequence[float]):
         super().__init__()
-        self.register_buffer("mean", torch.tensor(list(mean), dtype=torch.float32).view(1, -1, 1, 1))
+        self.register_buffer(
+            "mean", torch.tensor(list(mean), dtype=torch.float32).view(1, -1, 1, 1)
+        )
         self.register_buffer("std", torch.tensor(list(std), dtype=torch.float32).view(1, -1, 1, 1))
 
     def forward(self, x: Tensor) -> Tensor:
@@ -79,7 +81,11 @@ def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
 def _init_weights(model: nn.Module) -> None:
     for module in model.modules():
         if isinstance(module, (nn.Conv2d, nn.Linear)):
-            nn.init.kaiming_normal_(module.weight, mode="fan_out" if isinstance(module, nn.Conv2d) else "fan_in", nonlinearity="relu")
+            nn.init.kaiming_normal_(
+                module.weight,
+                mode="fan_out" if isinstance(module, nn.Conv2d) else "fan_in",
+                nonlinearity="relu",
+            )
             if module.bias is not None:
                 nn.init.zeros_(module.bias)
         elif isinstance(module, nn.BatchNorm2d):
@@ -122,7 +128,13 @@ class CifarBasicBlock(nn.Module):
 
 
 class CifarResNet(nn.Module):
-    def __init__(self, depth: int, num_classes: int = 10, in_channels: int = 3, widths: Sequence[int] = (16, 32, 64)):
+    def __init__(
+        self,
+        depth: int,
+        num_classes: int = 10,
+        in_channels: int = 3,
+        widths: Sequence[int] = (16, 32, 64),
+    ):
         super().__init__()
         if (depth - 2) % 6:
             raise ValueError(f"CIFAR ResNet depth must be 6n+2, got {depth}")
@@ -151,7 +163,9 @@ class CifarResNet(nn.Module):
 
 
 for _depth in (20, 32, 44, 56):
-    register_model(f"resnet{_depth}")(lambda num_classes, in_channels, _d=_depth: CifarResNet(_d, num_classes, in_channels))
+    register_model(f"resnet{_depth}")(
+        lambda num_classes, in_channels, _d=_depth: CifarResNet(_d, num_classes, in_channels)
+    )
 
 
 # --- ImageNet-layout ResNets for 64x64 inputs: max-pool after the stem removed ----------------
@@ -203,11 +217,15 @@ class Bottleneck(nn.Module):
 def _projection(in_planes: int, out_planes: int, stride: int) -> nn.Module:
     if stride == 1 and in_planes == out_planes:
         return nn.Identity()
-    return nn.Sequential(nn.Conv2d(in_planes, out_planes, 1, stride, bias=False), nn.BatchNorm2d(out_planes))
+    return nn.Sequential(
+        nn.Conv2d(in_planes, out_planes, 1, stride, bias=False), nn.BatchNorm2d(out_planes)
+    )
 
 
 class ImageNetResNet(nn.Module):
-    def __init__(self, block: type, counts: Sequence[int], num_classes: int = 200, in_channels: int = 3):
+    def __init__(
+        self, block: type, counts: Sequence[int], num_classes: int = 200, in_channels: int = 3
+    ):
         super().__init__()
         self.normalize: nn.Module = nn.Identity()
         self.conv1 = nn.Conv2d(in_channels, 64, 7, 2, 3, bias=False)
@@ -232,9 +250,21 @@ class ImageNetResNet(nn.Module):
         return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
 
 
-register_model("resnet18")(lambda num_classes, in_channels: ImageNetResNet(BasicBlock, (2, 2, 2, 2), num_classes, in_channels))
-register_model("resnet34")(lambda num_classes, in_channels: ImageNetResNet(BasicBlock, (3, 4, 6, 3), num_classes, in_channels))
-register_model("resnet50")(lambda num_classes, in_channels: ImageNetResNet(Bottleneck, (3, 4, 6, 3), num_classes, in_channels))
+register_model("resnet18")(
+    lambda num_classes, in_channels: ImageNetResNet(
+        BasicBlock, (2, 2, 2, 2), num_classes, in_channels
+    )
+)
+register_model("resnet34")(
+    lambda num_classes, in_channels: ImageNetResNet(
+        BasicBlock, (3, 4, 6, 3), num_classes, in_channels
+    )
+)
+register_model("resnet50")(
+    lambda num_classes, in_channels: ImageNetResNet(
+        Bottleneck, (3, 4, 6, 3), num_classes, in_channels
+    )
+)
 
 
 # --- A small, fast net for the digits demo --------------------------------------------------

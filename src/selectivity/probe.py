@@ -51,9 +51,13 @@ class ActivationProbe:
         names = default_sites(model) if layers is None else list(layers)
         unknown = [name for name in names if name not in modules]
         if unknown:
-            raise ValueError(f"unknown layer name(s) {unknown}; the model has {[n for n in modules if n][:50]}")
+            raise ValueError(
+                f"unknown layer name(s) {unknown}; the model has {[n for n in modules if n][:50]}"
+            )
         if not names:
-            raise EmptyCaptureError(f"{type(model).__name__} has no unit sites (no nn.ReLU modules); pass layers=[...]")
+            raise EmptyCaptureError(
+                f"{type(model).__name__} has no unit sites (no nn.ReLU modules); pass layers=[...]"
+            )
         self.layers = names
         self.reduce = reduce
         self.detach = detach
@@ -115,5 +119,7 @@ class ActivationProbe:
         if self._forwards == 0:
             raise EmptyCaptureError("the probe has seen no forward pass of its model")
         if not self._captured:
-            raise EmptyCaptureError(f"no unit site fired during the forward pass (sites: {self.layers})")
+            raise EmptyCaptureError(
+                f"no unit site fired during the forward pass (sites: {self.layers})"
+            )
         return dict(self._captured)

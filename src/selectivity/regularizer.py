@@ -19,7 +19,9 @@ from selectivity.probe import ActivationProbe
 __all__ = ["SelectivityRegularizer", "batch_network_selectivity"]
 
 
-def batch_network_selectivity(activations: dict[str, Tensor], labels: Tensor, num_classes: int) -> tuple[Tensor, dict[str, Tensor]]:
+def batch_network_selectivity(
+    activations: dict[str, Tensor], labels: Tensor, num_classes: int
+) -> tuple[Tensor, dict[str, Tensor]]:
     """mu_SI of one minibatch, differentiable.
 
     activations: layer -> (N, U_layer) unit values (or feature maps, reduced here); labels: (N,).

@@ -157,7 +157,9 @@ def bootstrap_ci(
         raise ValueError(f"confidence must be in (0, 1), got {confidence}")
     if n_resamples < 1:
         raise ValueError(f"n_resamples must be positive, got {n_resamples}")
-    x = np.asarray(list(values) if not isinstance(values, np.ndarray) else values, dtype=float).ravel()
+    x = np.asarray(
+        list(values) if not isinstance(values, np.ndarray) else values, dtype=float
+    ).ravel()
     x = x[np.isfinite(x)]
     if x.size == 0:
         return (math.nan, math.nan, math.nan)
@@ -184,7 +186,9 @@ def _mask(column: pd.Series, condition: object) -> pd.Series:
     return column == condition
 
 
-def _rows(table: pd.DataFrame, metric: str, where: Mapping[str, object] | None = None) -> pd.DataFrame:
+def _rows(
+    table: pd.DataFrame, metric: str, where: Mapping[str, object] | None = None
+) -> pd.DataFrame:
     """Rows of one metric, filtered by `where`; ValueError when the metric is absent."""
     rows = table[table["metric"] == metric]
     if rows.empty:
@@ -232,7 +236,9 @@ def _sort(frame: pd.DataFrame, columns: Sequence[str], orders: Mapping[str, list
             return series.map(position).astype(float).fillna(-1.0)
         return series
 
-    return frame.sort_values(list(columns), key=key, na_position="first", kind="stable").reset_index(drop=True)
+    return frame.sort_values(
+        list(columns), key=key, na_position="first", kind="stable"
+    ).reset_index(drop=True)
 
 
 def summarise(
@@ -271,7 +277,9 @@ def summarise(
     return _sort(out, by, orders)
 
 
-def summary_table(table: pd.DataFrame, n_resamples: int = N_RESAMPLES, seed: int = 0) -> pd.DataFrame:
+def summary_table(
+    table: pd.DataFrame, n_resamples: int = N_RESAMPLES, seed: int = 0
+) -> pd.DataFrame:
     """`summarise` for every metric, grouped by alpha and every key that metric sets.
 
     Columns: metric, alpha, layer, corruption, severity, eps, steps, mean, ci_low, ci_high, n.
@@ -291,13 +299,17 @@ def summary_table(table: pd.DataFrame, n_resamples: int = N_RESAMPLES, seed: int
     return pd.concat([p.reindex(columns=columns) for p in parts], ignore_index=True)
 
 
-def _require(table: pd.DataFrame, metrics: Sequence[str], figure: str, any_of: bool = False) -> list[str]:
+def _require(
+    table: pd.DataFrame, metrics: Sequence[str], figure: str, any_of: bool = False
+) -> list[str]:
     """Metrics of `metrics` present in the table; ValueError naming the absent ones otherwise."""
     present = set(table["metric"].unique())
     have = [m for m in metrics if m in present]
     missing = [m for m in metrics if m not in present]
     if (any_of and not have) or (not any_of and missing):
-        raise ValueError(f"figure {figure!r} needs metric(s) {missing} absent from the results table")
+        raise ValueError(
+            f"figure {figure!r} needs metric(s) {missing} absent from the results table"
+        )
     return have
 
 
@@ -370,7 +382,9 @@ def _new_axes(ax: Axes | None, figsize: tuple[float, float]) -> Axes:
     return Figure(figsize=figsize, layout="constrained").add_subplot()
 
 
-def _new_panels(ax: Sequence[Axes] | None, n: int, figsize: tuple[float, float], sharey: bool = False) -> list[Axes]:
+def _new_panels(
+    ax: Sequence[Axes] | None, n: int, figsize: tuple[float, float], sharey: bool = False
+) -> list[Axes]:
     if ax is not None:
         axes = list(np.ravel(ax))
         if len(axes) < n:
@@ -380,7 +394,9 @@ def _new_panels(ax: Sequence[Axes] | None, n: int, figsize: tuple[float, float],
     return list(np.atleast_1d(fig.subplots(1, n, sharey=sharey, squeeze=False)[0]))
 
 
-def _line_ci(ax: Axes, x, summary: pd.DataFrame, color, label: str | None = None, marker: str = "o") -> None:
+def _line_ci(
+    ax: Axes, x, summary: pd.DataFrame, color, label: str | None = None, marker: str = "o"
+) -> None:
     """Mean as a line with markers, its bootstrapped CI as a band."""
     ax.plot(x, summary["mean"], marker=marker, ms=4, lw=1.6, color=color, label=label)
     ax.fill_between(x, summary["ci_low"], summary["ci_high"], color=color, alpha=0.18, lw=0)
@@ -388,7 +404,10 @@ def _line_ci(ax: Axes, x, summary: pd.DataFrame, color, label: str | None = None
 
 def _alpha_legend(target, colors: Mapping[float, tuple], **kwargs) -> None:
     """Legend of alpha colours on an Axes or Figure."""
-    handles = [Line2D([], [], color=c, marker="o", ms=5, lw=1.6, label=_fmt_alpha(a)) for a, c in colors.items()]
+    handles = [
+        Line2D([], [], color=c, marker="o", ms=5, lw=1.6, label=_fmt_alpha(a))
+        for a, c in colors.items()
+    ]
     target.legend(handles=handles, title="α", frameon=False, **kwargs)
 
 
@@ -417,7 +436,7 @@ def _styled(function: Callable) -> Callable:
 
 
 def _range_text(counts: pd.Series) -> str:
-    """"3" or "2–3": the spread of a count over groups."""
+    """ "3" or "2–3": the spread of a count over groups."""
     if counts.empty:
         return "0"
     low, high = int(counts.min()), int(counts.max())
@@ -446,17 +465,31 @@ def plot_accuracy_vs_selectivity(table: pd.DataFrame, ax: Axes | None = None) ->
     sel = summarise(table, "selectivity")
     acc = summarise(table, "test_accuracy")
     both = sel.merge(acc, on="alpha", suffixes=("_sel", "_acc"))
-    trials = _per_trial(table, "selectivity").merge(_per_trial(table, "test_accuracy"), on=list(TRIAL))
+    trials = _per_trial(table, "selectivity").merge(
+        _per_trial(table, "test_accuracy"), on=list(TRIAL)
+    )
     ax.scatter(
-        trials["value_x"], trials["value_y"], s=10, alpha=0.35, lw=0,
-        c=[colors[a] for a in trials["alpha"]], zorder=1,
+        trials["value_x"],
+        trials["value_y"],
+        s=10,
+        alpha=0.35,
+        lw=0,
+        c=[colors[a] for a in trials["alpha"]],
+        zorder=1,
     )
     for _, row in both.iterrows():
         ax.errorbar(
-            row["mean_sel"], row["mean_acc"],
+            row["mean_sel"],
+            row["mean_acc"],
             xerr=[[row["mean_sel"] - row["ci_low_sel"]], [row["ci_high_sel"] - row["mean_sel"]]],
             yerr=[[row["mean_acc"] - row["ci_low_acc"]], [row["ci_high_acc"] - row["mean_acc"]]],
-            fmt="o", ms=6, color=colors[row["alpha"]], mec="white", mew=0.6, elinewidth=1.2, zorder=3,
+            fmt="o",
+            ms=6,
+            color=colors[row["alpha"]],
+            mec="white",
+            mew=0.6,
+            elinewidth=1.2,
+            zorder=3,
         )
     ax.set_xlabel(SELECTIVITY_LABEL)
     ax.set_ylabel("clean test accuracy")
@@ -471,7 +504,9 @@ def _metric_vs_alpha(ax: Axes, table: pd.DataFrame, metric: str, alphas: list[fl
     colors = alpha_colors(alphas)
     summary = summarise(table, metric)
     _line_ci(ax, summary["alpha"], summary, color="0.25")
-    ax.scatter(summary["alpha"], summary["mean"], c=[colors[a] for a in summary["alpha"]], s=30, zorder=3)
+    ax.scatter(
+        summary["alpha"], summary["mean"], c=[colors[a] for a in summary["alpha"]], s=30, zorder=3
+    )
     _alpha_axis(ax, alphas)
 
 
@@ -483,8 +518,14 @@ def plot_corruption_vs_alpha(table: pd.DataFrame, ax: Sequence[Axes] | None = No
     with one line: mean over seeds, band = bootstrapped 95% CI.
     """
     panels = {
-        "corruption_accuracy_mean": ("Corrupted accuracy", "corrupted test accuracy\n(mean over corruptions, severities)"),
-        "corruption_accuracy_relative": ("Corrupted / clean accuracy", "corrupted / clean accuracy (ratio)"),
+        "corruption_accuracy_mean": (
+            "Corrupted accuracy",
+            "corrupted test accuracy\n(mean over corruptions, severities)",
+        ),
+        "corruption_accuracy_relative": (
+            "Corrupted / clean accuracy",
+            "corrupted / clean accuracy (ratio)",
+        ),
     }
     have = _require(table, list(panels), "corruption_vs_alpha", any_of=True)
     axes = _new_panels(ax, len(have), (5.2 * len(have), 4.0))
@@ -506,7 +547,12 @@ def _three_alphas(alphas: Sequence[float]) -> list[float]:
 
 
 def _dodged_points(
-    ax: Axes, summary: pd.DataFrame, category: str, order: list, alphas: Sequence[float], colors: Mapping[float, tuple]
+    ax: Axes,
+    summary: pd.DataFrame,
+    category: str,
+    order: list,
+    alphas: Sequence[float],
+    colors: Mapping[float, tuple],
 ) -> None:
     """Points with CI bars per category, side by side per alpha (one container per alpha)."""
     width = 0.8
@@ -516,8 +562,15 @@ def _dodged_points(
         part = summary[summary["alpha"] == alpha]
         x = part[category].map(positions).to_numpy(dtype=float) - width / 2 + step * (i + 0.5)
         ax.errorbar(
-            x, part["mean"], yerr=[part["mean"] - part["ci_low"], part["ci_high"] - part["mean"]],
-            fmt="o", ms=4, lw=0, elinewidth=1.1, color=colors[alpha], label=_fmt_alpha(alpha),
+            x,
+            part["mean"],
+            yerr=[part["mean"] - part["ci_low"], part["ci_high"] - part["mean"]],
+            fmt="o",
+            ms=4,
+            lw=0,
+            elinewidth=1.1,
+            color=colors[alpha],
+            label=_fmt_alpha(alpha),
         )
     ax.set_xticks(range(len(order)))
     ax.set_xticklabels([str(c).replace("_", " ") for c in order], rotation=40, ha="right")
@@ -539,7 +592,9 @@ def plot_normalised_accuracy_per_corruption(
     _require(table, ["corruption_accuracy", "test_accuracy"], "normalised_accuracy_per_corruption")
     derived = _normalised_corruption_table(table)
     where = None if severity is None else {"severity": severity}
-    summary = summarise(derived, "corruption_accuracy_normalised", by=("alpha", "corruption"), where=where)
+    summary = summarise(
+        derived, "corruption_accuracy_normalised", by=("alpha", "corruption"), where=where
+    )
     order = _appearance(_rows(table, "corruption_accuracy")["corruption"])
     shown = _three_alphas(_alphas(summary))
     colors = alpha_colors(_alphas(table))
@@ -592,21 +647,42 @@ def plot_clean_vs_corrupted(table: pd.DataFrame, ax: Axes | None = None) -> Axes
     for severity, shade in zip(severities, shades):
         part = merged[merged["severity"] == severity].sort_values("alpha")
         ax.errorbar(
-            part["mean_clean"], part["mean"],
-            xerr=[part["mean_clean"] - part["ci_low_clean"], part["ci_high_clean"] - part["mean_clean"]],
+            part["mean_clean"],
+            part["mean"],
+            xerr=[
+                part["mean_clean"] - part["ci_low_clean"],
+                part["ci_high_clean"] - part["mean_clean"],
+            ],
             yerr=[part["mean"] - part["ci_low"], part["ci_high"] - part["mean"]],
-            fmt="none", ecolor=shade, elinewidth=0.8, alpha=0.6, zorder=1,
+            fmt="none",
+            ecolor=shade,
+            elinewidth=0.8,
+            alpha=0.6,
+            zorder=1,
         )
-        ax.plot(part["mean_clean"], part["mean"], color=shade, lw=1.2, zorder=2, label=f"severity {int(severity)}")
+        ax.plot(
+            part["mean_clean"],
+            part["mean"],
+            color=shade,
+            lw=1.2,
+            zorder=2,
+            label=f"severity {int(severity)}",
+        )
         ax.scatter(
-            part["mean_clean"], part["mean"], s=42, zorder=3, linewidths=1.6,
-            c=[colors[a] for a in part["alpha"]], edgecolors=[shade] * len(part),
+            part["mean_clean"],
+            part["mean"],
+            s=42,
+            zorder=3,
+            linewidths=1.6,
+            c=[colors[a] for a in part["alpha"]],
+            edgecolors=[shade] * len(part),
         )
     ax.set_xlabel("clean test accuracy")
     ax.set_ylabel("corrupted test accuracy\n(mean over corruptions)")
     _percent_axis(ax.xaxis)
     _percent_axis(ax.yaxis)
     ax.set_title("Clean vs corrupted accuracy")
+
     # One legend with two sections: constrained layout makes room for a single outside legend
     # but not for a second one added with add_artist.
     def header(text: str) -> Line2D:
@@ -617,8 +693,20 @@ def plot_clean_vs_corrupted(table: pd.DataFrame, ax: Axes | None = None) -> Axes
         Line2D([], [], ls="none", marker="o", ms=6, mfc=colors[a], mec="0.5", label=_fmt_alpha(a))
         for a in _alphas(merged)
     ]
-    handles = [header("severity (line, edge)"), *severity_handles, header(" "), header("α (fill)"), *alpha_handles]
-    legend = ax.legend(handles=handles, frameon=False, loc="center left", bbox_to_anchor=(1.01, 0.5), handlelength=1.6)
+    handles = [
+        header("severity (line, edge)"),
+        *severity_handles,
+        header(" "),
+        header("α (fill)"),
+        *alpha_handles,
+    ]
+    legend = ax.legend(
+        handles=handles,
+        frameon=False,
+        loc="center left",
+        bbox_to_anchor=(1.01, 0.5),
+        handlelength=1.6,
+    )
     for text in legend.get_texts():
         if text.get_text() in ("severity (line, edge)", "α (fill)"):
             text.set_fontweight("bold")
@@ -655,7 +743,9 @@ def plot_fgsm_accuracy(table: pd.DataFrame, ax: Axes | None = None) -> Axes:
 
 
 @_styled
-def plot_pgd_accuracy(table: pd.DataFrame, ax: Axes | None = None, eps: float | None = None) -> Axes:
+def plot_pgd_accuracy(
+    table: pd.DataFrame, ax: Axes | None = None, eps: float | None = None
+) -> Axes:
     """PGD accuracy against the number of steps, one line per alpha (Fig. 2b, A7b).
 
     `eps`: the attack radius to show; by default the largest present (the paper shows one).
@@ -682,7 +772,11 @@ def plot_jacobian_norm(table: pd.DataFrame, ax: Axes | None = None) -> Axes:
     _require(table, ["jacobian_norm"], "jacobian_norm")
     ax = _new_axes(ax, (5.6, 4.0))
     _metric_vs_alpha(ax, table, "jacobian_norm", _alphas(table))
-    ax.set_ylabel("Jacobian norm " + r"$\|\partial\,\mathrm{logits} / \partial\,\mathrm{input}\|_F$" + "\n(mean over test samples)")
+    ax.set_ylabel(
+        "Jacobian norm "
+        + r"$\|\partial\,\mathrm{logits} / \partial\,\mathrm{input}\|_F$"
+        + "\n(mean over test samples)"
+    )
     ax.set_title("Input-output Jacobian")
     return ax
 
@@ -709,7 +803,14 @@ def plot_dimensionality(table: pd.DataFrame, ax: Sequence[Axes] | None = None) -
         summary = summarise(table, metric, by=("alpha", "layer"))
         for alpha in _alphas(summary):
             part = summary[summary["alpha"] == alpha]
-            _line_ci(axis, part["layer"].map(position).to_numpy(dtype=float), part, colors[alpha], _fmt_alpha(alpha), marker=".")
+            _line_ci(
+                axis,
+                part["layer"].map(position).to_numpy(dtype=float),
+                part,
+                colors[alpha],
+                _fmt_alpha(alpha),
+                marker=".",
+            )
         axis.set_xticks(range(len(layers)))
         axis.set_xticklabels(layers, rotation=90, fontsize=7)
         axis.set_xlabel("layer (input → output)")
@@ -777,7 +878,11 @@ def _caption_dimensionality(table: pd.DataFrame) -> str:
         text += f" Corruption change averaged over: {_settings(table, 'dimensionality_corruption', ('corruption', 'severity'))}."
     if "dimensionality_adversarial" in present:
         text += f" Adversarial change averaged over: {_settings(table, 'dimensionality_adversarial', ('eps', 'steps'))}."
-    missing = [m for m in ("dimensionality", "dimensionality_corruption", "dimensionality_adversarial") if m not in present]
+    missing = [
+        m
+        for m in ("dimensionality", "dimensionality_corruption", "dimensionality_adversarial")
+        if m not in present
+    ]
     if missing:
         text += f" Panels left out (metric absent): {', '.join(missing)}."
     return text + " Paper: Fig. 3, A8."
@@ -798,70 +903,90 @@ FIGURES: tuple[FigureSpec, ...] = (
         "accuracy_vs_selectivity",
         "Accuracy against selectivity",
         plot_accuracy_vs_selectivity,
-        lambda t: "Clean test accuracy against network selectivity; large points: mean per α with bootstrapped "
-        f"95% CIs on both axes ({_seeds(t, 'test_accuracy')}), small dots: single trials. Paper: Fig. A1.",
+        lambda t: (
+            "Clean test accuracy against network selectivity; large points: mean per α with bootstrapped "
+            f"95% CIs on both axes ({_seeds(t, 'test_accuracy')}), small dots: single trials. Paper: Fig. A1."
+        ),
     ),
     FigureSpec(
         "corruption_vs_alpha",
         "Corruption robustness against α",
         plot_corruption_vs_alpha,
-        lambda t: "Mean accuracy over all corruptions and severities, and the same divided by clean accuracy, "
-        "against α; bands: bootstrapped 95% CI over seeds"
-        f" ({_seeds(t, _require(t, ['corruption_accuracy_mean', 'corruption_accuracy_relative'], 'corruption_vs_alpha', any_of=True)[0])})."
-        " Paper: Fig. 1a-b, A4a-b.",
+        lambda t: (
+            "Mean accuracy over all corruptions and severities, and the same divided by clean accuracy, "
+            "against α; bands: bootstrapped 95% CI over seeds"
+            f" ({_seeds(t, _require(t, ['corruption_accuracy_mean', 'corruption_accuracy_relative'], 'corruption_vs_alpha', any_of=True)[0])})."
+            " Paper: Fig. 1a-b, A4a-b."
+        ),
     ),
     FigureSpec(
         "normalised_accuracy_per_corruption",
         "Normalised accuracy per corruption",
         plot_normalised_accuracy_per_corruption,
-        lambda t: "Per-corruption accuracy divided by the same trial's clean accuracy, mean over severities, for "
-        f"the lowest, zero and highest α; bars: bootstrapped 95% CI ({_seeds(t, 'corruption_accuracy')}). "
-        "Paper: Fig. 1c, A4c (the paper's Fig. 1c uses severity 5 only).",
+        lambda t: (
+            "Per-corruption accuracy divided by the same trial's clean accuracy, mean over severities, for "
+            f"the lowest, zero and highest α; bars: bootstrapped 95% CI ({_seeds(t, 'corruption_accuracy')}). "
+            "Paper: Fig. 1c, A4c (the paper's Fig. 1c uses severity 5 only)."
+        ),
     ),
     FigureSpec(
         "accuracy_per_corruption",
         "Accuracy per corruption",
         plot_accuracy_per_corruption,
-        lambda t: "Accuracy per corruption, mean over severities, for every α; bars: bootstrapped 95% CI "
-        f"({_seeds(t, 'corruption_accuracy')}). Paper: Fig. A2, A5.",
+        lambda t: (
+            "Accuracy per corruption, mean over severities, for every α; bars: bootstrapped 95% CI "
+            f"({_seeds(t, 'corruption_accuracy')}). Paper: Fig. A2, A5."
+        ),
     ),
     FigureSpec(
         "clean_vs_corrupted",
         "Clean against corrupted accuracy",
         plot_clean_vs_corrupted,
-        lambda t: "Clean against corrupted accuracy (mean over corruptions) per severity; each line joins the α "
-        f"values at one severity; bars: bootstrapped 95% CIs ({_seeds(t, 'corruption_accuracy')}). Paper: Fig. A3, A6.",
+        lambda t: (
+            "Clean against corrupted accuracy (mean over corruptions) per severity; each line joins the α "
+            f"values at one severity; bars: bootstrapped 95% CIs ({_seeds(t, 'corruption_accuracy')}). Paper: Fig. A3, A6."
+        ),
     ),
     FigureSpec(
         "fgsm_accuracy",
         "FGSM",
         plot_fgsm_accuracy,
-        lambda t: f"Accuracy under FGSM against ε per α; bands: bootstrapped 95% CI ({_seeds(t, 'fgsm_accuracy')}). "
-        "Paper: Fig. 2a, A7a.",
+        lambda t: (
+            f"Accuracy under FGSM against ε per α; bands: bootstrapped 95% CI ({_seeds(t, 'fgsm_accuracy')}). "
+            "Paper: Fig. 2a, A7a."
+        ),
     ),
     FigureSpec(
         "pgd_accuracy",
         "PGD",
         plot_pgd_accuracy,
-        lambda t: "Accuracy under PGD against the number of steps per α, at the largest ε in the table; bands: "
-        f"bootstrapped 95% CI ({_seeds(t, 'pgd_accuracy')}). Paper: Fig. 2b, A7b.",
+        lambda t: (
+            "Accuracy under PGD against the number of steps per α, at the largest ε in the table; bands: "
+            f"bootstrapped 95% CI ({_seeds(t, 'pgd_accuracy')}). Paper: Fig. 2b, A7b."
+        ),
     ),
     FigureSpec(
         "jacobian_norm",
         "Input-output Jacobian",
         plot_jacobian_norm,
-        lambda t: "Frobenius norm of the input-output Jacobian (mean over test samples) against α; band: "
-        f"bootstrapped 95% CI ({_seeds(t, 'jacobian_norm')}). Paper: Fig. 2c, A7c.",
+        lambda t: (
+            "Frobenius norm of the input-output Jacobian (mean over test samples) against α; band: "
+            f"bootstrapped 95% CI ({_seeds(t, 'jacobian_norm')}). Paper: Fig. 2c, A7c."
+        ),
     ),
-    FigureSpec("dimensionality", "Dimensionality per layer", plot_dimensionality, _caption_dimensionality),
+    FigureSpec(
+        "dimensionality", "Dimensionality per layer", plot_dimensionality, _caption_dimensionality
+    ),
     FigureSpec(
         "gradient_variability",
         "Input-unit gradient variability",
         plot_gradient_variability,
-        lambda t: "Input-unit gradient variability across samples and across units (mean over layers per trial) "
-        "against α; bands: bootstrapped 95% CI over seeds"
-        f" ({_seeds(t, _require(t, ['gradient_variability_samples', 'gradient_variability_units'], 'gradient_variability', any_of=True)[0])})."
-        " Paper: arXiv:2010.07693 (abstract).",
+        lambda t: (
+            "Input-unit gradient variability across samples and across units (mean over layers per trial) "
+            "against α; bands: bootstrapped 95% CI over seeds"
+            f" ({_seeds(t, _require(t, ['gradient_variability_samples', 'gradient_variability_units'], 'gradient_variability', any_of=True)[0])})."
+            " Paper: arXiv:2010.07693 (abstract)."
+        ),
     ),
 )
 
@@ -881,7 +1006,9 @@ def _early_layers(table: pd.DataFrame, metric: str) -> list:
     return layers[: max(1, math.ceil(len(layers) / 2))]
 
 
-def _trial_metric(metric: str, where: Mapping[str, object] | None = None, early: bool = False) -> Callable:
+def _trial_metric(
+    metric: str, where: Mapping[str, object] | None = None, early: bool = False
+) -> Callable:
     """Builder of one value per trial for `metric` (mean over its other keys)."""
 
     def build(table: pd.DataFrame) -> pd.DataFrame:
@@ -930,69 +1057,120 @@ class ClaimSpec:
 
 CLAIMS: tuple[ClaimSpec, ...] = (
     ClaimSpec(
-        "regularizer_sign", "The regularizer moves network selectivity in the sign of α "
+        "regularizer_sign",
+        "The regularizer moves network selectivity in the sign of α "
         "(negative α lowers it, positive α raises it).",
-        "ICML-W 2020: §2, Fig. A1; arXiv:2003.01262", "network selectivity", _trial_metric("selectivity"), +1, x="alpha",
+        "ICML-W 2020: §2, Fig. A1; arXiv:2003.01262",
+        "network selectivity",
+        _trial_metric("selectivity"),
+        +1,
+        x="alpha",
     ),
     ClaimSpec(
-        "corruption_relative", "Less selective networks keep a larger share of their clean accuracy under "
+        "corruption_relative",
+        "Less selective networks keep a larger share of their clean accuracy under "
         "corruption (corrupted / clean accuracy).",
-        "ICML-W 2020: Fig. 1b, A4b", "corrupted/clean accuracy", _trial_metric("corruption_accuracy_relative"), -1,
+        "ICML-W 2020: Fig. 1b, A4b",
+        "corrupted/clean accuracy",
+        _trial_metric("corruption_accuracy_relative"),
+        -1,
     ),
     ClaimSpec(
-        "corruption_mean", "Less selective networks are more accurate on corrupted images (mean over "
+        "corruption_mean",
+        "Less selective networks are more accurate on corrupted images (mean over "
         "corruptions and severities).",
-        "ICML-W 2020: Fig. 1a, A4a", "corrupted accuracy", _trial_metric("corruption_accuracy_mean"), -1,
+        "ICML-W 2020: Fig. 1a, A4a",
+        "corrupted accuracy",
+        _trial_metric("corruption_accuracy_mean"),
+        -1,
     ),
     ClaimSpec(
-        "fgsm", "Less selective networks are less accurate under FGSM attack (mean over ε > 0).",
-        "ICML-W 2020: Fig. 2a, A7a", "FGSM accuracy", _trial_metric("fgsm_accuracy", {"eps": lambda s: s > 0}), +1,
+        "fgsm",
+        "Less selective networks are less accurate under FGSM attack (mean over ε > 0).",
+        "ICML-W 2020: Fig. 2a, A7a",
+        "FGSM accuracy",
+        _trial_metric("fgsm_accuracy", {"eps": lambda s: s > 0}),
+        +1,
     ),
     ClaimSpec(
-        "pgd", "Less selective networks are less accurate under PGD attack (mean over ε > 0, steps > 0).",
-        "ICML-W 2020: Fig. 2b, A7b", "PGD accuracy",
-        _trial_metric("pgd_accuracy", {"eps": lambda s: s > 0, "steps": lambda s: s > 0}), +1,
+        "pgd",
+        "Less selective networks are less accurate under PGD attack (mean over ε > 0, steps > 0).",
+        "ICML-W 2020: Fig. 2b, A7b",
+        "PGD accuracy",
+        _trial_metric("pgd_accuracy", {"eps": lambda s: s > 0, "steps": lambda s: s > 0}),
+        +1,
     ),
     ClaimSpec(
-        "jacobian", "Less selective networks have a larger input-output Jacobian norm (are less stable); "
+        "jacobian",
+        "Less selective networks have a larger input-output Jacobian norm (are less stable); "
         "the paper finds the norm inversely related to selectivity.",
-        "ICML-W 2020: §3.2, Fig. 2c, A7c", "Jacobian norm", _trial_metric("jacobian_norm"), -1,
+        "ICML-W 2020: §3.2, Fig. 2c, A7c",
+        "Jacobian norm",
+        _trial_metric("jacobian_norm"),
+        -1,
     ),
     ClaimSpec(
-        "dimensionality_clean", "Less selective networks have higher-dimensional clean representations in "
+        "dimensionality_clean",
+        "Less selective networks have higher-dimensional clean representations in "
         "early layers (first half of the layers).",
-        "ICML-W 2020: Fig. 3a, A8a; arXiv:2010.07693", "early-layer dimensionality", _trial_metric("dimensionality", early=True), -1,
+        "ICML-W 2020: Fig. 3a, A8a; arXiv:2010.07693",
+        "early-layer dimensionality",
+        _trial_metric("dimensionality", early=True),
+        -1,
     ),
     ClaimSpec(
-        "dimensionality_corruption", "In less selective networks, corruption changes early-layer activations "
+        "dimensionality_corruption",
+        "In less selective networks, corruption changes early-layer activations "
         "in more dimensions.",
-        "ICML-W 2020: Fig. 3b, A8b", "early-layer dim. of corruption change",
-        _trial_metric("dimensionality_corruption", early=True), -1,
+        "ICML-W 2020: Fig. 3b, A8b",
+        "early-layer dim. of corruption change",
+        _trial_metric("dimensionality_corruption", early=True),
+        -1,
     ),
     ClaimSpec(
-        "dimensionality_adversarial", "In less selective networks, adversarial attacks change early-layer "
+        "dimensionality_adversarial",
+        "In less selective networks, adversarial attacks change early-layer "
         "activations in more dimensions.",
-        "ICML-W 2020: Fig. 3c, A8c", "early-layer dim. of adversarial change",
-        _trial_metric("dimensionality_adversarial", early=True), -1,
+        "ICML-W 2020: Fig. 3c, A8c",
+        "early-layer dim. of adversarial change",
+        _trial_metric("dimensionality_adversarial", early=True),
+        -1,
     ),
     ClaimSpec(
-        "adversarial_vs_corruption", "Adversarial changes of early-layer activations are higher-dimensional "
+        "adversarial_vs_corruption",
+        "Adversarial changes of early-layer activations are higher-dimensional "
         "than corruption changes.",
-        "ICML-W 2020: §3.3, Fig. 3b vs 3c; arXiv:2010.07693", "adversarial − corruption dimensionality",
-        _adversarial_minus_corruption, +1, kind="paired",
+        "ICML-W 2020: §3.3, Fig. 3b vs 3c; arXiv:2010.07693",
+        "adversarial − corruption dimensionality",
+        _adversarial_minus_corruption,
+        +1,
+        kind="paired",
         sign_words=("adversarial higher", "corruption higher"),
     ),
     ClaimSpec(
-        "gradient_samples", "More selective networks have input-unit gradients that vary more across samples.",
-        "arXiv:2010.07693 abstract", "gradient variability (samples)", _trial_metric("gradient_variability_samples"), +1,
+        "gradient_samples",
+        "More selective networks have input-unit gradients that vary more across samples.",
+        "arXiv:2010.07693 abstract",
+        "gradient variability (samples)",
+        _trial_metric("gradient_variability_samples"),
+        +1,
     ),
     ClaimSpec(
-        "gradient_units", "More selective networks have input-unit gradients that vary more across units.",
-        "arXiv:2010.07693 abstract", "gradient variability (units)", _trial_metric("gradient_variability_units"), +1,
+        "gradient_units",
+        "More selective networks have input-unit gradients that vary more across units.",
+        "arXiv:2010.07693 abstract",
+        "gradient variability (units)",
+        _trial_metric("gradient_variability_units"),
+        +1,
     ),
     ClaimSpec(
-        "accuracy_positive_alpha", "Raising selectivity (α ≥ 0 only) lowers clean test accuracy.",
-        "arXiv:2003.01262 abstract", "clean test accuracy", _trial_metric("test_accuracy"), -1, subset=_nonnegative_alpha,
+        "accuracy_positive_alpha",
+        "Raising selectivity (α ≥ 0 only) lowers clean test accuracy.",
+        "arXiv:2003.01262 abstract",
+        "clean test accuracy",
+        _trial_metric("test_accuracy"),
+        -1,
+        subset=_nonnegative_alpha,
     ),
 )
 
@@ -1029,7 +1207,9 @@ def _percentile_ci(samples: np.ndarray, confidence: float) -> tuple[float, float
     return (float(low), float(high))
 
 
-def _contrast(trials: pd.DataFrame, confidence: float, n_resamples: int, seed: int) -> tuple[float, float, float]:
+def _contrast(
+    trials: pd.DataFrame, confidence: float, n_resamples: int, seed: int
+) -> tuple[float, float, float]:
     """Mean y at the most negative alpha minus mean y at alpha = 0, with a bootstrapped CI."""
     lowest = trials["alpha"].min()
     if not lowest < 0 or not (trials["alpha"] == 0).any():
@@ -1037,10 +1217,9 @@ def _contrast(trials: pd.DataFrame, confidence: float, n_resamples: int, seed: i
     a = trials.loc[trials["alpha"] == lowest, "y"].to_numpy(dtype=float)
     b = trials.loc[trials["alpha"] == 0, "y"].to_numpy(dtype=float)
     rng = np.random.default_rng(seed)
-    replicates = (
-        a[rng.integers(0, a.size, size=(n_resamples, a.size))].mean(axis=1)
-        - b[rng.integers(0, b.size, size=(n_resamples, b.size))].mean(axis=1)
-    )
+    replicates = a[rng.integers(0, a.size, size=(n_resamples, a.size))].mean(axis=1) - b[
+        rng.integers(0, b.size, size=(n_resamples, b.size))
+    ].mean(axis=1)
     low, high = _percentile_ci(replicates, confidence)
     return (float(a.mean() - b.mean()), low, high)
 
@@ -1072,13 +1251,25 @@ def _claim_row(
         statistic = f"mean per-trial difference: {spec.y_label}"
     else:
         statistic = f"Spearman ρ({x_name}, {spec.y_label}) across trials"
-    expected = ("> 0" if spec.expected > 0 else "< 0")
+    expected = "> 0" if spec.expected > 0 else "< 0"
     row = {
-        "claim": spec.text, "key": spec.key, "source": spec.source, "statistic": statistic,
-        "expected": expected, "estimate": math.nan, "ci_low": math.nan, "ci_high": math.nan,
-        "n_trials": 0, "n_alphas": 0, "seeds_per_alpha": "", "direction": "",
-        "contrast": math.nan, "contrast_low": math.nan, "contrast_high": math.nan,
-        "verdict": "not tested", "note": "",
+        "claim": spec.text,
+        "key": spec.key,
+        "source": spec.source,
+        "statistic": statistic,
+        "expected": expected,
+        "estimate": math.nan,
+        "ci_low": math.nan,
+        "ci_high": math.nan,
+        "n_trials": 0,
+        "n_alphas": 0,
+        "seeds_per_alpha": "",
+        "direction": "",
+        "contrast": math.nan,
+        "contrast_low": math.nan,
+        "contrast_high": math.nan,
+        "verdict": "not tested",
+        "note": "",
     }
     try:
         y = spec.value(table)
@@ -1112,13 +1303,21 @@ def _claim_row(
     if spec.kind == "paired":
         estimate = float(yv.mean())
         replicates = yv[index].mean(axis=1)
-        words = spec.sign_words[0] if estimate > 0 else spec.sign_words[1] if estimate < 0 else "no difference"
+        words = (
+            spec.sign_words[0]
+            if estimate > 0
+            else spec.sign_words[1]
+            if estimate < 0
+            else "no difference"
+        )
         row["direction"] = f"{spec.y_label} = {estimate:+.3g} ({words})"
     else:
         estimate = float(_spearman_rows(x[None, :], yv[None, :])[0])
         replicates = _spearman_rows(x[index], yv[index])
         if np.isfinite(estimate) and estimate != 0:
-            row["direction"] = f"{spec.y_label} {'rises' if estimate > 0 else 'falls'} as {x_name} rises"
+            row["direction"] = (
+                f"{spec.y_label} {'rises' if estimate > 0 else 'falls'} as {x_name} rises"
+            )
         else:
             row["direction"] = "no monotone relation"
     low, high = _percentile_ci(replicates, confidence)
@@ -1162,7 +1361,10 @@ def evaluate_claims(
         x_trials = _per_trial(table, "selectivity")
     except ValueError:
         x_trials = None
-    rows = [_claim_row(spec, table, x_trials, confidence, n_resamples, seed, min_trials) for spec in CLAIMS]
+    rows = [
+        _claim_row(spec, table, x_trials, confidence, n_resamples, seed, min_trials)
+        for spec in CLAIMS
+    ]
     return pd.DataFrame.from_records(rows)
 
 
@@ -1205,7 +1407,10 @@ def _claims_html(claims: pd.DataFrame) -> str:
     lines.append("</tbody></table>")
     if not untested.empty:
         lines.append("<p>Not tested (metric absent from the table):</p><ul>")
-        lines.extend(f"<li>{html.escape(r['claim'])} — {html.escape(r['note'])}</li>" for _, r in untested.iterrows())
+        lines.extend(
+            f"<li>{html.escape(r['claim'])} — {html.escape(r['note'])}</li>"
+            for _, r in untested.iterrows()
+        )
         lines.append("</ul>")
     return "\n".join(lines)
 
@@ -1286,7 +1491,9 @@ def write_report(
         "of the layers. Claims are tested separately, without a multiple-comparison correction; "
         "correlations across trials show association, and the regularizer supplies the intervention.</p>",
         _claims_html(claims),
-        "<p class='src'>Sources: " + "; ".join(f"{html.escape(k)} = {html.escape(v)}" for k, v in SOURCES.items()) + ".</p>",
+        "<p class='src'>Sources: "
+        + "; ".join(f"{html.escape(k)} = {html.escape(v)}" for k, v in SOURCES.items())
+        + ".</p>",
         "<h2>Figures</h2>",
     ]
     for spec, caption, encoded in figures:
@@ -1297,13 +1504,17 @@ def write_report(
     parts.append("<h2>Skipped figures</h2>")
     if skipped:
         parts.append("<ul>")
-        parts.extend(f"<li><b>{html.escape(n)}</b>: {html.escape(reason)}</li>" for n, reason in skipped)
+        parts.extend(
+            f"<li><b>{html.escape(n)}</b>: {html.escape(reason)}</li>" for n, reason in skipped
+        )
         parts.append("</ul>")
     else:
         parts.append("<p>None: every figure had its metrics.</p>")
     if failed is not None:
         parts.append(f"<h2>Failed trials ({len(failed)})</h2>")
-        parts.append(failed.to_html(index=False, escape=True, na_rep="") if len(failed) else "<p>None.</p>")
+        parts.append(
+            failed.to_html(index=False, escape=True, na_rep="") if len(failed) else "<p>None.</p>"
+        )
     parts.append(
         "<p class='src'>Files next to this report: summary.csv (mean, ci_low, ci_high, n per α and metric keys), "
         "claims.csv, figures/*.png.</p></body></html>"

@@ -1,10 +1,10 @@
 """The run folder: what training writes and what evaluation reads.
 
-    RUN_DIR/config.json          the TrainConfig, as keys
-    RUN_DIR/metrics.parquet      one row per epoch
-    RUN_DIR/checkpoint_last.pt   everything needed to resume
-    RUN_DIR/checkpoint_best.pt   model weights of the best-validation epoch
-    RUN_DIR/summary.json         test accuracy and selectivity of the best checkpoint
+RUN_DIR/config.json          the TrainConfig, as keys
+RUN_DIR/metrics.parquet      one row per epoch
+RUN_DIR/checkpoint_last.pt   everything needed to resume
+RUN_DIR/checkpoint_best.pt   model weights of the best-validation epoch
+RUN_DIR/summary.json         test accuracy and selectivity of the best checkpoint
 """
 
 from __future__ import annotations
@@ -23,7 +23,15 @@ from selectivity.config import ConfigError, TrainConfig, build, to_dict
 from selectivity.files import atomic_path, write_text
 from selectivity.models import create_model
 
-__all__ = ["RunError", "save_checkpoint", "load_checkpoint", "read_config", "write_config", "load_model", "resolve_device"]
+__all__ = [
+    "RunError",
+    "save_checkpoint",
+    "load_checkpoint",
+    "read_config",
+    "write_config",
+    "load_model",
+    "resolve_device",
+]
 
 
 class RunError(ValueError):
@@ -39,7 +47,9 @@ def resolve_device(name: str) -> torch.device:
     except RuntimeError:
         raise ConfigError(f"device must be auto, cpu or cuda[:N], got {name!r}") from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device cuda was asked for but torch sees no CUDA device (use --set device=auto or cpu)")
+        raise ConfigError(
+            "device cuda was asked for but torch sees no CUDA device (use --set device=auto or cpu)"
+        )
     return device
 
 
@@ -71,23 +81,47 @@ def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict[str,
     try:
         # weights_only: a checkpoint from elsewhere cannot run code; ours hold only tensors and plain data.
         return torch.load(path, map_location=device, weights_only=True)
-    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, io.UnsupportedOperation, ValueError, KeyError) as error:
-        raise RunError(f"corrupt checkpoint {path}: {str(error).splitlines()[0] if str(error) else type(error).__name__}") from None
+    except (
+        RuntimeError,
+        EOFError,
+        pickle.UnpicklingError,
+        zipfile.BadZipFile,
+        io.UnsupportedOperation,
+        ValueError,
+        KeyError,
+    ) as error:
+        raise RunError(
+            f"corrupt checkpoint {path}: {str(error).splitlines()[0] if str(error) else type(error).__name__}"
+        ) from None
 
 
-def build_model(config: TrainConfig, num_classes: int, in_channels: int, mean=None, std=None) -> nn.Module:
-    return create_model(config.model, num_classes, in_channels, mean=mean if config.normalize else None, std=std if config.normalize else None)
+def build_model(
+    config: TrainConfig, num_classes: int, in_channels: int, mean=None, std=None
+) -> nn.Module:
+    return create_model(
+        config.model,
+        num_classes,
+        in_channels,
+        mean=mean if config.normalize else None,
+        std=std if config.normalize else None,
+    )
 
 
-def load_model(run_dir: str | Path, which: str = "best", device: torch.device | str = "cpu") -> tuple[TrainConfig, nn.Module, dict[str, Any]]:
+def load_model(
+    run_dir: str | Path, which: str = "best", device: torch.device | str = "cpu"
+) -> tuple[TrainConfig, nn.Module, dict[str, Any]]:
     """(config, model in eval mode on `device`, checkpoint dict) of a finished or running run."""
     run_dir = Path(run_dir)
     config = read_config(run_dir)
     checkpoint = load_checkpoint(run_dir / f"checkpoint_{which}.pt", device)
     try:
         shape = checkpoint["data"]
-        model = build_model(config, shape["num_classes"], shape["in_channels"], shape.get("mean"), shape.get("std"))
+        model = build_model(
+            config, shape["num_classes"], shape["in_channels"], shape.get("mean"), shape.get("std")
+        )
         model.load_state_dict(checkpoint["model"])
     except (KeyError, TypeError, RuntimeError) as error:
-        raise RunError(f"checkpoint {run_dir / f'checkpoint_{which}.pt'} does not match its config: {str(error).splitlines()[0]}") from None
+        raise RunError(
+            f"checkpoint {run_dir / f'checkpoint_{which}.pt'} does not match its config: {str(error).splitlines()[0]}"
+        ) from None
     return config, model.to(device).eval(), checkpoint

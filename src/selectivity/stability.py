@@ -89,7 +89,9 @@ def _squared_input_norms(
         grads = None
         if batched:
             try:
-                (grads,) = torch.autograd.grad(outputs, x, vectors, retain_graph=True, is_grads_batched=True, allow_unused=True)
+                (grads,) = torch.autograd.grad(
+                    outputs, x, vectors, retain_graph=True, is_grads_batched=True, allow_unused=True
+                )
             except torch.cuda.OutOfMemoryError:  # alias of torch.OutOfMemoryError on current torch
                 raise
             except RuntimeError:
@@ -98,7 +100,9 @@ def _squared_input_norms(
                 stop = start + 1
                 vectors = vectors[:1]
         if not batched:
-            (grads,) = torch.autograd.grad(outputs, x, vectors[0], retain_graph=True, allow_unused=True)
+            (grads,) = torch.autograd.grad(
+                outputs, x, vectors[0], retain_graph=True, allow_unused=True
+            )
             grads = grads.unsqueeze(0) if grads is not None else None
         if grads is None:  # outputs do not depend on x at all
             rows.append(torch.zeros(stop - start, x.shape[0], dtype=x.dtype, device=x.device))
@@ -108,7 +112,9 @@ def _squared_input_norms(
     return torch.cat(rows) if rows else torch.zeros(0, x.shape[0], dtype=x.dtype, device=x.device)
 
 
-def _random_on_device(shape: tuple[int, ...], generator: torch.Generator | None, like: Tensor) -> Tensor:
+def _random_on_device(
+    shape: tuple[int, ...], generator: torch.Generator | None, like: Tensor
+) -> Tensor:
     # Drawn on the generator's device (the CPU for the package's generators) so that a seed gives
     # the same numbers on any device.
     device = generator.device if generator is not None else like.device
@@ -131,24 +137,34 @@ def jacobian_frobenius_norm(
     Returns (N,) detached, in x's dtype: sqrt of the (estimated) ||J(x_n)||_F^2. See the module
     docstring for the estimator and its bias.
     """
-    if projections is not None and (isinstance(projections, bool) or not isinstance(projections, int) or projections < 1):
+    if projections is not None and (
+        isinstance(projections, bool) or not isinstance(projections, int) or projections < 1
+    ):
         raise ValueError(f"projections must be an int >= 1 or None (exact), got {projections!r}")
     if torch.is_inference_mode_enabled():
-        raise RuntimeError("jacobian_frobenius_norm needs autograd: call it outside torch.inference_mode()")
+        raise RuntimeError(
+            "jacobian_frobenius_norm needs autograd: call it outside torch.inference_mode()"
+        )
     per_backward = units_per_backward or _default_units_per_backward(x.device)
     with eval_mode(model), torch.enable_grad():
         x = x.detach().requires_grad_(True)
         logits = model(x)
         if logits.ndim != 2:
-            raise ValueError(f"the model must return logits (N, C), got shape {tuple(logits.shape)}")
+            raise ValueError(
+                f"the model must return logits (N, C), got shape {tuple(logits.shape)}"
+            )
         n, c = logits.shape
         if projections is None:
             eye = torch.eye(c, dtype=logits.dtype, device=logits.device)
-            squared = _squared_input_norms(logits, x, c, lambda s, e: eye[s:e].unsqueeze(1).expand(e - s, n, c), per_backward).sum(dim=0)
+            squared = _squared_input_norms(
+                logits, x, c, lambda s, e: eye[s:e].unsqueeze(1).expand(e - s, n, c), per_backward
+            ).sum(dim=0)
         else:
             vectors = _random_on_device((projections, n, c), generator, logits)
             vectors = vectors / vectors.norm(dim=2, keepdim=True)
-            squared = c * _squared_input_norms(logits, x, projections, lambda s, e: vectors[s:e], per_backward).mean(dim=0)
+            squared = c * _squared_input_norms(
+                logits, x, projections, lambda s, e: vectors[s:e], per_backward
+            ).mean(dim=0)
     return squared.detach().sqrt()
 
 
@@ -169,11 +185,17 @@ def dataset_jacobian_norm(
     return total / len(images)
 
 
-def _select_units(num_units: int, max_units: int | None, generator: torch.Generator | None) -> Tensor:
+def _select_units(
+    num_units: int, max_units: int | None, generator: torch.Generator | None
+) -> Tensor:
     if max_units is None or num_units <= max_units:
         return torch.arange(num_units)
     device = generator.device if generator is not None else "cpu"
-    return torch.randperm(num_units, generator=generator, device=device)[:max_units].sort().values.cpu()
+    return (
+        torch.randperm(num_units, generator=generator, device=device)[:max_units]
+        .sort()
+        .values.cpu()
+    )
 
 
 def input_unit_gradient_norms(
@@ -205,7 +227,9 @@ def input_unit_gradient_norms(
     if x.shape[0] == 0:
         raise ValueError("input_unit_gradient_norms needs at least one sample")
     if torch.is_inference_mode_enabled():
-        raise RuntimeError("input_unit_gradient_norms needs autograd: call it outside torch.inference_mode()")
+        raise RuntimeError(
+            "input_unit_gradient_norms needs autograd: call it outside torch.inference_mode()"
+        )
     per_backward = units_per_backward or _default_units_per_backward(x.device)
     chosen: dict[str, Tensor] = {}
     parts: dict[str, list[Tensor]] = {}
@@ -220,12 +244,20 @@ def input_unit_gradient_norms(
                     chosen[name] = _select_units(u, max_units_per_layer, generator).to(acts.device)
                 units = chosen[name]
                 if not acts.requires_grad:  # a site that does not depend on the input
-                    parts.setdefault(name, []).append(torch.zeros(n, len(units), dtype=x.dtype, device=x.device))
+                    parts.setdefault(name, []).append(
+                        torch.zeros(n, len(units), dtype=x.dtype, device=x.device)
+                    )
                     continue
 
-                def one_hot(first: int, stop: int, units: Tensor = units, like: Tensor = acts) -> Tensor:
-                    vectors = torch.zeros(stop - first, *like.shape, dtype=like.dtype, device=like.device)
-                    vectors[torch.arange(stop - first, device=like.device), :, units[first:stop]] = 1
+                def one_hot(
+                    first: int, stop: int, units: Tensor = units, like: Tensor = acts
+                ) -> Tensor:
+                    vectors = torch.zeros(
+                        stop - first, *like.shape, dtype=like.dtype, device=like.device
+                    )
+                    vectors[
+                        torch.arange(stop - first, device=like.device), :, units[first:stop]
+                    ] = 1
                     return vectors
 
                 squared = _squared_input_norms(acts, xb, len(units), one_hot, per_backward)
@@ -253,7 +285,11 @@ def gradient_variability(norms: Tensor) -> tuple[float, float]:
     across_samples = (live.std(dim=0, correction=0) / live.mean(dim=0)).mean()
     row_means = live.mean(dim=1)
     rows = live[row_means > 0]
-    across_units = (rows.std(dim=1, correction=0) / row_means[row_means > 0]).mean() if rows.shape[0] else torch.tensor(math.nan)
+    across_units = (
+        (rows.std(dim=1, correction=0) / row_means[row_means > 0]).mean()
+        if rows.shape[0]
+        else torch.tensor(math.nan)
+    )
     return float(across_samples), float(across_units)
 
 

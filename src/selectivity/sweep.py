@@ -70,12 +70,22 @@ def run_trial(trial: Trial, threads: int | None = None, progress: bool = False) 
         train(train_config, trial.directory, progress=progress)
         # evaluate=false still measures clean accuracy and selectivity, so results.parquet holds
         # what accuracy-versus-selectivity studies need.
-        evaluate(trial.directory, build(EvalConfig, keys), progress=progress, clean_only=not keys.get("evaluate", True))
+        evaluate(
+            trial.directory,
+            build(EvalConfig, keys),
+            progress=progress,
+            clean_only=not keys.get("evaluate", True),
+        )
         status = {"status": "done", "reason": ""}
     except Exception as error:  # noqa: BLE001 - a trial's failure is data, the sweep goes on
         reason = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
         status = {"status": "failed", "reason": reason, "traceback": traceback.format_exc()}
-    record = {"alpha": trial.alpha, "seed": trial.seed, **status, "seconds": time.perf_counter() - started}
+    record = {
+        "alpha": trial.alpha,
+        "seed": trial.seed,
+        **status,
+        "seconds": time.perf_counter() - started,
+    }
     write_text(status_path, json.dumps(record, indent=2) + "\n")
     return record
 
@@ -92,14 +102,22 @@ def _trial_is_done(trial: Trial) -> bool:
 
 def _failed(trial: Trial, reason: str) -> dict[str, Any]:
     """The record of a trial whose worker died before it could write its own."""
-    return {"alpha": trial.alpha, "seed": trial.seed, "status": "failed", "reason": reason, "seconds": float("nan")}
+    return {
+        "alpha": trial.alpha,
+        "seed": trial.seed,
+        "status": "failed",
+        "reason": reason,
+        "seconds": float("nan"),
+    }
 
 
 def _run_in_worker(trial: Trial, threads: int) -> dict[str, Any]:
     return run_trial(trial, threads=threads)
 
 
-def _local_executor(trials: list[Trial], workers: int, on_done: Callable[[dict[str, Any]], None]) -> None:
+def _local_executor(
+    trials: list[Trial], workers: int, on_done: Callable[[dict[str, Any]], None]
+) -> None:
     cores = os.cpu_count() or 1
     threads = max(1, cores // workers)
     if workers == 1:
@@ -118,7 +136,9 @@ def _local_executor(trials: list[Trial], workers: int, on_done: Callable[[dict[s
                 on_done(_failed(trial, f"worker died: {type(error).__name__}: {error}"))
 
 
-def _ray_executor(trials: list[Trial], config: SweepConfig, on_done: Callable[[dict[str, Any]], None]) -> None:
+def _ray_executor(
+    trials: list[Trial], config: SweepConfig, on_done: Callable[[dict[str, Any]], None]
+) -> None:
     try:
         import ray
     except ImportError:
@@ -129,9 +149,16 @@ def _ray_executor(trials: list[Trial], config: SweepConfig, on_done: Callable[[d
             ray.init(address=config.ray_address, log_to_driver=False)
         else:
             # Ray's session files default to /tmp/ray; keep them in a private temp folder.
-            ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False, _temp_dir=tempfile.mkdtemp(prefix="ray-"))
+            ray.init(
+                num_cpus=os.cpu_count(),
+                include_dashboard=False,
+                log_to_driver=False,
+                _temp_dir=tempfile.mkdtemp(prefix="ray-"),
+            )
     try:
-        remote = ray.remote(num_cpus=config.cpus_per_trial, num_gpus=config.gpus_per_trial, max_retries=0)(run_trial)
+        remote = ray.remote(
+            num_cpus=config.cpus_per_trial, num_gpus=config.gpus_per_trial, max_retries=0
+        )(run_trial)
         threads = max(1, int(config.cpus_per_trial))
         pending = {remote.remote(trial, threads): trial for trial in trials}
         while pending:
@@ -150,13 +177,27 @@ def _ray_executor(trials: list[Trial], config: SweepConfig, on_done: Callable[[d
 def _check_sweep_folder(sweep_dir: Path, keys: dict[str, Any]) -> None:
     stamp = sweep_dir / "sweep.json"
     # Engine keys may change between runs of the same sweep; the experiment may not.
-    engine = {"executor", "workers", "ray_address", "cpus_per_trial", "gpus_per_trial", "device", "num_threads"}
+    engine = {
+        "executor",
+        "workers",
+        "ray_address",
+        "cpus_per_trial",
+        "gpus_per_trial",
+        "device",
+        "num_threads",
+    }
     experiment = {k: v for k, v in keys.items() if k not in engine}
     if stamp.exists():
         previous = json.loads(stamp.read_text())
-        differing = sorted(k for k in set(previous) | set(experiment) if previous.get(k) != experiment.get(k) and k not in ("alphas", "seeds"))
+        differing = sorted(
+            k
+            for k in set(previous) | set(experiment)
+            if previous.get(k) != experiment.get(k) and k not in ("alphas", "seeds")
+        )
         if differing:
-            raise SweepError(f"{sweep_dir} holds a sweep with different keys ({', '.join(differing)}); use another --out")
+            raise SweepError(
+                f"{sweep_dir} holds a sweep with different keys ({', '.join(differing)}); use another --out"
+            )
     sweep_dir.mkdir(parents=True, exist_ok=True)
     write_text(stamp, json.dumps(experiment, indent=2, default=str) + "\n")
 
@@ -176,11 +217,15 @@ def resolve_keys(layers: Iterable[dict[str, Any]]) -> tuple[SweepConfig, dict[st
     return sweep, keys
 
 
-def run_sweep(sweep_dir: str | Path, layers: Iterable[dict[str, Any]], progress: bool = True) -> pd.DataFrame:
+def run_sweep(
+    sweep_dir: str | Path, layers: Iterable[dict[str, Any]], progress: bool = True
+) -> pd.DataFrame:
     """Run (or resume) the grid; returns the trials table. Writes results.parquet."""
     sweep_dir = Path(sweep_dir)
     config, keys = resolve_keys(layers)
-    _check_sweep_folder(sweep_dir, {k: (list(v) if isinstance(v, tuple) else v) for k, v in keys.items()})
+    _check_sweep_folder(
+        sweep_dir, {k: (list(v) if isinstance(v, tuple) else v) for k, v in keys.items()}
+    )
 
     if config.evaluate and keys.get("generate_corruptions") and not keys.get("corruptions_dir"):
         # One corruption set for all trials: the test split does not depend on the seed.
@@ -190,20 +235,44 @@ def run_sweep(sweep_dir: str | Path, layers: Iterable[dict[str, Any]], progress:
 
         data = load_dataset(keys["dataset"], keys["data_dir"], 0, keys["image_size"])
         root = sweep_dir / "corruptions"
-        corruptions.generate_corruption_set(data.test, root, seed=keys["corruption_seed"], corruptions=keys["corruptions"], table=keys["corruption_table"], device=resolve_device(keys["device"]), progress=progress)
+        corruptions.generate_corruption_set(
+            data.test,
+            root,
+            seed=keys["corruption_seed"],
+            corruptions=keys["corruptions"],
+            table=keys["corruption_table"],
+            device=resolve_device(keys["device"]),
+            progress=progress,
+        )
         keys["corruptions_dir"] = str(root.resolve())
         keys["generate_corruptions"] = False
 
-    trials = [Trial(alpha, seed, trial_dir(sweep_dir, alpha, seed), keys) for alpha in config.alphas for seed in config.seeds]
+    trials = [
+        Trial(alpha, seed, trial_dir(sweep_dir, alpha, seed), keys)
+        for alpha in config.alphas
+        for seed in config.seeds
+    ]
     todo = [t for t in trials if not _trial_is_done(t)]
-    records = {(t.alpha, t.seed): json.loads((t.directory / "trial.json").read_text()) for t in trials if t not in todo}
-    bar = tqdm(total=len(trials), initial=len(trials) - len(todo), desc="trials", unit="trial", disable=not progress)
+    records = {
+        (t.alpha, t.seed): json.loads((t.directory / "trial.json").read_text())
+        for t in trials
+        if t not in todo
+    }
+    bar = tqdm(
+        total=len(trials),
+        initial=len(trials) - len(todo),
+        desc="trials",
+        unit="trial",
+        disable=not progress,
+    )
 
     def on_done(record: dict[str, Any]) -> None:
         records[(record["alpha"], record["seed"])] = record
         bar.update(1)
         if record["status"] != "done":
-            bar.write(f"trial alpha={record['alpha']:g} seed={record['seed']} failed: {record['reason']}")
+            bar.write(
+                f"trial alpha={record['alpha']:g} seed={record['seed']} failed: {record['reason']}"
+            )
 
     try:
         if config.executor == "ray":
@@ -213,7 +282,13 @@ def run_sweep(sweep_dir: str | Path, layers: Iterable[dict[str, Any]], progress:
             _local_executor(todo, min(workers, max(1, len(todo))), on_done)
     finally:
         bar.close()
-        table = pd.DataFrame([{k: r.get(k) for k in ("alpha", "seed", "status", "reason", "seconds")} for r in records.values()], columns=["alpha", "seed", "status", "reason", "seconds"])
+        table = pd.DataFrame(
+            [
+                {k: r.get(k) for k in ("alpha", "seed", "status", "reason", "seconds")}
+                for r in records.values()
+            ],
+            columns=["alpha", "seed", "status", "reason", "seconds"],
+        )
         table = table.sort_values(["alpha", "seed"]).reset_index(drop=True)
         with atomic_path(sweep_dir / "trials.parquet") as temporary:
             table.to_parquet(temporary, index=False)
@@ -226,7 +301,10 @@ def gather(sweep_dir: str | Path, trials: Iterable[Trial] | None = None) -> pd.D
     sweep_dir = Path(sweep_dir)
     if trials is None:
         folders = sorted(sweep_dir.glob("alpha=*/seed=*"))
-        found = [(float(f.parent.name.split("=", 1)[1]), int(f.name.split("=", 1)[1]), f) for f in folders]
+        found = [
+            (float(f.parent.name.split("=", 1)[1]), int(f.name.split("=", 1)[1]), f)
+            for f in folders
+        ]
     else:
         found = [(t.alpha, t.seed, t.directory) for t in trials]
     frames = []
@@ -240,7 +318,17 @@ def gather(sweep_dir: str | Path, trials: Iterable[Trial] | None = None) -> pd.D
         frame.insert(0, "seed", seed)
         frame.insert(0, "alpha", alpha)
         frames.append(frame)
-    columns = ["alpha", "seed", "metric", "layer", "corruption", "severity", "eps", "steps", "value"]
+    columns = [
+        "alpha",
+        "seed",
+        "metric",
+        "layer",
+        "corruption",
+        "severity",
+        "eps",
+        "steps",
+        "value",
+    ]
     results = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
     with atomic_path(sweep_dir / "results.parquet") as temporary:
         results.to_parquet(temporary, index=False)

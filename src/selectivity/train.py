@@ -25,7 +25,15 @@ from selectivity.data import load_dataset
 from selectivity.files import atomic_path, write_text
 from selectivity.measure import measure_selectivity
 from selectivity.regularizer import SelectivityRegularizer
-from selectivity.runs import RunError, build_model, load_checkpoint, read_config, resolve_device, save_checkpoint, write_config
+from selectivity.runs import (
+    RunError,
+    build_model,
+    load_checkpoint,
+    read_config,
+    resolve_device,
+    save_checkpoint,
+    write_config,
+)
 
 __all__ = ["train", "TrainingDiverged"]
 
@@ -48,21 +56,35 @@ def train(config: TrainConfig, out_dir: str | Path, progress: bool = True) -> di
     # A run folder belongs to one config: resuming with another would mix two experiments.
     if (out_dir / "config.json").exists():
         previous = read_config(out_dir)
-        differing = {k for k, v in to_dict(previous).items() if to_dict(config)[k] != v} - {"device", "num_threads"}
+        differing = {k for k, v in to_dict(previous).items() if to_dict(config)[k] != v} - {
+            "device",
+            "num_threads",
+        }
         if differing:
-            raise RunError(f"{out_dir} holds a run with a different config ({', '.join(sorted(differing))}); use another --out")
+            raise RunError(
+                f"{out_dir} holds a run with a different config ({', '.join(sorted(differing))}); use another --out"
+            )
     out_dir.mkdir(parents=True, exist_ok=True)
     write_config(out_dir, config)
 
     # --- data, model, optimizer ---------------------------------------------------------------
     torch.manual_seed(config.seed)
     data = load_dataset(config.dataset, config.data_dir, config.seed, config.image_size)
-    data_shape = {"num_classes": data.num_classes, "in_channels": data.in_channels, "mean": list(data.mean), "std": list(data.std)}
+    data_shape = {
+        "num_classes": data.num_classes,
+        "in_channels": data.in_channels,
+        "mean": list(data.mean),
+        "std": list(data.std),
+    }
     model = build_model(config, data.num_classes, data.in_channels, data.mean, data.std).to(device)
     layout = torch.channels_last if config.channels_last else torch.contiguous_format
     model = model.to(memory_format=layout)
-    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
-    schedule = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=list(config.milestones), gamma=config.lr_gamma)
+    optimizer = torch.optim.SGD(
+        model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
+    )
+    schedule = torch.optim.lr_scheduler.MultiStepLR(
+        optimizer, milestones=list(config.milestones), gamma=config.lr_gamma
+    )
     # The data order and augmentation draw from their own CPU generator, saved with the run.
     generator = torch.Generator().manual_seed(config.seed)
     history: list[dict[str, Any]] = []
@@ -76,12 +98,28 @@ def train(config: TrainConfig, out_dir: str | Path, progress: bool = True) -> di
         schedule.load_state_dict(state["schedule"])
         generator.set_state(state["generator"].cpu())
         torch.set_rng_state(state["torch_rng"].cpu())
-        start_epoch, best_val, best_epoch = state["epoch"] + 1, state["best_val_accuracy"], state["best_epoch"]
+        start_epoch, best_val, best_epoch = (
+            state["epoch"] + 1,
+            state["best_val_accuracy"],
+            state["best_epoch"],
+        )
         history = pd.read_parquet(out_dir / "metrics.parquet").to_dict("records")[:start_epoch]
 
     regularize = config.alpha != 0.0
-    regularizer = SelectivityRegularizer(model, data.num_classes, config.selectivity_layers) if regularize else None
-    bar = tqdm(range(start_epoch, config.epochs), initial=start_epoch, total=config.epochs, disable=not progress, desc=f"alpha={config.alpha:g} seed={config.seed}", unit="epoch", leave=False)
+    regularizer = (
+        SelectivityRegularizer(model, data.num_classes, config.selectivity_layers)
+        if regularize
+        else None
+    )
+    bar = tqdm(
+        range(start_epoch, config.epochs),
+        initial=start_epoch,
+        total=config.epochs,
+        disable=not progress,
+        desc=f"alpha={config.alpha:g} seed={config.seed}",
+        unit="epoch",
+        leave=False,
+    )
     for epoch in bar:
         # --- one epoch of training ------------------------------------------------------------
         started = time.perf_counter()
@@ -89,7 +127,9 @@ def train(config: TrainConfig, out_dir: str | Path, progress: bool = True) -> di
         totals = {"loss": 0.0, "cross_entropy": 0.0, "batch_selectivity": 0.0}
         seen = 0
         with regularizer if regularizer is not None else contextlib.nullcontext():
-            for x, y in data.train.batches(config.batch_size, device, shuffle=True, generator=generator, drop_last=True):
+            for x, y in data.train.batches(
+                config.batch_size, device, shuffle=True, generator=generator, drop_last=True
+            ):
                 if data.augment is not None:
                     x = data.augment(x, generator)
                 x = x.contiguous(memory_format=layout)
@@ -106,7 +146,9 @@ def train(config: TrainConfig, out_dir: str | Path, progress: bool = True) -> di
                 # .item() syncs with the device; once per step is the price of catching NaN early.
                 loss_value = loss.item()
                 if not math.isfinite(loss_value):
-                    raise TrainingDiverged(f"loss became {loss_value} at epoch {epoch} (alpha={config.alpha:g}, lr={optimizer.param_groups[0]['lr']:g})")
+                    raise TrainingDiverged(
+                        f"loss became {loss_value} at epoch {epoch} (alpha={config.alpha:g}, lr={optimizer.param_groups[0]['lr']:g})"
+                    )
                 n = y.shape[0]
                 seen += n
                 totals["loss"] += loss_value * n
@@ -118,12 +160,21 @@ def train(config: TrainConfig, out_dir: str | Path, progress: bool = True) -> di
         train_seconds = time.perf_counter() - started
 
         # --- validation: accuracy and selectivity over the whole validation split -------------
-        val = measure_selectivity(model, data.val, data.num_classes, config.selectivity_layers, config.eval_batch_size, device)
+        val = measure_selectivity(
+            model,
+            data.val,
+            data.num_classes,
+            config.selectivity_layers,
+            config.eval_batch_size,
+            device,
+        )
         row = {
             "epoch": epoch,
             "train_loss": totals["loss"] / max(seen, 1),
             "train_cross_entropy": totals["cross_entropy"] / max(seen, 1),
-            "train_batch_selectivity": totals["batch_selectivity"] / max(seen, 1) if regularize else float("nan"),
+            "train_batch_selectivity": totals["batch_selectivity"] / max(seen, 1)
+            if regularize
+            else float("nan"),
             "val_accuracy": val.accuracy,
             "val_selectivity": val.network,
             "lr": lr,
@@ -133,7 +184,15 @@ def train(config: TrainConfig, out_dir: str | Path, progress: bool = True) -> di
         improved = val.accuracy > best_val
         if improved:
             best_val, best_epoch = val.accuracy, epoch
-            save_checkpoint(out_dir / "checkpoint_best.pt", {"model": model.state_dict(), "epoch": epoch, "val_accuracy": val.accuracy, "data": data_shape})
+            save_checkpoint(
+                out_dir / "checkpoint_best.pt",
+                {
+                    "model": model.state_dict(),
+                    "epoch": epoch,
+                    "val_accuracy": val.accuracy,
+                    "data": data_shape,
+                },
+            )
         # Metrics first, then the checkpoint that says this epoch is done: a crash in between
         # re-runs the epoch and overwrites its row.
         with atomic_path(out_dir / "metrics.parquet") as temporary:
@@ -152,7 +211,11 @@ def train(config: TrainConfig, out_dir: str | Path, progress: bool = True) -> di
                 "data": data_shape,
             },
         )
-        bar.set_postfix(loss=f"{row['train_loss']:.3f}", val_acc=f"{val.accuracy:.3f}", val_si=f"{val.network:.3f}")
+        bar.set_postfix(
+            loss=f"{row['train_loss']:.3f}",
+            val_acc=f"{val.accuracy:.3f}",
+            val_si=f"{val.network:.3f}",
+        )
         if progress:
             bar.write(
                 f"epoch {epoch:3d}  loss {row['train_loss']:.4f}  ce {row['train_cross_entropy']:.4f}"
@@ -165,7 +228,14 @@ def train(config: TrainConfig, out_dir: str | Path, progress: bool = True) -> di
     summary_path = out_dir / "summary.json"
     best = load_checkpoint(out_dir / "checkpoint_best.pt", device)
     model.load_state_dict(best["model"])
-    test = measure_selectivity(model, data.test, data.num_classes, config.selectivity_layers, config.eval_batch_size, device)
+    test = measure_selectivity(
+        model,
+        data.test,
+        data.num_classes,
+        config.selectivity_layers,
+        config.eval_batch_size,
+        device,
+    )
     summary = {
         "alpha": config.alpha,
         "seed": config.seed,

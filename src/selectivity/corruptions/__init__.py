@@ -26,7 +26,11 @@ from torch import Tensor
 from selectivity.corruptions import blur, digital, noise, weather
 from selectivity.corruptions._ops import Context, Rng
 from selectivity.corruptions.tables import CORRUPTIONS, TABLES, get_table, table_for_size
-from selectivity.corruptions.weather import FROST_INSTALL_HINT, FrostTexturesMissing, frost_available
+from selectivity.corruptions.weather import (
+    FROST_INSTALL_HINT,
+    FrostTexturesMissing,
+    frost_available,
+)
 
 __all__ = [
     "CORRUPTIONS",

@@ -73,7 +73,9 @@ class Rng:
 
     def randint(self, low: int, high: int, shape: tuple[int, ...]) -> Tensor:
         """int64 `shape`, uniform on [low, high) as np.random.randint."""
-        return torch.randint(low, high, shape, generator=self.generator, device=self._draw_device).to(self.device)
+        return torch.randint(
+            low, high, shape, generator=self.generator, device=self._draw_device
+        ).to(self.device)
 
     def poisson(self, rates: Tensor) -> Tensor:
         """float32 Poisson(rates) counts, same shape as `rates` (>= 0).
@@ -119,7 +121,9 @@ class Rng:
         wrong = (cdf_flat[idx] < u).nonzero().squeeze(1)
         if wrong.numel():
             # Rows of offset_cdf are CDF + level, so one sorted array serves every level.
-            idx[wrong] = torch.searchsorted(offset_cdf.to(dev).reshape(-1), lv[wrong].double() + u[wrong])
+            idx[wrong] = torch.searchsorted(
+                offset_cdf.to(dev).reshape(-1), lv[wrong].double() + u[wrong]
+            )
         return idx.sub_(lv * k_count).to(torch.float32).reshape(levels.shape).to(self.device)
 
     def _ptrs_round(self, lam: Tensor) -> Tensor:
@@ -171,7 +175,11 @@ def _poisson_tables(rate: float) -> tuple[Tensor, Tensor, Tensor]:
     lam = torch.arange(256, dtype=torch.float64) * rate / 255
     k_count = int(rate + 12 * math.sqrt(rate) + 40)
     ks = torch.arange(k_count, dtype=torch.float64)
-    log_pmf = -lam[:, None] + ks[None, :] * lam[:, None].clamp_min(1e-300).log() - torch.lgamma(ks + 1)[None, :]
+    log_pmf = (
+        -lam[:, None]
+        + ks[None, :] * lam[:, None].clamp_min(1e-300).log()
+        - torch.lgamma(ks + 1)[None, :]
+    )
     pmf = log_pmf.exp()
     pmf[0] = 0.0
     pmf[0, 0] = 1.0
@@ -179,7 +187,9 @@ def _poisson_tables(rate: float) -> tuple[Tensor, Tensor, Tensor]:
     cdf[:, -1] = 1.0
     # A power of 2, so that u * G and g / G are exact in float32 and a draw's bin is never off by one.
     g_count = 1 << math.ceil(math.log2(4 * k_count))
-    starts = (torch.arange(g_count, dtype=torch.float64) / g_count).expand(256, g_count).contiguous()
+    starts = (
+        (torch.arange(g_count, dtype=torch.float64) / g_count).expand(256, g_count).contiguous()
+    )
     guide = torch.searchsorted(cdf, starts.float()) + k_count * torch.arange(256).view(256, 1)
     return cdf, guide, cdf.double() + torch.arange(256, dtype=torch.float64).view(256, 1)
 
@@ -294,7 +304,9 @@ def box_filter3(x: Tensor, mode: str = "reflect101") -> Tensor:
 
 
 @lru_cache(maxsize=64)
-def _separable_terms(kernel: tuple[tuple[float, ...], ...], rel_tol: float) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
+def _separable_terms(
+    kernel: tuple[tuple[float, ...], ...], rel_tol: float
+) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
     k = np.asarray(kernel, dtype=np.float64)
     u, s, vt = np.linalg.svd(k)
     keep = s > rel_tol * s[0]
@@ -310,7 +322,9 @@ def correlate2d(x: Tensor, kernel: np.ndarray, mode: str, rel_tol: float = 1e-9)
     out = None
     for vertical, horizontal in terms:
         # Kernel entry K[a, b] weighs the pixel offset by (a - r, b - r): a runs down the rows.
-        y = apply_separable(x, filter_matrix(h, tuple(vertical), mode), filter_matrix(w, tuple(horizontal), mode))
+        y = apply_separable(
+            x, filter_matrix(h, tuple(vertical), mode), filter_matrix(w, tuple(horizontal), mode)
+        )
         out = y if out is None else out.add_(y)
     return out
 
@@ -346,7 +360,9 @@ def clipped_zoom_matrix(n: int, zoom: float) -> np.ndarray:
 def clipped_zoom(x: Tensor, zoom: float) -> Tensor:
     """The generators' clipped_zoom of maps x (..., H, W) by `zoom` >= 1 (see clipped_zoom_matrix)."""
     h, w = x.shape[-2:]
-    return apply_separable(x, clipped_zoom_matrix(h, float(zoom)), clipped_zoom_matrix(w, float(zoom)))
+    return apply_separable(
+        x, clipped_zoom_matrix(h, float(zoom)), clipped_zoom_matrix(w, float(zoom))
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -377,7 +393,9 @@ def sample_bilinear(x: Tensor, rows: Tensor, cols: Tensor, mode: str) -> Tensor:
         gy = rows.mul(2 / max(h - 1, 1)).sub_(1)
         padding, corners = ("reflection" if mode == "reflect101" else "border"), True
     else:
-        raise ValueError(f"sample_bilinear supports reflect101, symmetric and edge borders, not {mode!r}")
+        raise ValueError(
+            f"sample_bilinear supports reflect101, symmetric and edge borders, not {mode!r}"
+        )
     grid = torch.stack([gx, gy], dim=-1).to(x.dtype)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode=padding, align_corners=corners)
 

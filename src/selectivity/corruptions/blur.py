@@ -72,7 +72,9 @@ def disk_kernel(radius: float, alias_blur: float) -> np.ndarray:
 def defocus_blur(x: Tensor, params: tuple[float, float], ctx: Context) -> Tensor:
     """Correlation with the anti-aliased disk of (radius, alias_blur), reflect-101 border, clipped."""
     radius, alias_blur = params
-    return _ops.correlate2d(x, disk_kernel(float(radius), float(alias_blur)), "reflect101", rel_tol=1e-7).clamp_(0, 1)
+    return _ops.correlate2d(
+        x, disk_kernel(float(radius), float(alias_blur)), "reflect101", rel_tol=1e-7
+    ).clamp_(0, 1)
 
 
 def swap_permutation(dy: Tensor, dx: Tensor, h: int, w: int, delta: int, iterations: int) -> Tensor:
@@ -92,7 +94,9 @@ def swap_permutation(dy: Tensor, dx: Tensor, h: int, w: int, delta: int, iterati
     per_pass = max(h - 2 * delta, 0) * max(w - 2 * delta, 0)
     k = iterations * per_pass
     if dy.shape != (n, k) or dx.shape != (n, k):
-        raise ValueError(f"expected offsets of shape ({n}, {k}), got {tuple(dy.shape)} and {tuple(dx.shape)}")
+        raise ValueError(
+            f"expected offsets of shape ({n}, {k}), got {tuple(dy.shape)} and {tuple(dx.shape)}"
+        )
     source = torch.arange(h * w, device=dy.device).expand(n, h * w).clone()
     if per_pass == 0:
         return source
@@ -102,7 +106,12 @@ def swap_permutation(dy: Tensor, dx: Tensor, h: int, w: int, delta: int, iterati
     for i in range(iterations):
         steps = slice(i * per_pass, (i + 1) * per_pass)
         # The pass moves whatever the earlier passes left at each position.
-        moves = torch.cat([one_pass(dy[j : j + chunk, steps], dx[j : j + chunk, steps], h, w, delta) for j in range(0, n, chunk)])
+        moves = torch.cat(
+            [
+                one_pass(dy[j : j + chunk, steps], dx[j : j + chunk, steps], h, w, delta)
+                for j in range(0, n, chunk)
+            ]
+        )
         source = source.gather(1, moves)
     return source
 
@@ -137,7 +146,9 @@ def _swap_pass_delta1(dy: Tensor, dx: Tensor, h: int, w: int, delta: int = 1) ->
     c_idx = torch.arange(w, device=device).view(1, 1, w)
     carry_at = r_idx * w1 + c_idx  # flat position of carry(r, c)
     own_at = own_base + r_idx * w + c_idx  # flat position of pixel (r, c)'s own index
-    target = torch.where(from_below, carry_at + w1, torch.where(from_below_right, carry_at + w1 + 1, own_at))
+    target = torch.where(
+        from_below, carry_at + w1, torch.where(from_below_right, carry_at + w1 + 1, own_at)
+    )
     # A run of right-pushes takes what the first pixel to its right that is not pushed from the right takes.
     stop = torch.where(from_right, w, c_idx)
     first_stop = stop.flip(2).cummin(2).values.flip(2)
@@ -154,9 +165,13 @@ def _swap_pass_delta1(dy: Tensor, dx: Tensor, h: int, w: int, delta: int = 1) ->
     lower_left[:, :, 1:] = code[:, 1 : h + 1, : w - 1] == 2
     lower = code[:, 1 : h + 1, :w] == 3
     right_up_left = code[:, :h, 1:w1] == 3
-    left_src = torch.where(lower_left, carry_at + w1 - 1, torch.where(lower, carry_at + w1, own_at - 1))
+    left_src = torch.where(
+        lower_left, carry_at + w1 - 1, torch.where(lower, carry_at + w1, own_at - 1)
+    )
     up_src = torch.where(right_up_left, carry_at + 1, own_at - w)
-    src = torch.where(c == 1, left_src, torch.where(c == 2, up_src, torch.where(c == 3, own_at - w - 1, carry_at)))
+    src = torch.where(
+        c == 1, left_src, torch.where(c == 2, up_src, torch.where(c == 3, own_at - w - 1, carry_at))
+    )
     return buffer.gather(1, src.reshape(n, h * w))
 
 
@@ -186,7 +201,9 @@ def _swap_pass_events(dy: Tensor, dx: Tensor, h: int, w: int, delta: int) -> Ten
     same_as_prev = torch.zeros_like(pos_sorted, dtype=torch.bool)
     same_as_prev[:, 1:] = pos_sorted[:, 1:] == pos_sorted[:, :-1]
     prev_sorted = torch.where(same_as_prev, order.roll(1, dims=1), torch.full_like(order, -1))
-    pred = torch.empty_like(order).scatter_(1, order, prev_sorted)  # latest earlier event at the same position
+    pred = torch.empty_like(order).scatter_(
+        1, order, prev_sorted
+    )  # latest earlier event at the same position
     pred_here, pred_there = pred[:, 0::2], pred[:, 1::2]
     self_swap = there == here
     # The centre receives what the partner held; on a self-swap (event 2k+1 then follows 2k at the
@@ -215,7 +232,11 @@ def glass_blur(x: Tensor, params: tuple[float, int, int], ctx: Context) -> Tenso
     k = iterations * max(h - 2 * delta, 0) * max(w - 2 * delta, 0)
     offsets = ctx.rng.randint(-delta, delta, (n, k, 2))
     source = swap_permutation(offsets[..., 1], offsets[..., 0], h, w, delta, iterations)
-    y = y.reshape(n, c, h * w).gather(2, source.unsqueeze(1).expand(n, c, h * w)).reshape(n, c, h, w)
+    y = (
+        y.reshape(n, c, h * w)
+        .gather(2, source.unsqueeze(1).expand(n, c, h * w))
+        .reshape(n, c, h, w)
+    )
     return _ops.gaussian_filter(y, sigma, mode="edge").clamp_(0, 1)
 
 

@@ -163,7 +163,9 @@ def elastic_transform(x: Tensor, params: tuple[float, float, float], ctx: Contex
     # The generators hand (H // 2, W // 2) to cv2 as an (x, y) point: the same square on square images.
     cx, cy = float(h // 2), float(w // 2)
     s = float(side // 3)
-    src_pts = torch.tensor([[cx + s, cy + s], [cx + s, cy - s], [cx - s, cy - s]], dtype=torch.float64)
+    src_pts = torch.tensor(
+        [[cx + s, cy + s], [cx + s, cy - s], [cx - s, cy - s]], dtype=torch.float64
+    )
     dst_pts = src_pts.unsqueeze(0) + ctx.rng.uniform((n, 3, 2), -affine, affine).double().cpu()
     # M (2x3) maps src_pts onto dst_pts; warpAffine samples the source at M^-1 (x, y).
     lhs = torch.cat([src_pts, torch.ones(3, 1, dtype=torch.float64)], dim=1)  # (3, 3)
@@ -180,8 +182,12 @@ def elastic_transform(x: Tensor, params: tuple[float, float, float], ctx: Contex
     src_cols = coeff(0, 0) * cols + coeff(0, 1) * rows + coeff(0, 2)
     src_rows = coeff(1, 0) * cols + coeff(1, 1) * rows + coeff(1, 2)
     warped = _ops.sample_bilinear(x, src_rows, src_cols, "reflect101")
-    dx = _ops.gaussian_filter(ctx.rng.uniform((n, h, w), -1.0, 1.0), sigma, mode="symmetric", truncate=3.0).mul_(alpha)
-    dy = _ops.gaussian_filter(ctx.rng.uniform((n, h, w), -1.0, 1.0), sigma, mode="symmetric", truncate=3.0).mul_(alpha)
+    dx = _ops.gaussian_filter(
+        ctx.rng.uniform((n, h, w), -1.0, 1.0), sigma, mode="symmetric", truncate=3.0
+    ).mul_(alpha)
+    dy = _ops.gaussian_filter(
+        ctx.rng.uniform((n, h, w), -1.0, 1.0), sigma, mode="symmetric", truncate=3.0
+    ).mul_(alpha)
     return _ops.sample_bilinear(warped, rows + dy, cols + dx, "symmetric").clamp_(0, 1)
 
 

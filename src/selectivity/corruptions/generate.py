@@ -41,7 +41,15 @@ from selectivity.files import atomic_path, remove_stale_temporaries
 __all__ = ["derived_seed", "generate_corruption_set"]
 
 # Settings that must agree for files of one folder to belong to one set.
-_IDENTITY_KEYS = ("table", "seed", "severities", "image_shape", "num_images", "batch_size", "labels_sha256")
+_IDENTITY_KEYS = (
+    "table",
+    "seed",
+    "severities",
+    "image_shape",
+    "num_images",
+    "batch_size",
+    "labels_sha256",
+)
 
 
 def derived_seed(seed: int, name: str, severity: int) -> int:
@@ -94,7 +102,9 @@ def _check_names(corruptions: Iterable[str] | None) -> list[str]:
 def _check_severities(severities: Sequence[int]) -> list[int]:
     levels = list(severities)
     if not levels or len(set(levels)) != len(levels):
-        raise ValueError(f"severities must be a non-empty list of distinct integers from 1 to 5, got {levels!r}")
+        raise ValueError(
+            f"severities must be a non-empty list of distinct integers from 1 to 5, got {levels!r}"
+        )
     for s in levels:
         _check_request(CORRUPTIONS[0], s)
     return levels
@@ -151,32 +161,58 @@ def generate_corruption_set(
         existing = json.loads(meta_path.read_text())
         clashes = [k for k in _IDENTITY_KEYS if existing.get(k) != identity[k]]
         if clashes:
-            detail = ", ".join(f"{k}: {existing.get(k)!r} there, {identity[k]!r} here" for k in clashes)
-            raise ValueError(f"{out} holds a corruption set made with other settings ({detail}); use another folder")
+            detail = ", ".join(
+                f"{k}: {existing.get(k)!r} there, {identity[k]!r} here" for k in clashes
+            )
+            raise ValueError(
+                f"{out} holds a corruption set made with other settings ({detail}); use another folder"
+            )
 
     shape = (len(levels) * n, h, w, c)
 
     def finished() -> list[str]:
-        return [name for name in CORRUPTIONS if _is_complete(out / f"{name}.npy", shape, np.dtype(np.uint8))]
+        return [
+            name
+            for name in CORRUPTIONS
+            if _is_complete(out / f"{name}.npy", shape, np.dtype(np.uint8))
+        ]
 
     def write_metadata() -> None:
-        _save_json(meta_path, {**identity, "format": "CIFAR-10-C: <name>.npy uint8 (S*N, H, W, C), labels.npy int64 (S*N,)", "corruptions": finished()})
+        _save_json(
+            meta_path,
+            {
+                **identity,
+                "format": "CIFAR-10-C: <name>.npy uint8 (S*N, H, W, C), labels.npy int64 (S*N,)",
+                "corruptions": finished(),
+            },
+        )
 
     labels_path = out / "labels.npy"
     if not _is_complete(labels_path, (len(levels) * n,), np.dtype(np.int64)):
         _save_npy(labels_path, np.tile(labels, len(levels)))
     write_metadata()
 
-    todo = [name for name in names if not _is_complete(out / f"{name}.npy", shape, np.dtype(np.uint8))]
+    todo = [
+        name for name in names if not _is_complete(out / f"{name}.npy", shape, np.dtype(np.uint8))
+    ]
     written: list[str] = []
     threads_before = torch.get_num_threads()
     if num_threads is not None:
         torch.set_num_threads(num_threads)
     try:
-        with tqdm(total=len(todo) * len(levels) * math.ceil(n / batch_size), disable=not progress, unit="batch") as bar:
+        with tqdm(
+            total=len(todo) * len(levels) * math.ceil(n / batch_size),
+            disable=not progress,
+            unit="batch",
+        ) as bar:
             for name in todo:
                 path = out / f"{name}.npy"
-                _atomic_write(path, lambda tmp, name=name: _write_corruption(tmp, images, name, levels, seed, table_name, batch_size, device, bar))
+                _atomic_write(
+                    path,
+                    lambda tmp, name=name: _write_corruption(
+                        tmp, images, name, levels, seed, table_name, batch_size, device, bar
+                    ),
+                )
                 written.append(str(path))
                 write_metadata()
     finally:
@@ -212,7 +248,9 @@ def _write_corruption(
             stop = min(start + batch_size, n)
             x, _ = images.batch(slice(start, stop), device)
             y = corrupt(x, name, severity, generator=generator, table=table_name)
-            array[block * n + start : block * n + stop] = truncate_to_uint8(y).permute(0, 2, 3, 1).cpu().numpy()
+            array[block * n + start : block * n + stop] = (
+                truncate_to_uint8(y).permute(0, 2, 3, 1).cpu().numpy()
+            )
             bar.update(1)
     array.flush()
     del array

@@ -68,7 +68,9 @@ class Table:
             raise ValueError(f"table {self.name!r} lacks {sorted(missing)}")
         for name, levels in self.params.items():
             if len(levels) != 5:
-                raise ValueError(f"table {self.name!r}: {name} needs 5 severities, has {len(levels)}")
+                raise ValueError(
+                    f"table {self.name!r}: {name} needs 5 severities, has {len(levels)}"
+                )
 
 
 _CIFAR10 = {
@@ -90,7 +92,13 @@ _CIFAR10 = {
     "fog": ((0.2, 3), (0.5, 3), (0.75, 2.5), (1, 2), (1.5, 1.75)),
     "brightness": (0.05, 0.1, 0.15, 0.2, 0.3),
     "contrast": (0.75, 0.5, 0.4, 0.3, 0.15),
-    "elastic_transform": ((0, 0, 0.08), (0.05, 0.2, 0.07), (0.08, 0.06, 0.06), (0.1, 0.04, 0.05), (0.1, 0.03, 0.03)),
+    "elastic_transform": (
+        (0, 0, 0.08),
+        (0.05, 0.2, 0.07),
+        (0.08, 0.06, 0.06),
+        (0.1, 0.04, 0.05),
+        (0.1, 0.03, 0.03),
+    ),
     "pixelate": (0.95, 0.9, 0.85, 0.75, 0.65),
     "jpeg_compression": (80, 65, 58, 50, 40),
     "speckle_noise": (0.06, 0.1, 0.12, 0.16, 0.2),
@@ -124,7 +132,13 @@ _TINYIMAGENET = {
     "fog": ((0.4, 3), (0.7, 3), (1, 2.5), (1.5, 2), (2, 1.75)),
     "brightness": (0.1, 0.2, 0.3, 0.4, 0.5),
     "contrast": (0.4, 0.3, 0.2, 0.1, 0.05),
-    "elastic_transform": ((0, 0, 0.08), (0.05, 0.3, 0.06), (0.1, 0.08, 0.06), (0.1, 0.03, 0.03), (0.16, 0.03, 0.02)),
+    "elastic_transform": (
+        (0, 0, 0.08),
+        (0.05, 0.3, 0.06),
+        (0.1, 0.08, 0.06),
+        (0.1, 0.03, 0.03),
+        (0.16, 0.03, 0.02),
+    ),
     "pixelate": (0.9, 0.8, 0.7, 0.6, 0.5),
     "jpeg_compression": (65, 58, 50, 40, 25),
     "speckle_noise": (0.15, 0.2, 0.25, 0.3, 0.35),
@@ -148,7 +162,13 @@ _IMAGENET = {
     "defocus_blur": ((3, 0.1), (4, 0.5), (6, 0.5), (8, 0.5), (10, 0.5)),
     "glass_blur": ((0.7, 1, 2), (0.9, 2, 1), (1, 2, 3), (1.1, 3, 2), (1.5, 4, 2)),
     "motion_blur": ((10, 3), (15, 5), (15, 8), (15, 12), (20, 15)),
-    "zoom_blur": (_zooms(1.11), _zooms(1.16), _zooms(1.21, 0.02), _zooms(1.26, 0.02), _zooms(1.31, 0.03)),
+    "zoom_blur": (
+        _zooms(1.11),
+        _zooms(1.16),
+        _zooms(1.21, 0.02),
+        _zooms(1.26, 0.02),
+        _zooms(1.31, 0.03),
+    ),
     "snow": (
         (0.1, 0.3, 3, 0.5, 10, 4, 0.8),
         (0.2, 0.3, 2, 0.5, 12, 4, 0.7),
@@ -164,7 +184,13 @@ _IMAGENET = {
     # remaining rows as published (alpha, sigma, affine), all times 244.
     "elastic_transform": tuple(
         tuple(v * _IMAGENET_ELASTIC_SCALE for v in row)
-        for row in ((2, 0.7, 0.1), (2, 0.08, 0.2), (0.05, 0.01, 0.02), (0.07, 0.01, 0.02), (0.12, 0.01, 0.02))
+        for row in (
+            (2, 0.7, 0.1),
+            (2, 0.08, 0.2),
+            (0.05, 0.01, 0.02),
+            (0.07, 0.01, 0.02),
+            (0.12, 0.01, 0.02),
+        )
     ),
     "pixelate": (0.6, 0.5, 0.4, 0.3, 0.25),
     "jpeg_compression": (25, 18, 15, 10, 7),
@@ -183,8 +209,12 @@ _IMAGENET = {
 TABLES: Mapping[str, Table] = MappingProxyType(
     {
         "cifar10": Table("cifar10", MappingProxyType(_CIFAR10), fog_mapsize=32, frost_scale=0.2),
-        "tinyimagenet": Table("tinyimagenet", MappingProxyType(_TINYIMAGENET), fog_mapsize=64, frost_scale=0.3),
-        "imagenet": Table("imagenet", MappingProxyType(_IMAGENET), fog_mapsize=256, frost_scale=1.0),
+        "tinyimagenet": Table(
+            "tinyimagenet", MappingProxyType(_TINYIMAGENET), fog_mapsize=64, frost_scale=0.3
+        ),
+        "imagenet": Table(
+            "imagenet", MappingProxyType(_IMAGENET), fog_mapsize=256, frost_scale=1.0
+        ),
     }
 )
 
@@ -206,4 +236,6 @@ def get_table(name: str) -> Table:
     try:
         return TABLES[name]
     except KeyError:
-        raise ValueError(f"unknown corruption table {name!r}; choose one of {', '.join(TABLES)}") from None
+        raise ValueError(
+            f"unknown corruption table {name!r}; choose one of {', '.join(TABLES)}"
+        ) from None

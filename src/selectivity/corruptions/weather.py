@@ -157,7 +157,12 @@ def _frost_textures(folder: Path, scale: float, min_h: int, min_w: int) -> tuple
         else:
             rows, cols = _resize_matrix(th, out_h, s), _resize_matrix(tw, out_w, s)
             resized = np.stack([rows @ arr[:, :, k] @ cols.T for k in range(3)], axis=2)
-        t = torch.from_numpy(np.round(np.clip(resized, 0, 1) * 255) / 255).float().permute(2, 0, 1).contiguous()
+        t = (
+            torch.from_numpy(np.round(np.clip(resized, 0, 1) * 255) / 255)
+            .float()
+            .permute(2, 0, 1)
+            .contiguous()
+        )
         textures.append(t)
     return tuple(textures)
 
@@ -225,8 +230,12 @@ def plasma_fractal(n: int, mapsize: int, wibbledecay: float, rng: _ops.Rng) -> T
         m[:, half::step, half::step] = wibbled_mean(squares)
         centres = m[:, half::step, half::step]
         corners = m[:, 0::step, 0::step]
-        m[:, 0::step, half::step] = wibbled_mean(centres + centres.roll(1, dims=1) + corners + corners.roll(-1, dims=2))
-        m[:, half::step, 0::step] = wibbled_mean(centres + centres.roll(1, dims=2) + corners + corners.roll(-1, dims=1))
+        m[:, 0::step, half::step] = wibbled_mean(
+            centres + centres.roll(1, dims=1) + corners + corners.roll(-1, dims=2)
+        )
+        m[:, half::step, 0::step] = wibbled_mean(
+            centres + centres.roll(1, dims=2) + corners + corners.roll(-1, dims=1)
+        )
         step //= 2
         wibble /= wibbledecay
     flat = m.view(n, -1)
@@ -267,8 +276,12 @@ def canny(levels: Tensor, low: float, high: float) -> Tensor:
     h, w = levels.shape[-2:]
     # Sobel with a replicated border, as cv2.Canny computes it.
     smooth, diff = (1.0, 2.0, 1.0), (-1.0, 0.0, 1.0)
-    gx = _ops.apply_separable(levels, _ops.filter_matrix(h, smooth, "edge"), _ops.filter_matrix(w, diff, "edge"))
-    gy = _ops.apply_separable(levels, _ops.filter_matrix(h, diff, "edge"), _ops.filter_matrix(w, smooth, "edge"))
+    gx = _ops.apply_separable(
+        levels, _ops.filter_matrix(h, smooth, "edge"), _ops.filter_matrix(w, diff, "edge")
+    )
+    gy = _ops.apply_separable(
+        levels, _ops.filter_matrix(h, diff, "edge"), _ops.filter_matrix(w, smooth, "edge")
+    )
     gx, gy = gx.round().int(), gy.round().int()
     mag = gx.abs() + gy.abs()
     # Neighbours outside the image count as magnitude 0.
@@ -286,7 +299,9 @@ def canny(levels: Tensor, low: float, high: float) -> Tensor:
     same_sign = (gx ^ gy) >= 0
     keep_h = (mag > at(0, -1)) & (mag >= at(0, 1))
     keep_v = (mag > at(-1, 0)) & (mag >= at(1, 0))
-    keep_d = torch.where(same_sign, (mag > at(-1, -1)) & (mag > at(1, 1)), (mag > at(-1, 1)) & (mag > at(1, -1)))
+    keep_d = torch.where(
+        same_sign, (mag > at(-1, -1)) & (mag > at(1, 1)), (mag > at(-1, 1)) & (mag > at(1, -1))
+    )
     maximum = (horizontal & keep_h) | (vertical & keep_v) | (diagonal & keep_d)
     candidate = maximum & (mag > math.floor(low))
     edges = candidate & (mag > math.floor(high))
@@ -315,7 +330,12 @@ def distance_to_edges(edges: Tensor, cap: float) -> Tensor:
     # they are fast), then the exact 2-D distance as a min over row offsets; offsets beyond the
     # cap cannot matter.
     left = torch.where(edges, cols, torch.full_like(cols, -far)).cummax(dim=2).values
-    right = torch.where(edges, cols, torch.full_like(cols, 2 * far)).flip(2).cummin(dim=2).values.flip(2)
+    right = (
+        torch.where(edges, cols, torch.full_like(cols, 2 * far))
+        .flip(2)
+        .cummin(dim=2)
+        .values.flip(2)
+    )
     g2 = torch.minimum(cols - left, right - cols).clamp_(max=cap + 1).square_()
     d2 = g2.clone()
     for off in range(1, min(h - 1, math.ceil(cap)) + 1):
@@ -330,7 +350,9 @@ def equalize_hist(levels: Tensor) -> Tensor:
     n, h, w = levels.shape
     flat = levels.reshape(n, -1)
     total = flat.shape[1]
-    hist = torch.zeros((n, 256), dtype=torch.int64, device=levels.device).scatter_add_(1, flat, torch.ones_like(flat))
+    hist = torch.zeros((n, 256), dtype=torch.int64, device=levels.device).scatter_add_(
+        1, flat, torch.ones_like(flat)
+    )
     first = (hist > 0).to(torch.int64).argmax(dim=1, keepdim=True)
     first_count = hist.gather(1, first)
     cdf = hist.cumsum(dim=1)
@@ -371,7 +393,9 @@ def spatter(x: Tensor, params: tuple, ctx: Context) -> Tensor:
         dist = _ops.box_filter3(dist).round_()
         m = levels * dist
         peak = m.amax(dim=(1, 2), keepdim=True)
-        m = torch.where(peak > 0, m / peak.clamp_min(1e-12), torch.zeros_like(m)).mul_(float(intensity))
+        m = torch.where(peak > 0, m / peak.clamp_min(1e-12), torch.zeros_like(m)).mul_(
+            float(intensity)
+        )
         colour = torch.tensor(_WATER, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
         return (x + m.unsqueeze(1) * colour).clamp_(0, 1)
     mask = (layer > threshold).to(x.dtype)
