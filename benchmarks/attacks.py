@@ -116,7 +116,7 @@ def main() -> None:
             times[name].append(_timed(variants[name], device))
 
     def ratio(a: str, b: str) -> str:
-        median = statistics.median(t / u for t, u in zip(times[a], times[b]))
+        median = statistics.median(t / u for t, u in zip(times[a], times[b], strict=True))
         return f"{median:.3f} (median of rounds), {min(times[a]) / min(times[b]):.3f} (best times)"
 
     print(f"  {'':<24} {'median':>8} {'best':>8}")

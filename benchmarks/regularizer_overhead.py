@@ -111,11 +111,13 @@ def main() -> None:
         f"\ntraining step, ResNet20 32x32 batch {args.batch} ({args.rounds} rounds x {args.steps} steps, interleaved)"
     )
     for mode in times:
-        ratio = statistics.median(t / p for t, p in zip(times[mode], times["plain"]))
+        ratio = statistics.median(t / p for t, p in zip(times[mode], times["plain"], strict=True))
         print(
             f"  {mode:<8} {statistics.median(times[mode]) * 1000:8.1f} ms/step  {args.batch / statistics.median(times[mode]):7.0f} img/s  ratio to plain {ratio:.3f}"
         )
-    package_ratio = statistics.median(t / p for t, p in zip(times["package"], times["plain"]))
+    package_ratio = statistics.median(
+        t / p for t, p in zip(times["package"], times["plain"], strict=True)
+    )
     print(f"  regularizer / plain = {package_ratio:.3f}  (target <= 1.05)")
 
     generator = np.random.default_rng(0)
@@ -138,7 +140,7 @@ def main() -> None:
             (plain_times if mode == "plain" else measure_times).append(
                 time.perf_counter() - started
             )
-    ratio = statistics.median(m / p for m, p in zip(measure_times, plain_times))
+    ratio = statistics.median(m / p for m, p in zip(measure_times, plain_times, strict=True))
     print(f"\nwhole-set pass over {args.images} images, batch 256")
     print(f"  plain inference {args.images / statistics.median(plain_times):7.0f} img/s")
     print(f"  measure pass    {args.images / statistics.median(measure_times):7.0f} img/s")

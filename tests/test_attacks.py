@@ -1,3 +1,4 @@
+import itertools
 import math
 
 import pytest
@@ -6,9 +7,9 @@ from torch import nn
 
 from selectivity import create_model
 from selectivity.attacks import FGSM, PGD, accuracy_over_steps, accuracy_under_attack
+from selectivity.data import load_dataset
 from selectivity.measure import accuracy as clean_accuracy
 from selectivity.models import eval_mode
-from selectivity.data import load_dataset
 
 
 @pytest.fixture(scope="module")
@@ -146,7 +147,7 @@ def test_no_parameter_gradients_are_left_or_changed():
     nn.functional.cross_entropy(model(x), y).backward()
     saved = [p.grad.clone() for p in model.parameters()]
     PGD(0.1, 0.02, 4)(model, x, y)
-    assert all(torch.equal(p.grad, g) for p, g in zip(model.parameters(), saved))
+    assert all(torch.equal(p.grad, g) for p, g in zip(model.parameters(), saved, strict=True))
 
 
 def test_argument_validation():
@@ -214,7 +215,7 @@ def test_more_pgd_steps_never_raise_accuracy(digits, trained):
     # PGD reports its last iterate, which is not monotone per sample: one image may flip back
     # between steps. Allow one image of slack (seen once in five training seeds, steps 6 -> 7).
     slack = 1 / len(digits.test) + 1e-9
-    assert all(later <= earlier + slack for earlier, later in zip(values, values[1:])), curve
+    assert all(later <= earlier + slack for earlier, later in itertools.pairwise(values)), curve
     assert curve[10] < curve[1]
     # One run of PGD-10 scores PGD-5 exactly as a separate PGD-5 run does.
     assert curve[5] == accuracy_under_attack(
@@ -225,8 +226,7 @@ def test_more_pgd_steps_never_raise_accuracy(digits, trained):
 def test_eval_mode_context_restores_on_error():
     model = Recorder()
     model.train()
-    with pytest.raises(KeyError):
-        with eval_mode(model):
-            assert not model.training
-            raise KeyError("x")
+    with pytest.raises(KeyError), eval_mode(model):
+        assert not model.training
+        raise KeyError("x")
     assert model.training

@@ -49,7 +49,7 @@ def test_user_errors_are_one_line_with_exit_code_2(tmp_path, run_cli):
         ("train", "--preset", "digits", "--out", tmp_path / "x", "--device", "tpu"),
     ]
     for args in cases:
-        code, out, err = run_cli(*args)
+        code, _out, err = run_cli(*args)
         assert code == 2, args
         assert err.startswith("selectivity: error: ") and err.count("\n") == 1, err
 
@@ -89,7 +89,7 @@ def test_corrupt_a_users_own_image_folder(tmp_path, run_cli):
                 tmp_path / "imgs" / name / f"{i}.png"
             )
     out = tmp_path / "corrupted"
-    code, stdout, err = run_cli(
+    code, _stdout, err = run_cli(
         "corrupt",
         "--dataset",
         "folder",

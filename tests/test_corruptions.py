@@ -555,7 +555,9 @@ def test_frost_textures_are_resized_as_cv2_does():
         (0.2, 0),
         (0.3, 1),
     ):  # cv2's 11-bit fixed-point weights: one level at most
-        for name, tex in zip(weather.FROST_FILES, weather._frost_textures(folder, scale, 32, 32)):
+        for name, tex in zip(
+            weather.FROST_FILES, weather._frost_textures(folder, scale, 32, 32), strict=True
+        ):
             ref = cv2.resize(cv2.imread(str(folder / name)), (0, 0), fx=scale, fy=scale)[..., ::-1]
             assert np.abs(tex.permute(1, 2, 0).numpy() * 255 - ref).max() <= tolerance + 1e-3
 
@@ -849,7 +851,7 @@ def test_generated_set_layout_rows_and_resume(tmp_path, digits20):
         tmp_path.joinpath(n).stat().st_mtime_ns == stamps[n] for n in stamps if n.endswith(".npy")
     )
     assert generate_corruption_set(
-        digits20, tmp_path, seed=5, corruptions=names + ["pixelate"], batch_size=8, progress=False
+        digits20, tmp_path, seed=5, corruptions=[*names, "pixelate"], batch_size=8, progress=False
     ) == [str(tmp_path / "pixelate.npy")]
     # A subset regenerates bit for bit.
     other = tmp_path / "again"

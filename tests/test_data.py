@@ -95,7 +95,7 @@ def cifar_batch(ids, labels) -> dict:
     return {
         b"batch_label": b"a batch",
         b"labels": list(labels),
-        b"data": np.stack([cifar_row(i, l) for i, l in zip(ids, labels)]),
+        b"data": np.stack([cifar_row(i, label) for i, label in zip(ids, labels, strict=True)]),
         b"filenames": [f"img_{i}.png".encode() for i in ids],
     }
 
@@ -129,7 +129,7 @@ def decode_tiny(image: np.ndarray) -> tuple[int, int]:
     """(class, id) of an image written with tiny_colour (solid colours survive JPEG to +-2)."""
     means = image.reshape(-1, 3).mean(axis=0)
     label = int(np.argmax(means))
-    return label, int(round((means[label] - 100) / 10))
+    return label, round((means[label] - 100) / 10)
 
 
 def save_jpeg(path: Path, colour, size: int = TINY_SIZE, mode: str = "RGB") -> None:
@@ -228,7 +228,7 @@ def test_cifar10_shapes_range_labels_and_names(cifar_root):
         assert [cifar_label(im) for im in part.images] == part.labels.tolist()
         x, y = part.batch(np.arange(len(part)))
         assert x.dtype == torch.float32 and x.shape == (len(part), 3, 32, 32)
-        assert 0.0 <= x.min() and x.max() <= 1.0
+        assert x.min() >= 0.0 and x.max() <= 1.0
         assert torch.all(x[:, 0, 1, 2] == 1.0) and torch.all(x[:, 0, 2, 1] < 1.0)  # no transpose
         assert torch.allclose(x[:, 1, 0, 0], (200 - 15 * y).float() / 255)
     # Validation is balanced: 10% of each class.
@@ -381,7 +381,7 @@ def test_tinyimagenet_layout_labels_and_greyscale(tmp_path):
     for part in (splits.train, splits.val):
         assert [decode_tiny(im)[0] for im in part.images] == part.labels.tolist()
         x, _ = part.batch(np.arange(len(part)))
-        assert x.shape == (len(part), 3, 64, 64) and 0 <= x.min() and x.max() <= 1
+        assert x.shape == (len(part), 3, 64, 64) and x.min() >= 0 and x.max() <= 1
     # Test = the official val set, in val_annotations.txt order, labelled by wnid position.
     assert splits.test.labels.tolist() == [c for c, _ in TINY_VAL] + [0]
     assert [decode_tiny(im) for im in splits.test.images[:-1]] == TINY_VAL
@@ -475,7 +475,7 @@ def _tiny_damages():
         return root / "wnids.txt"
 
     def missing_class(root):
-        (root / "wnids.txt").write_text("\n".join(WNIDS + ["n04000004"]))
+        (root / "wnids.txt").write_text("\n".join([*WNIDS, "n04000004"]))
         return root / "train" / "n04000004" / "images"
 
     def empty_class(root):
@@ -571,22 +571,22 @@ def test_npy_corruptions_match_a_loaded_clean_test_set(tmp_path, cifar_root):
 
 def _npy_damages():
     def missing_corruption(root, expected):
-        return root / "snow.npy", dict(corruption="snow")
+        return root / "snow.npy", {"corruption": "snow"}
 
     def wrong_count(root, expected):
         five = ImageSet(np.zeros((5, 8, 8, 3), np.uint8), torch.zeros(5, dtype=torch.long))
-        return root / "labels.npy", dict(expected=five)
+        return root / "labels.npy", {"expected": five}
 
     def wrong_labels(root, expected):
         other = ImageSet(expected.images, expected.labels.flip(0))
-        return root / "labels.npy", dict(expected=other)
+        return root / "labels.npy", {"expected": other}
 
     def wrong_shape(root, expected):
         big = ImageSet(np.zeros((4, 16, 16, 3), np.uint8), expected.labels)
-        return root / "fog.npy", dict(expected=big)
+        return root / "fog.npy", {"expected": big}
 
     def bad_severity(root, expected):
-        return root / "fog.npy", dict(severity=6)
+        return root / "fog.npy", {"severity": 6}
 
     def not_npy(root, expected):
         (root / "fog.npy").write_bytes(b"garbage")
@@ -616,7 +616,7 @@ def _npy_damages():
 def test_npy_corruption_errors_name_the_expected_file(tmp_path, damage):
     root, expected = write_cifar_c(tmp_path)
     path, overrides = damage(root, expected)
-    args = dict(corruption="fog", severity=3, expected=expected) | overrides
+    args = {"corruption": "fog", "severity": 3, "expected": expected} | overrides
     with pytest.raises(DataError) as error:
         open_corrupted(root, args["corruption"], args["severity"], expected=args["expected"])
     message = str(error.value)
@@ -661,24 +661,24 @@ def test_folder_corruptions_labels_from_wnids_and_cache(tmp_path, monkeypatch):
 
 def _folder_damages():
     def no_class_names(root):
-        return root, dict(class_names=None)
+        return root, {"class_names": None}
 
     def unknown_wnid(root):
-        return root / "fog" / "1" / WNIDS[2], dict(class_names=WNIDS[:2])
+        return root / "fog" / "1" / WNIDS[2], {"class_names": WNIDS[:2]}
 
     def missing_severity(root):
-        return root / "fog" / "3", dict(severity=3)
+        return root / "fog" / "3", {"severity": 3}
 
     def missing_corruption(root):
-        return root / "snow", dict(corruption="snow")
+        return root / "snow", {"corruption": "snow"}
 
     def wrong_shape(root):
         small = ImageSet(np.zeros((1, 32, 32, 3), np.uint8), torch.zeros(1, dtype=torch.long))
-        return root / "fog" / "1", dict(expected=small)
+        return root / "fog" / "1", {"expected": small}
 
     def empty_severity(root):
         (root / "fog" / "4").mkdir()
-        return root / "fog" / "4", dict(severity=4)
+        return root / "fog" / "4", {"severity": 4}
 
     return [
         no_class_names,
@@ -694,7 +694,7 @@ def _folder_damages():
 def test_folder_corruption_errors_name_the_expected_path(tmp_path, damage):
     root = write_tiny_c(tmp_path)
     path, overrides = damage(root)
-    args = dict(corruption="fog", severity=1, class_names=WNIDS, expected=None) | overrides
+    args = {"corruption": "fog", "severity": 1, "class_names": WNIDS, "expected": None} | overrides
     with pytest.raises(DataError) as error:
         open_corrupted(
             root,
@@ -727,7 +727,7 @@ def test_flip_and_crop_is_a_shifted_possibly_flipped_copy():
     out = flip_and_crop(x, torch.Generator().manual_seed(0), padding=3)
     assert out.shape == x.shape and out.dtype == x.dtype
     flipped = 0
-    for image, result in zip(x, out):
+    for image, result in zip(x, out, strict=True):
         matches = [
             (flip, dy, dx)
             for flip in (False, True)
@@ -743,8 +743,8 @@ def test_flip_and_crop_is_a_shifted_possibly_flipped_copy():
 def test_flip_and_crop_without_padding_only_flips_and_is_reproducible():
     x = torch.rand(64, 2, 6, 6)
     out = flip_and_crop(x, torch.Generator().manual_seed(1), padding=0)
-    same = torch.tensor([torch.equal(o, i) for o, i in zip(out, x)])
-    flip = torch.tensor([torch.equal(o, i.flip(2)) for o, i in zip(out, x)])
+    same = torch.tensor([torch.equal(o, i) for o, i in zip(out, x, strict=True)])
+    flip = torch.tensor([torch.equal(o, i.flip(2)) for o, i in zip(out, x, strict=True)])
     assert torch.all(same | flip) and 10 < int(flip.sum()) < 54
     again = flip_and_crop(x, torch.Generator().manual_seed(1), padding=0)
     other = flip_and_crop(x, torch.Generator().manual_seed(2), padding=0)
@@ -784,7 +784,7 @@ def test_svhn_mat_files(tmp_path):
     assert splits.augment is not None
     missing = tmp_path / "empty"
     missing.mkdir()
-    with pytest.raises(DataError, match="train_32x32.mat"):
+    with pytest.raises(DataError, match=r"train_32x32\.mat"):
         load_dataset("svhn", str(missing))
 
 

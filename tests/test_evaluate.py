@@ -86,7 +86,7 @@ def test_evaluation_resumes_from_finished_parts(run_dir):
     pd.testing.assert_frame_equal(first, second)
     after = {p.name: p.stat().st_mtime_ns for p in parts.glob("*.parquet")}
     assert all(after[name] == stamp for name, stamp in kept.items() if name != "pgd.parquet")
-    assert not [p for p in run_dir.rglob("*.tmp")]
+    assert not list(run_dir.rglob("*.tmp"))
 
 
 def test_without_corruptions_the_part_is_skipped_with_a_note(run_dir):

@@ -41,9 +41,8 @@ def test_hooks_removed_on_exit_and_on_error():
     with ActivationProbe(model):
         assert _hook_count(model) > before
     assert _hook_count(model) == before
-    with pytest.raises(RuntimeError, match="boom"):
-        with ActivationProbe(model):
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError, match="boom"), ActivationProbe(model):
+        raise RuntimeError("boom")
     assert _hook_count(model) == before
 
 
@@ -71,7 +70,7 @@ def test_empty_capture_raises():
         ActivationProbe(model)
     probe = ActivationProbe(create_model("digitsnet", 10, in_channels=1))
     with pytest.raises(EmptyCaptureError):
-        probe.activations
+        _ = probe.activations
 
 
 def test_output_layer_is_not_a_site():

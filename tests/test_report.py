@@ -103,7 +103,7 @@ def make_results(
             rows.append(_row(alpha, seed, "selectivity", np.mean(layer_sel)))
             rows.extend(
                 _row(alpha, seed, "selectivity", v, layer=name)
-                for name, v in zip(LAYERS, layer_sel)
+                for name, v in zip(LAYERS, layer_sel, strict=True)
             )
             corrupted = []
             for k, corruption in enumerate(CORRUPTIONS):
@@ -378,14 +378,14 @@ def test_missing_metric_raises_a_clear_error(results):
 
 def _verdicts(table: pd.DataFrame) -> dict[str, str]:
     claims = evaluate_claims(table, n_resamples=500)
-    return dict(zip(claims["key"], claims["verdict"]))
+    return dict(zip(claims["key"], claims["verdict"], strict=True))
 
 
 def test_claims_supported_for_the_planted_trend(results):
     claims = evaluate_claims(results, n_resamples=500)
-    verdicts = dict(zip(claims["key"], claims["verdict"]))
+    verdicts = dict(zip(claims["key"], claims["verdict"], strict=True))
     assert verdicts["regularizer_sign"] == "supported"
-    assert {k: verdicts[k] for k in TREND_CLAIMS} == {k: "supported" for k in TREND_CLAIMS}
+    assert {k: verdicts[k] for k in TREND_CLAIMS} == dict.fromkeys(TREND_CLAIMS, "supported")
     row = claims.set_index("key").loc["corruption_relative"]
     assert row["estimate"] < 0 and row["ci_high"] < 0
     assert row["n_trials"] == len(ALPHAS) * len(SEEDS) and row["n_alphas"] == len(ALPHAS)
@@ -397,12 +397,12 @@ def test_claims_supported_for_the_planted_trend(results):
 def test_claims_contradicted_for_a_reversed_trend():
     verdicts = _verdicts(make_results(sign=-1))
     assert verdicts["regularizer_sign"] == "supported"
-    assert {k: verdicts[k] for k in TREND_CLAIMS} == {k: "contradicted" for k in TREND_CLAIMS}
+    assert {k: verdicts[k] for k in TREND_CLAIMS} == dict.fromkeys(TREND_CLAIMS, "contradicted")
 
 
 def test_claims_inconclusive_for_noise():
     verdicts = _verdicts(make_results(null=True, rng_seed=5))
-    assert {k: verdicts[k] for k in TREND_CLAIMS} == {k: "inconclusive" for k in TREND_CLAIMS}
+    assert {k: verdicts[k] for k in TREND_CLAIMS} == dict.fromkeys(TREND_CLAIMS, "inconclusive")
 
 
 def test_claims_inconclusive_with_too_few_trials(results):

@@ -5,8 +5,8 @@ import torch
 from torch import nn
 
 from selectivity import create_model
-from selectivity.metrics import unit_activations
 from selectivity.data import ImageSet
+from selectivity.metrics import unit_activations
 from selectivity.probe import ActivationProbe
 from selectivity.stability import (
     dataset_jacobian_norm,

@@ -70,7 +70,9 @@ def test_same_seed_same_numbers_and_resume_is_exact(tmp_path, monkeypatch):
     pd.testing.assert_frame_equal(a, b)
     _, model_a, _ = load_model(tmp_path / "a", "last")
     _, model_b, _ = load_model(tmp_path / "b", "last")
-    for (name, pa), pb in zip(model_a.state_dict().items(), model_b.state_dict().values()):
+    for (name, pa), pb in zip(
+        model_a.state_dict().items(), model_b.state_dict().values(), strict=True
+    ):
         assert torch.equal(pa, pb), name
 
 

@@ -20,7 +20,7 @@ _EXPORTS = {
     "EmptyCaptureError": "selectivity.probe",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = sorted(_EXPORTS)  # noqa: PLE0605 - the lazy exports are the public names
 __version__ = "0.1.0"
 
 

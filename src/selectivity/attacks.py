@@ -30,9 +30,9 @@ from selectivity.models import eval_mode
 __all__ = [
     "FGSM",
     "PGD",
-    "input_gradient",
-    "accuracy_under_attack",
     "accuracy_over_steps",
+    "accuracy_under_attack",
+    "input_gradient",
 ]
 
 
@@ -164,8 +164,8 @@ class PGD:
     ) -> Tensor:
         """x (N, C, H, W) in [0, 1], y (N,) -> x_adv like x, after `steps` steps."""
         x_adv = x.detach().clone()
-        for x_adv in self.iterates(model, x, y, generator):
-            pass
+        for step in self.iterates(model, x, y, generator):
+            x_adv = step
         return x_adv
 
 
@@ -215,7 +215,7 @@ def accuracy_over_steps(
     step counts at the cost of the largest: steps (1, 2, 5, 10) cost 10 steps, not 18. A k of 0
     scores the clean images. `attack.steps` is ignored. Returns {k: accuracy}.
     """
-    wanted = sorted(set(int(k) for k in steps))
+    wanted = sorted({int(k) for k in steps})
     if not wanted or wanted[0] < 0:
         raise ValueError(f"steps must be a non-empty list of ints >= 0, got {list(steps)}")
     if len(images) == 0:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -23,11 +23,11 @@ app = typer.Typer(
 )
 
 SetOption = Annotated[
-    Optional[list[str]],
+    list[str] | None,
     typer.Option("--set", help="key=value; repeatable. `selectivity keys` lists them."),
 ]
 DeviceOption = Annotated[
-    Optional[str],
+    str | None,
     typer.Option(
         "--device",
         help="auto (a GPU when torch sees one), cpu, cuda or cuda:N; same as --set device=...",
@@ -35,7 +35,7 @@ DeviceOption = Annotated[
 ]
 
 
-def _assignments(set_: Optional[list[str]], device: Optional[str]) -> dict:
+def _assignments(set_: list[str] | None, device: str | None) -> dict:
     """--set values, with --device on top when given."""
     values = cfg.parse_assignments(set_ or [])
     if device is not None:
@@ -139,6 +139,7 @@ def measure(
                 values.tolist(),
                 result.preferred_class[layer].tolist(),
                 result.silent[layer].tolist(),
+                strict=True,
             )
         )
     ]
@@ -163,7 +164,7 @@ def evaluate(
         str, typer.Option(help="quick (bounded samples) or full (everything)")
     ] = "full",
     corruptions_dir: Annotated[
-        Optional[Path],
+        Path | None,
         typer.Option(
             "--corruptions-dir",
             help="CIFAR-10-C / Tiny-ImageNet-C layout, or one made by `selectivity corrupt`.",
@@ -181,7 +182,8 @@ def evaluate(
     quiet: Annotated[bool, typer.Option("--quiet")] = False,
 ) -> None:
     """Corruptions, FGSM/PGD, Jacobian, gradient variability and dimensionality of one run."""
-    from selectivity.evaluate import eval_config, evaluate as run_evaluation, summarise_evaluation
+    from selectivity.evaluate import eval_config, summarise_evaluation
+    from selectivity.evaluate import evaluate as run_evaluation
 
     if corruptions_dir is not None and generate_corruptions:
         raise UserError("give either --corruptions-dir or --generate-corruptions, not both")
@@ -208,21 +210,21 @@ def evaluate(
 def corrupt(
     out: Annotated[Path, typer.Option("--out", help="Folder to write (CIFAR-10-C layout).")],
     dataset: Annotated[str, typer.Option(help="digits, cifar10, tinyimagenet")] = "digits",
-    data_dir: Annotated[Optional[str], typer.Option("--data-dir")] = None,
+    data_dir: Annotated[str | None, typer.Option("--data-dir")] = None,
     split: Annotated[str, typer.Option(help="test or val")] = "test",
     seed: Annotated[int, typer.Option(help="Seed of the random corruptions.")] = 0,
     table: Annotated[
-        Optional[str],
+        str | None,
         typer.Option(
             help="Parameter table: cifar10, tinyimagenet or imagenet; default by image size."
         ),
     ] = None,
     corruption: Annotated[
-        Optional[list[str]],
+        list[str] | None,
         typer.Option("--corruption", help="Only these (repeatable); default all."),
     ] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
-    image_size: Annotated[Optional[int], typer.Option("--image-size")] = None,
+    image_size: Annotated[int | None, typer.Option("--image-size")] = None,
 ) -> None:
     """Generate the 19 corruptions x 5 severities of a data set's test images."""
     from selectivity import corruptions
@@ -251,10 +253,10 @@ def corrupt(
 
 
 def _sweep_layers(
-    preset: Optional[str],
-    config_file: Optional[Path],
-    set_: Optional[list[str]],
-    device: Optional[str],
+    preset: str | None,
+    config_file: Path | None,
+    set_: list[str] | None,
+    device: str | None,
 ) -> list[dict]:
     if preset is not None and config_file is not None:
         raise UserError("give either --preset or a CONFIG_FILE, not both")
@@ -270,16 +272,16 @@ def _sweep_layers(
 def sweep(
     out: Annotated[Path, typer.Option("--out", help="Sweep folder (created, or resumed).")],
     config_file: Annotated[
-        Optional[Path], typer.Argument(help="JSON file of keys, instead of --preset.")
+        Path | None, typer.Argument(help="JSON file of keys, instead of --preset.")
     ] = None,
     preset: Annotated[
-        Optional[str],
+        str | None,
         typer.Option(help="demo, resnet20-cifar10, resnet18-tinyimagenet, resnet50-tinyimagenet"),
     ] = None,
     set_: SetOption = None,
     device: DeviceOption = None,
     ray_address: Annotated[
-        Optional[str],
+        str | None,
         typer.Option("--ray-address", help="Join this Ray cluster (implies executor=ray)."),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet")] = False,
@@ -305,7 +307,7 @@ def _print_trials(trials, out: Path) -> None:
 @app.command()
 def report(
     sweep_dir: Annotated[Path, typer.Argument(help="A sweep folder with results.parquet.")],
-    out: Annotated[Optional[Path], typer.Option("--out", help="Default: the sweep folder.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Default: the sweep folder.")] = None,
 ) -> None:
     """Figures with bootstrapped 95% CIs over seeds, a claims table, report.html."""
     import pandas as pd

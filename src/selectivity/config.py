@@ -18,18 +18,18 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
-    "ConfigError",
-    "TrainConfig",
-    "EvalConfig",
-    "SweepConfig",
-    "TRAIN_PRESETS",
-    "SWEEP_PRESETS",
     "EVAL_SUITES",
     "PAPER_ALPHAS",
-    "parse_assignments",
+    "SWEEP_PRESETS",
+    "TRAIN_PRESETS",
+    "ConfigError",
+    "EvalConfig",
+    "SweepConfig",
+    "TrainConfig",
     "build",
-    "train_preset",
+    "parse_assignments",
     "to_dict",
+    "train_preset",
 ]
 
 

@@ -42,19 +42,19 @@ from torch import Tensor
 from selectivity.files import atomic_path
 
 __all__ = [
-    "ImageSet",
-    "DataSplits",
-    "DataError",
-    "load_dataset",
-    "list_datasets",
-    "flip_and_crop",
-    "register_dataset",
-    "load_cifar10",
-    "load_tinyimagenet",
-    "available_corruptions",
-    "open_corrupted",
-    "default_data_dir",
     "NUM_SEVERITIES",
+    "DataError",
+    "DataSplits",
+    "ImageSet",
+    "available_corruptions",
+    "default_data_dir",
+    "flip_and_crop",
+    "list_datasets",
+    "load_cifar10",
+    "load_dataset",
+    "load_tinyimagenet",
+    "open_corrupted",
+    "register_dataset",
 ]
 
 
@@ -81,7 +81,7 @@ class ImageSet:
         """(C, H, W)."""
         if isinstance(self.images, Tensor):
             return tuple(self.images.shape[1:])  # type: ignore[return-value]
-        n, h, w, c = self.images.shape
+        _n, h, w, c = self.images.shape
         return (c, h, w)
 
     def batch(
@@ -127,7 +127,7 @@ class ImageSet:
                 break
             yield self.batch(chunk, device)
 
-    def subset(self, indices: np.ndarray) -> "ImageSet":
+    def subset(self, indices: np.ndarray) -> ImageSet:
         indices = np.asarray(indices)
         images = (
             self.images[torch.as_tensor(indices)]
@@ -516,7 +516,7 @@ _PICKLE_GLOBALS = {
 
 
 class _ArrayUnpickler(pickle.Unpickler):
-    def find_class(self, module: str, name: str):  # noqa: ANN201 - pickle's own signature
+    def find_class(self, module: str, name: str):
         if (module, name) not in _PICKLE_GLOBALS:
             raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
         return super().find_class(module, name)

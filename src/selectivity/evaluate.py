@@ -31,12 +31,12 @@ from selectivity.data import DataError, DataSplits, load_dataset, open_corrupted
 from selectivity.data import available_corruptions as published_corruptions
 from selectivity.files import atomic_path, write_text
 from selectivity.measure import accuracy, measure_selectivity
-from selectivity.models import eval_mode
 from selectivity.metrics import pca_dimensionality
+from selectivity.models import eval_mode
 from selectivity.probe import ActivationProbe
 from selectivity.runs import load_model, resolve_device
 
-__all__ = ["evaluate", "eval_config", "COLUMNS", "summarise_evaluation"]
+__all__ = ["COLUMNS", "eval_config", "evaluate", "summarise_evaluation"]
 
 COLUMNS = ["metric", "layer", "corruption", "severity", "eps", "steps", "value"]
 
@@ -419,13 +419,17 @@ def summarise_evaluation(table: pd.DataFrame) -> list[str]:
     if len(fgsm):
         lines.append(
             "FGSM accuracy by eps*255     "
-            + "  ".join(f"{e * 255:g}:{v:.3f}" for e, v in zip(fgsm["eps"], fgsm["value"]))
+            + "  ".join(
+                f"{e * 255:g}:{v:.3f}" for e, v in zip(fgsm["eps"], fgsm["value"], strict=True)
+            )
         )
     pgd = table[table["metric"] == "pgd_accuracy"]
     if len(pgd):
         lines.append(
             f"PGD accuracy by steps (eps*255={float(pgd['eps'].iloc[0]) * 255:g})  "
-            + "  ".join(f"{int(s)}:{v:.3f}" for s, v in zip(pgd["steps"], pgd["value"]))
+            + "  ".join(
+                f"{int(s)}:{v:.3f}" for s, v in zip(pgd["steps"], pgd["value"], strict=True)
+            )
         )
     for metric in ("dimensionality", "dimensionality_corruption", "dimensionality_adversarial"):
         rows = table[table["metric"] == metric]

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["atomic_path", "write_text", "write_bytes", "remove_stale_temporaries"]
+__all__ = ["atomic_path", "remove_stale_temporaries", "write_bytes", "write_text"]
 
 _TEMPORARY = re.compile(r"^\..+\.(\d+)-[^.]+\.tmp$")
 

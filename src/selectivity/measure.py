@@ -13,11 +13,11 @@ import torch
 from torch import Tensor, nn
 
 from selectivity.data import ImageSet
-from selectivity.models import eval_mode
 from selectivity.metrics import SelectivityAccumulator, network_selectivity, unit_activations
+from selectivity.models import eval_mode
 from selectivity.probe import ActivationProbe
 
-__all__ = ["SelectivityResult", "measure_selectivity", "accuracy"]
+__all__ = ["SelectivityResult", "accuracy", "measure_selectivity"]
 
 
 @dataclass(frozen=True)

@@ -14,13 +14,13 @@ import torch
 from torch import Tensor
 
 __all__ = [
-    "unit_activations",
-    "class_sums",
-    "selectivity_from_class_sums",
-    "class_selectivity",
-    "network_selectivity",
     "SelectivityAccumulator",
+    "class_selectivity",
+    "class_sums",
+    "network_selectivity",
     "pca_dimensionality",
+    "selectivity_from_class_sums",
+    "unit_activations",
 ]
 
 
@@ -127,7 +127,9 @@ class SelectivityAccumulator:
         # One matmul for all layers; a batch's sums are exact enough in float32, the running
         # totals are float64.
         sums, counts = class_sums(torch.cat(units, dim=1).float(), labels, self.num_classes)
-        for name, part in zip(activations, sums.double().split([u.shape[1] for u in units], dim=1)):
+        for name, part in zip(
+            activations, sums.double().split([u.shape[1] for u in units], dim=1), strict=True
+        ):
             if name in self._sums:
                 self._sums[name] += part
             else:

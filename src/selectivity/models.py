@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["create_model", "list_models", "register_model", "Normalize", "eval_mode"]
+__all__ = ["Normalize", "create_model", "eval_mode", "list_models", "register_model"]
 
 _REGISTRY: dict[str, Callable[..., nn.Module]] = {}
 
@@ -233,7 +233,7 @@ class ImageNetResNet(nn.Module):
         self.relu = nn.ReLU(inplace=False)
         in_planes = 64
         stages = []
-        for index, (planes, count) in enumerate(zip((64, 128, 256, 512), counts)):
+        for index, (planes, count) in enumerate(zip((64, 128, 256, 512), counts, strict=True)):
             blocks = []
             for position in range(count):
                 stride = 2 if index > 0 and position == 0 else 1

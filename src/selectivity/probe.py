@@ -93,7 +93,7 @@ class ActivationProbe:
             if raw() is not output
         }
 
-    def __enter__(self) -> "ActivationProbe":
+    def __enter__(self) -> ActivationProbe:
         try:
             self._handles.append(self.model.register_forward_pre_hook(self._start_forward))
             for name, module in self._modules.items():

@@ -30,7 +30,7 @@ def batch_network_selectivity(
     units = [unit_activations(a) for a in activations.values()]
     si = class_selectivity(torch.cat(units, dim=1), labels, num_classes)
     layer_means = torch.stack([part.mean() for part in si.split([u.shape[1] for u in units])])
-    return layer_means.mean(), dict(zip(activations, layer_means))
+    return layer_means.mean(), dict(zip(activations, layer_means, strict=True))
 
 
 class SelectivityRegularizer:
@@ -47,7 +47,7 @@ class SelectivityRegularizer:
         self.num_classes = num_classes
         self.probe = ActivationProbe(model, layers=layers, reduce=unit_activations, detach=False)
 
-    def __enter__(self) -> "SelectivityRegularizer":
+    def __enter__(self) -> SelectivityRegularizer:
         self.probe.__enter__()
         return self
 

@@ -272,7 +272,15 @@ def summarise(
         key = key if isinstance(key, tuple) else (key,)
         mean, low, high = bootstrap_ci(group["value"].to_numpy(), confidence, n_resamples, seed)
         n = int(np.isfinite(group["value"].to_numpy(dtype=float)).sum())
-        records.append({**dict(zip(by, key)), "mean": mean, "ci_low": low, "ci_high": high, "n": n})
+        records.append(
+            {
+                **dict(zip(by, key, strict=True)),
+                "mean": mean,
+                "ci_low": low,
+                "ci_high": high,
+                "n": n,
+            }
+        )
     out = pd.DataFrame.from_records(records, columns=[*by, "mean", "ci_low", "ci_high", "n"])
     return _sort(out, by, orders)
 
@@ -339,13 +347,13 @@ def _normalised_corruption_table(table: pd.DataFrame) -> pd.DataFrame:
 
 def alpha_colors(alphas: Iterable[float]) -> dict[float, tuple]:
     """Colour per alpha: blues below 0, black at 0, reds above, darker with larger |alpha|."""
-    values = sorted(set(float(a) for a in alphas))
+    values = sorted({float(a) for a in alphas})
     colors: dict[float, tuple] = {}
     negative = sorted((a for a in values if a < 0), key=abs)
     positive = [a for a in values if a > 0]
     for group, cmap in ((negative, "Blues"), (positive, "Reds")):
         shades = np.linspace(0.45, 0.95, len(group)) if len(group) > 1 else [0.75]
-        for a, shade in zip(group, shades):
+        for a, shade in zip(group, shades, strict=True):
             colors[a] = colormaps[cmap](float(shade))
     if 0.0 in values:
         colors[0.0] = (0.0, 0.0, 0.0, 1.0)
@@ -530,7 +538,7 @@ def plot_corruption_vs_alpha(table: pd.DataFrame, ax: Sequence[Axes] | None = No
     have = _require(table, list(panels), "corruption_vs_alpha", any_of=True)
     axes = _new_panels(ax, len(have), (5.2 * len(have), 4.0))
     alphas = _alphas(table)
-    for axis, metric in zip(axes, have):
+    for axis, metric in zip(axes, have, strict=True):
         _metric_vs_alpha(axis, table, metric, alphas)
         title, ylabel = panels[metric]
         axis.set_title(title)
@@ -644,7 +652,7 @@ def plot_clean_vs_corrupted(table: pd.DataFrame, ax: Axes | None = None) -> Axes
     shades = colormaps["viridis"](np.linspace(0.0, 0.85, max(len(severities), 1)))
     colors = alpha_colors(_alphas(table))
     ax = _new_axes(ax, (6.6, 4.6))
-    for severity, shade in zip(severities, shades):
+    for severity, shade in zip(severities, shades, strict=True):
         part = merged[merged["severity"] == severity].sort_values("alpha")
         ax.errorbar(
             part["mean_clean"],
@@ -799,7 +807,7 @@ def plot_dimensionality(table: pd.DataFrame, ax: Sequence[Axes] | None = None) -
     axes = _new_panels(ax, len(have), (panel_width * len(have) + 1.0, 4.8), sharey=True)
     colors = alpha_colors(_alphas(table))
     position = {layer: i for i, layer in enumerate(layers)}
-    for axis, metric in zip(axes, have):
+    for axis, metric in zip(axes, have, strict=True):
         summary = summarise(table, metric, by=("alpha", "layer"))
         for alpha in _alphas(summary):
             part = summary[summary["alpha"] == alpha]
@@ -835,7 +843,7 @@ def plot_gradient_variability(table: pd.DataFrame, ax: Sequence[Axes] | None = N
     have = _require(table, list(panels), "gradient_variability", any_of=True)
     axes = _new_panels(ax, len(have), (5.2 * len(have), 4.0))
     alphas = _alphas(table)
-    for axis, metric in zip(axes, have):
+    for axis, metric in zip(axes, have, strict=True):
         _metric_vs_alpha(axis, table, metric, alphas)
         axis.set_title(f"Input-unit gradient variability {panels[metric]}")
         axis.set_ylabel("variability (a.u., mean over layers)")

@@ -25,12 +25,12 @@ from selectivity.models import create_model
 
 __all__ = [
     "RunError",
-    "save_checkpoint",
     "load_checkpoint",
-    "read_config",
-    "write_config",
     "load_model",
+    "read_config",
     "resolve_device",
+    "save_checkpoint",
+    "write_config",
 ]
 
 

@@ -45,16 +45,16 @@ from collections.abc import Callable, Iterable
 import torch
 from torch import Tensor, nn
 
-from selectivity.models import eval_mode
 from selectivity.data import ImageSet
 from selectivity.metrics import unit_activations
+from selectivity.models import eval_mode
 from selectivity.probe import ActivationProbe
 
 __all__ = [
-    "jacobian_frobenius_norm",
     "dataset_jacobian_norm",
-    "input_unit_gradient_norms",
     "gradient_variability",
+    "input_unit_gradient_norms",
+    "jacobian_frobenius_norm",
     "layer_gradient_variability",
 ]
 

@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 from selectivity.config import EvalConfig, SweepConfig, TrainConfig, build, suite_defaults, to_dict
 from selectivity.files import atomic_path, write_text
 
-__all__ = ["SweepError", "Trial", "run_trial", "run_sweep", "gather", "trial_dir"]
+__all__ = ["SweepError", "Trial", "gather", "run_sweep", "run_trial", "trial_dir"]
 
 
 class SweepError(ValueError):
@@ -77,7 +77,7 @@ def run_trial(trial: Trial, threads: int | None = None, progress: bool = False) 
             clean_only=not keys.get("evaluate", True),
         )
         status = {"status": "done", "reason": ""}
-    except Exception as error:  # noqa: BLE001 - a trial's failure is data, the sweep goes on
+    except Exception as error:
         reason = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
         status = {"status": "failed", "reason": reason, "traceback": traceback.format_exc()}
     record = {
@@ -132,7 +132,7 @@ def _local_executor(
             trial = futures[future]
             try:
                 on_done(future.result())
-            except Exception as error:  # noqa: BLE001 - a worker that died takes only its trial
+            except Exception as error:
                 on_done(_failed(trial, f"worker died: {type(error).__name__}: {error}"))
 
 
@@ -167,7 +167,7 @@ def _ray_executor(
                 trial = pending.pop(reference)
                 try:
                     on_done(ray.get(reference))
-                except Exception as error:  # noqa: BLE001 - a lost worker fails only its trial
+                except Exception as error:
                     on_done(_failed(trial, f"ray task failed: {type(error).__name__}"))
     finally:
         if started_here:

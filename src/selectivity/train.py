@@ -35,7 +35,7 @@ from selectivity.runs import (
     write_config,
 )
 
-__all__ = ["train", "TrainingDiverged"]
+__all__ = ["TrainingDiverged", "train"]
 
 
 class TrainingDiverged(RuntimeError):

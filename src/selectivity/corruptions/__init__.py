@@ -101,4 +101,4 @@ def corrupt(
 
 
 # Last: the generator calls `corrupt`, defined above.
-from selectivity.corruptions.generate import generate_corruption_set
+from selectivity.corruptions.generate import generate_corruption_set  # noqa: E402 - needs `corrupt`
