@@ -1,0 +1,74 @@
+"""The results schema, defined once: every writer and reader of a result table imports it.
+
+A result table is tidy: one measurement per row. `KEYS` say what was measured (which layer,
+corruption, severity, attack radius, attack steps); `SETTINGS` say how (which split, on how many
+images, with which attack step size), so that a number never travels without what decided it.
+A sweep's `results.parquet` adds its trial columns (`TRIAL`) in front. docs/results.md describes
+every column and metric with its units.
+
+This module imports pandas only (no torch), so the report path can read it anywhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import pandas as pd
+
+__all__ = ["COLUMNS", "DTYPES", "KEYS", "METRICS", "SETTINGS", "TRIAL", "frame"]
+
+TRIAL = ("alpha", "seed")
+KEYS = ("layer", "corruption", "severity", "eps", "steps")
+SETTINGS = ("split", "samples", "step_size")
+COLUMNS = ("metric", *KEYS, *SETTINGS, "value")
+
+# Nullable dtypes, so a column stays typed in Parquet even when every value is missing.
+DTYPES = {
+    "metric": "string",
+    "layer": "string",
+    "corruption": "string",
+    "severity": "Int64",
+    "eps": "Float64",
+    "steps": "Int64",
+    "split": "string",
+    "samples": "Int64",
+    "step_size": "Float64",
+    "value": "float64",
+}
+
+# metric -> one line: the keys it sets and what its value means (units).
+METRICS = {
+    "test_accuracy": "clean test accuracy, fraction in [0, 1]",
+    "val_accuracy": "best validation accuracy during training (the kept checkpoint)",
+    "chance_accuracy": "1 / number of classes: the accuracy of a constant guess",
+    "selectivity": "mu_SI (layer null) or a layer's mean SI; silent units count as 0 (the papers')",
+    "selectivity_live": "the same over units that fire on the split (silent units left out)",
+    "silent_fraction": "fraction of a layer's units that never fire on the split; layer null: mean",
+    "corruption_accuracy": "accuracy on one corruption at one severity",
+    "corruption_accuracy_mean": "mean corruption_accuracy over all corruptions and severities",
+    "corruption_accuracy_relative": "corruption_accuracy_mean / clean accuracy on the same images",
+    "fgsm_accuracy": "accuracy under FGSM at eps",
+    "fgsm_accuracy_relative": "fgsm_accuracy / clean accuracy on the same images",
+    "pgd_accuracy": "accuracy under PGD at eps after steps",
+    "pgd_accuracy_relative": "pgd_accuracy / clean accuracy on the same images",
+    "pgd_linf_mean": "mean over images of the L-inf distance PGD reached, [0, 1] pixel units",
+    "pgd_linf_max": "largest L-inf distance PGD reached over the images",
+    "jacobian_norm": "mean over images of the Frobenius norm of d logits / d input",
+    "gradient_variability_samples": "input-unit gradient variability across samples (README)",
+    "gradient_variability_units": "input-unit gradient variability across units (README)",
+    "dimensionality": "PCA dimensionality (90% variance) of clean activations, fraction of dims",
+    "dimensionality_corruption": "the same, of clean minus corrupted activations",
+    "dimensionality_adversarial": "the same, of clean minus PGD activations",
+    "dimensionality_cap": "min(N - 1, D) / D: the largest dimensionality N samples can show",
+}
+
+
+def frame(rows: Iterable[Mapping[str, Any]], extra: Iterable[str] = ()) -> pd.DataFrame:
+    """Rows (dicts; absent columns become null) -> a DataFrame with the schema's columns and dtypes.
+
+    `extra` names further columns to keep in front (a sweep's trial columns).
+    """
+    extra = tuple(extra)
+    table = pd.DataFrame(list(rows), columns=[*extra, *COLUMNS])
+    return table.astype({column: DTYPES[column] for column in COLUMNS})
