@@ -6,7 +6,7 @@ PIP    := $(PY) -m pip
 TORCH_CPU := torch==2.13.0
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench clean-venv
+.PHONY: demo test lint format bench clean-venv
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -21,8 +21,18 @@ $(STAMP): pyproject.toml | $(PY)
 demo: $(STAMP)
 	$(VENV)/bin/selectivity demo --out runs/demo
 
+# Lint first: a finding fails the run before the suite spends its minutes.
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+format: $(STAMP)
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --cov=selectivity --cov-report=term:skip-covered
 
 bench: $(STAMP)
 	for b in benchmarks/*.py; do $(PY) $$b || exit 1; done

@@ -7,6 +7,7 @@ figures only) does not load torch.
 from __future__ import annotations
 
 import importlib
+from importlib.metadata import version
 from typing import Any
 
 _EXPORTS = {
@@ -21,7 +22,7 @@ _EXPORTS = {
 }
 
 __all__ = sorted(_EXPORTS)  # noqa: PLE0605 - the lazy exports are the public names
-__version__ = "0.1.0"
+__version__ = version("selectivity")  # one source: pyproject.toml
 
 
 def __getattr__(name: str) -> Any:

@@ -58,6 +58,9 @@ class Normalize(nn.Module):
         )
         self.register_buffer("std", torch.tensor(list(std), dtype=torch.float32).view(1, -1, 1, 1))
 
+    mean: Tensor
+    std: Tensor
+
     def forward(self, x: Tensor) -> Tensor:
         return (x - self.mean) / self.std
 
@@ -224,7 +227,7 @@ def _projection(in_planes: int, out_planes: int, stride: int) -> nn.Module:
 
 class ImageNetResNet(nn.Module):
     def __init__(
-        self, block: type, counts: Sequence[int], num_classes: int = 200, in_channels: int = 3
+        self, block: type[BasicBlock | Bottleneck], counts: Sequence[int], num_classes: int = 200, in_channels: int = 3
     ):
         super().__init__()
         self.normalize: nn.Module = nn.Identity()

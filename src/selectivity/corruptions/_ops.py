@@ -326,6 +326,8 @@ def correlate2d(x: Tensor, kernel: np.ndarray, mode: str, rel_tol: float = 1e-9)
             x, filter_matrix(h, tuple(vertical), mode), filter_matrix(w, tuple(horizontal), mode)
         )
         out = y if out is None else out.add_(y)
+    if out is None:
+        raise ValueError("the kernel has no separable terms (all zero)")
     return out
 
 

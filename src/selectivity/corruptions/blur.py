@@ -53,7 +53,7 @@ def disk_kernel(radius: float, alias_blur: float) -> np.ndarray:
     """The generators' anti-aliased defocus disk, float64 (k, k), k = 17 for radius <= 8 else
     2 radius + 1; sums to 1."""
     if radius <= 8:
-        grid = np.arange(-8, 8 + 1)
+        grid: np.ndarray = np.arange(-8, 8 + 1)
         ksize = 3
     else:
         grid = np.arange(-radius, radius + 1)
