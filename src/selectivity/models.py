@@ -227,7 +227,11 @@ def _projection(in_planes: int, out_planes: int, stride: int) -> nn.Module:
 
 class ImageNetResNet(nn.Module):
     def __init__(
-        self, block: type[BasicBlock | Bottleneck], counts: Sequence[int], num_classes: int = 200, in_channels: int = 3
+        self,
+        block: type[BasicBlock | Bottleneck],
+        counts: Sequence[int],
+        num_classes: int = 200,
+        in_channels: int = 3,
     ):
         super().__init__()
         self.normalize: nn.Module = nn.Identity()
