@@ -68,8 +68,8 @@ class SelectivityRegularizer:
 
     alpha < 0 lowers selectivity, alpha > 0 raises it. A minibatch with fewer than two classes
     contributes 0 (with a zero gradient). The first call checks that the units are non-negative
-    (NegativeActivationError naming the layer otherwise); later calls skip the check, so a step
-    costs no extra host sync.
+    (NegativeActivationError naming the layer otherwise); later calls skip the check, so its
+    host sync per layer is paid once, not every step.
 
     Two forward passes in one step (a clean and an augmented or adversarial batch, or an eval
     pass inside the loop): the probe keeps only the latest forward of `model`, so
