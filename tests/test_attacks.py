@@ -6,7 +6,13 @@ import torch
 from torch import nn
 
 from selectivity import create_model
-from selectivity.attacks import FGSM, PGD, accuracy_over_steps, accuracy_under_attack
+from selectivity.attacks import (
+    FGSM,
+    PGD,
+    accuracy_over_steps,
+    accuracy_under_attack,
+    pgd_over_steps,
+)
 from selectivity.data import load_dataset
 from selectivity.measure import accuracy as clean_accuracy
 from selectivity.models import eval_mode
@@ -221,6 +227,22 @@ def test_more_pgd_steps_never_raise_accuracy(digits, trained):
     assert curve[5] == accuracy_under_attack(
         trained, digits.test, PGD(eps, eps / 4, 5), batch_size=512
     )
+
+
+def test_pgd_reports_the_distance_it_reached(digits, trained):
+    # At the paper's step 1e-4 a pixel moves at most k * 1e-4: the 8/255 ball does not bind.
+    eps, small = 8 / 255, 1e-4
+    images = digits.test.subset(torch.arange(64).numpy())
+    scores = pgd_over_steps(trained, images, PGD(eps, small), steps=[0, 3, 10], batch_size=64)
+    assert scores[0].linf_max == 0 and scores[0].linf_mean == 0
+    assert scores[0].accuracy == clean_accuracy(trained, images)
+    for k in (3, 10):
+        assert scores[k].linf_max == pytest.approx(k * small, abs=2e-6)
+        assert scores[k].linf_mean <= scores[k].linf_max
+    # A step of eps / 2 reaches the ball in two steps and never leaves it.
+    big = pgd_over_steps(trained, images, PGD(eps, eps / 2), steps=[1, 5], batch_size=64)
+    assert big[1].linf_max == pytest.approx(eps / 2, abs=1e-6)
+    assert big[5].linf_max == pytest.approx(eps, abs=1e-6) and big[5].linf_max <= eps + 1e-6
 
 
 def test_eval_mode_context_restores_on_error():

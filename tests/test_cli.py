@@ -24,11 +24,29 @@ def test_train_then_measure(tmp_path, run_cli):
     code, out, err = run_cli("measure", run, "--device", "cpu")
     assert code == 0, err
     table = pd.read_parquet(run / "selectivity.parquet")
-    assert list(table.columns) == ["layer", "unit", "si", "preferred_class", "silent"]
+    assert list(table.columns) == [
+        "layer",
+        "unit",
+        "si",
+        "preferred_class",
+        "silent",
+        "split",
+        "samples",
+    ]
     assert (table.loc[table["silent"], "si"] == 0).all()
     assert table["layer"].unique().tolist() == ["relu1", "relu2", "relu3"]
     assert table["si"].between(0, 1).all() and table["preferred_class"].between(0, 9).all()
+    assert (table["split"] == "test").all() and (table["samples"] == 359).all()
     assert "mu_SI" in out and "relu2" in out
+    assert "over live units" in out and "silent fraction" in out
+    # Another split goes to its own file: the test table stays as it was.
+    before = (run / "selectivity.parquet").read_bytes()
+    code, out, err = run_cli("measure", run, "--split", "val", "--device", "cpu")
+    assert code == 0, err
+    assert (run / "selectivity.parquet").read_bytes() == before
+    val = pd.read_parquet(run / "selectivity-val.parquet")
+    assert (val["split"] == "val").all() and len(val) == len(table)
+    assert "selectivity-val.parquet" in out and "(val, " in out
 
 
 def test_user_errors_are_one_line_with_exit_code_2(tmp_path, run_cli):

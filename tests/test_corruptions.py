@@ -132,6 +132,18 @@ def test_malformed_images_raise_value_error(images):
         corrupt(images, "contrast", 1)
 
 
+@pytest.mark.parametrize("scale, shift", [(255.0, 0.0), (1.0, -0.5), (1.0, 0.01)])
+def test_images_outside_the_unit_range_are_refused_as_the_attacks_refuse_them(scale, shift):
+    from selectivity.attacks import FGSM
+
+    images = torch.linspace(0, 1, 2 * 3 * 8 * 8).view(2, 3, 8, 8) * scale + shift
+    with pytest.raises(ValueError, match=r"must lie in \[0, 1\]"):
+        corrupt(images, "contrast", 1)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(192, 2))
+    with pytest.raises(ValueError, match=r"must lie in \[0, 1\]"):
+        FGSM(1 / 255)(model, images, torch.zeros(2, dtype=torch.long))
+
+
 # ------------------------------------------------------------------------------------------------
 # Deterministic corruptions against the published formulas
 # ------------------------------------------------------------------------------------------------

@@ -829,3 +829,47 @@ def test_image_folder_errors(tmp_path):
     (tmp_path / "one" / "only").mkdir(parents=True)
     with pytest.raises(DataError, match="1 class folder"):
         load_dataset("folder", str(tmp_path / "one"))
+
+
+def test_float_images_in_unit_range_give_the_numbers_of_their_uint8_originals():
+    from selectivity import create_model
+    from selectivity.measure import measure_selectivity
+
+    rng = np.random.default_rng(0)
+    raw = rng.integers(0, 256, size=(40, 8, 8, 3), dtype=np.uint8)
+    labels = torch.from_numpy(rng.integers(0, 4, size=40))
+    as_uint8 = ImageSet(raw, labels)
+    as_float = ImageSet(raw.astype(np.float32) / 255, labels)  # once scaled 255x too dark
+    as_tensor = ImageSet(torch.from_numpy(raw).permute(0, 3, 1, 2).contiguous(), labels)
+    x, _ = as_uint8.batch(slice(0, 40))
+    assert torch.allclose(as_float.batch(slice(0, 40))[0], x, atol=1e-6)
+    assert torch.equal(as_tensor.batch(slice(0, 40))[0], x)
+    torch.manual_seed(0)
+    model = create_model("digitsnet", 4, in_channels=3)
+    first = measure_selectivity(model, as_uint8, 4)
+    second = measure_selectivity(model, as_float, 4)
+    assert second.accuracy == first.accuracy
+    assert second.network == pytest.approx(first.network, abs=1e-5)
+
+
+@pytest.mark.parametrize(
+    "images, message",
+    [
+        (np.full((4, 8, 8, 3), 200.0), r"must lie in \[0, 1\].*0\.\.255 values"),
+        (np.full((4, 8, 8, 3), -0.5, np.float32), r"must lie in \[0, 1\]"),
+        (np.full((4, 8, 8, 3), np.nan, np.float32), r"must lie in \[0, 1\]"),
+        (np.zeros((4, 8, 8, 3), np.int64), "uint8 .* or floating point"),
+        (np.zeros((4, 3, 8, 8), np.uint8), r"looks like \(N, C, H, W\)"),
+        (torch.zeros(4, 8, 8, 3), r"looks like \(N, H, W, C\)"),
+        (torch.zeros(4, 8, 8), r"must be \(N, C, H, W\)"),
+        ([[0.0]], "numpy array .* or a tensor"),
+    ],
+)
+def test_images_that_would_give_wrong_numbers_are_refused(images, message):
+    with pytest.raises(DataError, match=message):
+        ImageSet(images, torch.zeros(4, dtype=torch.long))
+
+
+def test_labels_must_match_the_images():
+    with pytest.raises(DataError, match="4 images but 3 labels"):
+        ImageSet(np.zeros((4, 8, 8, 3), np.uint8), torch.zeros(3, dtype=torch.long))

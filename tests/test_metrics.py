@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from selectivity import (
+    NegativeActivationError,
     SelectivityAccumulator,
     class_selectivity,
     network_selectivity,
@@ -145,3 +146,57 @@ def test_pca_dimensionality_counts_components_for_the_share():
     assert pca_dimensionality(data, 0.85) == pytest.approx(2 / 3)
     assert pca_dimensionality(data, 0.95) == pytest.approx(1.0)
     assert pca_dimensionality(torch.ones(5, 3)) == 0.0
+
+
+def test_signed_activations_are_refused_naming_the_layer():
+    labels = torch.tensor([0, 1, 0, 1])
+    # Class means 1 and -0.9: the formula would give (1 + 0.9) / (1 - 0.9) = 19.
+    signed = torch.tensor([[2.0], [-1.8], [0.0], [0.0]])
+    with pytest.raises(NegativeActivationError, match="'conv1' has negative values"):
+        class_selectivity(signed, labels, 2, layer="conv1")
+    with pytest.raises(NegativeActivationError, match="non-negative"):
+        class_selectivity(signed.view(4, 1, 1, 1).expand(4, 1, 2, 2), labels, 2)
+    acc = SelectivityAccumulator(2)
+    acc.update({"relu1": signed.abs()}, labels)
+    with pytest.raises(NegativeActivationError, match="'tanh'"):
+        acc.update({"relu1": signed.abs(), "tanh": signed}, labels)
+
+
+def test_measure_refuses_a_gelu_site_and_names_it():
+    from selectivity.data import ImageSet
+    from selectivity.measure import measure_selectivity
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Flatten(), torch.nn.Linear(12, 8), torch.nn.GELU(), torch.nn.Linear(8, 3)
+    )
+    images = ImageSet(torch.rand(30, 3, 2, 2), torch.arange(30) % 3)
+    with pytest.raises(NegativeActivationError, match="layer '2'"):
+        measure_selectivity(model, images, 3, layers=["2"])
+
+
+def test_live_selectivity_and_silent_fraction_by_hand():
+    from selectivity.measure import SelectivityResult
+
+    acc = SelectivityAccumulator(2)
+    labels = torch.tensor([0, 0, 1, 1])
+    # Layer a: unit 0 fires for class 0 only (SI 1), unit 1 never fires. Layer b: one flat unit.
+    a = torch.tensor([[2.0, 0.0], [2.0, 0.0], [0.0, 0.0], [0.0, 0.0]])
+    b = torch.ones(4, 1)
+    acc.update({"a": a, "b": b}, labels)
+    result = SelectivityResult(
+        acc.selectivity(), acc.preferred_class(), 1.0, acc.silent(), samples=4
+    )
+    assert result.layer_means() == pytest.approx({"a": 0.5, "b": 0.0})
+    assert result.layer_live_means() == pytest.approx({"a": 1.0, "b": 0.0})
+    assert result.layer_silent_fractions() == {"a": 0.5, "b": 0.0}
+    assert result.network == pytest.approx(0.25)  # the papers' mu_SI: silent units count as 0
+    assert result.network_live == pytest.approx(0.5)
+    assert result.silent_fraction == pytest.approx(0.25)
+    dead = SelectivityAccumulator(2)
+    dead.update({"a": torch.zeros(4, 2), "b": b}, labels)
+    everything_silent = SelectivityResult(
+        dead.selectivity(), dead.preferred_class(), 1.0, dead.silent()
+    )
+    assert math.isnan(everything_silent.layer_live_means()["a"])
+    assert everything_silent.network_live == pytest.approx(0.0)  # layer b only

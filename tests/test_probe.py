@@ -2,7 +2,12 @@ import pytest
 import torch
 from torch import nn
 
-from selectivity import ActivationProbe, EmptyCaptureError, create_model
+from selectivity import (
+    ActivationProbe,
+    EmptyCaptureError,
+    SkippedActivationsWarning,
+    create_model,
+)
 from selectivity.metrics import unit_activations
 
 
@@ -87,3 +92,19 @@ def test_kept_graph_lets_gradients_flow():
         total = sum(v.sum() for v in probe.activations.values())
     total.backward()
     assert model.conv1.weight.grad is not None
+
+
+def test_non_relu_activations_are_named_not_silently_skipped():
+    gelu_net = nn.Sequential(nn.Linear(3, 4), nn.GELU(), nn.Linear(4, 2))
+    with pytest.raises(EmptyCaptureError, match=r"skipped 1 \(GELU\)"):
+        ActivationProbe(gelu_net)
+    mixed = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 4), nn.Tanh(), nn.Linear(4, 2))
+    with pytest.warns(SkippedActivationsWarning, match=r"3 \(Tanh\)"):
+        probe = ActivationProbe(mixed)
+    assert probe.layers == ["1"] and probe.skipped == ["3 (Tanh)"]
+    # Told which types are units, the probe takes them; explicit layers are taken as given.
+    relu6 = nn.Sequential(nn.Linear(3, 4), nn.ReLU6(), nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 2))
+    with ActivationProbe(relu6, unit_types=(nn.ReLU, nn.ReLU6)) as probe:
+        relu6(torch.randn(5, 3))
+    assert list(probe.activations) == ["1", "3"] and probe.skipped == []
+    assert ActivationProbe(mixed, layers=["3"]).skipped == []

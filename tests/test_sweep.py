@@ -10,6 +10,8 @@ import pandas as pd
 import pytest
 
 from selectivity.config import ConfigError
+from selectivity.schema import COLUMNS as SCHEMA_COLUMNS
+from selectivity.schema import TRIAL
 from selectivity.sweep import SweepError, run_sweep
 
 TINY = {
@@ -32,7 +34,7 @@ TINY = {
     "gradient_max_units": 2,
     "workers": 1,
 }
-COLUMNS = ["alpha", "seed", "metric", "layer", "corruption", "severity", "eps", "steps", "value"]
+COLUMNS = [*TRIAL, *SCHEMA_COLUMNS]
 
 
 def test_grid_gathers_one_tidy_table_and_records_failures(tmp_path):
@@ -48,6 +50,10 @@ def test_grid_gathers_one_tidy_table_and_records_failures(tmp_path):
     results = pd.read_parquet(tmp_path / "s" / "results.parquet")
     assert list(results.columns) == COLUMNS
     assert sorted(results["alpha"].unique()) == [-1.0, 0.0]
+    # The settings travel with every gathered row.
+    pgd = results[results["metric"] == "pgd_accuracy"]
+    assert (pgd["step_size"] == 2 / 255).all() and (pgd["samples"] == 80).all()
+    assert (results.loc[results["metric"] == "test_accuracy", "split"] == "test").all()
     assert (tmp_path / "s" / "corruptions" / "brightness.npy").exists()
     assert not (
         tmp_path / "s" / "alpha=0" / "seed=0" / "corruptions"
@@ -80,7 +86,14 @@ def test_a_folder_belongs_to_one_sweep(tmp_path):
     )
     # Without evaluation, the clean part still lands in the results table.
     results = pd.read_parquet(tmp_path / "s" / "results.parquet")
-    assert set(results["metric"]) == {"test_accuracy", "val_accuracy", "selectivity"}
+    assert set(results["metric"]) == {
+        "test_accuracy",
+        "val_accuracy",
+        "chance_accuracy",
+        "selectivity",
+        "selectivity_live",
+        "silent_fraction",
+    }
     with pytest.raises(SweepError, match="different keys"):
         run_sweep(
             tmp_path / "s",

@@ -14,11 +14,15 @@ _EXPORTS = {
     "class_selectivity": "selectivity.metrics",
     "network_selectivity": "selectivity.metrics",
     "SelectivityAccumulator": "selectivity.metrics",
+    "NegativeActivationError": "selectivity.metrics",
     "pca_dimensionality": "selectivity.metrics",
     "create_model": "selectivity.models",
     "list_models": "selectivity.models",
     "ActivationProbe": "selectivity.probe",
     "EmptyCaptureError": "selectivity.probe",
+    "SkippedActivationsWarning": "selectivity.probe",
+    "SelectivityRegularizer": "selectivity.regularizer",
+    "batch_network_selectivity": "selectivity.regularizer",
 }
 
 __all__ = sorted(_EXPORTS)  # noqa: PLE0605 - the lazy exports are the public names

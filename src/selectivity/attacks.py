@@ -30,9 +30,11 @@ from selectivity.models import eval_mode
 __all__ = [
     "FGSM",
     "PGD",
+    "StepScore",
     "accuracy_over_steps",
     "accuracy_under_attack",
     "input_gradient",
+    "pgd_over_steps",
 ]
 
 
@@ -200,7 +202,17 @@ def accuracy_under_attack(
     return correct / len(images)
 
 
-def accuracy_over_steps(
+@dataclass(frozen=True)
+class StepScore:
+    """PGD-k on a set of images: accuracy, and the L-infinity distance from the clean images
+    that the attack actually reached ([0, 1] pixel units; mean and max over the images)."""
+
+    accuracy: float
+    linf_mean: float
+    linf_max: float
+
+
+def pgd_over_steps(
     model: nn.Module,
     images: ImageSet,
     attack: PGD,
@@ -208,20 +220,23 @@ def accuracy_over_steps(
     batch_size: int = 256,
     device: torch.device | str = "cpu",
     generator: torch.Generator | None = None,
-) -> dict[int, float]:
-    """Accuracy under PGD-k for every k in `steps`, from one run of PGD-max(steps).
+) -> dict[int, StepScore]:
+    """Accuracy and reached L-inf distance under PGD-k for every k in `steps`, from one run.
 
     PGD-k is the k-th iterate of PGD-K (same eps, step size and start), so one run scores all
     step counts at the cost of the largest: steps (1, 2, 5, 10) cost 10 steps, not 18. A k of 0
-    scores the clean images. `attack.steps` is ignored. Returns {k: accuracy}.
+    scores the clean images (distance 0). `attack.steps` is ignored. The distance shows whether
+    the eps-ball binds: k steps of size s reach at most k * s.
     """
     wanted = sorted({int(k) for k in steps})
     if not wanted or wanted[0] < 0:
         raise ValueError(f"steps must be a non-empty list of ints >= 0, got {list(steps)}")
     if len(images) == 0:
-        raise ValueError("accuracy_over_steps needs at least one image")
+        raise ValueError("pgd_over_steps needs at least one image")
     run = PGD(attack.eps, attack.step_size, wanted[-1], attack.random_start)
     correct = dict.fromkeys(wanted, 0)
+    distance_sum = dict.fromkeys(wanted, 0.0)
+    distance_max = dict.fromkeys(wanted, 0.0)
     with eval_mode(model):
         for x, y in images.batches(batch_size, device):
             if 0 in correct:
@@ -233,4 +248,25 @@ def accuracy_over_steps(
                 x_adv = next(iterates, x_adv)
                 if k in correct:
                     correct[k] += _correct(model, x_adv, y)
-    return {k: correct[k] / len(images) for k in wanted}
+                    reached = (x_adv - x).abs().flatten(1).amax(dim=1)
+                    distance_sum[k] += float(reached.sum())
+                    distance_max[k] = max(distance_max[k], float(reached.max()))
+    n = len(images)
+    return {k: StepScore(correct[k] / n, distance_sum[k] / n, distance_max[k]) for k in wanted}
+
+
+def accuracy_over_steps(
+    model: nn.Module,
+    images: ImageSet,
+    attack: PGD,
+    steps: Sequence[int],
+    batch_size: int = 256,
+    device: torch.device | str = "cpu",
+    generator: torch.Generator | None = None,
+) -> dict[int, float]:
+    """Accuracy under PGD-k for every k in `steps`, from one run of PGD-max(steps).
+
+    The accuracies of `pgd_over_steps`. Returns {k: accuracy}.
+    """
+    scores = pgd_over_steps(model, images, attack, steps, batch_size, device, generator)
+    return {k: score.accuracy for k, score in scores.items()}

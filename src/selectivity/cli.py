@@ -49,12 +49,14 @@ class UserError(Exception):
 
 def _user_errors() -> tuple[type[BaseException], ...]:
     from selectivity.data import DataError
+    from selectivity.metrics import NegativeActivationError
     from selectivity.runs import RunError
     from selectivity.train import TrainingDiverged
 
     errors: list[type[BaseException]] = [
         cfg.ConfigError,
         DataError,
+        NegativeActivationError,
         RunError,
         TrainingDiverged,
         UserError,
@@ -100,7 +102,8 @@ def measure(
     set_: SetOption = None,
     device: DeviceOption = None,
 ) -> None:
-    """Class selectivity of every unit: writes RUN_DIR/selectivity.parquet and prints mu_SI."""
+    """Class selectivity of every unit: writes RUN_DIR/selectivity.parquet (test split;
+    selectivity-val.parquet, selectivity-train.parquet for the others) and prints mu_SI."""
     import pandas as pd
 
     from selectivity.data import load_dataset
@@ -117,9 +120,10 @@ def measure(
     target = resolve_device(config.device)
     _, model, _ = load_model(run_dir, checkpoint, target)
     data = load_dataset(config.dataset, config.data_dir, config.seed, config.image_size)
+    images = getattr(data, split)
     result = measure_selectivity(
         model,
-        getattr(data, split),
+        images,
         data.num_classes,
         config.selectivity_layers,
         config.eval_batch_size,
@@ -132,6 +136,8 @@ def measure(
             "si": float(si),
             "preferred_class": int(cls),
             "silent": bool(silent),
+            "split": split,
+            "samples": len(images),
         }
         for layer, values in result.per_layer.items()
         for unit, (si, cls, silent) in enumerate(
@@ -143,18 +149,27 @@ def measure(
             )
         )
     ]
-    with atomic_path(Path(run_dir) / "selectivity.parquet") as temporary:
+    # One file per split, so measuring val never replaces the test table the papers report.
+    path = Path(run_dir) / (
+        "selectivity.parquet" if split == "test" else f"selectivity-{split}.parquet"
+    )
+    with atomic_path(path) as temporary:
         pd.DataFrame(rows).to_parquet(temporary, index=False)
-    # Silent units score 0 by definition, so a layer's mean SI falls as units die: show both.
-    typer.echo(f"{'layer':<24} {'units':>6} {'silent':>6} {'mean SI':>8}")
+    # Silent units score 0 by definition, so a layer's mean SI falls as units die: show the mean
+    # over live units and the silent count beside it.
+    live = result.layer_live_means()
+    typer.echo(f"{'layer':<24} {'units':>6} {'silent':>6} {'mean SI':>8} {'live SI':>8}")
     for layer, mean in result.layer_means().items():
         typer.echo(
-            f"{layer:<24} {result.per_layer[layer].numel():>6} {int(result.silent[layer].sum()):>6} {mean:>8.4f}"
+            f"{layer:<24} {result.per_layer[layer].numel():>6} "
+            f"{int(result.silent[layer].sum()):>6} {mean:>8.4f} {live[layer]:>8.4f}"
         )
     typer.echo(
-        f"mu_SI ({split}, {len(getattr(data, split))} images): {result.network:.4f}   accuracy: {result.accuracy:.4f}"
+        f"mu_SI ({split}, {len(images)} images): {result.network:.4f}   "
+        f"over live units: {result.network_live:.4f}   "
+        f"silent fraction: {result.silent_fraction:.4f}   accuracy: {result.accuracy:.4f}"
     )
-    typer.echo(f"wrote {Path(run_dir) / 'selectivity.parquet'}")
+    typer.echo(f"wrote {path}")
 
 
 @app.command()

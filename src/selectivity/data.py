@@ -66,12 +66,63 @@ class DataError(ValueError):
 class ImageSet:
     """Images and labels.
 
-    images: uint8 (N, H, W, C) (numpy, possibly memory-mapped: read batch by batch) or a float
-        tensor (N, C, H, W) in [0, 1]. labels: int64 (N,).
+    images: a numpy array (N, H, W, C) (possibly memory-mapped: read batch by batch) or a tensor
+        (N, C, H, W), C = 1 or 3; uint8 (0..255, scaled to [0, 1] here) or floating point
+        already in [0, 1] (taken as is). labels: int64 (N,).
+    Anything else raises DataError at construction: float values outside [0, 1] (0..255 floats
+    would otherwise be read as 255x too bright, and [0, 1] floats scaled again 255x too dark),
+    other dtypes, or a channel axis that does not fit the layout (NCHW given as numpy, NHWC as a
+    tensor).
     """
 
     images: np.ndarray | Tensor
     labels: Tensor
+
+    def __post_init__(self) -> None:
+        images = self.images
+        if isinstance(images, Tensor):
+            layout, axis, other, flipped = "a tensor", 1, 3, "(N, H, W, C)"
+            floating, integral = images.is_floating_point(), images.dtype == torch.uint8
+            wanted = "(N, C, H, W)"
+        elif isinstance(images, np.ndarray):
+            layout, axis, other, flipped = "a numpy array", 3, 1, "(N, C, H, W)"
+            floating = np.issubdtype(images.dtype, np.floating)
+            integral = images.dtype == np.uint8
+            wanted = "(N, H, W, C)"
+        else:
+            raise DataError(
+                f"ImageSet images must be a numpy array (N, H, W, C) or a tensor (N, C, H, W), "
+                f"got {type(images).__name__}"
+            )
+        shape = tuple(images.shape)
+        if len(shape) != 4:
+            raise DataError(f"ImageSet images as {layout} must be {wanted}, got shape {shape}")
+        if shape[axis] not in (1, 3):
+            hint = (
+                f"; it looks like {flipped}: transpose it to {wanted}"
+                if shape[other] in (1, 3)
+                else ""
+            )
+            raise DataError(
+                f"ImageSet images as {layout} must be {wanted} with C = 1 or 3, "
+                f"got shape {shape}{hint}"
+            )
+        if not (floating or integral):
+            raise DataError(
+                f"ImageSet images must be uint8 (0..255) or floating point in [0, 1], "
+                f"got dtype {images.dtype}"
+            )
+        count = images.size if isinstance(images, np.ndarray) else images.numel()
+        if floating and count:
+            low, high = float(images.min()), float(images.max())
+            if not (low >= 0.0 and high <= 1.0):
+                scale = " (0..255 values? divide by 255 or pass uint8)" if high > 1 else ""
+                raise DataError(
+                    f"ImageSet float images must lie in [0, 1], got range [{low:.4g}, {high:.4g}]"
+                    f"{scale}"
+                )
+        if len(self.labels) != shape[0]:
+            raise DataError(f"ImageSet has {shape[0]} images but {len(self.labels)} labels")
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
@@ -92,6 +143,8 @@ class ImageSet:
             indices = indices.cpu().numpy()
         if isinstance(self.images, Tensor):
             x = self.images[torch.as_tensor(indices) if not isinstance(indices, slice) else indices]
+            if x.dtype == torch.uint8:
+                x = x.to(device).float().div_(255)
         else:
             if not isinstance(indices, slice):
                 indices = np.asarray(indices)
@@ -101,7 +154,9 @@ class ImageSet:
                 # rows are copied (cheap next to the float conversion below).
                 rows = np.array(rows)
             # uint8 travels to the device and is converted there: 4x less to copy.
-            x = torch.from_numpy(rows).to(device).permute(0, 3, 1, 2).float().div_(255)
+            x = torch.from_numpy(rows).to(device).permute(0, 3, 1, 2).float()
+            if rows.dtype == np.uint8:
+                x = x.div_(255)
         y = self.labels[indices if isinstance(indices, slice) else torch.as_tensor(indices)]
         return x.to(device), y.to(device)
 

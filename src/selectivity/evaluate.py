@@ -1,12 +1,13 @@
 """Everything the papers measure about one trained network, as one tidy table.
 
-    evaluate(run_dir, EvalConfig) -> DataFrame (metric, layer, corruption, severity, eps, steps, value)
+    evaluate(run_dir, EvalConfig) -> DataFrame with the columns of `selectivity.schema`
 
 The work is split into parts (clean, each corruption, fgsm, pgd, jacobian, gradients,
 dimensionality). Each finished part is written to `RUN_DIR/evaluation/<part>.parquet`, so an
 interrupted evaluation resumes at the first unfinished part; `RUN_DIR/evaluation.parquet` is
 assembled from the parts at the end. Parts are keyed by the evaluation config: changing it
-starts afresh. Metric names and keys: docs/results.md.
+starts afresh. Every row says what produced it (split, samples, attack step size). Metric names
+and keys: `selectivity.schema` and docs/results.md.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from selectivity import attacks, corruptions, stability
+from selectivity import attacks, corruptions, schema, stability
 from selectivity.config import EvalConfig, build, suite_defaults, to_dict
 from selectivity.data import DataError, DataSplits, load_dataset, open_corrupted
 from selectivity.data import available_corruptions as published_corruptions
@@ -36,9 +37,10 @@ from selectivity.models import eval_mode
 from selectivity.probe import ActivationProbe
 from selectivity.runs import load_model, resolve_device
 
-__all__ = ["COLUMNS", "eval_config", "evaluate", "summarise_evaluation"]
+__all__ = ["eval_config", "evaluate", "summarise_evaluation"]
 
-COLUMNS = ["metric", "layer", "corruption", "severity", "eps", "steps", "value"]
+# Bumped when the rows of a part change, so that parts written by an older version are redone.
+_TABLE_VERSION = 2
 
 
 def eval_config(suite: str = "full", *overrides: dict[str, Any]) -> EvalConfig:
@@ -46,45 +48,26 @@ def eval_config(suite: str = "full", *overrides: dict[str, Any]) -> EvalConfig:
     return build(EvalConfig, suite_defaults(suite), *overrides)
 
 
-def _row(
-    metric: str,
-    value: float,
-    layer: str | None = None,
-    corruption: str | None = None,
-    severity: int | None = None,
-    eps: float | None = None,
-    steps: int | None = None,
-) -> dict[str, Any]:
-    return {
-        "metric": metric,
-        "layer": layer,
-        "corruption": corruption,
-        "severity": severity,
-        "eps": eps,
-        "steps": steps,
-        "value": float(value),
-    }
+def _row(metric: str, value: float, **keys: Any) -> dict[str, Any]:
+    """One row: `keys` are schema.KEYS and schema.SETTINGS (absent ones become null)."""
+    unknown = set(keys) - set(schema.KEYS) - set(schema.SETTINGS)
+    assert not unknown, unknown
+    return {"metric": metric, "value": float(value), **keys}
 
 
-def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
-    frame = pd.DataFrame(rows, columns=COLUMNS)
-    # Nullable dtypes, so a column stays typed in Parquet even when every value is missing.
-    return frame.astype(
-        {
-            "metric": "string",
-            "layer": "string",
-            "corruption": "string",
-            "severity": "Int64",
-            "eps": "Float64",
-            "steps": "Int64",
-            "value": "float64",
-        }
-    )
+def _pgd(config: EvalConfig, steps: int) -> tuple[attacks.PGD, float]:
+    """(the PGD attack of a run of `steps` steps, its step size in [0, 1] pixel units)."""
+    step = config.pgd_step(steps)
+    # A step of 0 (auto with eps or steps 0) leaves the attack the identity; PGD needs a
+    # positive step to be built, and with eps = 0 or no steps it never takes one.
+    return attacks.PGD(config.pgd_eps, step if step > 0 else 1.0, steps), step
 
 
-def _sample_indices(count: int, limit: int | None) -> np.ndarray:
-    """A fixed subset (same for every run, so trials are compared on the same images)."""
-    if limit is None or limit >= count:
+def _sample_indices(count: int, limit: int | str | None) -> np.ndarray:
+    """A fixed subset (same for every run, so trials are compared on the same images).
+
+    limit: a count, or None / "all" for every index."""
+    if limit is None or limit == "all" or limit >= count:
         return np.arange(count)
     return np.sort(np.random.default_rng(0).permutation(count)[:limit])
 
@@ -147,7 +130,7 @@ class _Parts:
         path = self.path(name)
         if path.exists():
             return pd.read_parquet(path)
-        frame = _frame(compute())
+        frame = schema.frame(compute())
         with atomic_path(path) as temporary:
             frame.to_parquet(temporary, index=False)
         return frame
@@ -197,8 +180,9 @@ def evaluate(
 ) -> pd.DataFrame:
     """Evaluate the best checkpoint of a run; write and return RUN_DIR/evaluation.parquet.
 
-    clean_only: only the clean part (test and validation accuracy, selectivity per layer), for
-    sweeps that study selectivity and accuracy without robustness.
+    clean_only: only the clean part (test and validation accuracy, chance, selectivity with its
+    live mean and silent fraction), for sweeps that study selectivity and accuracy without
+    robustness.
     """
     run_dir = Path(run_dir)
     train_config, model, checkpoint = load_model(run_dir, "best", "cpu")
@@ -211,22 +195,43 @@ def evaluate(
     batch = train_config.eval_batch_size
     test = data.test.subset(_sample_indices(len(data.test), config.max_samples))
     analysis = data.test.subset(_sample_indices(len(data.test), config.analysis_samples))
+    on_test = {"split": "test", "samples": len(test)}
+    on_analysis = {"split": "test", "samples": len(analysis)}
     generator = lambda: torch.Generator().manual_seed(train_config.seed)  # noqa: E731 - a fresh, equal stream per part
-    parts = _Parts(run_dir, {"eval": to_dict(config), "checkpoint_epoch": checkpoint.get("epoch")})
+    parts = _Parts(
+        run_dir,
+        {
+            "eval": to_dict(config),
+            "checkpoint_epoch": checkpoint.get("epoch"),
+            "table": _TABLE_VERSION,
+        },
+    )
     frames: list[pd.DataFrame] = []
     notes: list[str] = []
 
     def clean() -> list[dict[str, Any]]:
         # Selectivity over the whole clean test set, as in the papers; accuracy from the same pass.
         result = measure_selectivity(model, data.test, data.num_classes, layers, batch, device_)
+        whole = {"split": "test", "samples": len(data.test)}
         rows = [
-            _row("test_accuracy", result.accuracy),
-            _row("val_accuracy", checkpoint.get("val_accuracy", math.nan)),
-            _row("selectivity", result.network),
+            _row("test_accuracy", result.accuracy, **whole),
+            _row(
+                "val_accuracy",
+                checkpoint.get("val_accuracy", math.nan),
+                split="val",
+                samples=len(data.val),
+            ),
+            _row("chance_accuracy", 1 / data.num_classes),
+            _row("selectivity", result.network, **whole),
+            _row("selectivity_live", result.network_live, **whole),
+            _row("silent_fraction", result.silent_fraction, **whole),
         ]
-        rows += [
-            _row("selectivity", mean, layer=name) for name, mean in result.layer_means().items()
-        ]
+        for metric, values in (
+            ("selectivity", result.layer_means()),
+            ("selectivity_live", result.layer_live_means()),
+            ("silent_fraction", result.layer_silent_fractions()),
+        ):
+            rows += [_row(metric, value, layer=name, **whole) for name, value in values.items()]
         return rows
 
     frames.append(parts.get("clean", clean))
@@ -255,6 +260,8 @@ def evaluate(
                         accuracy(model, subset, batch, device_),
                         corruption=name,
                         severity=severity,
+                        split="test",
+                        samples=len(subset),
                     )
                 )
             return rows
@@ -267,6 +274,8 @@ def evaluate(
                 "fgsm_accuracy",
                 attacks.accuracy_under_attack(model, test, attacks.FGSM(eps), batch, device_),
                 eps=eps,
+                step_size=eps,  # FGSM's one step is eps
+                **on_test,
             )
             for eps in tqdm(config.fgsm_eps, desc="fgsm", disable=not progress, leave=False)
         ]
@@ -274,12 +283,17 @@ def evaluate(
     frames.append(parts.get("fgsm", fgsm))
 
     def pgd() -> list[dict[str, Any]]:
-        attack = attacks.PGD(config.pgd_eps, config.pgd_step_size, max(config.pgd_steps))
-        scores = attacks.accuracy_over_steps(model, test, attack, config.pgd_steps, batch, device_)
-        return [
-            _row("pgd_accuracy", value, eps=config.pgd_eps, steps=steps)
-            for steps, value in scores.items()
-        ]
+        attack, step = _pgd(config, max(config.pgd_steps))
+        scores = attacks.pgd_over_steps(model, test, attack, config.pgd_steps, batch, device_)
+        keys = {"eps": config.pgd_eps, "step_size": step, **on_test}
+        rows = []
+        for steps, score in scores.items():
+            rows += [
+                _row("pgd_accuracy", score.accuracy, steps=steps, **keys),
+                _row("pgd_linf_mean", score.linf_mean, steps=steps, **keys),
+                _row("pgd_linf_max", score.linf_max, steps=steps, **keys),
+            ]
+        return rows
 
     frames.append(parts.get("pgd", pgd))
 
@@ -287,7 +301,7 @@ def evaluate(
         value = stability.dataset_jacobian_norm(
             model, analysis, min(batch, 256), device_, config.jacobian_projections, generator()
         )
-        return [_row("jacobian_norm", value)]
+        return [_row("jacobian_norm", value, **on_analysis)]
 
     frames.append(parts.get("jacobian", jacobian))
 
@@ -300,8 +314,8 @@ def evaluate(
         rows = []
         for name, (across_samples, across_units) in variability.items():
             rows += [
-                _row("gradient_variability_samples", across_samples, layer=name),
-                _row("gradient_variability_units", across_units, layer=name),
+                _row("gradient_variability_samples", across_samples, layer=name, **on_analysis),
+                _row("gradient_variability_units", across_units, layer=name, **on_analysis),
             ]
         return rows
 
@@ -311,10 +325,19 @@ def evaluate(
         x, y = analysis.batch(slice(0, len(analysis)), device_)
         variance = config.dimensionality_variance
         clean_acts = _layer_activations(model, x, layers, batch)
-        rows = [
-            _row("dimensionality", pca_dimensionality(acts, variance), layer=name)
-            for name, acts in clean_acts.items()
-        ]
+
+        def measured(metric: str, matrices: dict[str, Tensor], **keys: Any) -> list[dict]:
+            # Each value with the largest one N samples can show for that layer beside it.
+            rows = []
+            for k, matrix in matrices.items():
+                n, d = matrix.shape
+                rows += [
+                    _row(metric, pca_dimensionality(matrix, variance), layer=k, **keys),
+                    _row("dimensionality_cap", dimensionality_cap(n, d), layer=k, **keys),
+                ]
+            return rows
+
+        rows = measured("dimensionality", clean_acts, **on_analysis)
         name, severity = (
             _dimensionality_corruption(config, train_config.dataset),
             config.dimensionality_severity,
@@ -323,46 +346,51 @@ def evaluate(
             x.cpu(), name, severity, generator(), table=config.corruption_table
         ).to(device_)
         changed = _layer_activations(model, corrupted, layers, batch)
-        rows += [
-            _row(
-                "dimensionality_corruption",
-                pca_dimensionality(clean_acts[k] - changed[k], variance),
-                layer=k,
-                corruption=name,
-                severity=severity,
-            )
-            for k in clean_acts
-        ]
+        rows += measured(
+            "dimensionality_corruption",
+            {k: clean_acts[k] - changed[k] for k in clean_acts},
+            corruption=name,
+            severity=severity,
+            **on_analysis,
+        )
         del changed
-        pgd = attacks.PGD(config.pgd_eps, config.pgd_step_size, config.dimensionality_pgd_steps)
+        attack, step = _pgd(config, config.dimensionality_pgd_steps)
         adversarial = _layer_activations(
             model,
             x,
             layers,
             batch,
-            transform=lambda xb, start: pgd(model, xb, y[start : start + xb.shape[0]]),
+            transform=lambda xb, start: attack(model, xb, y[start : start + xb.shape[0]]),
         )
-        rows += [
-            _row(
-                "dimensionality_adversarial",
-                pca_dimensionality(clean_acts[k] - adversarial[k], variance),
-                layer=k,
-                eps=config.pgd_eps,
-                steps=config.dimensionality_pgd_steps,
-            )
-            for k in clean_acts
-        ]
+        rows += measured(
+            "dimensionality_adversarial",
+            {k: clean_acts[k] - adversarial[k] for k in clean_acts},
+            eps=config.pgd_eps,
+            steps=config.dimensionality_pgd_steps,
+            step_size=step,
+            **on_analysis,
+        )
         return rows
 
     frames.append(parts.get("dimensionality", dimensionality))
 
-    # Corrupted accuracy is measured on the `max_samples` subset: normalise by clean accuracy on
-    # the same images, not on the whole test set.
-    clean_on_subset = (
-        accuracy(model, test, batch, device_) if names and len(test) < len(data.test) else None
+    # Corrupted and attacked accuracy are measured on the `max_samples` subset: normalise by
+    # clean accuracy on the same images, not on the whole test set.
+    clean_on_subset = accuracy(model, test, batch, device_) if len(test) < len(data.test) else None
+    frames.append(
+        schema.frame(_derived_rows(pd.concat(frames, ignore_index=True), clean_on_subset))
     )
-    frames.append(_frame(_derived_rows(pd.concat(frames, ignore_index=True), clean_on_subset)))
     return _write_table(run_dir, frames, notes)
+
+
+def dimensionality_cap(samples: int, dims: int) -> float:
+    """min(N - 1, D) / D: the largest PCA dimensionality N centred samples of D dims can show.
+
+    N centred rows span at most N - 1 directions, so with N - 1 < D the measure cannot exceed
+    (N - 1) / D whatever the representation; a value near the cap says N bounds it, not the
+    network.
+    """
+    return min(samples - 1, dims) / dims
 
 
 def _write_table(run_dir: Path, frames: list[pd.DataFrame], notes: list[str]) -> pd.DataFrame:
@@ -379,42 +407,76 @@ def _matches_test(root: Path) -> bool:
 
 
 def _derived_rows(table: pd.DataFrame, clean_accuracy: float | None = None) -> list[dict[str, Any]]:
-    """Mean corrupted accuracy and its ratio to clean accuracy (of the whole test set by default)."""
-    corrupted = table.loc[table["metric"] == "corruption_accuracy", "value"]
-    if corrupted.empty:
-        return []
+    """Mean corrupted accuracy, and corrupted, FGSM and PGD accuracy relative to clean accuracy.
+
+    clean_accuracy: on the images the attacks and corruptions ran on; None: they ran on the whole
+    test set, whose `test_accuracy` row is used. Each relative row keeps its source row's keys.
+    """
     if clean_accuracy is None:
         clean_accuracy = float(table.loc[table["metric"] == "test_accuracy", "value"].iloc[0])
-    mean = float(corrupted.mean())
-    return [
-        _row("corruption_accuracy_mean", mean),
-        _row(
-            "corruption_accuracy_relative",
-            mean / clean_accuracy if clean_accuracy > 0 else math.nan,
-        ),
-    ]
+
+    def relative(value: float) -> float:
+        return value / clean_accuracy if clean_accuracy > 0 else math.nan
+
+    def keys(row: pd.Series) -> dict[str, Any]:
+        return {k: None if pd.isna(row[k]) else row[k] for k in (*schema.KEYS, *schema.SETTINGS)}
+
+    rows = []
+    corrupted = table[table["metric"] == "corruption_accuracy"]
+    if len(corrupted):
+        mean = float(corrupted["value"].mean())
+        settings = {"split": "test", "samples": int(corrupted["samples"].max())}
+        rows += [
+            _row("corruption_accuracy_mean", mean, **settings),
+            _row("corruption_accuracy_relative", relative(mean), **settings),
+        ]
+    for attack in ("fgsm", "pgd"):
+        for _, row in table[table["metric"] == f"{attack}_accuracy"].iterrows():
+            rows.append(_row(f"{attack}_accuracy_relative", relative(row["value"]), **keys(row)))
+    return rows
+
+
+def _pixels(value: float) -> str:
+    """A distance in [0, 1] pixel units, also in grey levels: '0.0314 (8/255)'."""
+    return f"{value:.3g} ({value * 255:.3g}/255)"
 
 
 def summarise_evaluation(table: pd.DataFrame) -> list[str]:
-    """A few lines for the terminal: the headline numbers of an evaluation table."""
+    """A few lines for the terminal: the headline numbers of an evaluation table, each with the
+    settings that decide it (sample counts, attack step sizes, how far PGD actually went)."""
 
-    def value(metric: str, **keys: Any) -> float | None:
+    def rows_of(metric: str, **keys: Any) -> pd.DataFrame:
         rows = table[table["metric"] == metric]
         for key, wanted in keys.items():
             rows = rows[rows[key].isna()] if wanted is None else rows[rows[key] == wanted]
+        return rows
+
+    def value(metric: str, **keys: Any) -> float | None:
+        rows = rows_of(metric, **keys)
         return float(rows["value"].iloc[0]) if len(rows) else None
+
+    def samples(metric: str) -> str:
+        """'test, N=359' for the first row of `metric`, '' when it has no sample count."""
+        rows = rows_of(metric)
+        if not len(rows) or pd.isna(rows["samples"].iloc[0]):
+            return ""
+        return f"{rows['split'].iloc[0]}, N={int(rows['samples'].iloc[0])}"
 
     lines = []
     for label, metric in (
         ("clean accuracy", "test_accuracy"),
+        ("chance accuracy", "chance_accuracy"),
         ("selectivity mu_SI", "selectivity"),
+        ("mu_SI over live units", "selectivity_live"),
+        ("silent units (fraction)", "silent_fraction"),
         ("corrupted accuracy (mean)", "corruption_accuracy_mean"),
         ("corrupted / clean", "corruption_accuracy_relative"),
         ("Jacobian norm", "jacobian_norm"),
     ):
         found = value(metric, layer=None)
         if found is not None:
-            lines.append(f"{label:<28} {found:.4f}")
+            where = samples(metric)
+            lines.append(f"{label:<28} {found:.4f}" + (f"  ({where})" if where else ""))
     fgsm = table[table["metric"] == "fgsm_accuracy"]
     if len(fgsm):
         lines.append(
@@ -422,19 +484,39 @@ def summarise_evaluation(table: pd.DataFrame) -> list[str]:
             + "  ".join(
                 f"{e * 255:g}:{v:.3f}" for e, v in zip(fgsm["eps"], fgsm["value"], strict=True)
             )
+            + f"  (step = eps; {samples('fgsm_accuracy')})"
         )
     pgd = table[table["metric"] == "pgd_accuracy"]
     if len(pgd):
+        eps, step = float(pgd["eps"].iloc[0]), float(pgd["step_size"].iloc[0])
         lines.append(
-            f"PGD accuracy by steps (eps*255={float(pgd['eps'].iloc[0]) * 255:g})  "
+            f"PGD accuracy by steps (eps*255={eps * 255:g}, step {_pixels(step)}; "
+            f"{samples('pgd_accuracy')})  "
             + "  ".join(
                 f"{int(s)}:{v:.3f}" for s, v in zip(pgd["steps"], pgd["value"], strict=True)
             )
         )
+        reached = rows_of("pgd_linf_max")
+        if len(reached):
+            furthest = float(reached["value"].max())
+            binds = (
+                "the eps-ball binds"
+                if furthest >= eps * (1 - 1e-4)
+                else "the eps-ball never binds: the attack is weaker than its eps"
+            )
+            lines.append(f"PGD reached L-inf (max)      {_pixels(furthest)} of eps: {binds}")
     for metric in ("dimensionality", "dimensionality_corruption", "dimensionality_adversarial"):
         rows = table[table["metric"] == metric]
         if len(rows):
+            cap = rows_of("dimensionality_cap")
+            note = (
+                f" (N={int(rows['samples'].iloc[0])}: cap first {cap['value'].iloc[0]:.3f}, "
+                f"last {cap['value'].iloc[-1]:.3f})"
+                if len(cap)
+                else ""
+            )
             lines.append(
-                f"{metric:<28} first layer {rows['value'].iloc[0]:.3f}, last layer {rows['value'].iloc[-1]:.3f}"
+                f"{metric:<28} first layer {rows['value'].iloc[0]:.3f}, "
+                f"last layer {rows['value'].iloc[-1]:.3f}{note}"
             )
     return lines

@@ -6,6 +6,7 @@ ResNet50 over 10k images never holds more than one batch of activations.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -22,20 +23,54 @@ __all__ = ["SelectivityResult", "accuracy", "measure_selectivity"]
 
 @dataclass(frozen=True)
 class SelectivityResult:
-    """Per-layer selectivity of a model over a data set, with accuracy from the same pass."""
+    """Per-layer selectivity of a model over a data set, with accuracy from the same pass.
+
+    Silent units (never fired on the data) score SI 0 by the papers' definition, so `network`
+    and `layer_means` fall as units die; `network_live` and `layer_live_means` leave them out,
+    and `silent_fraction` says how many there were.
+    """
 
     per_layer: dict[str, Tensor]  # layer -> (U,) SI
     preferred_class: dict[str, Tensor]  # layer -> (U,) class of the largest mean
     accuracy: float
     silent: dict[str, Tensor]  # layer -> (U,) bool, units that never fired
+    samples: int = 0  # images the pass ran over
 
     @property
     def network(self) -> float:
-        """mu_SI: mean over layers of the mean over units."""
+        """mu_SI: mean over layers of the mean over units (silent units count as 0)."""
         return float(network_selectivity(self.per_layer))
 
     def layer_means(self) -> dict[str, float]:
         return {name: float(si.mean()) for name, si in self.per_layer.items()}
+
+    def layer_live_means(self) -> dict[str, float]:
+        """Layer -> mean SI over its live units; NaN for a layer whose units are all silent."""
+        return {
+            name: float(si[~self.silent[name]].mean())
+            if bool((~self.silent[name]).any())
+            else math.nan
+            for name, si in self.per_layer.items()
+        }
+
+    @property
+    def network_live(self) -> float:
+        """mu_SI over live units: mean over layers with a live unit of their live means.
+
+        NaN when every unit of every layer is silent.
+        """
+        means = [m for m in self.layer_live_means().values() if not math.isnan(m)]
+        return sum(means) / len(means) if means else math.nan
+
+    def layer_silent_fractions(self) -> dict[str, float]:
+        """Layer -> fraction of its units that never fired, in [0, 1]."""
+        return {name: float(silent.double().mean()) for name, silent in self.silent.items()}
+
+    @property
+    def silent_fraction(self) -> float:
+        """Mean over layers of the layers' silent fractions (layers weigh equally, as in mu_SI)."""
+        fractions = list(self.layer_silent_fractions().values())
+        return sum(fractions) / len(fractions)
 
 
 @torch.inference_mode()
@@ -47,7 +82,10 @@ def measure_selectivity(
     batch_size: int = 1024,
     device: torch.device | str = "cpu",
 ) -> SelectivityResult:
-    """Selectivity of every unit over all of `images` (and accuracy, since the logits are there)."""
+    """Selectivity of every unit over all of `images` (and accuracy, since the logits are there).
+
+    Raises NegativeActivationError naming the layer when a unit site gives negative values.
+    """
     accumulator = SelectivityAccumulator(num_classes)
     correct = 0
     with (
@@ -63,6 +101,7 @@ def measure_selectivity(
         accumulator.preferred_class(),
         correct / len(images),
         accumulator.silent(),
+        len(images),
     )
 
 

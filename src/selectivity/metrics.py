@@ -14,14 +14,41 @@ import torch
 from torch import Tensor
 
 __all__ = [
+    "NegativeActivationError",
     "SelectivityAccumulator",
     "class_selectivity",
     "class_sums",
     "network_selectivity",
     "pca_dimensionality",
+    "require_non_negative",
     "selectivity_from_class_sums",
     "unit_activations",
 ]
+
+
+class NegativeActivationError(ValueError):
+    """Activations with negative values were given to the selectivity index.
+
+    The index is defined for non-negative responses (read after a ReLU): with signed values the
+    class means can cancel and SI leaves [0, 1] (values of 13 or -6 mean nothing).
+    """
+
+
+def require_non_negative(activations: Tensor, layer: str | None = None) -> None:
+    """Raise `NegativeActivationError`, naming `layer`, when any value of `activations` is < 0.
+
+    One reduction and one host sync: callers on a hot path check once, not every step.
+    """
+    if activations.numel() == 0:
+        return
+    smallest = activations.detach().min()
+    if smallest < 0:
+        where = f"layer {layer!r}" if layer is not None else "the activations"
+        raise NegativeActivationError(
+            f"{where} has negative values (min {smallest.item():.3g}): class selectivity is "
+            "defined for non-negative responses (read units after a ReLU; GELU, Tanh, "
+            "LeakyReLU or raw conv outputs are signed)"
+        )
 
 
 def unit_activations(activations: Tensor) -> Tensor:
@@ -85,12 +112,18 @@ def selectivity_from_class_sums(sums: Tensor, counts: Tensor) -> tuple[Tensor, T
     return si, class_ids[argmax]
 
 
-def class_selectivity(activations: Tensor, labels: Tensor, num_classes: int) -> Tensor:
+def class_selectivity(
+    activations: Tensor, labels: Tensor, num_classes: int, layer: str | None = None
+) -> Tensor:
     """Class selectivity index of every unit, differentiable.
 
-    activations: (N, U) or (N, C, H, W) (spatial mean per map taken first); labels: (N,).
-    Returns (U,) values in [0, 1] for non-negative (post-ReLU) activations.
+    activations: (N, U) or (N, C, H, W) (spatial mean per map taken first), non-negative
+    (post-ReLU); labels: (N,). layer: a name for the error message.
+    Returns (U,) values in [0, 1].
+    Raises NegativeActivationError for any negative activation, ValueError when fewer than two
+    classes are present.
     """
+    require_non_negative(activations, layer)
     units = unit_activations(activations)
     sums, counts = class_sums(units, labels, num_classes)
     return selectivity_from_class_sums(sums, counts)[0]
@@ -120,13 +153,26 @@ class SelectivityAccumulator:
         self._counts: Tensor | None = None
 
     def update(self, activations: Mapping[str, Tensor], labels: Tensor) -> None:
-        """activations: layer -> (N, U) or (N, C, H, W); labels: (N,)."""
+        """activations: layer -> (N, U) or (N, C, H, W), non-negative; labels: (N,).
+
+        Raises NegativeActivationError naming the first layer with a negative value.
+        """
         if not activations:
             raise ValueError("SelectivityAccumulator.update got no activations")
-        units = [unit_activations(value.detach()) for value in activations.values()]
+        values = [value.detach() for value in activations.values()]
+        # One host sync per batch over all layers, on the values as given (raw maps or the
+        # probe's spatial means); the layer is looked up only when the check fails.
+        smallest = torch.stack(
+            [v.amin().float() if v.numel() else v.new_zeros(()).float() for v in values]
+        )
+        if smallest.min() < 0:
+            for name, value in zip(activations, values, strict=True):
+                require_non_negative(value, name)
+        units = [unit_activations(value) for value in values]
+        joined = torch.cat(units, dim=1).float()
         # One matmul for all layers; a batch's sums are exact enough in float32, the running
         # totals are float64.
-        sums, counts = class_sums(torch.cat(units, dim=1).float(), labels, self.num_classes)
+        sums, counts = class_sums(joined, labels, self.num_classes)
         for name, part in zip(
             activations, sums.double().split([u.shape[1] for u in units], dim=1), strict=True
         ):

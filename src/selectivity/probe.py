@@ -1,38 +1,104 @@
 """ActivationProbe: record the outputs of a network's unit sites through forward hooks.
 
 A unit site is a module call whose output holds units (feature maps or neurons). By default the
-sites are every call of an `nn.ReLU` module; a module called several times in one forward (as
-torchvision's ResNet blocks do with their single `relu`) yields one entry per call, named
-`name`, `name#2`, `name#3`, ... in call order, so each call site is its own layer.
+sites are every call of an `nn.ReLU` module (`unit_types` names other module types, for instance
+`(nn.ReLU, nn.ReLU6)`); a module called several times in one forward (as torchvision's ResNet
+blocks do with their single `relu`) yields one entry per call, named `name`, `name#2`,
+`name#3`, ... in call order, so each call site is its own layer.
+
+Other activation modules (GELU, Tanh, LeakyReLU, ...) are not units by default: the class
+selectivity index is defined for non-negative responses. A probe that chose its sites itself
+lists the activation modules it passed over in `probe.skipped` and warns about them
+(`SkippedActivationsWarning`), so a GELU network is never measured on a silent subset.
 """
 
 from __future__ import annotations
 
+import warnings
 import weakref
 from collections.abc import Callable, Iterable
 
 import torch
 from torch import Tensor, nn
 
-__all__ = ["ActivationProbe", "EmptyCaptureError", "default_sites"]
+__all__ = [
+    "ACTIVATION_TYPES",
+    "UNIT_TYPES",
+    "ActivationProbe",
+    "EmptyCaptureError",
+    "SkippedActivationsWarning",
+    "default_sites",
+    "skipped_activations",
+]
+
+UNIT_TYPES: tuple[type[nn.Module], ...] = (nn.ReLU,)
+
+# The elementwise activation modules of torch.nn: what `skipped_activations` looks for.
+ACTIVATION_TYPES: tuple[type[nn.Module], ...] = (
+    nn.ReLU,
+    nn.ReLU6,
+    nn.LeakyReLU,
+    nn.PReLU,
+    nn.RReLU,
+    nn.ELU,
+    nn.SELU,
+    nn.CELU,
+    nn.GELU,
+    nn.SiLU,
+    nn.Mish,
+    nn.Hardswish,
+    nn.Hardsigmoid,
+    nn.Hardtanh,
+    nn.Hardshrink,
+    nn.Softshrink,
+    nn.Tanh,
+    nn.Tanhshrink,
+    nn.Sigmoid,
+    nn.LogSigmoid,
+    nn.Softplus,
+    nn.Softsign,
+    nn.Threshold,
+)
 
 
 class EmptyCaptureError(RuntimeError):
     """A forward pass ran but no unit site recorded anything."""
 
 
-def default_sites(model: nn.Module) -> list[str]:
-    """Names of the modules hooked by default: every `nn.ReLU` in `model`."""
-    return [name for name, module in model.named_modules() if isinstance(module, nn.ReLU)]
+class SkippedActivationsWarning(UserWarning):
+    """The model has activation modules that are not of the probe's unit types."""
+
+
+def default_sites(
+    model: nn.Module, unit_types: tuple[type[nn.Module], ...] = UNIT_TYPES
+) -> list[str]:
+    """Names of the modules hooked by default: every module of `unit_types` (nn.ReLU)."""
+    return [name for name, module in model.named_modules() if isinstance(module, unit_types)]
+
+
+def skipped_activations(
+    model: nn.Module, unit_types: tuple[type[nn.Module], ...] = UNIT_TYPES
+) -> list[str]:
+    """'name (Type)' of every activation module of `model` that is not of `unit_types`."""
+    return [
+        f"{name} ({type(module).__name__})"
+        for name, module in model.named_modules()
+        if isinstance(module, ACTIVATION_TYPES) and not isinstance(module, unit_types)
+    ]
 
 
 class ActivationProbe:
     """Context manager that records unit-site outputs, one entry per call, per forward.
 
-    model: any nn.Module. layers: module names as in `model.named_modules()`; default all ReLUs.
+    model: any nn.Module. layers: module names as in `model.named_modules()`; default every
+        module of `unit_types` (nn.ReLU). Explicit layers are taken as given.
     reduce: optional function applied to each output inside the hook (for instance
         `metrics.unit_activations`, which keeps only (N, C) spatial means).
     detach: store detached tensors (analysis) or keep the graph (the regularizer).
+    unit_types: the module types that are units when `layers` is None (default `(nn.ReLU,)`).
+
+    `probe.skipped` lists ('name (Type)') the activation modules the default sites passed over
+    (empty when `layers` is given); a `SkippedActivationsWarning` names them at construction.
 
     `probe.activations` maps site name -> tensor for the latest forward of `model`. An output
     that is the model's own output (a network ending in a ReLU) is dropped: the output layer is
@@ -45,18 +111,30 @@ class ActivationProbe:
         layers: Iterable[str] | None = None,
         reduce: Callable[[Tensor], Tensor] | None = None,
         detach: bool = False,
+        unit_types: tuple[type[nn.Module], ...] = UNIT_TYPES,
     ):
         self.model = model
         modules = dict(model.named_modules())
-        names = default_sites(model) if layers is None else list(layers)
+        names = default_sites(model, unit_types) if layers is None else list(layers)
+        self.skipped = skipped_activations(model, unit_types) if layers is None else []
         unknown = [name for name in names if name not in modules]
         if unknown:
             raise ValueError(
                 f"unknown layer name(s) {unknown}; the model has {[n for n in modules if n][:50]}"
             )
+        kinds = ", ".join(t.__name__ for t in unit_types)
         if not names:
+            skipped = f"; skipped {', '.join(self.skipped)}" if self.skipped else ""
             raise EmptyCaptureError(
-                f"{type(model).__name__} has no unit sites (no nn.ReLU modules); pass layers=[...]"
+                f"{type(model).__name__} has no unit sites (no {kinds} modules{skipped}); "
+                "pass layers=[...] or unit_types=(...)"
+            )
+        if self.skipped:
+            warnings.warn(
+                f"not measured as units (not {kinds}): {', '.join(self.skipped)}; pass "
+                "unit_types=(...) to include non-negative activations",
+                SkippedActivationsWarning,
+                stacklevel=2,
             )
         self.layers = names
         self.reduce = reduce

@@ -13,22 +13,40 @@ from collections.abc import Iterable
 import torch
 from torch import Tensor, nn
 
-from selectivity.metrics import class_selectivity, unit_activations
-from selectivity.probe import ActivationProbe
+from selectivity.metrics import (
+    class_sums,
+    require_non_negative,
+    selectivity_from_class_sums,
+    unit_activations,
+)
+from selectivity.probe import UNIT_TYPES, ActivationProbe
 
 __all__ = ["SelectivityRegularizer", "batch_network_selectivity"]
 
 
 def batch_network_selectivity(
-    activations: dict[str, Tensor], labels: Tensor, num_classes: int
+    activations: dict[str, Tensor], labels: Tensor, num_classes: int, check: bool = True
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """mu_SI of one minibatch, differentiable.
 
-    activations: layer -> (N, U_layer) unit values (or feature maps, reduced here); labels: (N,).
-    Returns (mu_SI scalar, layer -> mean SI of its units).
+    activations: layer -> (N, U_layer) unit values (or feature maps, reduced here), non-negative;
+    labels: (N,). check: refuse negative values (NegativeActivationError naming the layer); one
+    host sync per layer, so the regularizer checks its first batch only.
+    Returns (mu_SI scalar, layer -> mean SI of its units). A batch with fewer than two classes
+    present has no defined SI: it returns 0 for mu_SI and every layer, still attached to the
+    graph (a zero gradient), so it adds nothing to the loss.
     """
+    if check:
+        for name, value in activations.items():
+            require_non_negative(value, name)
     units = [unit_activations(a) for a in activations.values()]
-    si = class_selectivity(torch.cat(units, dim=1), labels, num_classes)
+    joined = torch.cat(units, dim=1)
+    sums, counts = class_sums(joined, labels, num_classes)
+    if int((counts > 0).sum()) < 2:
+        # A user's last batch can hold one class: 0 * sum keeps the graph and the dtype.
+        zero = joined.sum() * 0
+        return zero, dict.fromkeys(activations, zero)
+    si = selectivity_from_class_sums(sums, counts)[0]
     layer_means = torch.stack([part.mean() for part in si.split([u.shape[1] for u in units])])
     return layer_means.mean(), dict(zip(activations, layer_means, strict=True))
 
@@ -36,16 +54,43 @@ def batch_network_selectivity(
 class SelectivityRegularizer:
     """Context manager: while open, each forward of `model` records what mu_SI needs.
 
-    Usage:
+    model: the network being trained. num_classes: K of the labels. layers: unit sites by module
+    name (default: every module of `unit_types`, nn.ReLU). Usage, in any training loop:
+
         with SelectivityRegularizer(model, num_classes) as reg:
-            logits = model(x)
-            mu_si = reg.network_selectivity(y)
-            loss = F.cross_entropy(logits, y) - alpha * mu_si
+            for x, y in batches:
+                logits = model(x)
+                mu_si = reg.network_selectivity(y)  # of the forward just run
+                loss = F.cross_entropy(logits, y) - alpha * mu_si
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+
+    alpha < 0 lowers selectivity, alpha > 0 raises it. A minibatch with fewer than two classes
+    contributes 0 (with a zero gradient). The first call checks that the units are non-negative
+    (NegativeActivationError naming the layer otherwise); later calls skip the check, so its
+    host sync per layer is paid once, not every step.
+
+    Two forward passes in one step (a clean and an augmented or adversarial batch, or an eval
+    pass inside the loop): the probe keeps only the latest forward of `model`, so
+    `network_selectivity(y)` is the mu_SI of whichever forward ran last, and `y` must be that
+    forward's labels. Call it right after the forward you mean to regularize, once per forward
+    for both (and add the terms); the graph of an earlier forward stays valid, only the probe's
+    record of it is replaced. Forwards run outside the `with` block are not recorded.
     """
 
-    def __init__(self, model: nn.Module, num_classes: int, layers: Iterable[str] | None = None):
+    def __init__(
+        self,
+        model: nn.Module,
+        num_classes: int,
+        layers: Iterable[str] | None = None,
+        unit_types: tuple[type[nn.Module], ...] = UNIT_TYPES,
+    ):
         self.num_classes = num_classes
-        self.probe = ActivationProbe(model, layers=layers, reduce=unit_activations, detach=False)
+        self.probe = ActivationProbe(
+            model, layers=layers, reduce=unit_activations, detach=False, unit_types=unit_types
+        )
+        self._checked = False
 
     def __enter__(self) -> SelectivityRegularizer:
         self.probe.__enter__()
@@ -56,4 +101,8 @@ class SelectivityRegularizer:
 
     def network_selectivity(self, labels: Tensor) -> Tensor:
         """mu_SI (scalar, differentiable) of the latest forward's minibatch with these labels."""
-        return batch_network_selectivity(self.probe.activations, labels, self.num_classes)[0]
+        value = batch_network_selectivity(
+            self.probe.activations, labels, self.num_classes, check=not self._checked
+        )[0]
+        self._checked = True
+        return value

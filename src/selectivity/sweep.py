@@ -28,6 +28,7 @@ from typing import Any
 import pandas as pd
 from tqdm.auto import tqdm
 
+from selectivity import schema
 from selectivity.config import EvalConfig, SweepConfig, TrainConfig, build, suite_defaults, to_dict
 from selectivity.files import atomic_path, write_text
 
@@ -318,18 +319,14 @@ def gather(sweep_dir: str | Path, trials: Iterable[Trial] | None = None) -> pd.D
         frame.insert(0, "seed", seed)
         frame.insert(0, "alpha", alpha)
         frames.append(frame)
-    columns = [
-        "alpha",
-        "seed",
-        "metric",
-        "layer",
-        "corruption",
-        "severity",
-        "eps",
-        "steps",
-        "value",
-    ]
-    results = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
+    # The schema's columns (settings included), in its order and dtypes.
+    results = (
+        pd.concat(frames, ignore_index=True)
+        .reindex(columns=[*schema.TRIAL, *schema.COLUMNS])
+        .astype(schema.DTYPES)
+        if frames
+        else schema.frame([], extra=schema.TRIAL)
+    )
     with atomic_path(sweep_dir / "results.parquet") as temporary:
         results.to_parquet(temporary, index=False)
     return results

@@ -76,7 +76,8 @@ def corrupt(
     generator: the source of all random draws (its device may differ from the images'); the same
     seed gives the same output. None uses the global RNG.
     Returns a new tensor, same shape, dtype and device, in [0, 1].
-    Raises ValueError for an unknown name, severity or table, or malformed images, and
+    Raises ValueError for an unknown name, severity or table, or malformed images (values outside
+    [0, 1] included: refused like the attacks refuse them, never clipped), and
     FrostTexturesMissing for frost without its textures.
     """
     _check_request(name, severity)
@@ -85,6 +86,13 @@ def corrupt(
         raise ValueError(f"images must be a tensor (N, C, H, W) with C = 1 or 3, got {shape}")
     if not images.is_floating_point():
         raise ValueError(f"images must be floating point in [0, 1], got {images.dtype}")
+    # Refused, not clipped, as the attacks do: out-of-range input is a caller's scale mistake
+    # (0..255 values, a normalised batch) and clipping it would give a plausible wrong set.
+    if images.numel() and not (images.min() >= 0 and images.max() <= 1):
+        raise ValueError(
+            f"images must lie in [0, 1] (normalise inside the model), got range "
+            f"[{images.min().item():.3g}, {images.max().item():.3g}]"
+        )
     n, c, h, w = images.shape
     table_name = table if table is not None else table_for_size(max(h, w))
     params = get_table(table_name).params[name][severity - 1]
