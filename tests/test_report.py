@@ -634,8 +634,9 @@ def test_find_collapsed_applies_the_criteria_it_can_and_says_which_it_cannot(col
     assert find_collapsed(one).unchecked == (
         "accuracy near chance: not checked for 1 trial(s) lacking test_accuracy or chance_accuracy",
     )
+    assert no_chance.applied == ("silent units",)
     old = find_collapsed(make_results(current=False))
-    assert old.trials.empty and len(old.unchecked) == 2
+    assert old.trials.empty and len(old.unchecked) == 2 and old.applied == ()
 
 
 def test_claims_on_collapsed_trials_follow_the_known_truth(collapsed_results):
@@ -670,6 +671,8 @@ def test_without_leaving_collapsed_trials_out_the_verdicts_go_wrong(collapsed_re
     verdicts = dict(zip(claims["key"], claims["verdict"], strict=True))
     assert verdicts["dimensionality_clean"] != "supported"
     assert verdicts["regularizer_sign"] != "supported"
+    assert (claims["n_collapsed_left_out"] == 0).all()
+    assert not claims["note"].str.contains("collapse").any()
 
 
 def _clean_accuracy_carries_fgsm(rng_seed: int = 3) -> pd.DataFrame:
@@ -719,7 +722,7 @@ def test_too_few_samples_give_no_verdict(results):
 def test_claims_on_an_older_table_say_collapse_was_not_checked():
     claims = evaluate_claims(make_results(current=False), n_resamples=300).set_index("key")
     assert claims.loc["corruption_relative", "verdict"] == "supported"
-    assert "collapse only partly checked" in claims.loc["corruption_relative", "note"]
+    assert "collapse not checked" in claims.loc["corruption_relative", "note"]
     assert "collapse" not in claims.loc["accuracy_positive_alpha", "note"]
 
 
@@ -763,14 +766,6 @@ def test_report_shows_collapse_settings_binding_and_cap(collapsed_results, tmp_p
     assert 0 < near < len(corrupted)
     assert f"dimensionality_corruption at fc.relu in {near} of 18 trials (cap 0.5)" in text
     assert "conv1.relu in" not in text
-    text = write_report(make_results(), tmp_path / "b", n_resamples=200).read_text()
-    assert "The ε-ball binds (largest L∞ distance reached 0.0314" in text
-    assert "No value lies within 10% of its cap" in text
-    assert "Collapsed trials (0 of 21)" in text
-    text = write_report(make_results(current=False), tmp_path / "old", n_resamples=200).read_text()
-    assert "split, samples per trial, PGD step size not recorded in this table" in text
-    assert "pgd_linf_max is absent" in text and "dimensionality_cap is absent" in text
-    assert "silent units: not checked (silent_fraction absent from the table)" in text
 
 
 # ---------------------------------------------------------------------------------------------
@@ -790,6 +785,9 @@ def test_write_report_is_self_contained(results, tmp_path):
     assert "<link" not in text and "http" not in text
     assert text.index("Claims") < text.index("<figure")
     assert "RuntimeError: loss is NaN" in text
+    assert "The ε-ball binds (largest L∞ distance reached 0.0314" in text
+    assert "No value lies within 10% of its cap" in text
+    assert "Collapsed trials (0 of 21)" in text and "Not checked" not in text
     pngs = sorted(p.name for p in (tmp_path / "out" / "figures").iterdir())
     assert pngs == sorted(f"{spec.name}.png" for spec in report.FIGURES)
     summary = pd.read_csv(tmp_path / "out" / "summary.csv")
@@ -824,8 +822,10 @@ def test_write_report_is_self_contained(results, tmp_path):
     ]
 
 
-def test_write_report_skips_figures_of_missing_metrics(results, tmp_path):
-    table = results[~results["metric"].isin(["jacobian_norm", "fgsm_accuracy"])]
+def test_write_report_skips_figures_of_missing_metrics(tmp_path):
+    # A table as older versions wrote it: the report says what it cannot check.
+    old = make_results(current=False)
+    table = old[~old["metric"].isin(["jacobian_norm", "fgsm_accuracy"])]
     source = tmp_path / "results.parquet"
     table.to_parquet(source)
     path = write_report(source, tmp_path / "out", n_resamples=200)
@@ -835,6 +835,10 @@ def test_write_report_skips_figures_of_missing_metrics(results, tmp_path):
     assert not (tmp_path / "out" / "figures" / "jacobian_norm.png").exists()
     assert (tmp_path / "out" / "figures" / "pgd_accuracy.png").exists()
     assert "Not tested" in text
+    assert "silent units: not checked (silent_fraction absent from the table)" in text
+    assert "split, samples per trial, PGD step size not recorded in this table" in text
+    assert "pgd_linf_max is absent" in text and "dimensionality_cap is absent" in text
+    assert "silent_units" in skipped
 
 
 def test_report_module_does_not_need_torch():

@@ -380,12 +380,13 @@ class Collapse:
 
     trials: one row per collapsed trial, columns alpha, seed, reason (the criteria it meets, with
     its numbers). unchecked: one sentence per criterion that could not be applied, and why.
-    n_trials: trials in the table.
+    n_trials: trials in the table. applied: the criteria applied to at least one trial.
     """
 
     trials: pd.DataFrame
     unchecked: tuple[str, ...]
     n_trials: int
+    applied: tuple[str, ...] = ("accuracy near chance", "silent units")
 
     def keys(self) -> set[tuple[float, object]]:
         return set(zip(self.trials["alpha"], self.trials["seed"], strict=True))
@@ -409,6 +410,7 @@ def find_collapsed(results: pd.DataFrame | str | os.PathLike) -> Collapse:
     trials = table[list(TRIAL)].drop_duplicates()
     reasons: dict[tuple[float, object], list[str]] = {}
     unchecked: list[str] = []
+    applied: list[str] = []
     present = set(table["metric"])
 
     absent = [m for m in ("test_accuracy", "chance_accuracy") if m not in present]
@@ -424,6 +426,7 @@ def find_collapsed(results: pd.DataFrame | str | os.PathLike) -> Collapse:
         except ValueError as error:
             unchecked.append(f"accuracy near chance: not checked ({error})")
         else:
+            applied.append("accuracy near chance")
             lacking = len(trials) - len(accuracy.dropna(subset=["value", "value_chance"]))
             if lacking:
                 unchecked.append(
@@ -447,6 +450,7 @@ def find_collapsed(results: pd.DataFrame | str | os.PathLike) -> Collapse:
         except ValueError as error:
             unchecked.append(f"silent units: not checked ({error})")
         else:
+            applied.append("silent units")
             layered = rows[rows["layer"].notna()]
             rows = layered if not layered.empty else rows.assign(layer="network mean")
             per = rows.groupby([*TRIAL, "layer"], sort=False)["value"].mean().reset_index()
@@ -466,7 +470,7 @@ def find_collapsed(results: pd.DataFrame | str | os.PathLike) -> Collapse:
         columns=["alpha", "seed", "reason"],
     )
     collapsed = collapsed.sort_values(["alpha", "seed"]).reset_index(drop=True)
-    return Collapse(collapsed, tuple(unchecked), len(trials))
+    return Collapse(collapsed, tuple(unchecked), len(trials), tuple(applied))
 
 
 _SETTING_WORDS = {"split": "split", "samples": "samples per trial", "step_size": "PGD step size"}
@@ -1738,7 +1742,11 @@ def _claim_row(
         row["n_collapsed_left_out"] = int(sum(left_out))
         if sum(left_out):
             notes.append(f"{sum(left_out)} collapsed trial(s) left out")
-        if collapse.unchecked:
+        if not collapse.applied:
+            notes.append(
+                "collapse not checked (see Collapsed trials): a collapsed trial may decide this"
+            )
+        elif collapse.unchecked:
             notes.append("collapse only partly checked (see Collapsed trials)")
     if spec.subset is not None:
         trials = spec.subset(trials)
