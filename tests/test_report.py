@@ -514,6 +514,14 @@ def test_plot_gradient_variability(results):
     assert all(len(ax.get_lines()) == 1 and ax.get_xscale() == "symlog" for ax in fig.axes)
 
 
+def test_figures_of_a_grid_without_negative_alphas(collapsed_results):
+    # The grid (alpha 0, 1, 10, 30): no blue side of the colour scale.
+    table = collapsed_results[collapsed_results["alpha"] >= 0]
+    assert list(report.alpha_colors([0.0, 1.0, 10.0, 30.0])) == [1.0, 10.0, 30.0, 0.0]
+    ax = plot_jacobian_norm(table)
+    assert ax.get_lines()[0].get_xdata().tolist() == [0.0, 1.0, 10.0, 30.0]
+
+
 def test_plots_draw_into_given_axes(results):
     fig = Figure()
     ax = fig.add_subplot()

@@ -392,10 +392,6 @@ class Collapse:
         return set(zip(self.trials["alpha"], self.trials["seed"], strict=True))
 
 
-def _trial_label(alpha: float, seed: object) -> str:
-    return f"α = {_fmt_alpha(alpha)}, seed {seed}"
-
-
 def find_collapsed(results: pd.DataFrame | str | os.PathLike) -> Collapse:
     """Trials whose network collapsed (protocol §11), by two criteria, each where it can be applied.
 
@@ -492,7 +488,7 @@ def _settings_text(table: pd.DataFrame, metrics: Sequence[str]) -> str:
             missing.append(_SETTING_WORDS[column])
             continue
         shown = [
-            str(int(v)) if column == "samples" else f"{v:g}" if isinstance(v, float) else str(v)
+            str(int(v)) if column == "samples" else f"{v:.3g}" if isinstance(v, float) else str(v)
             for v in values
         ]
         words.append(f"{_SETTING_WORDS[column]} {' / '.join(shown)}")
@@ -517,11 +513,9 @@ def _pgd_binding_text(table: pd.DataFrame, eps: float) -> str:
     if largest < eps * (1.0 - BINDS_RTOL):
         return (
             f"The ε-ball never binds: the largest L∞ distance PGD reached is {largest:.3g}"
-            f"{mean_text} (ε = {eps:.3g}), so these accuracies measure step size × steps, not ε."
+            f"{mean_text} (ε = {_fmt_eps(eps)}), so these accuracies measure step size × steps, not ε."
         )
-    return (
-        f"The ε-ball binds (largest L∞ distance reached {largest:.3g}{mean_text}, ε = {eps:.3g})."
-    )
+    return f"The ε-ball binds (largest L∞ distance reached {largest:.3g}{mean_text}, ε = {_fmt_eps(eps)})."
 
 
 _DIMENSIONALITY_METRICS = (
@@ -593,7 +587,8 @@ def alpha_colors(alphas: Iterable[float]) -> dict[float, tuple]:
     negative = sorted((a for a in values if a < 0), key=abs)
     positive = [a for a in values if a > 0]
     for group, cmap in ((negative, "Blues"), (positive, "Reds")):
-        shades = np.linspace(0.45, 0.95, len(group)) if len(group) > 1 else [0.75]
+        # One alpha on a side gets a middle shade; none (a grid without negative alphas) gets none.
+        shades = np.linspace(0.45, 0.95, len(group)) if len(group) > 1 else [0.75] * len(group)
         for a, shade in zip(group, shades, strict=True):
             colors[a] = colormaps[cmap](float(shade))
     if 0.0 in values:
@@ -1102,7 +1097,9 @@ def plot_silent_units(table: pd.DataFrame, ax: Sequence[Axes] | None = None) -> 
     """
     _require(table, ["silent_fraction", "selectivity"], "silent_units")
     left, right = _new_panels(ax, 2, (10.4, 4.0))
-    alphas = _alphas(table)
+    for axis in (left, right):
+        # Before drawing: limits autoscaled on a linear axis would stay when it turns symlog.
+        _alpha_axis(axis, _alphas(table))
     summary = summarise(table, "silent_fraction")
     _line_ci(left, summary["alpha"], summary, "0.25", "mean over layers")
     rows = _rows(table, "silent_fraction")
@@ -1125,8 +1122,6 @@ def plot_silent_units(table: pd.DataFrame, ax: Sequence[Axes] | None = None) -> 
     right.set_ylabel("network selectivity (0–1)")
     right.set_title("Selectivity")
     right.legend(frameon=False)
-    for axis in (left, right):
-        _alpha_axis(axis, alphas)
     return left.figure
 
 
@@ -1215,8 +1210,9 @@ FIGURES: tuple[FigureSpec, ...] = (
         lambda t: (
             "Left: fraction of units that never fire on the split, mean over layers and the largest "
             f"layer's (dotted: the collapse threshold, {COLLAPSE_SILENT_FRACTION:.0%}). Right: μ_SI as the "
-            "papers define it (a silent unit scores 0) and, where recorded, μ_SI over live units only; "
-            "when units fall silent, μ_SI drops although the live units stay selective. Bands: "
+            "papers define it (a silent unit scores 0) and, where recorded, μ_SI over live units only: "
+            "where units fall silent, μ_SI falls by the formula, and the live-unit line shows how "
+            "selective the units that still fire are. Bands: "
             f"bootstrapped 95% CI over seeds ({_seeds(t, 'silent_fraction')})."
         ),
         ("silent_fraction", "selectivity", "selectivity_live"),
@@ -1691,9 +1687,9 @@ def _claim_row(
         statistic = f"Spearman ρ({x_name}, {spec.y_label}) across trials"
     expected = "> 0" if spec.expected > 0 else "< 0"
     if spec.check is not None:
-        rule = f"both must agree: {spec.y_label} and {spec.check_label}"
+        rule = f"{spec.y_label} and {spec.check_label} must agree"
     else:
-        rule = "95% CI of the statistic excludes 0"
+        rule = "the 95% CI against 0"
     row = {
         "claim": spec.text,
         "key": spec.key,
@@ -1901,7 +1897,7 @@ def _claims_html(claims: pd.DataFrame) -> str:
             f"<td>{html.escape(r['direction'])}</td>"
             f"<td>{_fmt(r['contrast'])} [{_fmt(r['contrast_low'])}, {_fmt(r['contrast_high'])}]</td>"
             f"<td>{html.escape(n)}</td>"
-            f"<td class='{r['verdict']}'>{r['verdict']}<br><span class='src'>{html.escape(r['verdict_rule'])}; "
+            f"<td class='{r['verdict']}'>{r['verdict']}<br><span class='src'>rule: {html.escape(r['verdict_rule'])}; "
             f"{html.escape(r['note'])}</span></td>"
             "</tr>"
         )
