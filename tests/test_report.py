@@ -1,9 +1,12 @@
 """Tests of selectivity.report on synthetic results tables with known trends.
 
-The synthetic tables follow docs/results.md exactly. A latent effect t = sign * z(alpha), with
-z rising monotonically from -1 (most negative alpha) to +1 (most positive), drives every metric
-in the direction the papers report when sign = +1, in the opposite direction when sign = -1, and
-not at all when null=True. Selectivity itself always follows alpha, as the regularizer should.
+The synthetic tables follow docs/results.md and selectivity.schema. A latent effect
+t = sign * z(alpha), with z rising monotonically from -1 (most negative alpha) to +1 (most
+positive), drives every metric in the direction the papers report when sign = +1, in the opposite
+direction when sign = -1, and not at all when null=True. Selectivity itself always follows alpha,
+as the regularizer should. `current=False` gives a table as older versions wrote it (no settings
+columns, none of the collapse, PGD-radius and dimensionality-cap metrics).
+`make_collapsed_results` adds networks that collapsed at large alpha (see its docstring).
 """
 
 import base64
@@ -18,10 +21,11 @@ import pytest
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from selectivity import report
+from selectivity import report, schema
 from selectivity.report import (
     bootstrap_ci,
     evaluate_claims,
+    find_collapsed,
     plot_accuracy_per_corruption,
     plot_accuracy_vs_selectivity,
     plot_clean_vs_corrupted,
@@ -32,6 +36,7 @@ from selectivity.report import (
     plot_jacobian_norm,
     plot_normalised_accuracy_per_corruption,
     plot_pgd_accuracy,
+    plot_silent_units,
     summarise,
     write_report,
 )
@@ -56,6 +61,7 @@ TREND_CLAIMS = (
     "dimensionality_clean",
     "dimensionality_corruption",
     "dimensionality_adversarial",
+    "corruption_vs_clean",
     "adversarial_vs_corruption",
     "gradient_samples",
     "gradient_units",
@@ -64,7 +70,16 @@ TREND_CLAIMS = (
 
 
 def _row(
-    alpha, seed, metric, value, layer=None, corruption=None, severity=None, eps=None, steps=None
+    alpha,
+    seed,
+    metric,
+    value,
+    layer=None,
+    corruption=None,
+    severity=None,
+    eps=None,
+    steps=None,
+    step_size=None,
 ):
     return {
         "alpha": alpha,
@@ -75,12 +90,15 @@ def _row(
         "severity": severity,
         "eps": eps,
         "steps": steps,
+        "split": "val" if metric == "val_accuracy" else "test",
+        "samples": 500,
+        "step_size": step_size,
         "value": float(value),
     }
 
 
 def make_results(
-    sign: int = 1, null: bool = False, noise: float = 0.01, rng_seed: int = 0
+    sign: int = 1, null: bool = False, noise: float = 0.01, rng_seed: int = 0, current: bool = True
 ) -> pd.DataFrame:
     """A sweep table with every metric of docs/results.md and a planted trend (see module doc)."""
     rng = np.random.default_rng(rng_seed)
@@ -98,9 +116,17 @@ def make_results(
             acc = 0.85 - (0.0 if null else 0.05 * sign * max(z, 0.0)) + e()
             rows.append(_row(alpha, seed, "test_accuracy", acc))
             rows.append(_row(alpha, seed, "val_accuracy", acc + 0.01 + e()))
+            rows.append(_row(alpha, seed, "chance_accuracy", 0.1))
             # Selectivity follows alpha in every table: the regularizer works.
             layer_sel = [0.3 + 0.15 * z + 0.02 * i + e() for i in range(len(LAYERS))]
             rows.append(_row(alpha, seed, "selectivity", np.mean(layer_sel)))
+            rows.append(_row(alpha, seed, "selectivity_live", np.mean(layer_sel) + 0.01))
+            silent = [0.05 + 0.01 * i for i in range(len(LAYERS))]
+            rows.append(_row(alpha, seed, "silent_fraction", np.mean(silent)))
+            rows.extend(
+                _row(alpha, seed, "silent_fraction", v, layer=name)
+                for name, v in zip(LAYERS, silent, strict=True)
+            )
             rows.extend(
                 _row(alpha, seed, "selectivity", v, layer=name)
                 for name, v in zip(LAYERS, layer_sel, strict=True)
@@ -141,8 +167,18 @@ def make_results(
                         acc * np.exp(-steps * 0.1 * (1 - 0.5 * t)) + e(),
                         eps=PGD_EPS,
                         steps=steps,
+                        step_size=2e-3,
                     )
                 )
+                if steps:
+                    # The ball binds: some image reaches eps (step 2e-3 x 25 steps > 8/255).
+                    reached = PGD_EPS * min(1.0, steps * 2e-3 / PGD_EPS)
+                    for metric, value in (("pgd_linf_max", reached), ("pgd_linf_mean", reached)):
+                        rows.append(
+                            _row(
+                                alpha, seed, metric, value, eps=PGD_EPS, steps=steps, step_size=2e-3
+                            )
+                        )
             rows.append(_row(alpha, seed, "jacobian_norm", 5.0 * (1 - 0.4 * t) + e(5)))
             offset = 0.0 if null else 0.1 * sign
             for i, layer in enumerate(LAYERS):
@@ -168,8 +204,11 @@ def make_results(
                 rows.append(
                     _row(alpha, seed, "dimensionality", 0.3 + 0.05 * i - 0.1 * t + e(), layer=layer)
                 )
+            for layer in LAYERS:
+                rows.append(_row(alpha, seed, "dimensionality_cap", 1.0, layer=layer))
             for i, layer in enumerate(LAYERS):
-                corr = 0.3 + 0.03 * i - 0.05 * t + e()
+                # Higher-dimensional than the clean activations (by `offset`) when sign = +1.
+                corr = 0.3 + 0.05 * i - 0.05 * t + offset + e()
                 rows.append(
                     _row(
                         alpha,
@@ -182,7 +221,7 @@ def make_results(
                     )
                 )
             for i, layer in enumerate(LAYERS):
-                adv = 0.3 + 0.03 * i - 0.08 * t + offset + e()
+                adv = 0.3 + 0.05 * i - 0.08 * t + 2 * offset + e()
                 rows.append(
                     _row(
                         alpha,
@@ -192,19 +231,140 @@ def make_results(
                         layer=layer,
                         eps=PGD_EPS,
                         steps=25,
+                        step_size=2e-3,
                     )
                 )
     table = pd.DataFrame(rows)
-    return table.astype(
-        {
-            "alpha": float,
-            "seed": int,
-            "severity": "Int64",
-            "eps": float,
-            "steps": "Int64",
-            "value": float,
-        }
-    )
+    if not current:
+        new = {"chance_accuracy", "selectivity_live", "silent_fraction", "dimensionality_cap"}
+        new |= {"pgd_linf_max", "pgd_linf_mean"}
+        table = table[~table["metric"].isin(new)].drop(columns=["split", "samples", "step_size"])
+        return table.astype(
+            {"alpha": float, "seed": int, "severity": "Int64", "eps": float, "steps": "Int64"}
+        ).reset_index(drop=True)
+    return table.astype({"alpha": float, "seed": int, **schema.DTYPES})
+
+
+C_ALPHAS = (-10.0, -1.0, 0.0, 1.0, 10.0, 30.0)
+C_SEEDS = (0, 1, 2)
+C_LAYERS = ("conv1.relu", "conv2.relu", "fc.relu")
+C_CAPS = (1.0, 1.0, 0.5)
+C_EPS = 8 / 255
+C_COLLAPSED = {
+    (30.0, 0): "chance",
+    (30.0, 1): "chance",
+    (30.0, 2): "chance",
+    (10.0, 0): "chance",
+    (10.0, 1): "chance",
+    (10.0, 2): "silent",
+}
+
+
+def make_collapsed_results(rng_seed: int = 0) -> pd.DataFrame:
+    """A table in the current schema where the networks of some trials collapsed (C_COLLAPSED).
+
+    Known truth over the healthy trials: selectivity follows alpha; clean accuracy falls with
+    alpha >= 0 (and is at chance in "chance" trials); corrupted/clean accuracy, corrupted accuracy,
+    PGD accuracy (absolute and relative to clean) and early-layer dimensionality follow the
+    papers; corruption changes are higher-dimensional than clean activations; FGSM accuracy
+    relative to clean has no relation to selectivity; the Jacobian norm RISES with selectivity
+    (the paper's claim is false here). Collapsed trials: mu_SI near 0, accuracy at chance or a
+    layer mostly silent, corrupted/clean and attacked/clean ratios near 1, tiny dimensionality.
+    PGD's ball never binds (L-inf reached 0.001 < 8/255); fc.relu's dimensionality sits at its cap.
+    """
+    rng = np.random.default_rng(rng_seed)
+    rows = []
+
+    def add(alpha, seed, metric, value, **keys):
+        row = {"alpha": alpha, "seed": seed, "metric": metric, "value": float(value), **keys}
+        rows.append({"split": "test", "samples": 500, **row})
+
+    for alpha in C_ALPHAS:
+        z = np.sign(alpha) * np.log10(abs(alpha) / 0.1 + 1) / np.log10(301)
+        for seed in C_SEEDS:
+            state = C_COLLAPSED.get((alpha, seed))
+
+            def e(scale=0.01):
+                return scale * rng.normal()
+
+            if state == "chance":
+                acc, sel, live = 0.1 + e(0.003), 0.03 + e(0.005), 0.35
+                silent = [0.3, 0.7, 0.9]
+                ratio, fgsm_rel, pgd_rel, jac = 1.0, 1.0, 1.0, 0.5 + e(0.05)
+                dims, dim_shift = 0.02, 0.01
+            elif state == "silent":
+                acc, sel, live = 0.85 + e(), 0.1 + e(0.005), 0.4
+                silent = [0.1, 0.6, 0.4]
+                ratio, fgsm_rel, pgd_rel, jac = 0.97, 0.9, 0.8, 1.0 + e(0.05)
+                dims, dim_shift = 0.05, 0.02
+            else:
+                acc = 0.95 - 0.03 * max(z, 0.0) + e(0.003)
+                sel = 0.25 + 0.15 * z + e()
+                live = sel + 0.01
+                silent = [0.02 + 0.03 * max(z, 0) + abs(e(0.005)) for _ in C_LAYERS]
+                ratio = 0.85 - 0.1 * z + e()
+                fgsm_rel = 0.6 + e(0.03)  # no relation to selectivity
+                pgd_rel = 0.3 + 0.2 * z + e()  # more selective: more robust, relative to clean
+                jac = 5.0 + 2.0 * z + e(0.2)  # the paper's claim reversed: truly false here
+                dims, dim_shift = None, 0.1
+            add(alpha, seed, "test_accuracy", acc)
+            add(alpha, seed, "val_accuracy", acc + 0.01, split="val")
+            add(alpha, seed, "chance_accuracy", 0.1)
+            add(alpha, seed, "selectivity", sel, layer=None)
+            add(alpha, seed, "selectivity_live", live, layer=None)
+            add(alpha, seed, "silent_fraction", float(np.mean(silent)), layer=None)
+            for i, layer in enumerate(C_LAYERS):
+                add(alpha, seed, "selectivity", sel + 0.02 * (i - 1), layer=layer)
+                add(alpha, seed, "silent_fraction", silent[i], layer=layer)
+            add(alpha, seed, "corruption_accuracy_mean", acc * ratio)
+            add(alpha, seed, "corruption_accuracy_relative", ratio)
+            for eps in (0.0, 2 / 255, C_EPS):
+                rel = 1.0 if eps == 0 else fgsm_rel
+                add(alpha, seed, "fgsm_accuracy", acc * rel, eps=eps)
+                if eps > 0:
+                    add(alpha, seed, "fgsm_accuracy_relative", rel, eps=eps)
+            for steps in (0, 10):
+                rel = 1.0 if steps == 0 else pgd_rel
+                add(alpha, seed, "pgd_accuracy", acc * rel, eps=C_EPS, steps=steps, step_size=1e-4)
+                if steps > 0:
+                    add(
+                        alpha,
+                        seed,
+                        "pgd_accuracy_relative",
+                        rel,
+                        eps=C_EPS,
+                        steps=steps,
+                        step_size=1e-4,
+                    )
+                    add(alpha, seed, "pgd_linf_mean", 0.001, eps=C_EPS, steps=steps, step_size=1e-4)
+                    add(alpha, seed, "pgd_linf_max", 0.001, eps=C_EPS, steps=steps, step_size=1e-4)
+            add(alpha, seed, "jacobian_norm", jac)
+            for i, (layer, cap) in enumerate(zip(C_LAYERS, C_CAPS, strict=True)):
+                clean = dims if dims is not None else 0.3 + 0.02 * i - 0.1 * z + e()
+                clean = min(clean, 0.8 * cap)
+                corrupted = min(clean + dim_shift - 0.02 * z, cap)
+                add(alpha, seed, "dimensionality", clean, layer=layer)
+                add(
+                    alpha,
+                    seed,
+                    "dimensionality_corruption",
+                    corrupted,
+                    layer=layer,
+                    corruption="motion_blur",
+                    severity=3,
+                )
+                add(
+                    alpha,
+                    seed,
+                    "dimensionality_adversarial",
+                    min(corrupted + 0.03, cap),
+                    layer=layer,
+                    eps=C_EPS,
+                    steps=25,
+                    step_size=1e-4,
+                )
+                add(alpha, seed, "dimensionality_cap", cap, layer=layer)
+    return schema.frame(rows, extra=schema.TRIAL)
 
 
 @pytest.fixture(scope="module")
@@ -354,6 +514,14 @@ def test_plot_gradient_variability(results):
     assert all(len(ax.get_lines()) == 1 and ax.get_xscale() == "symlog" for ax in fig.axes)
 
 
+def test_figures_of_a_grid_without_negative_alphas(collapsed_results):
+    # The issue's grid (alpha 0, 1, 10, 30): no blue side of the colour scale.
+    table = collapsed_results[collapsed_results["alpha"] >= 0]
+    assert list(report.alpha_colors([0.0, 1.0, 10.0, 30.0])) == [1.0, 10.0, 30.0, 0.0]
+    ax = plot_jacobian_norm(table)
+    assert ax.get_lines()[0].get_xdata().tolist() == [0.0, 1.0, 10.0, 30.0]
+
+
 def test_plots_draw_into_given_axes(results):
     fig = Figure()
     ax = fig.add_subplot()
@@ -389,7 +557,9 @@ def test_claims_supported_for_the_planted_trend(results):
     row = claims.set_index("key").loc["corruption_relative"]
     assert row["estimate"] < 0 and row["ci_high"] < 0
     assert row["n_trials"] == len(ALPHAS) * len(SEEDS) and row["n_alphas"] == len(ALPHAS)
-    assert "falls as selectivity rises" in row["direction"]
+    assert "falls as μ_SI rises" in row["direction"]
+    assert row["x"].startswith("μ_SI") and row["trials_used"] == "collapsed trials left out"
+    assert claims.set_index("key").loc["accuracy_positive_alpha", "x"].startswith("α")
     # Context contrast: lowest alpha minus alpha = 0, in accuracy ratio units, positive here.
     assert row["contrast_low"] > 0
 
@@ -419,6 +589,194 @@ def test_claims_with_absent_metrics_are_marked_not_tested(results):
 
 
 # ---------------------------------------------------------------------------------------------
+# Collapsed trials, and claims that must not be decided by them
+
+# The claims make_collapsed_results plants as true over its healthy trials.
+C_TRUE = (
+    "regularizer_sign",
+    "corruption_relative",
+    "corruption_mean",
+    "pgd",
+    "dimensionality_clean",
+    "dimensionality_corruption",
+    "dimensionality_adversarial",
+    "corruption_vs_clean",
+    "adversarial_vs_corruption",
+    "accuracy_positive_alpha",
+)
+
+
+@pytest.fixture(scope="module")
+def collapsed_results() -> pd.DataFrame:
+    return make_collapsed_results()
+
+
+def test_find_collapsed_names_each_trial_and_its_criterion(collapsed_results):
+    collapse = find_collapsed(collapsed_results)
+    assert collapse.keys() == set(C_COLLAPSED)
+    assert collapse.unchecked == () and collapse.n_trials == len(C_ALPHAS) * len(C_SEEDS)
+    reasons = {(a, s): r for a, s, r in collapse.trials.itertuples(index=False)}
+    assert reasons[(10.0, 2)] == "60% of conv2.relu's units silent (> 50%)"
+    assert reasons[(30.0, 0)].startswith("clean accuracy 0.")
+    assert "≤ 0.190 (chance 0.100" in reasons[(30.0, 0)] and "fc.relu" in reasons[(30.0, 0)]
+
+
+def test_find_collapsed_applies_the_criteria_it_can_and_says_which_it_cannot(collapsed_results):
+    no_silent = find_collapsed(collapsed_results[collapsed_results["metric"] != "silent_fraction"])
+    # The silent-only trial escapes the accuracy criterion; the others are at chance.
+    assert no_silent.keys() == set(C_COLLAPSED) - {(10.0, 2)}
+    assert no_silent.unchecked == (
+        "silent units: not checked (silent_fraction absent from the table)",
+    )
+    no_chance = find_collapsed(collapsed_results[collapsed_results["metric"] != "chance_accuracy"])
+    assert no_chance.keys() == set(C_COLLAPSED)
+    assert "chance_accuracy absent" in no_chance.unchecked[0]
+    # One trial without chance_accuracy: checked by silence only, and counted as unchecked.
+    one = collapsed_results[
+        ~(
+            (collapsed_results["metric"] == "chance_accuracy")
+            & (collapsed_results["alpha"] == 0.0)
+            & (collapsed_results["seed"] == 0)
+        )
+    ]
+    assert find_collapsed(one).unchecked == (
+        "accuracy near chance: not checked for 1 trial(s) lacking test_accuracy or chance_accuracy",
+    )
+    assert no_chance.applied == ("silent units",)
+    old = find_collapsed(make_results(current=False))
+    assert old.trials.empty and len(old.unchecked) == 2 and old.applied == ()
+
+
+def test_claims_on_collapsed_trials_follow_the_known_truth(collapsed_results):
+    claims = evaluate_claims(collapsed_results, n_resamples=500).set_index("key")
+    verdicts = claims["verdict"].to_dict()
+    # Never "contradicted" (nor inconclusive) for a true claim, although 6 of 18 trials collapsed.
+    assert {k: verdicts[k] for k in C_TRUE} == dict.fromkeys(C_TRUE, "supported")
+    # A claim that is false here still comes out contradicted.
+    assert verdicts["jacobian"] == "contradicted"
+    # FGSM relative to clean has no relation to selectivity: never supported.
+    assert verdicts["fgsm"] == "inconclusive"
+    assert verdicts["gradient_samples"] == "not tested"
+    # Selectivity-framed claims leave the collapsed trials out and count them ...
+    framed = claims.drop(index=["accuracy_positive_alpha", "gradient_samples", "gradient_units"])
+    assert (framed["n_collapsed_left_out"] == len(C_COLLAPSED)).all()
+    assert (framed["n_trials"] == len(C_ALPHAS) * len(C_SEEDS) - len(C_COLLAPSED)).all()
+    assert framed["note"].str.contains("6 collapsed trial\\(s\\) left out").all()
+    # ... the regularizer's effect on accuracy keeps them, tested against alpha.
+    accuracy = claims.loc["accuracy_positive_alpha"]
+    assert accuracy["n_collapsed_left_out"] == 0 and accuracy["n_trials"] == 12
+    assert accuracy["x"].startswith("α") and accuracy["estimate"] < -0.8
+    assert claims.loc["pgd", "check_statistic"] == (
+        "Spearman ρ(μ_SI, PGD accuracy / clean accuracy) across trials"
+    )
+
+
+def test_without_leaving_collapsed_trials_out_the_verdicts_go_wrong(collapsed_results):
+    # The same table with nothing detected as collapsed: the collapsed trials (mu_SI ~ 0, tiny
+    # dimensionality) decide the correlations. This is what the exclusion protects against.
+    nothing = report.Collapse(pd.DataFrame(columns=["alpha", "seed", "reason"]), (), 18)
+    claims = evaluate_claims(collapsed_results, n_resamples=500, collapse=nothing)
+    verdicts = dict(zip(claims["key"], claims["verdict"], strict=True))
+    assert verdicts["dimensionality_clean"] != "supported"
+    assert verdicts["regularizer_sign"] != "supported"
+    assert (claims["n_collapsed_left_out"] == 0).all()
+    assert not claims["note"].str.contains("collapse").any()
+
+
+def _clean_accuracy_carries_fgsm(rng_seed: int = 3) -> pd.DataFrame:
+    """Clean accuracy rises with selectivity; FGSM accuracy relative to clean is pure noise."""
+    table = make_results(null=True, rng_seed=rng_seed)
+    sel = table[(table["metric"] == "selectivity") & table["layer"].isna()]
+    accuracy = dict(
+        zip(zip(sel["alpha"], sel["seed"], strict=True), sel["value"] + 0.5, strict=True)
+    )
+    rng = np.random.default_rng(rng_seed)
+    keys = list(zip(table["alpha"], table["seed"], strict=True))
+    clean = np.array([accuracy[k] for k in keys])
+    is_acc = (table["metric"] == "test_accuracy").to_numpy()
+    table.loc[is_acc, "value"] = clean[is_acc]
+    fgsm = (table["metric"] == "fgsm_accuracy").to_numpy()
+    attacked = fgsm & (table["eps"] > 0).fillna(False).to_numpy(dtype=bool)
+    table.loc[fgsm, "value"] = clean[fgsm]
+    table.loc[attacked, "value"] = clean[attacked] * rng.uniform(0.45, 0.55, attacked.sum())
+    return table
+
+
+def test_adversarial_claims_need_accuracy_relative_to_clean_to_agree():
+    table = _clean_accuracy_carries_fgsm()
+    row = evaluate_claims(table, n_resamples=500).set_index("key").loc["fgsm"]
+    assert row["ci_low"] > 0  # absolute FGSM accuracy alone would say "supported"
+    assert row["check_ci_low"] < 0 < row["check_ci_high"]
+    assert row["verdict"] == "inconclusive"
+    assert "FGSM accuracy: supported, FGSM accuracy / clean accuracy" in row["note"]
+    assert "fgsm_accuracy / its unperturbed rows" in row["note"] and "must agree" in row["note"]
+    # Without eps-0 rows, clean accuracy is test_accuracy; without either, no verdict.
+    no_zero = table[~((table["metric"] == "fgsm_accuracy") & (table["eps"] == 0))]
+    row = evaluate_claims(no_zero, n_resamples=300).set_index("key").loc["fgsm"]
+    assert "fgsm_accuracy / test_accuracy" in row["note"] and row["verdict"] == "inconclusive"
+    neither = no_zero[no_zero["metric"] != "test_accuracy"]
+    row = evaluate_claims(neither, n_resamples=300).set_index("key").loc["fgsm"]
+    assert row["verdict"] == "inconclusive" and "unavailable" in row["note"]
+
+
+def test_too_few_samples_give_no_verdict(results):
+    few = results.copy()
+    few.loc[few["metric"] == "jacobian_norm", "samples"] = 40
+    row = evaluate_claims(few, n_resamples=200).set_index("key").loc["jacobian"]
+    assert row["verdict"] == "inconclusive"
+    assert "too few samples (measured on 40 images per trial; need ≥ 100)" in row["note"]
+
+
+def test_claims_on_an_older_table_say_collapse_was_not_checked():
+    claims = evaluate_claims(make_results(current=False), n_resamples=300).set_index("key")
+    assert claims.loc["corruption_relative", "verdict"] == "supported"
+    assert "collapse not checked" in claims.loc["corruption_relative", "note"]
+    assert "collapse" not in claims.loc["accuracy_positive_alpha", "note"]
+
+
+def test_a_metric_from_several_splits_is_refused(results):
+    val = results[results["metric"] == "selectivity"].assign(split="val")
+    with pytest.raises(ValueError, match=r"several splits \['test', 'val'\]"):
+        summarise(pd.concat([results, val]), "selectivity")
+    # The claims say why they fall back to alpha instead of averaging two splits.
+    mixed = pd.concat([results, val])
+    row = evaluate_claims(mixed, n_resamples=100).set_index("key").loc["jacobian"]
+    assert row["x"].startswith("α")
+    assert "network selectivity unusable (metric 'selectivity' has rows from several" in row["note"]
+
+
+def test_plot_silent_units(collapsed_results):
+    fig = plot_silent_units(collapsed_results)
+    left, right = fig.axes
+    assert [line.get_label() for line in _labelled_lines(left)] == [
+        "mean over layers",
+        "largest layer",
+    ]
+    assert [len(line.get_xdata()) for line in _labelled_lines(right)] == [len(C_ALPHAS)] * 2
+    largest = _labelled_lines(left)[1].get_ydata()
+    assert largest[-1] == pytest.approx(0.9)  # alpha = 30: fc.relu 90% silent in every seed
+    with pytest.raises(ValueError, match="silent_fraction"):
+        plot_silent_units(make_results(current=False))
+
+
+def test_report_shows_collapse_settings_binding_and_cap(collapsed_results, tmp_path):
+    text = write_report(collapsed_results, tmp_path / "c", n_resamples=200).read_text()
+    collapsed = text[text.index("Collapsed trials (6 of 18)") : text.index("<h2>Figures")]
+    assert collapsed.count("<tr><td>") == len(C_COLLAPSED)
+    assert "60% of conv2.relu&#x27;s units silent" in collapsed and "Not checked" not in collapsed
+    assert "The ε-ball never binds: the largest L∞ distance PGD reached is 0.001" in text
+    assert "split test; samples per trial 500; PGD step size 0.0001." in text
+    corrupted = collapsed_results[
+        (collapsed_results["metric"] == "dimensionality_corruption")
+        & (collapsed_results["layer"] == "fc.relu")
+    ]
+    near = int((corrupted["value"] >= 0.9 * 0.5).sum())
+    assert 0 < near < len(corrupted)
+    assert f"dimensionality_corruption at fc.relu in {near} of 18 trials (cap 0.5)" in text
+    assert "conv1.relu in" not in text
+
+
+# ---------------------------------------------------------------------------------------------
 # Report
 
 
@@ -435,6 +793,9 @@ def test_write_report_is_self_contained(results, tmp_path):
     assert "<link" not in text and "http" not in text
     assert text.index("Claims") < text.index("<figure")
     assert "RuntimeError: loss is NaN" in text
+    assert "The ε-ball binds (largest L∞ distance reached 0.0314" in text
+    assert "No value lies within 10% of its cap" in text
+    assert "Collapsed trials (0 of 21)" in text and "Not checked" not in text
     pngs = sorted(p.name for p in (tmp_path / "out" / "figures").iterdir())
     assert pngs == sorted(f"{spec.name}.png" for spec in report.FIGURES)
     summary = pd.read_csv(tmp_path / "out" / "summary.csv")
@@ -446,6 +807,9 @@ def test_write_report_is_self_contained(results, tmp_path):
         "severity",
         "eps",
         "steps",
+        "split",
+        "samples",
+        "step_size",
         "mean",
         "ci_low",
         "ci_high",
@@ -466,8 +830,10 @@ def test_write_report_is_self_contained(results, tmp_path):
     ]
 
 
-def test_write_report_skips_figures_of_missing_metrics(results, tmp_path):
-    table = results[~results["metric"].isin(["jacobian_norm", "fgsm_accuracy"])]
+def test_write_report_skips_figures_of_missing_metrics(tmp_path):
+    # A table as older versions wrote it: the report says what it cannot check.
+    old = make_results(current=False)
+    table = old[~old["metric"].isin(["jacobian_norm", "fgsm_accuracy"])]
     source = tmp_path / "results.parquet"
     table.to_parquet(source)
     path = write_report(source, tmp_path / "out", n_resamples=200)
@@ -477,6 +843,10 @@ def test_write_report_skips_figures_of_missing_metrics(results, tmp_path):
     assert not (tmp_path / "out" / "figures" / "jacobian_norm.png").exists()
     assert (tmp_path / "out" / "figures" / "pgd_accuracy.png").exists()
     assert "Not tested" in text
+    assert "silent units: not checked (silent_fraction absent from the table)" in text
+    assert "split, samples per trial, PGD step size not recorded in this table" in text
+    assert "pgd_linf_max is absent" in text and "dimensionality_cap is absent" in text
+    assert "silent_units" in skipped
 
 
 def test_report_module_does_not_need_torch():

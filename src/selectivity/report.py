@@ -9,6 +9,9 @@ Layout of the module:
   bootstrapped 95% CI are taken over the trials of each group);
 - figures: one `plot_<name>(table, ax=None)` per figure of the papers (table: a DataFrame or the
   path of a results file); each raises ValueError naming the metrics it lacks;
+- checks: `find_collapsed` (trials whose network collapsed, left out of the selectivity-framed
+  claims), the settings that decide a figure's numbers, PGD's radius binding, dimensionality near
+  its sample-count cap;
 - claims: `evaluate_claims` tests each finding of the papers on the table;
 - output: `summary_table` and `write_report`.
 
@@ -46,16 +49,19 @@ from matplotlib.ticker import FuncFormatter, PercentFormatter
 from scipy import stats
 
 from selectivity.files import write_bytes
+from selectivity.schema import KEYS, SETTINGS, TRIAL
 
 __all__ = [
     "CLAIMS",
     "FIGURES",
     "SOURCES",
     "ClaimSpec",
+    "Collapse",
     "FigureSpec",
     "alpha_colors",
     "bootstrap_ci",
     "evaluate_claims",
+    "find_collapsed",
     "load_results",
     "plot_accuracy_per_corruption",
     "plot_accuracy_vs_selectivity",
@@ -67,19 +73,30 @@ __all__ = [
     "plot_jacobian_norm",
     "plot_normalised_accuracy_per_corruption",
     "plot_pgd_accuracy",
+    "plot_silent_units",
     "summarise",
     "summary_table",
     "write_report",
 ]
 
-TRIAL = ("alpha", "seed")
-KEYS = ("layer", "corruption", "severity", "eps", "steps")
-COLUMNS = (*TRIAL, "metric", *KEYS, "value")
+COLUMNS = (*TRIAL, "metric", *KEYS, *SETTINGS, "value")
 N_RESAMPLES = 2000
 CONFIDENCE = 0.95
 # Correlation claims need a spread of alphas and enough trials for a CI to mean anything.
 MIN_TRIALS = 6
 MIN_ALPHAS = 3
+# A metric measured on fewer images than this per trial is too noisy to carry a verdict.
+MIN_SAMPLES = 100
+# A trial is collapsed (protocol §11) when its network stopped being a working classifier: clean
+# test accuracy at most this fraction of the way from chance to perfect, or more than this share
+# of some layer's units silent on the test set. Silent units score SI 0 by the formula, so such
+# trials drag mu_SI and accuracy down together and would decide correlations on their own.
+COLLAPSE_ACCURACY_MARGIN = 0.1
+COLLAPSE_SILENT_FRACTION = 0.5
+# Dimensionality within this fraction of its cap min(N - 1, D) / D reflects N, not the network.
+NEAR_CAP = 0.1
+# PGD's radius binds when some image reached the eps-ball's surface (float tolerance).
+BINDS_RTOL = 1e-3
 
 # Figures are built on `matplotlib.figure.Figure` directly, never through pyplot: no global
 # figure registry to leak, no backend switch forced on the caller; savefig renders with Agg.
@@ -121,8 +138,8 @@ def load_results(results: pd.DataFrame | str | os.PathLike) -> pd.DataFrame:
     """A results table as a DataFrame in the schema of docs/results.md.
 
     `results` is a DataFrame or the path of a .parquet or .csv file. Key columns missing from the
-    input are added as nulls and `value` becomes float; `alpha`, `seed`, `metric` and `value` are
-    required.
+    input (and the settings columns split, samples, step_size, absent from older tables) are added
+    as nulls and `value` becomes float; `alpha`, `seed`, `metric` and `value` are required.
     """
     if isinstance(results, pd.DataFrame):
         table = results.copy()
@@ -132,7 +149,7 @@ def load_results(results: pd.DataFrame | str | os.PathLike) -> pd.DataFrame:
     missing = [c for c in ("alpha", "seed", "metric", "value") if c not in table.columns]
     if missing:
         raise ValueError(f"results table lacks column(s) {missing}; see docs/results.md")
-    for column in KEYS:
+    for column in (*KEYS, *SETTINGS):
         if column not in table.columns:
             table[column] = np.nan
     table["alpha"] = table["alpha"].astype(float)
@@ -183,16 +200,27 @@ def _mask(column: pd.Series, condition: object) -> pd.Series:
         return column.notna() & hit.fillna(False).astype(bool)
     if isinstance(condition, (list, tuple, set, frozenset, np.ndarray, pd.Index)):
         return column.isin(list(condition))
-    return column == condition
+    # Nullable dtypes compare to NA on null keys; a null key never equals a value.
+    return (column == condition).fillna(False).astype(bool)
 
 
 def _rows(
     table: pd.DataFrame, metric: str, where: Mapping[str, object] | None = None
 ) -> pd.DataFrame:
-    """Rows of one metric, filtered by `where`; ValueError when the metric is absent."""
+    """Rows of one metric, filtered by `where`; ValueError when the metric is absent.
+
+    ValueError too when the metric's rows come from several splits (a test and a val measurement
+    averaged together would be a number of neither).
+    """
     rows = table[table["metric"] == metric]
     if rows.empty:
         raise ValueError(f"metric {metric!r} is not in the results table")
+    splits = sorted(set(rows["split"].dropna())) if "split" in rows.columns else []
+    if len(splits) > 1:
+        raise ValueError(
+            f"metric {metric!r} has rows from several splits {splits}: "
+            "filter the table to one split first"
+        )
     for column, condition in (where or {}).items():
         rows = rows[_mask(rows[column], condition)]
     if rows.empty:
@@ -288,20 +316,21 @@ def summarise(
 def summary_table(
     table: pd.DataFrame, n_resamples: int = N_RESAMPLES, seed: int = 0
 ) -> pd.DataFrame:
-    """`summarise` for every metric, grouped by alpha and every key that metric sets.
+    """`summarise` for every metric, grouped by alpha and every key and setting that metric sets.
 
-    Columns: metric, alpha, layer, corruption, severity, eps, steps, mean, ci_low, ci_high, n.
-    Network-level selectivity appears with a null layer next to the per-layer rows.
+    Columns: metric, alpha, layer, corruption, severity, eps, steps, split, samples, step_size,
+    mean, ci_low, ci_high, n. Network-level selectivity appears with a null layer next to the
+    per-layer rows. Settings are grouped by, so numbers measured differently never share a mean.
     """
     table = load_results(table)
     parts = []
     for metric in _appearance(table["metric"]):
         rows = table[table["metric"] == metric]
-        keys = [c for c in KEYS if rows[c].notna().any()]
+        keys = [c for c in (*KEYS, *SETTINGS) if rows[c].notna().any()]
         part = summarise(table, metric, by=("alpha", *keys), n_resamples=n_resamples, seed=seed)
         part.insert(0, "metric", metric)
         parts.append(part)
-    columns = ["metric", "alpha", *KEYS, "mean", "ci_low", "ci_high", "n"]
+    columns = ["metric", "alpha", *KEYS, *SETTINGS, "mean", "ci_low", "ci_high", "n"]
     if not parts:
         return pd.DataFrame(columns=columns)
     return pd.concat([p.reindex(columns=columns) for p in parts], ignore_index=True)
@@ -325,7 +354,7 @@ def _derived(frame: pd.DataFrame, metric: str) -> pd.DataFrame:
     """Per-trial values computed here, put back into the results schema so `summarise` reads them."""
     out = frame.copy()
     out["metric"] = metric
-    for column in KEYS:
+    for column in (*KEYS, *SETTINGS):
         if column not in out.columns:
             out[column] = np.nan
     return out[list(COLUMNS)]
@@ -341,6 +370,212 @@ def _normalised_corruption_table(table: pd.DataFrame) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------------------------
+# Checks: collapsed trials, settings, PGD's radius, dimensionality's cap
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Collapse:
+    """The collapsed trials of a table (`find_collapsed`) and what could not be checked.
+
+    trials: one row per collapsed trial, columns alpha, seed, reason (the criteria it meets, with
+    its numbers). unchecked: one sentence per criterion that could not be applied, and why.
+    n_trials: trials in the table. applied: the criteria applied to at least one trial.
+    """
+
+    trials: pd.DataFrame
+    unchecked: tuple[str, ...]
+    n_trials: int
+    applied: tuple[str, ...] = ("accuracy near chance", "silent units")
+
+    def keys(self) -> set[tuple[float, object]]:
+        return set(zip(self.trials["alpha"], self.trials["seed"], strict=True))
+
+
+def find_collapsed(results: pd.DataFrame | str | os.PathLike) -> Collapse:
+    """Trials whose network collapsed (protocol §11), by two criteria, each where it can be applied.
+
+    - accuracy: clean `test_accuracy` <= chance + COLLAPSE_ACCURACY_MARGIN * (1 - chance), with
+      chance the trial's `chance_accuracy` (1 / classes);
+    - silent units: more than COLLAPSE_SILENT_FRACTION of some layer's units silent on the split
+      (`silent_fraction` per layer; the network-level mean where the table has no layer rows).
+    A criterion whose metrics are absent (older tables) is not applied, and `unchecked` says so:
+    the number of classes is not guessed.
+    """
+    table = load_results(results)
+    trials = table[list(TRIAL)].drop_duplicates()
+    reasons: dict[tuple[float, object], list[str]] = {}
+    unchecked: list[str] = []
+    applied: list[str] = []
+    present = set(table["metric"])
+
+    absent = [m for m in ("test_accuracy", "chance_accuracy") if m not in present]
+    if absent:
+        unchecked.append(
+            f"accuracy near chance: not checked ({' and '.join(absent)} absent from the table)"
+        )
+    else:
+        try:
+            accuracy = _per_trial(table, "test_accuracy").merge(
+                _per_trial(table, "chance_accuracy"), on=list(TRIAL), suffixes=("", "_chance")
+            )
+        except ValueError as error:
+            unchecked.append(f"accuracy near chance: not checked ({error})")
+        else:
+            applied.append("accuracy near chance")
+            lacking = len(trials) - len(accuracy.dropna(subset=["value", "value_chance"]))
+            if lacking:
+                unchecked.append(
+                    f"accuracy near chance: not checked for {lacking} trial(s) lacking "
+                    "test_accuracy or chance_accuracy"
+                )
+            chance = accuracy["value_chance"]
+            accuracy["limit"] = chance + COLLAPSE_ACCURACY_MARGIN * (1.0 - chance)
+            # itertuples keeps each column's type (a seed stays an int).
+            for r in accuracy[accuracy["value"] <= accuracy["limit"]].itertuples(index=False):
+                reasons.setdefault((r.alpha, r.seed), []).append(
+                    f"clean accuracy {r.value:.3f} ≤ {r.limit:.3f} (chance "
+                    f"{r.value_chance:.3f} + {COLLAPSE_ACCURACY_MARGIN:g} × (1 − chance))"
+                )
+
+    if "silent_fraction" not in present:
+        unchecked.append("silent units: not checked (silent_fraction absent from the table)")
+    else:
+        try:
+            rows = _rows(table, "silent_fraction")
+        except ValueError as error:
+            unchecked.append(f"silent units: not checked ({error})")
+        else:
+            applied.append("silent units")
+            layered = rows[rows["layer"].notna()]
+            rows = layered if not layered.empty else rows.assign(layer="network mean")
+            per = rows.groupby([*TRIAL, "layer"], sort=False)["value"].mean().reset_index()
+            worst = per.loc[per.groupby(list(TRIAL), sort=False)["value"].idxmax()]
+            lacking = len(trials) - len(worst)
+            if lacking:
+                unchecked.append(
+                    f"silent units: not checked for {lacking} trial(s) lacking silent_fraction"
+                )
+            for r in worst[worst["value"] > COLLAPSE_SILENT_FRACTION].itertuples(index=False):
+                reasons.setdefault((r.alpha, r.seed), []).append(
+                    f"{r.value:.0%} of {r.layer}'s units silent (> {COLLAPSE_SILENT_FRACTION:.0%})"
+                )
+
+    collapsed = pd.DataFrame(
+        [(a, seed, "; ".join(words)) for (a, seed), words in reasons.items()],
+        columns=["alpha", "seed", "reason"],
+    )
+    collapsed = collapsed.sort_values(["alpha", "seed"]).reset_index(drop=True)
+    return Collapse(collapsed, tuple(unchecked), len(trials), tuple(applied))
+
+
+_SETTING_WORDS = {"split": "split", "samples": "samples per trial", "step_size": "PGD step size"}
+
+
+def _settings_text(table: pd.DataFrame, metrics: Sequence[str]) -> str:
+    """The recorded settings (split, sample count, PGD step size) of `metrics`' rows, in words.
+
+    The step size is named only for metrics PGD produces. Says so when the table does not record
+    a setting (results written before the settings columns).
+    """
+    rows = table[table["metric"].isin(list(metrics))]
+    pgd = any(m.startswith("pgd") or m == "dimensionality_adversarial" for m in metrics)
+    columns = SETTINGS if pgd else tuple(c for c in SETTINGS if c != "step_size")
+    words, missing = [], []
+    for column in columns:
+        values = sorted(set(rows[column].dropna())) if column in rows.columns else []
+        if not values:
+            missing.append(_SETTING_WORDS[column])
+            continue
+        shown = [
+            str(int(v)) if column == "samples" else f"{v:.3g}" if isinstance(v, float) else str(v)
+            for v in values
+        ]
+        words.append(f"{_SETTING_WORDS[column]} {' / '.join(shown)}")
+    if missing:
+        words.append(f"{', '.join(missing)} not recorded in this table")
+    return "Settings: " + "; ".join(words) + "."
+
+
+def _pgd_binding_text(table: pd.DataFrame, eps: float) -> str:
+    """Whether PGD's eps-ball binds at `eps`: from pgd_linf_max (largest L-inf distance reached)."""
+    present = set(table["metric"])
+    if "pgd_linf_max" not in present:
+        return "Whether the ε-ball binds is unknown: pgd_linf_max is absent from this table."
+    reached = table[
+        (table["metric"] == "pgd_linf_max") & np.isclose(table["eps"].astype(float), eps)
+    ]["value"]
+    if reached.dropna().empty:
+        return f"Whether the ε-ball binds is unknown: no pgd_linf_max rows at ε = {_fmt_eps(eps)}."
+    largest = float(reached.max())
+    mean = table[(table["metric"] == "pgd_linf_mean") & np.isclose(table["eps"].astype(float), eps)]
+    mean_text = f", mean {mean['value'].mean():.3g}" if not mean.empty else ""
+    if largest < eps * (1.0 - BINDS_RTOL):
+        return (
+            f"The ε-ball never binds: the largest L∞ distance PGD reached is {largest:.3g}"
+            f"{mean_text} (ε = {_fmt_eps(eps)}), so these accuracies measure step size × steps, not ε."
+        )
+    return f"The ε-ball binds (largest L∞ distance reached {largest:.3g}{mean_text}, ε = {_fmt_eps(eps)})."
+
+
+_DIMENSIONALITY_METRICS = (
+    "dimensionality",
+    "dimensionality_corruption",
+    "dimensionality_adversarial",
+)
+
+
+def _near_cap(table: pd.DataFrame) -> pd.DataFrame:
+    """Dimensionality values within NEAR_CAP of their cap min(N - 1, D) / D, per metric and layer.
+
+    Columns: metric, layer, flagged (trials near the cap), trials, cap (the smallest cap seen).
+    Empty when nothing is near the cap; ValueError when the table has no dimensionality_cap.
+    """
+    caps = _rows(table, "dimensionality_cap")
+    caps = caps.groupby([*TRIAL, "layer"], sort=False)["value"].min().rename("cap").reset_index()
+    records = []
+    for metric in _DIMENSIONALITY_METRICS:
+        if metric not in set(table["metric"]):
+            continue
+        values = _per_trial(table, metric, ("layer",)).merge(caps, on=[*TRIAL, "layer"])
+        values["near"] = values["value"] >= (1.0 - NEAR_CAP) * values["cap"]
+        for layer, group in values.groupby("layer", sort=False):
+            if group["near"].any():
+                records.append(
+                    {
+                        "metric": metric,
+                        "layer": layer,
+                        "flagged": int(group["near"].sum()),
+                        "trials": len(group),
+                        "cap": float(group["cap"].min()),
+                    }
+                )
+    return pd.DataFrame.from_records(
+        records, columns=["metric", "layer", "flagged", "trials", "cap"]
+    )
+
+
+def _near_cap_text(table: pd.DataFrame) -> str:
+    try:
+        near = _near_cap(table)
+    except ValueError:
+        return (
+            "Values near the sample-count cap cannot be flagged: dimensionality_cap is absent "
+            "from this table."
+        )
+    if near.empty:
+        return f"No value lies within {NEAR_CAP:.0%} of its cap min(N − 1, D) / D."
+    listed = "; ".join(
+        f"{r['metric']} at {r['layer']} in {r['flagged']} of {r['trials']} trials (cap {r['cap']:.3g})"
+        for _, r in near.iterrows()
+    )
+    return (
+        f"Flagged, within {NEAR_CAP:.0%} of the cap min(N − 1, D) / D that N samples allow (there the "
+        f"value reflects N, not the representation): {listed}."
+    )
+
+
+# --------------------------------------------------------------------------------------------
 # Plot helpers
 # --------------------------------------------------------------------------------------------
 
@@ -352,7 +587,8 @@ def alpha_colors(alphas: Iterable[float]) -> dict[float, tuple]:
     negative = sorted((a for a in values if a < 0), key=abs)
     positive = [a for a in values if a > 0]
     for group, cmap in ((negative, "Blues"), (positive, "Reds")):
-        shades = np.linspace(0.45, 0.95, len(group)) if len(group) > 1 else [0.75]
+        # One alpha on a side gets a middle shade; none (a grid without negative alphas) gets none.
+        shades = np.linspace(0.45, 0.95, len(group)) if len(group) > 1 else [0.75] * len(group)
         for a, shade in zip(group, shades, strict=True):
             colors[a] = colormaps[cmap](float(shade))
     if 0.0 in values:
@@ -850,6 +1086,45 @@ def plot_gradient_variability(table: pd.DataFrame, ax: Sequence[Axes] | None = N
     return axes[0].figure
 
 
+@_styled
+def plot_silent_units(table: pd.DataFrame, ax: Sequence[Axes] | None = None) -> Figure:
+    """Silent units against alpha, beside mu_SI and mu_SI over live units.
+
+    Left: the fraction of units silent on the split (mean over layers, and the largest layer's
+    fraction, which the collapse criterion reads; dotted: COLLAPSE_SILENT_FRACTION). Right: mu_SI
+    (silent units score 0, the papers' definition) and, where the table has it, mu_SI over live
+    units only. Lines: mean over seeds, bands: bootstrapped 95% CI, as in the other figures.
+    """
+    _require(table, ["silent_fraction", "selectivity"], "silent_units")
+    left, right = _new_panels(ax, 2, (10.4, 4.0))
+    for axis in (left, right):
+        # Before drawing: limits autoscaled on a linear axis would stay when it turns symlog.
+        _alpha_axis(axis, _alphas(table))
+    summary = summarise(table, "silent_fraction")
+    _line_ci(left, summary["alpha"], summary, "0.25", "mean over layers")
+    rows = _rows(table, "silent_fraction")
+    if rows["layer"].notna().any():
+        per_layer = _per_trial(table, "silent_fraction", ("layer",), {"layer": lambda s: s.notna()})
+        worst = per_layer.groupby(list(TRIAL), sort=False)["value"].max().reset_index()
+        summary = summarise(_derived(worst, "silent_fraction_max"), "silent_fraction_max")
+        _line_ci(left, summary["alpha"], summary, "tab:red", "largest layer", marker="s")
+    left.axhline(COLLAPSE_SILENT_FRACTION, color="tab:red", ls=":", lw=1.0)
+    left.set_ylim(-0.02, 1.02)
+    left.set_ylabel("fraction of units silent")
+    _percent_axis(left.yaxis)
+    left.set_title("Silent units")
+    left.legend(frameon=False)
+    summary = summarise(table, "selectivity")
+    _line_ci(right, summary["alpha"], summary, "0.25", r"$\mu_{SI}$ (silent units = 0)")
+    if "selectivity_live" in set(table["metric"]):
+        summary = summarise(table, "selectivity_live")
+        _line_ci(right, summary["alpha"], summary, "tab:blue", r"$\mu_{SI}$ over live units", "s")
+    right.set_ylabel("network selectivity (0–1)")
+    right.set_title("Selectivity")
+    right.legend(frameon=False)
+    return left.figure
+
+
 def _seeds(table: pd.DataFrame, metric: str, by: Sequence[str] = ("alpha",)) -> str:
     return _n_seeds_text(summarise(table, metric, by=by, n_resamples=1))
 
@@ -893,7 +1168,16 @@ def _caption_dimensionality(table: pd.DataFrame) -> str:
     ]
     if missing:
         text += f" Panels left out (metric absent): {', '.join(missing)}."
-    return text + " Paper: Fig. 3, A8."
+    return f"{text} {_near_cap_text(table)} Paper: Fig. 3, A8."
+
+
+def _caption_pgd(table: pd.DataFrame) -> str:
+    radii = sorted(_rows(table, "pgd_accuracy")["eps"].dropna().unique())
+    binding = f" {_pgd_binding_text(table, float(radii[-1]))}" if radii else ""
+    return (
+        "Accuracy under PGD against the number of steps per α, at the largest ε in the table; bands: "
+        f"bootstrapped 95% CI ({_seeds(table, 'pgd_accuracy')}).{binding} Paper: Fig. 2b, A7b."
+    )
 
 
 @dataclass(frozen=True)
@@ -904,6 +1188,7 @@ class FigureSpec:
     title: str
     draw: Callable[[pd.DataFrame], Axes | Figure]
     caption: Callable[[pd.DataFrame], str]
+    settings: tuple[str, ...] = ()  # metrics whose split, sample count, step size decide the figure
 
 
 FIGURES: tuple[FigureSpec, ...] = (
@@ -913,8 +1198,24 @@ FIGURES: tuple[FigureSpec, ...] = (
         plot_accuracy_vs_selectivity,
         lambda t: (
             "Clean test accuracy against network selectivity; large points: mean per α with bootstrapped "
-            f"95% CIs on both axes ({_seeds(t, 'test_accuracy')}), small dots: single trials. Paper: Fig. A1."
+            f"95% CIs on both axes ({_seeds(t, 'test_accuracy')}), small dots: single trials; collapsed "
+            "trials are shown too (see Collapsed trials). Paper: Fig. A1."
         ),
+        ("selectivity", "test_accuracy"),
+    ),
+    FigureSpec(
+        "silent_units",
+        "Silent units and selectivity against α",
+        plot_silent_units,
+        lambda t: (
+            "Left: fraction of units that never fire on the split, mean over layers and the largest "
+            f"layer's (dotted: the collapse threshold, {COLLAPSE_SILENT_FRACTION:.0%}). Right: μ_SI as the "
+            "papers define it (a silent unit scores 0) and, where recorded, μ_SI over live units only: "
+            "where units fall silent, μ_SI falls by the formula, and the live-unit line shows how "
+            "selective the units that still fire are. Bands: "
+            f"bootstrapped 95% CI over seeds ({_seeds(t, 'silent_fraction')})."
+        ),
+        ("silent_fraction", "selectivity", "selectivity_live"),
     ),
     FigureSpec(
         "corruption_vs_alpha",
@@ -926,6 +1227,7 @@ FIGURES: tuple[FigureSpec, ...] = (
             f" ({_seeds(t, _require(t, ['corruption_accuracy_mean', 'corruption_accuracy_relative'], 'corruption_vs_alpha', any_of=True)[0])})."
             " Paper: Fig. 1a-b, A4a-b."
         ),
+        ("corruption_accuracy_mean", "corruption_accuracy_relative"),
     ),
     FigureSpec(
         "normalised_accuracy_per_corruption",
@@ -936,6 +1238,7 @@ FIGURES: tuple[FigureSpec, ...] = (
             f"the lowest, zero and highest α; bars: bootstrapped 95% CI ({_seeds(t, 'corruption_accuracy')}). "
             "Paper: Fig. 1c, A4c (the paper's Fig. 1c uses severity 5 only)."
         ),
+        ("corruption_accuracy", "test_accuracy"),
     ),
     FigureSpec(
         "accuracy_per_corruption",
@@ -945,6 +1248,7 @@ FIGURES: tuple[FigureSpec, ...] = (
             "Accuracy per corruption, mean over severities, for every α; bars: bootstrapped 95% CI "
             f"({_seeds(t, 'corruption_accuracy')}). Paper: Fig. A2, A5."
         ),
+        ("corruption_accuracy",),
     ),
     FigureSpec(
         "clean_vs_corrupted",
@@ -954,6 +1258,7 @@ FIGURES: tuple[FigureSpec, ...] = (
             "Clean against corrupted accuracy (mean over corruptions) per severity; each line joins the α "
             f"values at one severity; bars: bootstrapped 95% CIs ({_seeds(t, 'corruption_accuracy')}). Paper: Fig. A3, A6."
         ),
+        ("corruption_accuracy", "test_accuracy"),
     ),
     FigureSpec(
         "fgsm_accuracy",
@@ -963,16 +1268,9 @@ FIGURES: tuple[FigureSpec, ...] = (
             f"Accuracy under FGSM against ε per α; bands: bootstrapped 95% CI ({_seeds(t, 'fgsm_accuracy')}). "
             "Paper: Fig. 2a, A7a."
         ),
+        ("fgsm_accuracy",),
     ),
-    FigureSpec(
-        "pgd_accuracy",
-        "PGD",
-        plot_pgd_accuracy,
-        lambda t: (
-            "Accuracy under PGD against the number of steps per α, at the largest ε in the table; bands: "
-            f"bootstrapped 95% CI ({_seeds(t, 'pgd_accuracy')}). Paper: Fig. 2b, A7b."
-        ),
-    ),
+    FigureSpec("pgd_accuracy", "PGD", plot_pgd_accuracy, _caption_pgd, ("pgd_accuracy",)),
     FigureSpec(
         "jacobian_norm",
         "Input-output Jacobian",
@@ -981,9 +1279,14 @@ FIGURES: tuple[FigureSpec, ...] = (
             "Frobenius norm of the input-output Jacobian (mean over test samples) against α; band: "
             f"bootstrapped 95% CI ({_seeds(t, 'jacobian_norm')}). Paper: Fig. 2c, A7c."
         ),
+        ("jacobian_norm",),
     ),
     FigureSpec(
-        "dimensionality", "Dimensionality per layer", plot_dimensionality, _caption_dimensionality
+        "dimensionality",
+        "Dimensionality per layer",
+        plot_dimensionality,
+        _caption_dimensionality,
+        _DIMENSIONALITY_METRICS,
     ),
     FigureSpec(
         "gradient_variability",
@@ -995,6 +1298,7 @@ FIGURES: tuple[FigureSpec, ...] = (
             f" ({_seeds(t, _require(t, ['gradient_variability_samples', 'gradient_variability_units'], 'gradient_variability', any_of=True)[0])})."
             " Paper: arXiv:2010.07693 (abstract)."
         ),
+        ("gradient_variability_samples", "gradient_variability_units"),
     ),
 )
 
@@ -1037,6 +1341,48 @@ def _adversarial_minus_corruption(table: pd.DataFrame) -> pd.DataFrame:
     return merged[[*TRIAL, "value"]]
 
 
+def _corruption_minus_clean(table: pd.DataFrame) -> pd.DataFrame:
+    """Per trial: dimensionality of the corruption change minus that of clean activations.
+
+    Paired per layer within the trial (same layer, same images), then the mean over layers.
+    """
+    corruption = _per_trial(table, "dimensionality_corruption", ("layer",))
+    clean = _per_trial(table, "dimensionality", ("layer",))
+    merged = corruption.merge(clean, on=[*TRIAL, "layer"], suffixes=("_corr", "_clean"))
+    if merged.empty:
+        raise ValueError("dimensionality and dimensionality_corruption share no layer and trial")
+    merged["value"] = merged["value_corr"] - merged["value_clean"]
+    return merged.groupby(list(TRIAL), sort=False)["value"].mean().reset_index()
+
+
+def _relative_to_clean(
+    metric: str, where: Mapping[str, object], clean_where: Mapping[str, object]
+) -> Callable[[pd.DataFrame], tuple[pd.DataFrame, str]]:
+    """Builder of one value per trial of accuracy under attack divided by clean accuracy.
+
+    Uses the table's `<metric>_relative` rows (clean accuracy on the same images) when present;
+    otherwise divides by the attack's own unperturbed rows (`clean_where`: eps 0 or 0 steps, the
+    same images), else by test_accuracy (the attack may have used a subset of the test set).
+    Returns (per-trial values, the words saying which).
+    """
+
+    def build(table: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+        relative = f"{metric}_relative"
+        if relative in set(table["metric"]):
+            return _per_trial(table, relative, (), where), f"{relative} from the table"
+        attacked = _per_trial(table, metric, (), where)
+        try:
+            clean, words = _per_trial(table, metric, (), clean_where), "its unperturbed rows"
+        except ValueError:
+            clean, words = _per_trial(table, "test_accuracy"), "test_accuracy"
+        merged = attacked.merge(clean, on=list(TRIAL), suffixes=("", "_clean"))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            merged["value"] = merged["value"] / merged["value_clean"]
+        return merged[[*TRIAL, "value"]], f"{metric} / {words}, computed here"
+
+    return build
+
+
 def _nonnegative_alpha(trials: pd.DataFrame) -> pd.DataFrame:
     return trials[trials["alpha"] >= 0]
 
@@ -1045,10 +1391,18 @@ def _nonnegative_alpha(trials: pd.DataFrame) -> pd.DataFrame:
 class ClaimSpec:
     """One finding of the papers and how it is tested.
 
-    kind "correlation": Spearman rho across trials between x ("selectivity": network selectivity
-    per trial, or "alpha") and the per-trial value; `expected` is the sign the paper implies.
-    kind "paired": the per-trial value is itself a difference; its mean across trials is tested
-    against 0 with the sign `expected`.
+    kind "correlation": Spearman rho across trials between x and the per-trial value; x is what
+    the claim is about: "alpha" for the regularizer's effect (the manipulated variable, ordinal per
+    trial), "selectivity" for claims stated about selectivity (measured network mu_SI per trial).
+    kind "paired": the per-trial value is itself a within-trial difference; its mean across trials
+    is tested against 0. `expected` is the sign the paper implies.
+    frame "selectivity": collapsed trials (`find_collapsed`) are left out, since a collapsed
+    network's mu_SI is 0 by the formula rather than by selectivity; frame "regularizer": every
+    trial counts, collapse being one of the regularizer's effects.
+    `check`: a second per-trial value (with words saying where it came from) whose verdict must
+    agree with the first for the claim to be supported or contradicted (accuracy under attack
+    relative to clean, so that clean accuracy alone cannot carry an adversarial claim).
+    `metrics`: the metrics whose sample counts (samples column) decide whether a verdict can stand.
     """
 
     key: str
@@ -1061,7 +1415,14 @@ class ClaimSpec:
     kind: str = "correlation"
     subset: Callable[[pd.DataFrame], pd.DataFrame] | None = None
     sign_words: tuple[str, str] = ("positive", "negative")  # paired claims: what each sign means
+    frame: str = "selectivity"
+    check: Callable[[pd.DataFrame], tuple[pd.DataFrame, str]] | None = None
+    check_label: str = ""
+    metrics: tuple[str, ...] = ()
 
+
+_POSITIVE = {"eps": lambda s: s > 0}
+_PGD_POSITIVE = {"eps": lambda s: s > 0, "steps": lambda s: s > 0}
 
 CLAIMS: tuple[ClaimSpec, ...] = (
     ClaimSpec(
@@ -1073,6 +1434,7 @@ CLAIMS: tuple[ClaimSpec, ...] = (
         _trial_metric("selectivity"),
         +1,
         x="alpha",
+        metrics=("selectivity",),
     ),
     ClaimSpec(
         "corruption_relative",
@@ -1082,6 +1444,7 @@ CLAIMS: tuple[ClaimSpec, ...] = (
         "corrupted/clean accuracy",
         _trial_metric("corruption_accuracy_relative"),
         -1,
+        metrics=("corruption_accuracy_relative", "corruption_accuracy"),
     ),
     ClaimSpec(
         "corruption_mean",
@@ -1091,22 +1454,29 @@ CLAIMS: tuple[ClaimSpec, ...] = (
         "corrupted accuracy",
         _trial_metric("corruption_accuracy_mean"),
         -1,
+        metrics=("corruption_accuracy_mean", "corruption_accuracy"),
     ),
     ClaimSpec(
         "fgsm",
         "Less selective networks are less accurate under FGSM attack (mean over ε > 0).",
         "ICML-W 2020: Fig. 2a, A7a",
         "FGSM accuracy",
-        _trial_metric("fgsm_accuracy", {"eps": lambda s: s > 0}),
+        _trial_metric("fgsm_accuracy", _POSITIVE),
         +1,
+        check=_relative_to_clean("fgsm_accuracy", _POSITIVE, {"eps": 0.0}),
+        check_label="FGSM accuracy / clean accuracy",
+        metrics=("fgsm_accuracy",),
     ),
     ClaimSpec(
         "pgd",
         "Less selective networks are less accurate under PGD attack (mean over ε > 0, steps > 0).",
         "ICML-W 2020: Fig. 2b, A7b",
         "PGD accuracy",
-        _trial_metric("pgd_accuracy", {"eps": lambda s: s > 0, "steps": lambda s: s > 0}),
+        _trial_metric("pgd_accuracy", _PGD_POSITIVE),
         +1,
+        check=_relative_to_clean("pgd_accuracy", _PGD_POSITIVE, {"steps": 0}),
+        check_label="PGD accuracy / clean accuracy",
+        metrics=("pgd_accuracy",),
     ),
     ClaimSpec(
         "jacobian",
@@ -1116,6 +1486,7 @@ CLAIMS: tuple[ClaimSpec, ...] = (
         "Jacobian norm",
         _trial_metric("jacobian_norm"),
         -1,
+        metrics=("jacobian_norm",),
     ),
     ClaimSpec(
         "dimensionality_clean",
@@ -1125,6 +1496,7 @@ CLAIMS: tuple[ClaimSpec, ...] = (
         "early-layer dimensionality",
         _trial_metric("dimensionality", early=True),
         -1,
+        metrics=("dimensionality",),
     ),
     ClaimSpec(
         "dimensionality_corruption",
@@ -1134,6 +1506,7 @@ CLAIMS: tuple[ClaimSpec, ...] = (
         "early-layer dim. of corruption change",
         _trial_metric("dimensionality_corruption", early=True),
         -1,
+        metrics=("dimensionality_corruption",),
     ),
     ClaimSpec(
         "dimensionality_adversarial",
@@ -1143,6 +1516,19 @@ CLAIMS: tuple[ClaimSpec, ...] = (
         "early-layer dim. of adversarial change",
         _trial_metric("dimensionality_adversarial", early=True),
         -1,
+        metrics=("dimensionality_adversarial",),
+    ),
+    ClaimSpec(
+        "corruption_vs_clean",
+        "Corruption-induced changes of activations are higher-dimensional than the clean "
+        "representations (per layer, paired within trial).",
+        "ICML-W 2020: §3.3, Fig. 3a vs 3b",
+        "corruption-change − clean dimensionality",
+        _corruption_minus_clean,
+        +1,
+        kind="paired",
+        sign_words=("corruption change higher", "clean higher"),
+        metrics=("dimensionality", "dimensionality_corruption"),
     ),
     ClaimSpec(
         "adversarial_vs_corruption",
@@ -1154,6 +1540,7 @@ CLAIMS: tuple[ClaimSpec, ...] = (
         +1,
         kind="paired",
         sign_words=("adversarial higher", "corruption higher"),
+        metrics=("dimensionality_adversarial", "dimensionality_corruption"),
     ),
     ClaimSpec(
         "gradient_samples",
@@ -1162,6 +1549,7 @@ CLAIMS: tuple[ClaimSpec, ...] = (
         "gradient variability (samples)",
         _trial_metric("gradient_variability_samples"),
         +1,
+        metrics=("gradient_variability_samples",),
     ),
     ClaimSpec(
         "gradient_units",
@@ -1170,15 +1558,19 @@ CLAIMS: tuple[ClaimSpec, ...] = (
         "gradient variability (units)",
         _trial_metric("gradient_variability_units"),
         +1,
+        metrics=("gradient_variability_units",),
     ),
     ClaimSpec(
         "accuracy_positive_alpha",
-        "Raising selectivity (α ≥ 0 only) lowers clean test accuracy.",
+        "Raising selectivity with the regularizer (α ≥ 0 only) lowers clean test accuracy.",
         "arXiv:2003.01262 abstract",
         "clean test accuracy",
         _trial_metric("test_accuracy"),
         -1,
+        x="alpha",
         subset=_nonnegative_alpha,
+        frame="regularizer",
+        metrics=("test_accuracy",),
     ),
 )
 
@@ -1244,34 +1636,80 @@ def _verdict(estimate: float, low: float, high: float, expected: int) -> tuple[s
     return "inconclusive", "95% CI includes 0"
 
 
+_X_WORDS = {
+    "alpha": "α (per trial, ordinal)",
+    "selectivity": "μ_SI (measured per trial, clean test set)",
+    "paired": "none: within-trial difference",
+}
+
+
+def _statistic(
+    trials: pd.DataFrame, kind: str, confidence: float, n_resamples: int, seed: int
+) -> tuple[float, float, float]:
+    """The claim's statistic on trials (columns x, y) and its bootstrapped CI over trials."""
+    index = _resample_indices(len(trials), n_resamples, np.random.default_rng(seed))
+    y = trials["y"].to_numpy(dtype=float)
+    if kind == "paired":
+        estimate = float(y.mean())
+        replicates = y[index].mean(axis=1)
+    else:
+        x = trials["x"].to_numpy(dtype=float)
+        estimate = float(_spearman_rows(x[None, :], y[None, :])[0])
+        replicates = _spearman_rows(x[index], y[index])
+    return (estimate, *_percentile_ci(replicates, confidence))
+
+
+def _fewest_samples(table: pd.DataFrame, metrics: Sequence[str]) -> float:
+    """The smallest recorded sample count of `metrics`' rows; NaN when none is recorded."""
+    counts = table.loc[table["metric"].isin(list(metrics)), "samples"].dropna()
+    return float(counts.min()) if not counts.empty else math.nan
+
+
 def _claim_row(
     spec: ClaimSpec,
     table: pd.DataFrame,
     x_trials: pd.DataFrame | None,
+    x_problem: str,
+    collapse: Collapse,
     confidence: float,
     n_resamples: int,
     seed: int,
     min_trials: int,
 ) -> dict:
     """Test one claim; absent metrics give the verdict "not tested" with the reason."""
-    x_name = "selectivity" if spec.x == "selectivity" and x_trials is not None else "α"
+    x_kind = "paired" if spec.kind == "paired" else spec.x
+    if x_kind == "selectivity" and x_trials is None:
+        x_kind = "alpha"  # the stand-in when the table has no selectivity, said in the note
+    x_name = {"alpha": "α", "selectivity": "μ_SI", "paired": ""}[x_kind]
     if spec.kind == "paired":
         statistic = f"mean per-trial difference: {spec.y_label}"
     else:
         statistic = f"Spearman ρ({x_name}, {spec.y_label}) across trials"
     expected = "> 0" if spec.expected > 0 else "< 0"
+    if spec.check is not None:
+        rule = f"{spec.y_label} and {spec.check_label} must agree"
+    else:
+        rule = "the 95% CI against 0"
     row = {
         "claim": spec.text,
         "key": spec.key,
         "source": spec.source,
+        "x": _X_WORDS[x_kind],
         "statistic": statistic,
         "expected": expected,
         "estimate": math.nan,
         "ci_low": math.nan,
         "ci_high": math.nan,
+        "check_statistic": "",
+        "check_estimate": math.nan,
+        "check_ci_low": math.nan,
+        "check_ci_high": math.nan,
+        "verdict_rule": rule,
+        "trials_used": "all trials" if spec.frame == "regularizer" else "collapsed trials left out",
         "n_trials": 0,
         "n_alphas": 0,
         "seeds_per_alpha": "",
+        "n_collapsed_left_out": 0,
         "direction": "",
         "contrast": math.nan,
         "contrast_low": math.nan,
@@ -1284,64 +1722,93 @@ def _claim_row(
     except ValueError as error:
         row["note"] = str(error)
         return row
-    if spec.kind == "correlation" and spec.x == "selectivity" and x_trials is not None:
+    if x_kind == "selectivity":
         trials = y.merge(x_trials.rename(columns={"value": "x"}), on=list(TRIAL))
     else:
-        # alpha is the x of the regularizer claim and the stand-in for selectivity when the table
-        # has none; paired claims do not use x.
+        # Paired claims do not use x; alpha keeps the contrast and the counts per alpha.
         trials = y.assign(x=y["alpha"])
     trials = trials.rename(columns={"value": "y"}).dropna(subset=["x", "y"])
+    notes = []
+    if spec.kind == "correlation" and spec.x == "selectivity" and x_kind == "alpha":
+        notes.append(f"network selectivity unusable ({x_problem}): α used in its place")
+    if spec.frame == "selectivity":
+        collapsed = collapse.keys()
+        left_out = [k in collapsed for k in zip(trials["alpha"], trials["seed"], strict=True)]
+        trials = trials[~np.asarray(left_out, dtype=bool)]
+        row["n_collapsed_left_out"] = int(sum(left_out))
+        if sum(left_out):
+            notes.append(f"{sum(left_out)} collapsed trial(s) left out")
+        if not collapse.applied:
+            notes.append(
+                "collapse not checked (see Collapsed trials): a collapsed trial may decide this"
+            )
+        elif collapse.unchecked:
+            notes.append("collapse only partly checked (see Collapsed trials)")
     if spec.subset is not None:
         trials = spec.subset(trials)
     trials = trials.sort_values(list(TRIAL)).reset_index(drop=True)
     counts = trials.groupby("alpha").size()
     row.update(n_trials=len(trials), n_alphas=int(counts.size))
     row["seeds_per_alpha"] = _range_text(counts)
-    notes = []
-    if spec.kind == "correlation" and spec.x == "selectivity" and x_trials is None:
-        notes.append("no network selectivity in the table: α used in its place")
-    too_few = len(trials) < min_trials or (spec.kind == "correlation" and counts.size < MIN_ALPHAS)
     if len(trials) == 0:
-        row["note"] = "no trials with this metric"
+        row["note"] = "; ".join([*notes, "no trials with this metric"])
         return row
-    rng = np.random.default_rng(seed)
-    index = _resample_indices(len(trials), n_resamples, rng)
-    x = trials["x"].to_numpy(dtype=float)
-    yv = trials["y"].to_numpy(dtype=float)
-    if spec.kind == "paired":
-        estimate = float(yv.mean())
-        replicates = yv[index].mean(axis=1)
-        words = (
-            spec.sign_words[0]
-            if estimate > 0
-            else spec.sign_words[1]
-            if estimate < 0
-            else "no difference"
-        )
-        row["direction"] = f"{spec.y_label} = {estimate:+.3g} ({words})"
-    else:
-        estimate = float(_spearman_rows(x[None, :], yv[None, :])[0])
-        replicates = _spearman_rows(x[index], yv[index])
-        if np.isfinite(estimate) and estimate != 0:
-            row["direction"] = (
-                f"{spec.y_label} {'rises' if estimate > 0 else 'falls'} as {x_name} rises"
-            )
-        else:
-            row["direction"] = "no monotone relation"
-    low, high = _percentile_ci(replicates, confidence)
+    estimate, low, high = _statistic(trials, spec.kind, confidence, n_resamples, seed)
     row.update(estimate=estimate, ci_low=low, ci_high=high)
+    if spec.kind == "paired":
+        words = spec.sign_words[0] if estimate > 0 else spec.sign_words[1]
+        row["direction"] = f"{spec.y_label} = {estimate:+.3g} ({words if estimate else 'equal'})"
+    elif np.isfinite(estimate) and estimate != 0:
+        rises = "rises" if estimate > 0 else "falls"
+        row["direction"] = f"{spec.y_label} {rises} as {x_name} rises"
+    else:
+        row["direction"] = "no monotone relation"
     contrast = _contrast(trials, confidence, n_resamples, seed)
     row.update(contrast=contrast[0], contrast_low=contrast[1], contrast_high=contrast[2])
+
+    verdict, reason = _verdict(estimate, low, high, spec.expected)
+    if spec.check is not None:
+        row["check_statistic"] = statistic.replace(spec.y_label, spec.check_label)
+        try:
+            check_y, source = spec.check(table)
+        except ValueError as error:
+            verdict = "inconclusive"
+            reason = (
+                f"{spec.check_label} unavailable ({error}); {spec.y_label} alone can follow "
+                "clean accuracy"
+            )
+        else:
+            paired = trials[[*TRIAL, "x"]].merge(check_y.rename(columns={"value": "y"}))
+            paired = paired.dropna(subset=["y"]).reset_index(drop=True)
+            checked = _statistic(paired, spec.kind, confidence, n_resamples, seed)
+            row.update(check_estimate=checked[0], check_ci_low=checked[1], check_ci_high=checked[2])
+            check_verdict, _ = _verdict(*checked, spec.expected)
+            if len(paired) < len(trials):
+                verdict = "inconclusive"
+                reason = f"{spec.check_label} missing for {len(trials) - len(paired)} trial(s)"
+            elif check_verdict != verdict:
+                reason = (
+                    f"{spec.y_label}: {verdict}, {spec.check_label} ({source}): {check_verdict}; "
+                    "they must agree"
+                )
+                verdict = "inconclusive"
+            else:
+                reason = f"{reason}, for {spec.y_label} and {spec.check_label} ({source}) alike"
+    fewest = _fewest_samples(table, spec.metrics)
+    too_few = len(trials) < min_trials or (spec.kind == "correlation" and counts.size < MIN_ALPHAS)
     if too_few:
-        row["verdict"] = "inconclusive"
-        notes.append(
+        verdict = "inconclusive"
+        reason = (
             f"too few trials (n = {len(trials)}, {counts.size} α values; need ≥ {min_trials} trials"
             + (f" and ≥ {MIN_ALPHAS} α values)" if spec.kind == "correlation" else ")")
         )
-    else:
-        row["verdict"], reason = _verdict(estimate, low, high, spec.expected)
-        notes.append(reason)
-    row["note"] = "; ".join(notes)
+    elif fewest < MIN_SAMPLES:
+        verdict = "inconclusive"
+        reason = (
+            f"too few samples (measured on {int(fewest)} images per trial; need ≥ {MIN_SAMPLES})"
+        )
+    row["verdict"] = verdict
+    row["note"] = "; ".join([*notes, reason])
     return row
 
 
@@ -1351,26 +1818,38 @@ def evaluate_claims(
     n_resamples: int = N_RESAMPLES,
     seed: int = 0,
     min_trials: int = MIN_TRIALS,
+    collapse: Collapse | None = None,
 ) -> pd.DataFrame:
     """Test each finding of the papers on a results table.
 
-    Correlation claims: Spearman rho across trials between the per-trial network selectivity (or
-    alpha, for the regularizer claim) and the per-trial metric. Paired claims: the mean across
-    trials of a per-trial difference. CIs: percentile bootstrap over trials (each trial is one
-    training run with its own seed), `n_resamples` resamples. Verdict: "supported" when the CI excludes 0 on the paper's side,
-    "contradicted" when it excludes 0 on the other side, "inconclusive" when it includes 0 or the
-    table has too few trials (< `min_trials`, or < 3 alpha values for a correlation), and
-    "not tested" when a metric is absent. No correction for testing several claims is applied.
+    Correlation claims: Spearman rho across trials between the claim's x and the per-trial metric:
+    alpha for claims about the regularizer's effect, the per-trial network selectivity mu_SI for
+    claims stated about selectivity (column `x` says which). Paired claims: the mean across trials
+    of a per-trial difference. Collapsed trials (`find_collapsed`, or `collapse` when given) are
+    left out of every claim but those about the regularizer's effect on accuracy (columns
+    `trials_used`, `n_collapsed_left_out`). Adversarial claims are also tested on accuracy relative
+    to clean (`check_*` columns) and need both verdicts to agree (`verdict_rule`).
+    CIs: percentile bootstrap over trials (each trial is one training run with its own seed),
+    `n_resamples` resamples. Verdict: "supported" when the CI excludes 0 on the paper's side,
+    "contradicted" when it excludes 0 on the other side, "inconclusive" when it includes 0, the
+    checks disagree, or the table has too few trials (< `min_trials`, or < 3 alpha values for a
+    correlation) or samples (< MIN_SAMPLES images per trial where recorded), and "not tested"
+    when a metric is absent. No correction for testing several claims is applied.
     `contrast` is the mean at the most negative alpha minus the mean at alpha = 0, in the metric's
     units, with its own bootstrapped CI (context only; it does not decide the verdict).
     """
     table = load_results(results)
+    if collapse is None:
+        collapse = find_collapsed(table)
+    x_trials, x_problem = None, ""
     try:
         x_trials = _per_trial(table, "selectivity")
-    except ValueError:
-        x_trials = None
+    except ValueError as error:
+        x_problem = str(error)
     rows = [
-        _claim_row(spec, table, x_trials, confidence, n_resamples, seed, min_trials)
+        _claim_row(
+            spec, table, x_trials, x_problem, collapse, confidence, n_resamples, seed, min_trials
+        )
         for spec in CLAIMS
     ]
     return pd.DataFrame.from_records(rows)
@@ -1395,21 +1874,31 @@ def _claims_html(claims: pd.DataFrame) -> str:
     tested = claims[claims["verdict"] != "not tested"]
     untested = claims[claims["verdict"] == "not tested"]
     lines = [
-        "<table class='claims'><thead><tr><th>finding (paper)</th><th>statistic</th><th>expected</th>"
-        "<th>estimate [95% CI]</th><th>direction found</th><th>Δ lowest α − (α = 0) [95% CI]</th>"
-        "<th>n</th><th>verdict</th></tr></thead><tbody>"
+        "<table class='claims'><thead><tr><th>finding (paper)</th><th>x</th><th>statistic</th>"
+        "<th>expected</th><th>estimate [95% CI]</th><th>direction found</th>"
+        "<th>Δ lowest α − (α = 0) [95% CI]</th><th>n</th><th>verdict</th></tr></thead><tbody>"
     ]
     for _, r in tested.iterrows():
-        n = f"{r['n_trials']} trials ({r['n_alphas']} α × {r['seeds_per_alpha']} seeds)"
+        n = f"{r['n_trials']} trials ({r['n_alphas']} α × {r['seeds_per_alpha']} seeds); {r['trials_used']}"
+        if r["n_collapsed_left_out"]:
+            n += f": {r['n_collapsed_left_out']}"
+        estimate = f"{_fmt(r['estimate'])} [{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}]"
+        if r["check_statistic"]:
+            estimate += (
+                f"<br>{html.escape(r['check_statistic'])}: {_fmt(r['check_estimate'])} "
+                f"[{_fmt(r['check_ci_low'])}, {_fmt(r['check_ci_high'])}]"
+            )
         lines.append(
             "<tr>"
             f"<td>{html.escape(r['claim'])}<br><span class='src'>{html.escape(r['source'])}</span></td>"
+            f"<td>{html.escape(r['x'])}</td>"
             f"<td>{html.escape(r['statistic'])}</td><td>{html.escape(r['expected'])}</td>"
-            f"<td>{_fmt(r['estimate'])} [{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}]</td>"
+            f"<td>{estimate}</td>"
             f"<td>{html.escape(r['direction'])}</td>"
             f"<td>{_fmt(r['contrast'])} [{_fmt(r['contrast_low'])}, {_fmt(r['contrast_high'])}]</td>"
             f"<td>{html.escape(n)}</td>"
-            f"<td class='{r['verdict']}'>{r['verdict']}<br><span class='src'>{html.escape(r['note'])}</span></td>"
+            f"<td class='{r['verdict']}'>{r['verdict']}<br><span class='src'>rule: {html.escape(r['verdict_rule'])}; "
+            f"{html.escape(r['note'])}</span></td>"
             "</tr>"
         )
     lines.append("</tbody></table>")
@@ -1420,6 +1909,37 @@ def _claims_html(claims: pd.DataFrame) -> str:
             for _, r in untested.iterrows()
         )
         lines.append("</ul>")
+    return "\n".join(lines)
+
+
+def _collapse_html(collapse: Collapse) -> str:
+    """The collapsed trials, the criteria, and what could not be checked."""
+    lines = [
+        f"<h2>Collapsed trials ({len(collapse.trials)} of {collapse.n_trials})</h2>",
+        "<p>A trial is collapsed when its clean test accuracy is at most "
+        f"{COLLAPSE_ACCURACY_MARGIN:g} of the way from chance (1 / classes) to 1, or when more than "
+        f"{COLLAPSE_SILENT_FRACTION:.0%} of some layer's units are silent on the test set. Silent units "
+        "score SI 0 by the formula, so such trials carry μ_SI and accuracy down together; they are "
+        "left out of the claims above except the regularizer's effect on accuracy, and kept in the "
+        "figures.</p>",
+    ]
+    if len(collapse.trials):
+        lines.append("<table><thead><tr><th>α</th><th>seed</th><th>why</th></tr></thead><tbody>")
+        lines.extend(
+            f"<tr><td>{_fmt_alpha(r.alpha)}</td><td>{html.escape(str(r.seed))}</td>"
+            f"<td>{html.escape(r.reason)}</td></tr>"
+            for r in collapse.trials.itertuples(index=False)
+        )
+        lines.append("</tbody></table>")
+    else:
+        lines.append("<p>No trial met a criterion that could be checked.</p>")
+    if collapse.unchecked:
+        lines.append("<p><b>Not checked:</b></p><ul>")
+        lines.extend(f"<li>{html.escape(u)}</li>" for u in collapse.unchecked)
+        lines.append(
+            "</ul><p>Collapsed trials the table cannot reveal may remain in the claims; results "
+            "written by this version of evaluate carry chance_accuracy and silent_fraction.</p>"
+        )
     return "\n".join(lines)
 
 
@@ -1450,7 +1970,11 @@ def write_report(
     report.html is one self-contained file (PNG figures embedded as base64): the claims table
     first, then the figures with captions, then the figures skipped because their metrics are
     absent and, when `failed` is given (a table or its parquet/csv path), the failed trials.
-    Every file is written under a temporary name and renamed. Returns the path of report.html.
+    The collapsed trials (`find_collapsed`) follow the claims table, with the criterion each met
+    and what the table did not allow to check. Figure captions name the split, sample count and
+    PGD step size behind them, whether PGD's ε-ball binds, and dimensionality values near their
+    sample-count cap. Every file is written under a temporary name and renamed. Returns the path
+    of report.html.
     """
     table = load_results(results)
     out = Path(out_dir)
@@ -1461,7 +1985,8 @@ def write_report(
 
     summary = summary_table(table, n_resamples=n_resamples, seed=seed)
     write_bytes(out / "summary.csv", summary.to_csv(index=False).encode())
-    claims = evaluate_claims(table, n_resamples=n_resamples, seed=seed)
+    collapse = find_collapsed(table)
+    claims = evaluate_claims(table, n_resamples=n_resamples, seed=seed, collapse=collapse)
     write_bytes(out / "claims.csv", claims.to_csv(index=False).encode())
 
     figures, skipped = [], []
@@ -1469,6 +1994,8 @@ def write_report(
         try:
             drawn = spec.draw(table)
             caption = spec.caption(table)
+            if spec.settings:
+                caption += " " + _settings_text(table, spec.settings)
         except ValueError as error:
             skipped.append((spec.name, str(error)))
             continue
@@ -1490,15 +2017,22 @@ def write_report(
         f"{_range_text(per_alpha)} seeds per α; "
         f"{len(table)} result rows; metrics: {html.escape(', '.join(present))}.</p>",
         "<h2>Claims of the papers, tested on this table</h2>",
-        "<p>Correlation claims use Spearman's ρ across trials between the trial's network selectivity "
-        "(measured on the clean test set) and the metric; the regularizer claim uses α. The adversarial-vs-"
-        f"corruption claim uses the mean per-trial difference. 95% CIs: percentile bootstrap ({n_resamples} "
+        "<p>Each claim is tested against the variable it is about (column x): claims about the "
+        "regularizer's effect use Spearman's ρ across trials between α (the manipulated variable) and "
+        "the metric; claims stated about selectivity use the trial's measured network selectivity μ_SI "
+        "(clean test set). The dimensionality comparisons use the mean per-trial difference. "
+        "Collapsed trials (below) are left out of every claim except the regularizer's effect on "
+        "accuracy. Adversarial claims are tested on accuracy under attack and on the same divided by "
+        "clean accuracy, and are supported or contradicted only when both agree, so that the "
+        f"regularizer's cost in clean accuracy cannot decide them. 95% CIs: percentile bootstrap ({n_resamples} "
         "resamples) over trials, each trial being one training run with its own seed. <b>supported</b>: CI excludes 0 on "
         "the paper's side; <b>contradicted</b>: CI excludes 0 on the other side; <b>inconclusive</b>: CI "
-        f"includes 0, or fewer than {MIN_TRIALS} trials or {MIN_ALPHAS} α values. Early layers = first half "
+        f"includes 0, the two adversarial tests disagree, or fewer than {MIN_TRIALS} trials, {MIN_ALPHAS} α "
+        f"values or {MIN_SAMPLES} images per trial. Early layers = first half "
         "of the layers. Claims are tested separately, without a multiple-comparison correction; "
         "correlations across trials show association, and the regularizer supplies the intervention.</p>",
         _claims_html(claims),
+        _collapse_html(collapse),
         "<p class='src'>Sources: "
         + "; ".join(f"{html.escape(k)} = {html.escape(v)}" for k, v in SOURCES.items())
         + ".</p>",
