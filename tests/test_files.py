@@ -1,5 +1,6 @@
 import os
 import stat
+from pathlib import Path
 
 import pytest
 
@@ -31,3 +32,32 @@ def test_stale_temporaries_of_dead_writers_are_removed(tmp_path):
         path.write_text("")
     remove_stale_temporaries(tmp_path)
     assert not dead.exists() and mine.exists() and other.exists()
+
+
+def test_a_temporary_is_kept_only_while_its_writer_runs(tmp_path):
+    import subprocess
+    import time
+
+    writer = subprocess.Popen(["sleep", "60"])
+    try:
+        temporary = tmp_path / f".a.pt.{writer.pid}-abc.tmp"
+        temporary.write_text("")
+        remove_stale_temporaries(tmp_path)
+        assert temporary.exists()  # a live writer
+        # A process that started after the file was last written is not its writer (pid reuse).
+        an_hour_ago = time.time() - 3600
+        os.utime(temporary, (an_hour_ago, an_hour_ago))
+        remove_stale_temporaries(tmp_path)
+        assert not temporary.exists()
+        temporary.write_text("")
+        writer.kill()
+        deadline = time.time() + 10
+        stat_file = Path(f"/proc/{writer.pid}/stat")
+        while stat_file.read_text().rsplit(")", 1)[1].split()[0] != "Z":
+            assert time.time() < deadline
+            time.sleep(0.01)
+        remove_stale_temporaries(tmp_path)  # killed, not yet reaped: a zombie is gone too
+        assert not temporary.exists()
+    finally:
+        writer.kill()
+        writer.wait()

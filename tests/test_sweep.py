@@ -1,8 +1,10 @@
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -102,11 +104,61 @@ def test_a_folder_belongs_to_one_sweep(tmp_path):
         )
 
 
-def test_ray_executor_runs_trials_on_a_local_ray(tmp_path):
-    pytest.importorskip("ray")
+def _listening_addresses(root: int) -> set[str]:
+    """Local addresses (hex, as /proc/net writes them) of TCP sockets that process `root` or its
+    descendants listen on."""
+    listening = {}
+    for table in ("tcp", "tcp6"):
+        for line in Path(f"/proc/net/{table}").read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A":  # LISTEN
+                listening[fields[9]] = fields[1].split(":")[0]
+    parents = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                parents[int(entry.name)] = int(
+                    (entry / "stat").read_text().rsplit(")", 1)[1].split()[1]
+                )
+    family, grew = {root}, True
+    while grew:
+        more = {pid for pid, parent in parents.items() if parent in family} - family
+        family, grew = family | more, bool(more)
+    found = set()
+    for pid in family:
+        with contextlib.suppress(OSError):
+            for fd in Path(f"/proc/{pid}/fd").iterdir():
+                with contextlib.suppress(OSError):
+                    link = os.readlink(fd)
+                    if link.startswith("socket:[") and link[8:-1] in listening:
+                        found.add(listening[link[8:-1]])
+    return found
+
+
+LOOPBACK = {"0100007F", "0000000000000000FFFF00000100007F", "00000000000000000000000001000000"}
+
+
+def test_ray_executor_runs_trials_on_a_local_ray(tmp_path, monkeypatch):
+    ray = pytest.importorskip("ray")
+    # Ray's socket paths must stay short: a short folder of our own for its temporary files.
+    short = Path(tempfile.mkdtemp(prefix="t", dir="/tmp"))
+    monkeypatch.setattr(tempfile, "tempdir", str(short))
+    seen = {}
+    real_shutdown = ray.shutdown
+
+    def shutdown(*args, **kwargs):
+        seen["listening"] = _listening_addresses(os.getpid())
+        seen["files"] = list(short.iterdir())
+        return real_shutdown(*args, **kwargs)
+
+    monkeypatch.setattr(ray, "shutdown", shutdown)
     same_threads = {"alphas": (0.0, -1.0), "seeds": (0,), "num_threads": 1}
     trials = run_sweep(tmp_path / "s", [TINY, same_threads, {"executor": "ray"}], progress=False)
     assert (trials["status"] == "done").all(), trials["reason"].tolist()
+    # The local instance listened on the loopback interface only, and its files are gone.
+    assert seen["listening"] and seen["listening"] <= LOOPBACK, seen["listening"]
+    assert seen["files"] and list(short.iterdir()) == []
+    short.rmdir()
     local = run_sweep(tmp_path / "local", [TINY, same_threads], progress=False)
     assert (local["status"] == "done").all()
     ray_results = pd.read_parquet(tmp_path / "s" / "results.parquet")

@@ -50,6 +50,7 @@ class UserError(Exception):
 def _user_errors() -> tuple[type[BaseException], ...]:
     from selectivity.data import DataError
     from selectivity.metrics import NegativeActivationError
+    from selectivity.files import FileError
     from selectivity.runs import RunError
     from selectivity.train import TrainingDiverged
 
@@ -57,6 +58,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
         cfg.ConfigError,
         DataError,
         NegativeActivationError,
+        FileError,
         RunError,
         TrainingDiverged,
         UserError,
@@ -109,7 +111,7 @@ def measure(
     from selectivity.data import load_dataset
     from selectivity.files import atomic_path
     from selectivity.measure import measure_selectivity
-    from selectivity.runs import load_model, read_config, resolve_device
+    from selectivity.runs import check_data, load_model, read_config, resolve_device
 
     if split not in ("test", "val", "train"):
         raise UserError(f"--split must be test, val or train, got {split!r}")
@@ -118,9 +120,10 @@ def measure(
     overrides = _assignments(set_, device)
     config = cfg.build(cfg.TrainConfig, cfg.to_dict(read_config(run_dir)), overrides)
     target = resolve_device(config.device)
-    _, model, _ = load_model(run_dir, checkpoint, target)
+    _, model, state = load_model(run_dir, checkpoint, target)
     data = load_dataset(config.dataset, config.data_dir, config.seed, config.image_size)
     images = getattr(data, split)
+    check_data(state, data, Path(run_dir) / f"checkpoint_{checkpoint}.pt")
     result = measure_selectivity(
         model,
         images,
@@ -309,6 +312,7 @@ def sweep(
         layers.append({"executor": "ray", "ray_address": ray_address})
     trials = run_sweep(out, layers, progress=not quiet)
     _print_trials(trials, out)
+    _exit_if_trials_failed(trials, out)
 
 
 def _print_trials(trials, out: Path) -> None:
@@ -319,23 +323,37 @@ def _print_trials(trials, out: Path) -> None:
         typer.echo(f"  failed: alpha={row['alpha']:g} seed={row['seed']}: {row['reason']}")
 
 
+def _exit_if_trials_failed(trials, out: Path) -> None:
+    """Exit 1 (the work failed in part; 2 is for input refused before any work) with one line."""
+    failed = int((trials["status"] != "done").sum())
+    if failed:
+        print(
+            f"selectivity: error: {failed} of {len(trials)} trials failed; reasons in "
+            f"{out / 'trials.parquet'}, tracebacks in each failed trial's trial.json; "
+            "run the same command to retry them",
+            file=sys.stderr,
+        )
+        sys.exit(1)
+
+
 @app.command()
 def report(
     sweep_dir: Annotated[Path, typer.Argument(help="A sweep folder with results.parquet.")],
     out: Annotated[Path | None, typer.Option("--out", help="Default: the sweep folder.")] = None,
 ) -> None:
     """Figures with bootstrapped 95% CIs over seeds, a claims table, report.html."""
-    import pandas as pd
-
+    from selectivity.files import read_table
     from selectivity.report import write_report
 
     results = sweep_dir / "results.parquet"
     if not results.is_file():
         raise UserError(f"no results table: {results} is missing (made by `selectivity sweep`)")
+    rebuild = "; run `selectivity sweep` on the folder again to rebuild it"
+    table = read_table(results, ["alpha", "seed", "metric", "value"], rebuild)
     trials_path = sweep_dir / "trials.parquet"
-    trials = pd.read_parquet(trials_path) if trials_path.is_file() else None
+    trials = read_table(trials_path, ["status"], rebuild) if trials_path.is_file() else None
     failed = trials[trials["status"] != "done"] if trials is not None else None
-    path = write_report(pd.read_parquet(results), out or sweep_dir, failed=failed)
+    path = write_report(table, out or sweep_dir, failed=failed)
     typer.echo(f"report: {path}")
 
 
@@ -364,6 +382,7 @@ def demo(
     )
     typer.echo(f"demo finished in {time.perf_counter() - started:.0f} s")
     typer.echo(f"report: {path.resolve()}")
+    _exit_if_trials_failed(trials, out)
 
 
 @app.command()

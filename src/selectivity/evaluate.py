@@ -27,17 +27,23 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from selectivity import attacks, corruptions, schema, stability
-from selectivity.config import EvalConfig, build, suite_defaults, to_dict
+from selectivity.config import ConfigError, EvalConfig, build, suite_defaults, to_dict
 from selectivity.data import DataError, DataSplits, load_dataset, open_corrupted
 from selectivity.data import available_corruptions as published_corruptions
-from selectivity.files import atomic_path, write_text
+from selectivity.files import (
+    atomic_path,
+    read_json,
+    read_table,
+    remove_stale_temporaries,
+    write_text,
+)
 from selectivity.measure import accuracy, measure_selectivity
 from selectivity.metrics import pca_dimensionality
 from selectivity.models import eval_mode
 from selectivity.probe import ActivationProbe
-from selectivity.runs import load_model, resolve_device
+from selectivity.runs import check_data, load_model, resolve_device
 
-__all__ = ["eval_config", "evaluate", "summarise_evaluation"]
+__all__ = ["check_config", "eval_config", "evaluate", "summarise_evaluation"]
 
 # Bumped when the rows of a part change, so that parts written by an older version are redone.
 _TABLE_VERSION = 2
@@ -46,6 +52,22 @@ _TABLE_VERSION = 2
 def eval_config(suite: str = "full", *overrides: dict[str, Any]) -> EvalConfig:
     """The EvalConfig of a suite (`quick` or `full`) with key overrides applied on top."""
     return build(EvalConfig, suite_defaults(suite), *overrides)
+
+
+def check_config(config: EvalConfig) -> None:
+    """ConfigError for the names EvalConfig cannot check itself (corruption names and parameter
+    tables live in `corruptions`). Cheap: no data, no model, so callers check before any work."""
+    names = [*(config.corruptions or ()), config.dimensionality_corruption]
+    unknown = sorted({n for n in names if n is not None} - set(corruptions.CORRUPTIONS))
+    if unknown:
+        raise ConfigError(
+            f"unknown corruption(s) {', '.join(unknown)}; known: {', '.join(corruptions.CORRUPTIONS)}"
+        )
+    if config.corruption_table is not None and config.corruption_table not in corruptions.TABLES:
+        raise ConfigError(
+            f"corruption_table must be one of {', '.join(corruptions.TABLES)}, "
+            f"got {config.corruption_table!r}"
+        )
 
 
 def _row(metric: str, value: float, **keys: Any) -> dict[str, Any]:
@@ -114,14 +136,19 @@ class _Parts:
         ).hexdigest()[:16]
         stamp = self.folder / "config.json"
         if self.folder.exists() and (
-            not stamp.exists() or json.loads(stamp.read_text()).get("fingerprint") != fingerprint
+            not stamp.exists() or read_json(stamp, self._advice).get("fingerprint") != fingerprint
         ):
             shutil.rmtree(self.folder)
         self.folder.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(self.folder)  # of an evaluation killed while writing
         write_text(
             stamp,
             json.dumps({"fingerprint": fingerprint, "config": key}, indent=2, default=str) + "\n",
         )
+
+    @property
+    def _advice(self) -> str:
+        return f"; delete {self.folder} to evaluate afresh"
 
     def path(self, name: str) -> Path:
         return self.folder / f"{name}.parquet"
@@ -129,7 +156,7 @@ class _Parts:
     def get(self, name: str, compute: Callable[[], list[dict[str, Any]]]) -> pd.DataFrame:
         path = self.path(name)
         if path.exists():
-            return pd.read_parquet(path)
+            return read_table(path, schema.COLUMNS, self._advice)
         frame = schema.frame(compute())
         with atomic_path(path) as temporary:
             frame.to_parquet(temporary, index=False)
@@ -185,12 +212,15 @@ def evaluate(
     robustness.
     """
     run_dir = Path(run_dir)
+    check_config(config)
     train_config, model, checkpoint = load_model(run_dir, "best", "cpu")
+    remove_stale_temporaries(run_dir)  # of a run or an evaluation killed while writing
     device_ = resolve_device(device or train_config.device)
     model = model.to(device_)
     data = load_dataset(
         train_config.dataset, train_config.data_dir, train_config.seed, train_config.image_size
     )
+    check_data(checkpoint, data, run_dir / "checkpoint_best.pt")
     layers = train_config.selectivity_layers
     batch = train_config.eval_batch_size
     test = data.test.subset(_sample_indices(len(data.test), config.max_samples))

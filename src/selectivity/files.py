@@ -3,18 +3,32 @@ so a reader (or a resumed run) never sees a half-written file.
 
 Temporary names are `.<name>.<pid>-<random>.tmp`: a run killed mid-write leaves such a file
 behind, and `remove_stale_temporaries` clears those whose writer is gone.
+
+Reading goes through `read_json` and `read_table`: a file that is unreadable or not what it should
+be (damaged on disk, edited by hand, copied from elsewhere) is a `FileError` whose message is one
+line naming the file, never a parser's traceback.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
-__all__ = ["atomic_path", "remove_stale_temporaries", "write_bytes", "write_text"]
+__all__ = [
+    "FileError",
+    "atomic_path",
+    "read_json",
+    "read_table",
+    "remove_stale_temporaries",
+    "write_bytes",
+    "write_text",
+]
 
 _TEMPORARY = re.compile(r"^\..+\.(\d+)-[^.]+\.tmp$")
 
@@ -58,6 +72,32 @@ def write_bytes(path: str | Path, data: bytes) -> Path:
     return _write(path, lambda tmp: tmp.write_bytes(data))
 
 
+def _writer_alive(pid: int, written: float) -> bool:
+    """Whether process `pid` runs and may be the one that wrote a file last modified at `written`
+    (seconds since the epoch)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's live process
+    # Linux: a killed writer stays a zombie until it is reaped (seconds, for an orphan), and a
+    # pid is reused by later processes; neither is the writer.
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        boot = next(
+            float(line.split()[1])
+            for line in Path("/proc/stat").read_text().splitlines()
+            if line.startswith("btime ")
+        )
+    except (OSError, IndexError, StopIteration, ValueError):
+        return True
+    if fields[0] == "Z":
+        return False
+    started = boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")
+    return started <= written + 1.0  # boot time is rounded to the second
+
+
 def remove_stale_temporaries(folder: str | Path) -> None:
     """Delete temporary files in `folder` left by writers that are no longer running."""
     for candidate in Path(folder).glob(".*.tmp"):
@@ -68,8 +108,58 @@ def remove_stale_temporaries(folder: str | Path) -> None:
         if pid == os.getpid():
             continue
         try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+            written = candidate.stat().st_mtime
+        except FileNotFoundError:
+            continue
+        if not _writer_alive(pid, written):
             candidate.unlink(missing_ok=True)
-        except PermissionError:
-            pass  # another user's live process
+
+
+class FileError(ValueError):
+    """A file is unreadable or does not hold what it should; the message is one line naming it."""
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def read_json(path: str | Path, advice: str = "") -> dict[str, Any]:
+    """The JSON object in `path`; FileError (one line, `advice` appended) if it is not one.
+
+    A missing file is FileNotFoundError, left to the caller, which knows what a missing file means.
+    """
+    path = Path(path)
+    text = path.read_bytes()
+    try:
+        value = json.loads(text)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise FileError(f"{path} is not valid JSON ({_first_line(error)}){advice}") from None
+    if not isinstance(value, dict):
+        raise FileError(f"{path} does not hold a JSON object of keys{advice}")
+    return value
+
+
+def read_table(path: str | Path, columns: Iterable[str] = (), advice: str = "") -> Any:
+    """The Parquet table in `path` as a DataFrame, with at least `columns`; else FileError.
+
+    A missing file is FileNotFoundError, left to the caller.
+    """
+    import pandas as pd
+    import pyarrow as pa
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(2, "No such file or directory", str(path))
+    try:
+        table = pd.read_parquet(path)
+    except PermissionError:
+        raise
+    except (pa.ArrowException, ValueError, OSError) as error:
+        # A truncated or damaged file; pyarrow names the cause on its first line (after the path).
+        cause = _first_line(error).replace(f"Could not open Parquet input source '{path}': ", "")
+        raise FileError(f"{path} is not a readable Parquet table ({cause}){advice}") from None
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise FileError(f"{path} lacks column(s) {', '.join(missing)}{advice}")
+    return table

@@ -9,6 +9,7 @@ RUN_DIR/summary.json         test accuracy and selectivity of the best checkpoin
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import pickle
@@ -20,11 +21,13 @@ import torch
 from torch import nn
 
 from selectivity.config import ConfigError, TrainConfig, build, to_dict
-from selectivity.files import atomic_path, write_text
+from selectivity.files import FileError, atomic_path, read_json, write_text
 from selectivity.models import create_model
 
 __all__ = [
+    "ENGINE_KEYS",
     "RunError",
+    "check_data",
     "load_checkpoint",
     "load_model",
     "read_config",
@@ -65,34 +68,170 @@ def read_config(run_dir: str | Path) -> TrainConfig:
     if not path.is_file():
         raise RunError(f"not a run folder: {path} is missing (made by `selectivity train`)")
     try:
-        return build(TrainConfig, json.loads(path.read_text()))
-    except (json.JSONDecodeError, ConfigError) as error:
+        values = read_json(path)
+    except FileError as error:
+        raise RunError(str(error)) from None
+    try:
+        return build(TrainConfig, values)
+    except ConfigError as error:
         raise RunError(f"{path} is not a valid run config: {error}") from None
 
 
+# Keys that may change between runs of one folder: they decide where and how fast, not what.
+ENGINE_KEYS = frozenset({"device", "num_threads"})
+
+# What each kind of checkpoint holds; `kind` and `config` say what it is for.
+_CHECKPOINT_KEYS = {
+    "best": {"kind", "config", "data", "model", "epoch", "val_accuracy"},
+    "last": {
+        "kind",
+        "config",
+        "data",
+        "model",
+        "optimizer",
+        "schedule",
+        "generator",
+        "torch_rng",
+        "epoch",
+        "best_val_accuracy",
+        "best_epoch",
+        "seconds",
+    },
+}
+# The checksum is one more member of torch's zip container, so a checkpoint stays a plain
+# `torch.load` file and the checksum is written and renamed with it, atomically.
+_CHECKSUM = ".selectivity/sha256"
+
+
+def _checksum(archive: zipfile.ZipFile, skip: str) -> str:
+    """sha256 over every member but `skip`: names, sizes and bytes (zipfile checks CRCs too)."""
+    digest = hashlib.sha256()
+    for info in archive.infolist():
+        if info.filename == skip:
+            continue
+        digest.update(f"{info.filename}\0{info.file_size}\0".encode())
+        with archive.open(info) as member:
+            for chunk in iter(lambda member=member: member.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _checksum_name(archive: zipfile.ZipFile) -> str:
+    # torch reads only members under the folder of the first one (named after the file).
+    first = archive.namelist()[0]
+    return f"{first.split('/', 1)[0]}/{_CHECKSUM}"
+
+
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    """torch.save `state` to `path` with a sha256 of its contents, atomically."""
     with atomic_path(path) as temporary:
         torch.save(state, temporary)
+        with zipfile.ZipFile(temporary) as archive:
+            name = _checksum_name(archive)
+            checksum = _checksum(archive, name)
+        with zipfile.ZipFile(temporary, "a") as archive:
+            archive.writestr(name, checksum)
 
 
-def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict[str, Any]:
+def _verified_bytes(path: Path) -> bytes:
+    """The bytes of checkpoint `path` after checking its checksum; RunError if it fails."""
+    data = path.read_bytes()
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            name = _checksum_name(archive)
+            if name not in archive.namelist():
+                raise RunError(
+                    f"{path} has no checksum: it was not written by this version of selectivity; "
+                    "train into a new --out"
+                )
+            stored = archive.read(name).decode("ascii")
+            actual = _checksum(archive, name)
+    except RunError:
+        raise
+    except Exception as error:  # any failure to parse the container is damage
+        raise RunError(f"corrupt checkpoint {path}: {_one_line(error)}") from None
+    if stored != actual:
+        raise RunError(f"corrupt checkpoint {path}: its contents do not match its checksum")
+    return data
+
+
+def load_checkpoint(
+    path: Path,
+    device: torch.device | str = "cpu",
+    kind: str | None = None,
+    config: TrainConfig | None = None,
+) -> dict[str, Any]:
+    """A checkpoint's state, after checking its checksum and, when given, that it is a `kind`
+    ("best" or "last") checkpoint made by a run with `config` (engine keys aside)."""
     if not path.is_file():
         raise RunError(f"checkpoint not found: {path}")
+    data = _verified_bytes(path)
     try:
         # weights_only: a checkpoint from elsewhere cannot run code; ours hold only tensors and plain data.
-        return torch.load(path, map_location=device, weights_only=True)
-    except (
-        RuntimeError,
-        EOFError,
-        pickle.UnpicklingError,
-        zipfile.BadZipFile,
-        io.UnsupportedOperation,
-        ValueError,
-        KeyError,
-    ) as error:
+        state = torch.load(io.BytesIO(data), map_location=device, weights_only=True)
+    except pickle.UnpicklingError as error:
+        if "weights_only" in str(error) or "Unsupported global" in str(error):
+            # torch's own message suggests weights_only=False, i.e. running the file's code.
+            raise RunError(
+                f"{path} holds objects other than tensors and plain data; selectivity never loads "
+                "such a file (loading it could run code)"
+            ) from None
+        raise RunError(f"corrupt checkpoint {path}: {_one_line(error)}") from None
+    except Exception as error:  # a verified file that torch cannot read is damage
+        raise RunError(f"corrupt checkpoint {path}: {_one_line(error)}") from None
+    if not isinstance(state, dict) or state.get("kind") not in _CHECKPOINT_KEYS:
+        raise RunError(f"{path} is not a selectivity checkpoint")
+    if kind is not None and state["kind"] != kind:
         raise RunError(
-            f"corrupt checkpoint {path}: {str(error).splitlines()[0] if str(error) else type(error).__name__}"
-        ) from None
+            f"{path} holds a {state['kind']} checkpoint where a {kind} one belongs "
+            f"(was checkpoint_{state['kind']}.pt copied over it?)"
+        )
+    missing = sorted(_CHECKPOINT_KEYS[state["kind"]] - set(state))
+    if missing:
+        raise RunError(f"corrupt checkpoint {path}: it lacks {', '.join(missing)}")
+    if config is not None:
+        differing = _differing_keys(state["config"], config)
+        if differing:
+            raise RunError(
+                f"{path} was made by a run with another config ({', '.join(differing)} differ "
+                "from config.json); it does not belong to this run"
+            )
+    return state
+
+
+def check_data(checkpoint: dict[str, Any], data: Any, path: Path) -> None:
+    """RunError unless the data set at hand has the classes, channels and image size that the
+    checkpoint at `path` was trained on (a data folder may change under a run)."""
+    recorded = checkpoint["data"]
+    actual = {
+        "num_classes": data.num_classes,
+        "in_channels": data.in_channels,
+        "image_size": data.image_size,
+    }
+    differing = [
+        f"{key} {recorded[key]} != {value}"
+        for key, value in actual.items()
+        if key in recorded and recorded[key] != value
+    ]
+    if differing:
+        raise RunError(
+            f"{path} was trained on other data than this run loads ({', '.join(differing)})"
+        )
+
+
+def _one_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def _differing_keys(recorded: Any, config: TrainConfig) -> list[str]:
+    """Keys (engine keys aside) in which a checkpoint's recorded config differs from `config`."""
+    try:
+        recorded = to_dict(build(TrainConfig, recorded))
+    except (ConfigError, AttributeError) as error:
+        return [f"an unreadable config: {_one_line(error)}"]
+    current = to_dict(config)
+    return sorted(k for k in current if k not in ENGINE_KEYS and recorded[k] != current[k])
 
 
 def build_model(
@@ -113,7 +252,7 @@ def load_model(
     """(config, model in eval mode on `device`, checkpoint dict) of a finished or running run."""
     run_dir = Path(run_dir)
     config = read_config(run_dir)
-    checkpoint = load_checkpoint(run_dir / f"checkpoint_{which}.pt", device)
+    checkpoint = load_checkpoint(run_dir / f"checkpoint_{which}.pt", device, which, config)
     try:
         shape = checkpoint["data"]
         model = build_model(

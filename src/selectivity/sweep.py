@@ -14,13 +14,18 @@ so running the same command again skips finished trials and resumes interrupted 
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import json
 import multiprocessing
 import os
+import shutil
+import signal
+import sys
 import tempfile
+import threading
 import time
 import traceback
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,7 +35,14 @@ from tqdm.auto import tqdm
 
 from selectivity import schema
 from selectivity.config import EvalConfig, SweepConfig, TrainConfig, build, suite_defaults, to_dict
-from selectivity.files import atomic_path, write_text
+from selectivity.files import (
+    FileError,
+    atomic_path,
+    read_json,
+    read_table,
+    remove_stale_temporaries,
+    write_text,
+)
 
 __all__ = ["SweepError", "Trial", "gather", "run_sweep", "run_trial", "trial_dir"]
 
@@ -68,7 +80,8 @@ def run_trial(trial: Trial, threads: int | None = None, progress: bool = False) 
         keys["num_threads"] = threads
     try:
         train_config = build(TrainConfig, keys, {"alpha": trial.alpha, "seed": trial.seed})
-        train(train_config, trial.directory, progress=progress)
+        summary = train(train_config, trial.directory, progress=progress)
+        evaluation_started = time.perf_counter()
         # evaluate=false still measures clean accuracy and selectivity, so results.parquet holds
         # what accuracy-versus-selectivity studies need.
         evaluate(
@@ -77,28 +90,30 @@ def run_trial(trial: Trial, threads: int | None = None, progress: bool = False) 
             progress=progress,
             clean_only=not keys.get("evaluate", True),
         )
+        # Training's seconds count its interrupted calls too (kept with its checkpoint).
+        seconds = summary["seconds"] + time.perf_counter() - evaluation_started
         status = {"status": "done", "reason": ""}
     except Exception as error:
         reason = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
         status = {"status": "failed", "reason": reason, "traceback": traceback.format_exc()}
-    record = {
-        "alpha": trial.alpha,
-        "seed": trial.seed,
-        **status,
-        "seconds": time.perf_counter() - started,
-    }
+        seconds = time.perf_counter() - started
+    record = {"alpha": trial.alpha, "seed": trial.seed, **status, "seconds": seconds}
     write_text(status_path, json.dumps(record, indent=2) + "\n")
     return record
 
 
-def _trial_is_done(trial: Trial) -> bool:
-    path = trial.directory / "trial.json"
-    if not path.exists():
-        return False
+def _status(folder: Path) -> dict[str, Any] | None:
+    """A trial's record from its trial.json; None when absent or unreadable (then it runs again:
+    the status is written last, and training and evaluation resume from their own files)."""
     try:
-        return json.loads(path.read_text()).get("status") == "done"
-    except json.JSONDecodeError:
-        return False
+        return read_json(folder / "trial.json")
+    except (FileNotFoundError, FileError):
+        return None
+
+
+def _trial_is_done(trial: Trial) -> bool:
+    status = _status(trial.directory)
+    return status is not None and status.get("status") == "done"
 
 
 def _failed(trial: Trial, reason: str) -> dict[str, Any]:
@@ -116,6 +131,38 @@ def _run_in_worker(trial: Trial, threads: int) -> dict[str, Any]:
     return run_trial(trial, threads=threads)
 
 
+_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+
+
+def _die_with_parent(parent: int) -> None:
+    """Worker initializer: end this worker when the sweep process ends, even by kill -9, so that
+    no orphan trains on (and races a rerun in) the sweep's folders.
+
+    Linux: the kernel sends SIGKILL to the worker when its parent dies (prctl PR_SET_PDEATHSIG).
+    A parent that died before this ran, or a system without prctl: the parent's pid is checked
+    (now, and then every second by a thread).
+    """
+    armed = False
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            armed = libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) == 0
+        except (OSError, AttributeError):
+            armed = False
+    if os.getppid() != parent:
+        os._exit(1)
+    if not armed:
+
+        def watch() -> None:
+            while os.getppid() == parent:
+                time.sleep(1.0)
+            os._exit(1)
+
+        threading.Thread(target=watch, name="selectivity-parent-watch", daemon=True).start()
+
+
 def _local_executor(
     trials: list[Trial], workers: int, on_done: Callable[[dict[str, Any]], None]
 ) -> None:
@@ -127,7 +174,12 @@ def _local_executor(
         return
     # spawn: a forked child would inherit torch's thread pools and any CUDA state.
     context = multiprocessing.get_context("spawn")
-    with concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+    with concurrent.futures.ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=context,
+        initializer=_die_with_parent,
+        initargs=(os.getpid(),),
+    ) as pool:
         futures = {pool.submit(_run_in_worker, trial, threads): trial for trial in trials}
         for future in concurrent.futures.as_completed(futures):
             trial = futures[future]
@@ -145,34 +197,70 @@ def _ray_executor(
     except ImportError:
         raise SweepError('executor=ray needs Ray: pip install "selectivity[ray]"') from None
     started_here = not ray.is_initialized()
-    if started_here:
-        if config.ray_address:
+    with contextlib.ExitStack() as stack:
+        if started_here and config.ray_address:
             ray.init(address=config.ray_address, log_to_driver=False)
-        else:
-            # Ray's session files default to /tmp/ray; keep them in a private temp folder.
-            ray.init(
-                num_cpus=os.cpu_count(),
-                include_dashboard=False,
-                log_to_driver=False,
-                _temp_dir=tempfile.mkdtemp(prefix="ray-"),
-            )
+            stack.callback(ray.shutdown)
+        elif started_here:
+            stack.enter_context(_local_ray())
+        _ray_trials(ray, trials, config, on_done)
+
+
+@contextlib.contextmanager
+def _local_ray() -> Iterator[None]:
+    """A Ray instance for this sweep alone: its servers listen on 127.0.0.1 only, its session
+    files sit in a private temporary folder, and both end with the sweep."""
+    import ray
+    from ray._private import ray_constants
+
+    # Ray binds its servers to all interfaces unless cluster mode is off, which on Linux only
+    # this switch does (ray.init(_node_ip_address="127.0.0.1") is turned back into the host's
+    # address). The variable reaches the processes Ray starts; the constant, this process.
+    switch = getattr(
+        ray_constants, "ENABLE_RAY_CLUSTERS_ENV_VAR", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+    )
+    saved = os.environ.get(switch), ray_constants.ENABLE_RAY_CLUSTER
+    os.environ[switch] = "0"
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    # Ray makes its temp folder world-writable; a private (0700) parent keeps others out.
+    private = tempfile.mkdtemp(prefix="ray-")
     try:
-        remote = ray.remote(
-            num_cpus=config.cpus_per_trial, num_gpus=config.gpus_per_trial, max_retries=0
-        )(run_trial)
-        threads = max(1, int(config.cpus_per_trial))
-        pending = {remote.remote(trial, threads): trial for trial in trials}
-        while pending:
-            ready, _ = ray.wait(list(pending), num_returns=1)
-            for reference in ready:
-                trial = pending.pop(reference)
-                try:
-                    on_done(ray.get(reference))
-                except Exception as error:
-                    on_done(_failed(trial, f"ray task failed: {type(error).__name__}"))
-    finally:
-        if started_here:
+        ray.init(
+            num_cpus=os.cpu_count(),
+            include_dashboard=False,
+            log_to_driver=False,
+            _node_ip_address="127.0.0.1",
+            _temp_dir=os.path.join(private, "ray"),
+        )
+        try:
+            yield
+        finally:
             ray.shutdown()
+    finally:
+        if saved[0] is None:
+            os.environ.pop(switch, None)
+        else:
+            os.environ[switch] = saved[0]
+        ray_constants.ENABLE_RAY_CLUSTER = saved[1]
+        shutil.rmtree(private, ignore_errors=True)
+
+
+def _ray_trials(
+    ray: Any, trials: list[Trial], config: SweepConfig, on_done: Callable[[dict[str, Any]], None]
+) -> None:
+    remote = ray.remote(
+        num_cpus=config.cpus_per_trial, num_gpus=config.gpus_per_trial, max_retries=0
+    )(run_trial)
+    threads = max(1, int(config.cpus_per_trial))
+    pending = {remote.remote(trial, threads): trial for trial in trials}
+    while pending:
+        ready, _ = ray.wait(list(pending), num_returns=1)
+        for reference in ready:
+            trial = pending.pop(reference)
+            try:
+                on_done(ray.get(reference))
+            except Exception as error:
+                on_done(_failed(trial, f"ray task failed: {type(error).__name__}"))
 
 
 def _check_sweep_folder(sweep_dir: Path, keys: dict[str, Any]) -> None:
@@ -189,7 +277,9 @@ def _check_sweep_folder(sweep_dir: Path, keys: dict[str, Any]) -> None:
     }
     experiment = {k: v for k, v in keys.items() if k not in engine}
     if stamp.exists():
-        previous = json.loads(stamp.read_text())
+        previous = read_json(
+            stamp, "; it records which sweep this folder holds: restore it or use another --out"
+        )
         differing = sorted(
             k
             for k in set(previous) | set(experiment)
@@ -200,6 +290,7 @@ def _check_sweep_folder(sweep_dir: Path, keys: dict[str, Any]) -> None:
                 f"{sweep_dir} holds a sweep with different keys ({', '.join(differing)}); use another --out"
             )
     sweep_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(sweep_dir)  # of a sweep killed while writing
     write_text(stamp, json.dumps(experiment, indent=2, default=str) + "\n")
 
 
@@ -218,12 +309,25 @@ def resolve_keys(layers: Iterable[dict[str, Any]]) -> tuple[SweepConfig, dict[st
     return sweep, keys
 
 
+def _check_trial_configs(config: SweepConfig, keys: dict[str, Any]) -> None:
+    """Build every trial's training and evaluation config (cheap), so that a value only a trial
+    would reject stops the whole sweep before anything is written or trained."""
+    from selectivity.evaluate import check_config
+
+    evaluation = build(EvalConfig, keys)
+    check_config(evaluation)
+    for alpha in config.alphas:
+        for seed in config.seeds:
+            build(TrainConfig, keys, {"alpha": alpha, "seed": seed})
+
+
 def run_sweep(
     sweep_dir: str | Path, layers: Iterable[dict[str, Any]], progress: bool = True
 ) -> pd.DataFrame:
     """Run (or resume) the grid; returns the trials table. Writes results.parquet."""
     sweep_dir = Path(sweep_dir)
     config, keys = resolve_keys(layers)
+    _check_trial_configs(config, keys)
     _check_sweep_folder(
         sweep_dir, {k: (list(v) if isinstance(v, tuple) else v) for k, v in keys.items()}
     )
@@ -254,11 +358,7 @@ def run_sweep(
         for seed in config.seeds
     ]
     todo = [t for t in trials if not _trial_is_done(t)]
-    records = {
-        (t.alpha, t.seed): json.loads((t.directory / "trial.json").read_text())
-        for t in trials
-        if t not in todo
-    }
+    records = {(t.alpha, t.seed): _status(t.directory) for t in trials if t not in todo}
     bar = tqdm(
         total=len(trials),
         initial=len(trials) - len(todo),
@@ -311,11 +411,11 @@ def gather(sweep_dir: str | Path, trials: Iterable[Trial] | None = None) -> pd.D
     frames = []
     for alpha, seed, folder in sorted(found, key=lambda item: (item[0], item[1])):
         path = folder / "evaluation.parquet"
-        if not (folder / "trial.json").exists() or not path.exists():
+        status = _status(folder)
+        if status is None or status.get("status") != "done" or not path.exists():
             continue
-        if json.loads((folder / "trial.json").read_text()).get("status") != "done":
-            continue
-        frame = pd.read_parquet(path)
+        advice = f"; delete {folder / 'trial.json'} and run the sweep again to rebuild it"
+        frame = read_table(path, ["metric", "value"], advice)
         frame.insert(0, "seed", seed)
         frame.insert(0, "alpha", alpha)
         frames.append(frame)

@@ -22,12 +22,14 @@ from tqdm.auto import tqdm
 
 from selectivity.config import TrainConfig, to_dict
 from selectivity.data import load_dataset
-from selectivity.files import atomic_path, write_text
+from selectivity.files import atomic_path, read_table, remove_stale_temporaries, write_text
 from selectivity.measure import measure_selectivity
 from selectivity.regularizer import SelectivityRegularizer
 from selectivity.runs import (
+    ENGINE_KEYS,
     RunError,
     build_model,
+    check_data,
     load_checkpoint,
     read_config,
     resolve_device,
@@ -48,6 +50,7 @@ def train(config: TrainConfig, out_dir: str | Path, progress: bool = True) -> di
     Returns the summary also written to `out_dir/summary.json`: best epoch, validation accuracy,
     and the test accuracy and network selectivity of the best checkpoint.
     """
+    started = time.perf_counter()
     out_dir = Path(out_dir)
     device = resolve_device(config.device)
     if config.num_threads:
@@ -56,15 +59,15 @@ def train(config: TrainConfig, out_dir: str | Path, progress: bool = True) -> di
     # A run folder belongs to one config: resuming with another would mix two experiments.
     if (out_dir / "config.json").exists():
         previous = read_config(out_dir)
-        differing = {k for k, v in to_dict(previous).items() if to_dict(config)[k] != v} - {
-            "device",
-            "num_threads",
-        }
+        differing = {
+            k for k, v in to_dict(previous).items() if to_dict(config)[k] != v
+        } - ENGINE_KEYS
         if differing:
             raise RunError(
                 f"{out_dir} holds a run with a different config ({', '.join(sorted(differing))}); use another --out"
             )
     out_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(out_dir)  # of a run killed while writing
     write_config(out_dir, config)
 
     # --- data, model, optimizer ---------------------------------------------------------------
@@ -73,6 +76,7 @@ def train(config: TrainConfig, out_dir: str | Path, progress: bool = True) -> di
     data_shape = {
         "num_classes": data.num_classes,
         "in_channels": data.in_channels,
+        "image_size": data.image_size,
         "mean": list(data.mean),
         "std": list(data.std),
     }
@@ -89,10 +93,13 @@ def train(config: TrainConfig, out_dir: str | Path, progress: bool = True) -> di
     generator = torch.Generator().manual_seed(config.seed)
     history: list[dict[str, Any]] = []
     start_epoch, best_val, best_epoch = 0, -1.0, -1
+    # Seconds spent in earlier, interrupted calls (up to their last checkpoint).
+    earlier_seconds = 0.0
 
     last_path = out_dir / "checkpoint_last.pt"
     if last_path.exists():
-        state = load_checkpoint(last_path, device)
+        state = load_checkpoint(last_path, device, "last", config)
+        check_data(state, data, last_path)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         schedule.load_state_dict(state["schedule"])
@@ -103,7 +110,14 @@ def train(config: TrainConfig, out_dir: str | Path, progress: bool = True) -> di
             state["best_val_accuracy"],
             state["best_epoch"],
         )
-        history = pd.read_parquet(out_dir / "metrics.parquet").to_dict("records")[:start_epoch]
+        earlier_seconds = state["seconds"]
+        history = read_table(out_dir / "metrics.parquet", ["epoch"]).to_dict("records")
+        if len(history) < start_epoch:
+            raise RunError(
+                f"{out_dir / 'metrics.parquet'} has {len(history)} epochs but the last checkpoint "
+                f"is of epoch {start_epoch - 1}"
+            )
+        history = history[:start_epoch]
 
     regularize = config.alpha != 0.0
     regularizer = (
@@ -122,7 +136,7 @@ def train(config: TrainConfig, out_dir: str | Path, progress: bool = True) -> di
     )
     for epoch in bar:
         # --- one epoch of training ------------------------------------------------------------
-        started = time.perf_counter()
+        epoch_started = time.perf_counter()
         model.train()
         totals = {"loss": 0.0, "cross_entropy": 0.0, "batch_selectivity": 0.0}
         seen = 0
@@ -157,7 +171,7 @@ def train(config: TrainConfig, out_dir: str | Path, progress: bool = True) -> di
                     totals["batch_selectivity"] += mu_si.item() * n
         lr = optimizer.param_groups[0]["lr"]
         schedule.step()
-        train_seconds = time.perf_counter() - started
+        train_seconds = time.perf_counter() - epoch_started
 
         # --- validation: accuracy and selectivity over the whole validation split -------------
         val = measure_selectivity(
@@ -187,10 +201,12 @@ def train(config: TrainConfig, out_dir: str | Path, progress: bool = True) -> di
             save_checkpoint(
                 out_dir / "checkpoint_best.pt",
                 {
+                    "kind": "best",
+                    "config": to_dict(config),
+                    "data": data_shape,
                     "model": model.state_dict(),
                     "epoch": epoch,
                     "val_accuracy": val.accuracy,
-                    "data": data_shape,
                 },
             )
         # Metrics first, then the checkpoint that says this epoch is done: a crash in between
@@ -200,6 +216,9 @@ def train(config: TrainConfig, out_dir: str | Path, progress: bool = True) -> di
         save_checkpoint(
             last_path,
             {
+                "kind": "last",
+                "config": to_dict(config),
+                "data": data_shape,
                 "model": model.state_dict(),
                 "optimizer": optimizer.state_dict(),
                 "schedule": schedule.state_dict(),
@@ -208,7 +227,8 @@ def train(config: TrainConfig, out_dir: str | Path, progress: bool = True) -> di
                 "epoch": epoch,
                 "best_val_accuracy": best_val,
                 "best_epoch": best_epoch,
-                "data": data_shape,
+                # Training time so far, so that a resumed run reports its total.
+                "seconds": earlier_seconds + time.perf_counter() - started,
             },
         )
         bar.set_postfix(
@@ -226,7 +246,7 @@ def train(config: TrainConfig, out_dir: str | Path, progress: bool = True) -> di
 
     # --- test the best checkpoint ---------------------------------------------------------------
     summary_path = out_dir / "summary.json"
-    best = load_checkpoint(out_dir / "checkpoint_best.pt", device)
+    best = load_checkpoint(out_dir / "checkpoint_best.pt", device, "best", config)
     model.load_state_dict(best["model"])
     test = measure_selectivity(
         model,
@@ -244,6 +264,8 @@ def train(config: TrainConfig, out_dir: str | Path, progress: bool = True) -> di
         "test_accuracy": test.accuracy,
         "test_selectivity": test.network,
         "epochs": config.epochs,
+        # Seconds of training and testing, over every call that worked on this run.
+        "seconds": earlier_seconds + time.perf_counter() - started,
     }
     write_text(summary_path, json.dumps(summary, indent=2) + "\n")
     return summary
