@@ -49,8 +49,8 @@ class UserError(Exception):
 
 def _user_errors() -> tuple[type[BaseException], ...]:
     from selectivity.data import DataError
-    from selectivity.metrics import NegativeActivationError
     from selectivity.files import FileError
+    from selectivity.metrics import NegativeActivationError
     from selectivity.runs import RunError
     from selectivity.train import TrainingDiverged
 
