@@ -28,8 +28,8 @@ from tqdm.auto import tqdm
 
 from selectivity import attacks, corruptions, schema, stability
 from selectivity.config import EvalConfig, build, suite_defaults, to_dict
-from selectivity.data import DataError, DataSplits, ImageSet, load_dataset, open_corrupted
-from selectivity.data import available_corruptions as published_corruptions
+from selectivity.corruptions.store import follows_test_order, open_corrupted, stored_corruptions
+from selectivity.data import DataError, DataSplits, ImageSet, load_dataset
 from selectivity.files import atomic_path, write_text
 from selectivity.measure import (
     accuracy,
@@ -123,10 +123,10 @@ def _corruption_source(
     """(folder of the corruption set, corruptions to evaluate, note) or (None, [], why not)."""
     if config.corruptions_dir is not None:
         root = Path(config.corruptions_dir)
-        names = published_corruptions(root)
+        names = stored_corruptions(root)
     elif config.generate_corruptions:
         root = run_dir / "corruptions"
-        names = list(config.corruptions or corruptions.available_corruptions())
+        names = list(config.corruptions or corruptions.runnable_corruptions())
         corruptions.generate_corruption_set(
             data.test,
             root,
@@ -232,7 +232,7 @@ def evaluate(
                     name,
                     severity,
                     class_names=data.class_names,
-                    expected=data.test if _matches_test(root) else None,
+                    expected=data.test if follows_test_order(root) else None,
                 )
                 subset = corrupted.subset(_sample_indices(len(corrupted), config.max_samples))
                 rows.append(
@@ -376,11 +376,6 @@ def _write_table(run_dir: Path, frames: list[pd.DataFrame], notes: list[str]) ->
         table.to_parquet(temporary, index=False)
     table.attrs["notes"] = notes
     return table
-
-
-def _matches_test(root: Path) -> bool:
-    """Published Tiny-ImageNet-C images are not the val images; only the npy layout is matched."""
-    return any(root.glob("*.npy"))
 
 
 def _derived_rows(table: pd.DataFrame, clean_accuracy: float | None = None) -> list[dict[str, Any]]:
