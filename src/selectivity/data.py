@@ -201,10 +201,6 @@ class DataSplits:
     std: tuple[float, ...] = ()
     # Batch augmentation for training: (x, generator) -> x. None: no augmentation.
     augment: Callable[[Tensor, torch.Generator | None], Tensor] | None = None
-    # Human-readable names, parallel to class_names, where class_names are identifiers (Tiny
-    # ImageNet: class_names are the wnids that Tiny-ImageNet-C folders use, these come from
-    # words.txt). Empty: class_names are already readable.
-    class_descriptions: list[str] = field(default_factory=list)
 
     @property
     def in_channels(self) -> int:
@@ -724,20 +720,6 @@ def _read_wnids(root: Path) -> list[str]:
     return wnids
 
 
-def _read_words(root: Path, wnids: list[str]) -> list[str]:
-    """The first synonym of each wnid in words.txt ("n01443537<TAB>goldfish, Carassius auratus");
-    the wnid itself where words.txt or its line is missing (the file is optional)."""
-    path = root / "words.txt"
-    if not path.is_file():
-        return list(wnids)
-    words: dict[str, str] = {}
-    for line in path.read_text().splitlines():
-        wnid, _, text = line.partition("\t")
-        if text:
-            words[wnid.strip()] = text.split(",")[0].strip()
-    return [words.get(w, w) for w in wnids]
-
-
 def _tiny_train_files(root: Path, wnids: list[str]) -> tuple[list[Path], np.ndarray]:
     """Training files in class order, then file-name order; labels = position in wnids.txt."""
     paths: list[Path] = []
@@ -804,8 +786,7 @@ def load_tinyimagenet(
 
     data_dir: the ``tiny-imagenet-200`` folder or its parent (default: `default_data_dir()`).
     Class index = position in wnids.txt; `class_names` are the wnids (what Tiny-ImageNet-C folders
-    are named by: pass them to `corruptions.store.open_corrupted`), `class_descriptions` come from
-    words.txt.
+    are named by: pass them to `corruptions.store.open_corrupted`).
     Splits: `val_per_class` (50) training images of each class are held out for validation, drawn
     per seed; train is the rest (450 per class, 90k in all); the official val set
     (``val/images`` labelled by ``val/val_annotations.txt``, in that file's order) is the test set.
@@ -819,7 +800,6 @@ def load_tinyimagenet(
     """
     root = _find_tinyimagenet(data_dir)
     wnids = _read_wnids(root)
-    descriptions = _read_words(root, wnids)
     train_paths, train_labels = _tiny_train_files(root, wnids)
     test_paths, test_labels = _tiny_val_files(root, wnids)
     counts = np.bincount(train_labels, minlength=len(wnids))
@@ -851,7 +831,6 @@ def load_tinyimagenet(
         mean=mean,
         std=std,
         augment=_augment_for(size),
-        class_descriptions=descriptions,
     )
 
 
