@@ -1,9 +1,10 @@
 """Whole-data-set passes over a model: accuracy, class selectivity, attacks, Jacobian norm.
 
-`in_batches` is the one loop over a data set: every pass here (and evaluation's) runs through it,
-with the model in eval mode. The per-batch work is done by tensor functions (`attacks`,
-`stability`, `metrics`); this module sums their results over the batches. A data set is anything
-with a length and `batches(batch_size, device)`, such as `data.ImageSet`.
+`in_batches` is the one loop of a measurement over a data set: every pass here, and so every one
+of evaluation's, runs through it, with the model in eval mode (training's shuffled loop is
+apart). The per-batch work is done by tensor functions (`attacks`, `stability`, `metrics`); this
+module sums their results over the batches. A data set is anything with a length and
+`batches(batch_size, device)`, such as `data.ImageSet`.
 
 Activations are reduced to per-class sums batch by batch (`SelectivityAccumulator`), so a
 ResNet50 over 10k images never holds more than one batch of activations.
