@@ -6,15 +6,10 @@ import torch
 from torch import nn
 
 from selectivity import create_model
-from selectivity.attacks import (
-    FGSM,
-    PGD,
-    accuracy_over_steps,
-    accuracy_under_attack,
-    pgd_over_steps,
-)
+from selectivity.attacks import FGSM, PGD
 from selectivity.data import load_dataset
 from selectivity.measure import accuracy as clean_accuracy
+from selectivity.measure import accuracy_over_steps, accuracy_under_attack, pgd_over_steps
 from selectivity.models import eval_mode
 
 

@@ -30,10 +30,10 @@ from selectivity.corruptions import (
     CORRUPTIONS,
     TABLES,
     _ops,
-    available_corruptions,
     blur,
     corrupt,
     generate_corruption_set,
+    runnable_corruptions,
     table_for_size,
     weather,
 )
@@ -791,7 +791,7 @@ def test_distortion_grows_with_severity(name):
 def test_without_frost_textures_frost_is_left_out(monkeypatch, tmp_path):
     monkeypatch.setenv("SELECTIVITY_FROST_DIR", str(tmp_path))
     with pytest.warns(UserWarning, match=r'pip install "selectivity\[frost\]"'):
-        names = available_corruptions()
+        names = runnable_corruptions()
     assert "frost" not in names and len(names) == 18
     with pytest.raises(C.FrostTexturesMissing):
         corrupt(X[:2], "frost", 1)
@@ -803,7 +803,7 @@ def test_frost_reads_textures_without_importing_imagecorruptions():
     c_image, c_frost = CIFAR["frost"][4]
     layer = (y - c_image * X[:4]) / c_frost  # where nothing clipped, this is the texture crop
     assert layer.min() > -1e-4 and "imagecorruptions.corruptions" not in sys.modules
-    assert available_corruptions() == CORRUPTIONS
+    assert runnable_corruptions() == CORRUPTIONS
 
 
 # ------------------------------------------------------------------------------------------------

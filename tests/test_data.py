@@ -18,16 +18,15 @@ import torch
 from PIL import Image
 
 from selectivity import data
+from selectivity.corruptions.store import follows_test_order, open_corrupted, stored_corruptions
 from selectivity.data import (
     DataError,
     ImageSet,
-    available_corruptions,
     flip_and_crop,
     list_datasets,
     load_cifar10,
     load_dataset,
     load_tinyimagenet,
-    open_corrupted,
 )
 
 CIFAR_NAMES = [
@@ -375,7 +374,6 @@ def test_tinyimagenet_layout_labels_and_greyscale(tmp_path):
     splits = load_tinyimagenet(tmp_path, seed=0, val_per_class=2)
     assert (len(splits.train), len(splits.val), len(splits.test)) == (12, 6, len(TINY_VAL) + 1)
     assert splits.class_names == WNIDS and splits.num_classes == 3
-    assert splits.class_descriptions == ["gamma ray", "alpha", "beta"]
     assert splits.train.image_shape == (3, TINY_SIZE, TINY_SIZE)
     assert splits.augment.keywords == {"padding": 8}
     for part in (splits.train, splits.val):
@@ -542,8 +540,8 @@ def test_tinyimagenet_malformed_files_name_the_expected_path(tmp_path, damage):
 
 def test_npy_corruptions_are_memory_mapped_per_severity(tmp_path):
     root, expected = write_cifar_c(tmp_path / "CIFAR-10-C")
-    assert available_corruptions(root) == ["brightness", "fog"]
-    assert available_corruptions(tmp_path) == ["brightness", "fog"]  # the parent works too
+    assert stored_corruptions(root) == ["brightness", "fog"]
+    assert stored_corruptions(tmp_path) == ["brightness", "fog"]  # the parent works too
     for check in (expected, None):
         fog = open_corrupted(root, "fog", 3, expected=check)
         assert isinstance(fog.images, np.memmap)  # a view of the file, not a copy
@@ -555,6 +553,12 @@ def test_npy_corruptions_are_memory_mapped_per_severity(tmp_path):
         x[:, 2, 5, 5], torch.tensor([120.0, 121, 122, 123]) / 255
     )
     assert y.dtype == torch.int64
+
+
+def test_only_the_npy_layout_follows_the_test_order(tmp_path):
+    root, _ = write_cifar_c(tmp_path / "CIFAR-10-C")
+    assert follows_test_order(root)
+    assert not follows_test_order(write_tiny_c(tmp_path / "Tiny-ImageNet-C"))
 
 
 def test_npy_corruptions_match_a_loaded_clean_test_set(tmp_path, cifar_root):
@@ -625,13 +629,13 @@ def test_npy_corruption_errors_name_the_expected_file(tmp_path, damage):
 
 def test_corruption_root_errors(tmp_path):
     with pytest.raises(DataError, match="expected a folder") as error:
-        available_corruptions(tmp_path / "nowhere")
+        stored_corruptions(tmp_path / "nowhere")
     assert str(tmp_path / "nowhere") in str(error.value)
     with pytest.raises(DataError, match="CIFAR-10-C layout"):
-        available_corruptions(tmp_path)
+        stored_corruptions(tmp_path)
     np.save(tmp_path / "fog.npy", np.zeros((5, 2, 2, 3), np.uint8))
     with pytest.raises(DataError) as error:
-        available_corruptions(tmp_path)
+        stored_corruptions(tmp_path)
     assert str(tmp_path / "labels.npy") in str(error.value)
 
 
@@ -642,7 +646,7 @@ def test_corruption_root_errors(tmp_path):
 
 def test_folder_corruptions_labels_from_wnids_and_cache(tmp_path, monkeypatch):
     root = write_tiny_c(tmp_path / "Tiny-ImageNet-C")
-    assert available_corruptions(tmp_path) == ["brightness", "fog"]
+    assert stored_corruptions(tmp_path) == ["brightness", "fog"]
     expected = ImageSet(np.zeros((1, 64, 64, 3), np.uint8), torch.zeros(1, dtype=torch.long))
     fog = open_corrupted(tmp_path, "fog", 2, class_names=WNIDS, expected=expected)
     assert isinstance(fog.images, np.memmap) and fog.images.shape == (6, 64, 64, 3)

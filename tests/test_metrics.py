@@ -175,6 +175,64 @@ def test_measure_refuses_a_gelu_site_and_names_it():
         measure_selectivity(model, images, 3, layers=["2"])
 
 
+def test_every_pass_refuses_an_empty_data_set():
+    from selectivity.data import ImageSet
+    from selectivity.measure import accuracy, dataset_jacobian_norm, measure_selectivity
+
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 3), torch.nn.ReLU())
+    empty = ImageSet(torch.zeros(0, 3, 2, 2), torch.zeros(0, dtype=torch.int64))
+    for measure in (
+        lambda: accuracy(model, empty),
+        lambda: measure_selectivity(model, empty, 3),
+        lambda: dataset_jacobian_norm(model, empty),
+    ):
+        with pytest.raises(ValueError, match="the data set is empty"):
+            measure()
+
+
+def test_the_batch_loop_runs_in_eval_mode_and_restores_flags_when_it_raises():
+    from selectivity.data import ImageSet
+    from selectivity.measure import in_batches
+
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Dropout(), torch.nn.Linear(12, 3))
+    model.train()
+    model[1].eval()  # a mixed state, which a plain model.train() afterwards would lose
+    images = ImageSet(torch.rand(5, 3, 2, 2), torch.arange(5))
+    seen = []
+    with pytest.raises(RuntimeError, match="stop"), in_batches(model, images, 2) as batches:
+        for _, y in batches:
+            seen.append(y.tolist())
+            assert not any(m.training for m in model.modules())
+            if len(seen) == 2:
+                raise RuntimeError("stop")
+    assert seen == [[0, 1], [2, 3]]
+    assert [m.training for m in model.modules()] == [True, True, False, True]
+
+
+def test_layer_activations_transform_gets_each_batch_with_its_labels():
+    from selectivity.data import ImageSet
+    from selectivity.measure import layer_activations
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Flatten(), torch.nn.Linear(12, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2)
+    )
+    images = ImageSet(torch.rand(7, 3, 2, 2), torch.arange(7))
+    labels = []
+
+    def zero_odd_labels(x, y):
+        labels.append(y.tolist())
+        return x * (y % 2 == 0).view(-1, 1, 1, 1)
+
+    plain = layer_activations(model, images, ["2"], 3)
+    changed = layer_activations(model, images, ["2"], 3, transform=zero_odd_labels)
+    assert labels == [[0, 1, 2], [3, 4, 5], [6]]
+    assert plain["2"].shape == (7, 4)
+    expected = plain["2"].clone()
+    expected[1::2] = model[:3](torch.zeros(1, 3, 2, 2)).detach()  # the images set to 0
+    assert torch.allclose(changed["2"], expected)
+
+
 def test_live_selectivity_and_silent_fraction_by_hand():
     from selectivity.measure import SelectivityResult
 

@@ -6,10 +6,10 @@ from torch import nn
 
 from selectivity import create_model
 from selectivity.data import ImageSet
+from selectivity.measure import dataset_jacobian_norm
 from selectivity.metrics import unit_activations
 from selectivity.probe import ActivationProbe
 from selectivity.stability import (
-    dataset_jacobian_norm,
     gradient_variability,
     input_unit_gradient_norms,
     jacobian_frobenius_norm,

@@ -1,4 +1,4 @@
-"""White-box L-infinity attacks (FGSM, PGD) and accuracy under attack.
+"""White-box L-infinity attacks (FGSM, PGD) on tensors.
 
 Inputs live in [0, 1]; any normalisation is the model's first module, so the eps-ball is in pixel
 space (eps = 8/255 is eight grey levels). Both attacks maximise the cross-entropy of the true
@@ -12,30 +12,23 @@ sample's perturbation does not depend on the others in its batch). Every module'
 training flag is restored afterwards, also when the forward pass raises. Gradients are taken with
 `torch.autograd.grad` with respect to the input only, so no `.grad` is left on parameters and
 no parameter gradient is computed at all.
+
+Accuracy under attack over a whole data set: `measure.accuracy_under_attack`, `pgd_over_steps`.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from selectivity.data import ImageSet
 from selectivity.models import eval_mode
 
-__all__ = [
-    "FGSM",
-    "PGD",
-    "StepScore",
-    "accuracy_over_steps",
-    "accuracy_under_attack",
-    "input_gradient",
-    "pgd_over_steps",
-]
+__all__ = ["FGSM", "PGD", "Attack", "input_gradient"]
 
 
 def _check_inputs(x: Tensor, y: Tensor) -> None:
@@ -171,102 +164,5 @@ class PGD:
         return x_adv
 
 
+# Either attack; both are called as attack(model, x, y, generator) -> x_adv.
 Attack = FGSM | PGD
-
-
-def _correct(model: nn.Module, x: Tensor, y: Tensor) -> int:
-    with torch.no_grad():
-        return int((model(x).argmax(dim=1) == y).sum().item())
-
-
-def accuracy_under_attack(
-    model: nn.Module,
-    images: ImageSet,
-    attack: Attack,
-    batch_size: int = 256,
-    device: torch.device | str = "cpu",
-    generator: torch.Generator | None = None,
-) -> float:
-    """Fraction of `images` still classified correctly after `attack`, batch by batch.
-
-    Every image is attacked, including those already misclassified (the attack cannot make them
-    correct in expectation, and skipping them would tie the result to the batch composition).
-    `generator` feeds the attack's random start, if any. Eval mode throughout, restored after.
-    """
-    if len(images) == 0:
-        raise ValueError("accuracy_under_attack needs at least one image")
-    correct = 0
-    with eval_mode(model):
-        for x, y in images.batches(batch_size, device):
-            correct += _correct(model, attack(model, x, y, generator), y)
-    return correct / len(images)
-
-
-@dataclass(frozen=True)
-class StepScore:
-    """PGD-k on a set of images: accuracy, and the L-infinity distance from the clean images
-    that the attack actually reached ([0, 1] pixel units; mean and max over the images)."""
-
-    accuracy: float
-    linf_mean: float
-    linf_max: float
-
-
-def pgd_over_steps(
-    model: nn.Module,
-    images: ImageSet,
-    attack: PGD,
-    steps: Sequence[int],
-    batch_size: int = 256,
-    device: torch.device | str = "cpu",
-    generator: torch.Generator | None = None,
-) -> dict[int, StepScore]:
-    """Accuracy and reached L-inf distance under PGD-k for every k in `steps`, from one run.
-
-    PGD-k is the k-th iterate of PGD-K (same eps, step size and start), so one run scores all
-    step counts at the cost of the largest: steps (1, 2, 5, 10) cost 10 steps, not 18. A k of 0
-    scores the clean images (distance 0). `attack.steps` is ignored. The distance shows whether
-    the eps-ball binds: k steps of size s reach at most k * s.
-    """
-    wanted = sorted({int(k) for k in steps})
-    if not wanted or wanted[0] < 0:
-        raise ValueError(f"steps must be a non-empty list of ints >= 0, got {list(steps)}")
-    if len(images) == 0:
-        raise ValueError("pgd_over_steps needs at least one image")
-    run = PGD(attack.eps, attack.step_size, wanted[-1], attack.random_start)
-    correct = dict.fromkeys(wanted, 0)
-    distance_sum = dict.fromkeys(wanted, 0.0)
-    distance_max = dict.fromkeys(wanted, 0.0)
-    with eval_mode(model):
-        for x, y in images.batches(batch_size, device):
-            if 0 in correct:
-                correct[0] += _correct(model, x, y)
-            iterates = run.iterates(model, x, y, generator)
-            x_adv = x
-            for k in range(1, wanted[-1] + 1):
-                # With eps = 0 there are no iterates: every k scores the clean batch.
-                x_adv = next(iterates, x_adv)
-                if k in correct:
-                    correct[k] += _correct(model, x_adv, y)
-                    reached = (x_adv - x).abs().flatten(1).amax(dim=1)
-                    distance_sum[k] += float(reached.sum())
-                    distance_max[k] = max(distance_max[k], float(reached.max()))
-    n = len(images)
-    return {k: StepScore(correct[k] / n, distance_sum[k] / n, distance_max[k]) for k in wanted}
-
-
-def accuracy_over_steps(
-    model: nn.Module,
-    images: ImageSet,
-    attack: PGD,
-    steps: Sequence[int],
-    batch_size: int = 256,
-    device: torch.device | str = "cpu",
-    generator: torch.Generator | None = None,
-) -> dict[int, float]:
-    """Accuracy under PGD-k for every k in `steps`, from one run of PGD-max(steps).
-
-    The accuracies of `pgd_over_steps`. Returns {k: accuracy}.
-    """
-    scores = pgd_over_steps(model, images, attack, steps, batch_size, device, generator)
-    return {k: score.accuracy for k, score in scores.items()}

@@ -11,9 +11,8 @@ Data sets (`load_dataset(name, data_dir, seed, image_size)`):
 - ``tinyimagenet``: Tiny ImageNet as published (``tiny-imagenet-200/``); decoded JPEGs are cached
   as ``.npy`` files (see `load_tinyimagenet`).
 
-Corruption sets (`available_corruptions`, `open_corrupted`): the CIFAR-10-C layout (``<name>.npy``
-+ ``labels.npy``, also what ``selectivity corrupt`` writes) and the Tiny-ImageNet-C layout
-(``<name>/<severity>/<wnid>/*.JPEG``), both opened memory-mapped.
+Corruption sets (CIFAR-10-C, Tiny-ImageNet-C) are read by `selectivity.corruptions.store`, which
+shares the JPEG decoding cache below (`decoded_cached`).
 
 Where files live: ``data_dir`` when given, else ``$SELECTIVITY_DATA``, else ``./data``. Decoded-JPEG
 caches go to ``<data root>/.selectivity-cache/`` when that folder is writable, else to
@@ -42,18 +41,15 @@ from torch import Tensor
 from selectivity.files import atomic_path
 
 __all__ = [
-    "NUM_SEVERITIES",
     "DataError",
     "DataSplits",
     "ImageSet",
-    "available_corruptions",
     "default_data_dir",
     "flip_and_crop",
     "list_datasets",
     "load_cifar10",
     "load_dataset",
     "load_tinyimagenet",
-    "open_corrupted",
     "register_dataset",
 ]
 
@@ -205,10 +201,6 @@ class DataSplits:
     std: tuple[float, ...] = ()
     # Batch augmentation for training: (x, generator) -> x. None: no augmentation.
     augment: Callable[[Tensor, torch.Generator | None], Tensor] | None = None
-    # Human-readable names, parallel to class_names, where class_names are identifiers (Tiny
-    # ImageNet: class_names are the wnids that Tiny-ImageNet-C folders use, these come from
-    # words.txt). Empty: class_names are already readable.
-    class_descriptions: list[str] = field(default_factory=list)
 
     @property
     def in_channels(self) -> int:
@@ -324,11 +316,10 @@ def load_digits(
 
 
 # --------------------------------------------------------------------------------------------
-# Shared helpers: locations, caches, decoding, splits, statistics
+# Shared helpers: locations, caches, decoding, splits, statistics (the public ones, such as
+# decoded_cached, also serve `corruptions.store`)
 # --------------------------------------------------------------------------------------------
 
-# Severities per corruption in CIFAR-10-C, Tiny-ImageNet-C and what `selectivity corrupt` writes.
-NUM_SEVERITIES = 5
 # Folder created inside a data root for decoded-JPEG caches. Hidden, so that it can never be
 # taken for a class or corruption folder.
 CACHE_DIR_NAME = ".selectivity-cache"
@@ -348,12 +339,12 @@ def _user_cache_dir() -> Path:
     return Path(base) / "selectivity"
 
 
-def _one_line(error: BaseException) -> str:
+def one_line(error: BaseException) -> str:
     # DataError messages are one line; exception texts (pickle, PIL) sometimes are not.
     return " ".join(f"{type(error).__name__}: {error}".split())
 
 
-def _is_jpeg(path: Path) -> bool:
+def is_jpeg(path: Path) -> bool:
     return path.suffix.lower() in _JPEG_SUFFIXES and not path.name.startswith(".")
 
 
@@ -401,7 +392,7 @@ def _decode_one(path: Path) -> np.ndarray:
     except (
         Exception
     ) as error:  # PIL raises OSError, SyntaxError, ValueError, DecompressionBombError...
-        raise DataError(f"cannot decode image {path}: {_one_line(error)}") from None
+        raise DataError(f"cannot decode image {path}: {one_line(error)}") from None
 
 
 def _decode_images(paths: Sequence[Path]) -> np.ndarray:
@@ -453,7 +444,7 @@ def _open_cache(path: Path, count: int) -> np.ndarray | None:
     return array
 
 
-def _decoded_cached(paths: Sequence[Path], base: Path, tag: str) -> np.ndarray:
+def decoded_cached(paths: Sequence[Path], base: Path, tag: str) -> np.ndarray:
     """uint8 (N, H, W, 3) pixels of `paths`, in order, decoded once and cached as .npy.
 
     Reused when a cache for exactly this file list (names and sizes) exists; the result is then a
@@ -544,7 +535,7 @@ def _augment_for(size: int) -> Callable[[Tensor, torch.Generator | None], Tensor
     return partial(flip_and_crop, padding=max(1, size // 8))
 
 
-def _labels_tensor(labels: np.ndarray) -> Tensor:
+def labels_tensor(labels: np.ndarray) -> Tensor:
     """int64 (N,) tensor owning a copy: labels may come from a read-only memmap."""
     return torch.from_numpy(np.array(labels, dtype=np.int64))
 
@@ -602,7 +593,7 @@ def _unpickle_cifar(path: Path) -> dict:
             obj = _ArrayUnpickler(f, encoding="bytes").load()
     except Exception as error:
         raise DataError(
-            f"malformed CIFAR-10 file {path}: expected a python pickle ({_one_line(error)})"
+            f"malformed CIFAR-10 file {path}: expected a python pickle ({one_line(error)})"
         ) from None
     if not isinstance(obj, dict):
         raise DataError(
@@ -636,7 +627,7 @@ def _read_cifar10_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
         labels = np.asarray(batch[b"labels"], dtype=np.int64)
     except (TypeError, ValueError) as error:
         raise DataError(
-            f"malformed CIFAR-10 batch {path}: b'labels' is not a list of ints ({_one_line(error)})"
+            f"malformed CIFAR-10 batch {path}: b'labels' is not a list of ints ({one_line(error)})"
         ) from None
     if labels.shape != (data.shape[0],):
         raise DataError(
@@ -729,20 +720,6 @@ def _read_wnids(root: Path) -> list[str]:
     return wnids
 
 
-def _read_words(root: Path, wnids: list[str]) -> list[str]:
-    """The first synonym of each wnid in words.txt ("n01443537<TAB>goldfish, Carassius auratus");
-    the wnid itself where words.txt or its line is missing (the file is optional)."""
-    path = root / "words.txt"
-    if not path.is_file():
-        return list(wnids)
-    words: dict[str, str] = {}
-    for line in path.read_text().splitlines():
-        wnid, _, text = line.partition("\t")
-        if text:
-            words[wnid.strip()] = text.split(",")[0].strip()
-    return [words.get(w, w) for w in wnids]
-
-
 def _tiny_train_files(root: Path, wnids: list[str]) -> tuple[list[Path], np.ndarray]:
     """Training files in class order, then file-name order; labels = position in wnids.txt."""
     paths: list[Path] = []
@@ -753,7 +730,7 @@ def _tiny_train_files(root: Path, wnids: list[str]) -> tuple[list[Path], np.ndar
             raise DataError(
                 f"Tiny ImageNet training images not found: expected the folder {folder} (one per line of {root / 'wnids.txt'})"
             )
-        files = sorted(p for p in folder.iterdir() if _is_jpeg(p))
+        files = sorted(p for p in folder.iterdir() if is_jpeg(p))
         if not files:
             raise DataError(f"Tiny ImageNet training images not found: expected {folder}/*.JPEG")
         paths += files
@@ -809,7 +786,7 @@ def load_tinyimagenet(
 
     data_dir: the ``tiny-imagenet-200`` folder or its parent (default: `default_data_dir()`).
     Class index = position in wnids.txt; `class_names` are the wnids (what Tiny-ImageNet-C folders
-    are named by: pass them to `open_corrupted`), `class_descriptions` come from words.txt.
+    are named by: pass them to `corruptions.store.open_corrupted`).
     Splits: `val_per_class` (50) training images of each class are held out for validation, drawn
     per seed; train is the rest (450 per class, 90k in all); the official val set
     (``val/images`` labelled by ``val/val_annotations.txt``, in that file's order) is the test set.
@@ -823,7 +800,6 @@ def load_tinyimagenet(
     """
     root = _find_tinyimagenet(data_dir)
     wnids = _read_wnids(root)
-    descriptions = _read_words(root, wnids)
     train_paths, train_labels = _tiny_train_files(root, wnids)
     test_paths, test_labels = _tiny_val_files(root, wnids)
     counts = np.bincount(train_labels, minlength=len(wnids))
@@ -834,8 +810,8 @@ def load_tinyimagenet(
             f"{root / 'train' / wnids[short] / 'images'}; expected more than the {val_per_class} held out for validation"
         )
     # Listing and decoding happen before the split: a bad file is reported whatever the seed.
-    all_train = _decoded_cached(train_paths, root, "train")
-    test_images = np.array(_decoded_cached(test_paths, root, "val"))  # 123 MB: kept in memory
+    all_train = decoded_cached(train_paths, root, "train")
+    test_images = np.array(decoded_cached(test_paths, root, "val"))  # 123 MB: kept in memory
     train_idx, val_idx = _per_class_split(train_labels, np.full(len(wnids), val_per_class), seed)
     # Fancy indexing copies the selected rows out of the memory-mapped cache into RAM.
     train_images = np.asarray(all_train[train_idx])
@@ -847,15 +823,14 @@ def load_tinyimagenet(
     mean, std = _uint8_channel_stats(train_images)
     return DataSplits(
         name="tinyimagenet",
-        train=ImageSet(train_images, _labels_tensor(train_labels[train_idx])),
-        val=ImageSet(val_images, _labels_tensor(train_labels[val_idx])),
-        test=ImageSet(test_images, _labels_tensor(test_labels)),
+        train=ImageSet(train_images, labels_tensor(train_labels[train_idx])),
+        val=ImageSet(val_images, labels_tensor(train_labels[val_idx])),
+        test=ImageSet(test_images, labels_tensor(test_labels)),
         num_classes=len(wnids),
         class_names=wnids,
         mean=mean,
         std=std,
         augment=_augment_for(size),
-        class_descriptions=descriptions,
     )
 
 
@@ -875,7 +850,7 @@ def _read_svhn(path: Path) -> tuple[np.ndarray, np.ndarray]:
     try:
         content = loadmat(path)
     except Exception as error:  # scipy raises ValueError, TypeError, MatReadError...
-        raise DataError(f"malformed SVHN file {path}: {_one_line(error)}") from None
+        raise DataError(f"malformed SVHN file {path}: {one_line(error)}") from None
     images, labels = content.get("X"), content.get("y")
     if (
         images is None
@@ -937,14 +912,14 @@ def _splits_from_arrays(
     """DataSplits with 10% of each training class held out for validation, drawn per seed."""
     counts = np.bincount(train_labels, minlength=len(class_names))
     train_idx, val_idx = _per_class_split(train_labels, counts // 10, seed)
-    full = ImageSet(train_images, _labels_tensor(train_labels))
+    full = ImageSet(train_images, labels_tensor(train_labels))
     train = full.subset(train_idx)
     mean, std = _uint8_channel_stats(train.images)  # type: ignore[arg-type]
     return DataSplits(
         name=name,
         train=train,
         val=full.subset(val_idx),
-        test=ImageSet(test_images, _labels_tensor(test_labels)),
+        test=ImageSet(test_images, labels_tensor(test_labels)),
         num_classes=len(class_names),
         class_names=class_names,
         mean=mean,
@@ -1038,236 +1013,3 @@ def load_image_folder(
         seed,
         augment=_augment_for(train_images.shape[1]),
     )
-
-
-# --------------------------------------------------------------------------------------------
-# Corruption sets: CIFAR-10-C layout (.npy) and Tiny-ImageNet-C layout (JPEG folders)
-# --------------------------------------------------------------------------------------------
-
-_NPY_LAYOUT = "npy"
-_FOLDER_LAYOUT = "folders"
-# Folder names the published archives unpack to; a root holding one of them is accepted too.
-_CORRUPTION_FOLDERS = ("CIFAR-10-C", "Tiny-ImageNet-C")
-_LAYOUTS_HINT = "<name>.npy files + labels.npy (CIFAR-10-C layout) or <name>/<severity>/<wnid>/*.JPEG (Tiny-ImageNet-C layout)"
-
-
-def _severity_folders(folder: Path) -> list[Path]:
-    return [d for d in folder.iterdir() if d.is_dir() and d.name.isdigit()]
-
-
-def _npy_names(root: Path) -> list[str]:
-    return sorted(
-        p.stem for p in root.glob("*.npy") if p.stem != "labels" and not p.name.startswith(".")
-    )
-
-
-def _folder_names(root: Path) -> list[str]:
-    return sorted(
-        d.name
-        for d in root.iterdir()
-        if d.is_dir() and not d.name.startswith(".") and _severity_folders(d)
-    )
-
-
-def _layout_of(root: Path) -> str | None:
-    if (root / "labels.npy").is_file():
-        return _NPY_LAYOUT
-    if _npy_names(root):
-        raise DataError(
-            f"CIFAR-10-C labels not found: expected {root / 'labels.npy'} beside the <name>.npy files"
-        )
-    if _folder_names(root):
-        return _FOLDER_LAYOUT
-    return None
-
-
-def _corruption_root(root: str | os.PathLike) -> tuple[Path, str]:
-    """(folder holding the corruptions, layout) for `root` or a published folder inside it."""
-    root = Path(root)
-    if not root.is_dir():
-        raise DataError(
-            f"corruption set not found: expected a folder {root} holding {_LAYOUTS_HINT}"
-        )
-    layout = _layout_of(root)
-    if layout is not None:
-        return root, layout
-    for name in _CORRUPTION_FOLDERS:
-        if (root / name).is_dir() and (layout := _layout_of(root / name)) is not None:
-            return root / name, layout
-    raise DataError(f"no corruption set found: expected {root} to hold {_LAYOUTS_HINT}")
-
-
-def available_corruptions(root: str | os.PathLike) -> list[str]:
-    """Sorted names of the corruptions under `root` (either layout, detected from the files).
-
-    `root` is the corruption folder itself or a folder holding ``CIFAR-10-C/`` or
-    ``Tiny-ImageNet-C/``. Raises DataError when neither layout is found.
-    """
-    folder, layout = _corruption_root(root)
-    return _npy_names(folder) if layout == _NPY_LAYOUT else _folder_names(folder)
-
-
-def _load_npy_mmap(path: Path) -> np.ndarray:
-    with open(path, "rb") as f:
-        magic = f.read(6)
-    if magic != b"\x93NUMPY":
-        # np.load would take any other file for a pickle and answer with a misleading message.
-        raise DataError(
-            f"malformed corruption file {path}: expected a .npy array, found no NumPy header"
-        )
-    try:
-        return np.load(path, mmap_mode="r")
-    except Exception as error:  # truncated header, not an .npy at all, object arrays
-        raise DataError(
-            f"malformed corruption file {path}: expected a .npy array ({_one_line(error)})"
-        ) from None
-
-
-def _open_npy_corruption(
-    root: Path,
-    corruption: str,
-    severity: int,
-    class_names: Sequence[str] | None,
-    expected: ImageSet | None,
-) -> ImageSet:
-    path = root / f"{corruption}.npy"
-    labels_path = root / "labels.npy"
-    if not path.is_file():
-        raise DataError(
-            f"corruption {corruption!r} not found: expected {path} (found: {', '.join(_npy_names(root)) or 'none'})"
-        )
-    images = _load_npy_mmap(path)
-    all_labels = _load_npy_mmap(labels_path)
-    if images.dtype != np.uint8 or images.ndim != 4:
-        raise DataError(
-            f"malformed corruption file {path}: expected uint8 (S*N, H, W, C), found {images.dtype} {images.shape}"
-        )
-    if all_labels.ndim != 1 or not np.issubdtype(all_labels.dtype, np.integer):
-        raise DataError(
-            f"malformed labels file {labels_path}: expected integers (S*N,), found {all_labels.dtype} {all_labels.shape}"
-        )
-    rows = images.shape[0]
-    if all_labels.shape[0] != rows:
-        raise DataError(
-            f"{labels_path} holds {all_labels.shape[0]} labels; expected {rows}, one per image row of {path}"
-        )
-    if expected is not None:
-        n = len(expected)
-        if rows != NUM_SEVERITIES * n:
-            raise DataError(
-                f"{labels_path} holds {rows} labels; expected {NUM_SEVERITIES * n}, one per severity (1..{NUM_SEVERITIES}) "
-                f"and clean test image ({n})"
-            )
-        c, h, w = expected.image_shape
-        if tuple(images.shape[1:]) != (h, w, c):
-            found = "x".join(map(str, images.shape[1:]))
-            raise DataError(
-                f"{path} holds {found} (H x W x C) images; expected {h}x{w}x{c} like the clean test set"
-            )
-    else:
-        if rows == 0 or rows % NUM_SEVERITIES:
-            raise DataError(
-                f"{path} holds {rows} rows; expected {NUM_SEVERITIES} severities of equal size"
-            )
-        n = rows // NUM_SEVERITIES
-    if not 1 <= severity <= NUM_SEVERITIES:
-        raise DataError(
-            f"severity {severity} not in {path}: expected 1..{NUM_SEVERITIES} (blocks of {n} rows)"
-        )
-    lo, hi = (severity - 1) * n, severity * n
-    labels = np.asarray(all_labels[lo:hi], dtype=np.int64)
-    if expected is not None:
-        clean = expected.labels.cpu().numpy()
-        wrong = np.flatnonzero(labels != clean)
-        if wrong.size:
-            i = int(wrong[0])
-            raise DataError(
-                f"labels in {labels_path} rows [{lo}, {hi}) (severity {severity}) do not match the clean test labels: "
-                f"row {lo + i} is {labels[i]}, clean test image {i} is {clean[i]}"
-            )
-    if (
-        class_names is not None
-        and labels.size
-        and (labels.min() < 0 or labels.max() >= len(class_names))
-    ):
-        raise DataError(
-            f"labels in {labels_path} rows [{lo}, {hi}) run {labels.min()}..{labels.max()}; expected 0..{len(class_names) - 1}"
-        )
-    # A basic slice of a memmap is a memmap: nothing is read until a batch asks for its rows.
-    return ImageSet(images[lo:hi], _labels_tensor(labels))
-
-
-def _open_folder_corruption(
-    root: Path,
-    corruption: str,
-    severity: int,
-    class_names: Sequence[str] | None,
-    expected: ImageSet | None,
-) -> ImageSet:
-    if class_names is None:
-        raise DataError(
-            f"Tiny-ImageNet-C labels come from the <wnid> folders in {root}: pass class_names, the wnid list in wnids.txt order"
-        )
-    folder = root / corruption
-    if not folder.is_dir():
-        raise DataError(
-            f"corruption {corruption!r} not found: expected the folder {folder} (found: {', '.join(_folder_names(root)) or 'none'})"
-        )
-    severity_folder = folder / str(severity)
-    if not severity_folder.is_dir():
-        raise DataError(
-            f"severity {severity} of {corruption!r} not found: expected the folder {severity_folder}"
-        )
-    index = {w: i for i, w in enumerate(class_names)}
-    paths: list[Path] = []
-    labels: list[int] = []
-    # Sorted wnid folders, then sorted files: a fixed order, so the cache fingerprint is stable.
-    for class_folder in sorted(
-        d for d in severity_folder.iterdir() if d.is_dir() and not d.name.startswith(".")
-    ):
-        if class_folder.name not in index:
-            raise DataError(
-                f"unknown class folder {class_folder}: expected one of the {len(index)} wnids passed as class_names"
-            )
-        files = sorted(p for p in class_folder.iterdir() if _is_jpeg(p))
-        paths += files
-        labels += [index[class_folder.name]] * len(files)
-    if not paths:
-        raise DataError(f"no images found: expected {severity_folder}/<wnid>/*.JPEG")
-    images = _decoded_cached(paths, root, f"{corruption}-s{severity}")
-    if expected is not None:
-        c, h, w = expected.image_shape
-        if tuple(images.shape[1:]) != (h, w, c):
-            found = "x".join(map(str, images.shape[1:]))
-            raise DataError(
-                f"{severity_folder} holds {found} (H x W x C) images; expected {h}x{w}x{c} like the clean test set"
-            )
-    return ImageSet(images, _labels_tensor(np.asarray(labels, dtype=np.int64)))
-
-
-def open_corrupted(
-    root: str | os.PathLike,
-    corruption: str,
-    severity: int,
-    class_names: Sequence[str] | None = None,
-    expected: ImageSet | None = None,
-) -> ImageSet:
-    """One corruption at one severity (1..5) as an ImageSet of uint8 (N, H, W, C) images.
-
-    CIFAR-10-C layout: ``<root>/<corruption>.npy`` uint8 (S*N, H, W, C), rows [(s-1)*N, s*N) for
-    severity s, and ``<root>/labels.npy`` (S*N,). Opened with mmap_mode="r": the ImageSet holds a
-    np.memmap slice and rows are read only when batched. S = 5; N = len(expected) when given
-    (the file must then hold exactly 5 x N rows), else rows / 5.
-    Tiny-ImageNet-C layout: ``<root>/<corruption>/<severity>/<wnid>/*.JPEG``; label = position of
-    the wnid in `class_names` (required: the Tiny ImageNet wnids, e.g. `DataSplits.class_names`).
-    Decoded once and cached like Tiny ImageNet, then memory-mapped (in memory if no cache can be
-    written). Order: wnid folders sorted, then file names.
-    expected: the clean test ImageSet. Checked against it: image shape (H, W, C) for both layouts;
-    for the .npy layout also that the labels file holds S x len(expected) rows and that this
-    severity's labels equal the clean test labels (CIFAR-10-C follows test-set order). Tiny-
-    ImageNet-C's images are not the Tiny ImageNet val images, so its labels are not compared.
-    Any mismatch, missing file or folder raises DataError naming what was expected where.
-    """
-    folder, layout = _corruption_root(root)
-    opener = _open_npy_corruption if layout == _NPY_LAYOUT else _open_folder_corruption
-    return opener(folder, corruption, int(severity), class_names, expected)

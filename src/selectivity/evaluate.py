@@ -23,13 +23,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 from tqdm.auto import tqdm
 
 from selectivity import attacks, corruptions, schema, stability
 from selectivity.config import ConfigError, EvalConfig, build, suite_defaults, to_dict
-from selectivity.data import DataError, DataSplits, load_dataset, open_corrupted
-from selectivity.data import available_corruptions as published_corruptions
+from selectivity.corruptions.store import follows_test_order, open_corrupted, stored_corruptions
+from selectivity.data import DataError, DataSplits, ImageSet, load_dataset
 from selectivity.files import (
     atomic_path,
     read_json,
@@ -37,10 +37,16 @@ from selectivity.files import (
     remove_stale_temporaries,
     write_text,
 )
-from selectivity.measure import accuracy, measure_selectivity
+from selectivity.measure import (
+    accuracy,
+    accuracy_under_attack,
+    dataset_jacobian_norm,
+    layer_activations,
+    measure_selectivity,
+    pgd_over_steps,
+)
 from selectivity.metrics import pca_dimensionality
 from selectivity.models import eval_mode
-from selectivity.probe import ActivationProbe
 from selectivity.runs import check_data, load_model, resolve_device
 
 __all__ = ["check_config", "eval_config", "evaluate", "summarise_evaluation"]
@@ -101,31 +107,6 @@ def _dimensionality_corruption(config: EvalConfig, dataset: str) -> str:
     return "brightness" if dataset == "tinyimagenet" else "motion_blur"
 
 
-@torch.no_grad()
-def _layer_activations(
-    model: nn.Module,
-    images: Tensor,
-    layers,
-    batch_size: int,
-    transform: Callable[[Tensor, int], Tensor] | None = None,
-) -> dict[str, Tensor]:
-    """Layer -> (N, D) flattened activations on `images` (N, C, H, W), optionally transformed first."""
-    chunks: dict[str, list[Tensor]] = {}
-    with (
-        eval_mode(model),
-        ActivationProbe(model, layers=layers, reduce=lambda a: a.flatten(1), detach=True) as probe,
-    ):
-        for start in range(0, images.shape[0], batch_size):
-            x = images[start : start + batch_size]
-            if transform is not None:
-                with torch.enable_grad():
-                    x = transform(x, start)
-            model(x)
-            for name, value in probe.activations.items():
-                chunks.setdefault(name, []).append(value)
-    return {name: torch.cat(parts) for name, parts in chunks.items()}
-
-
 class _Parts:
     """Finished parts on disk, keyed by a hash of the evaluation config."""
 
@@ -169,10 +150,10 @@ def _corruption_source(
     """(folder of the corruption set, corruptions to evaluate, note) or (None, [], why not)."""
     if config.corruptions_dir is not None:
         root = Path(config.corruptions_dir)
-        names = published_corruptions(root)
+        names = stored_corruptions(root)
     elif config.generate_corruptions:
         root = run_dir / "corruptions"
-        names = list(config.corruptions or corruptions.available_corruptions())
+        names = list(config.corruptions or corruptions.runnable_corruptions())
         corruptions.generate_corruption_set(
             data.test,
             root,
@@ -281,7 +262,7 @@ def evaluate(
                     name,
                     severity,
                     class_names=data.class_names,
-                    expected=data.test if _matches_test(root) else None,
+                    expected=data.test if follows_test_order(root) else None,
                 )
                 subset = corrupted.subset(_sample_indices(len(corrupted), config.max_samples))
                 rows.append(
@@ -302,7 +283,7 @@ def evaluate(
         return [
             _row(
                 "fgsm_accuracy",
-                attacks.accuracy_under_attack(model, test, attacks.FGSM(eps), batch, device_),
+                accuracy_under_attack(model, test, attacks.FGSM(eps), batch, device_),
                 eps=eps,
                 step_size=eps,  # FGSM's one step is eps
                 **on_test,
@@ -314,7 +295,7 @@ def evaluate(
 
     def pgd() -> list[dict[str, Any]]:
         attack, step = _pgd(config, max(config.pgd_steps))
-        scores = attacks.pgd_over_steps(model, test, attack, config.pgd_steps, batch, device_)
+        scores = pgd_over_steps(model, test, attack, config.pgd_steps, batch, device_)
         keys = {"eps": config.pgd_eps, "step_size": step, **on_test}
         rows = []
         for steps, score in scores.items():
@@ -328,7 +309,7 @@ def evaluate(
     frames.append(parts.get("pgd", pgd))
 
     def jacobian() -> list[dict[str, Any]]:
-        value = stability.dataset_jacobian_norm(
+        value = dataset_jacobian_norm(
             model, analysis, min(batch, 256), device_, config.jacobian_projections, generator()
         )
         return [_row("jacobian_norm", value, **on_analysis)]
@@ -354,7 +335,7 @@ def evaluate(
     def dimensionality() -> list[dict[str, Any]]:
         x, y = analysis.batch(slice(0, len(analysis)), device_)
         variance = config.dimensionality_variance
-        clean_acts = _layer_activations(model, x, layers, batch)
+        clean_acts = layer_activations(model, analysis, layers, batch, device_)
 
         def measured(metric: str, matrices: dict[str, Tensor], **keys: Any) -> list[dict]:
             # Each value with the largest one N samples can show for that layer beside it.
@@ -375,7 +356,7 @@ def evaluate(
         corrupted = corruptions.corrupt(
             x.cpu(), name, severity, generator(), table=config.corruption_table
         ).to(device_)
-        changed = _layer_activations(model, corrupted, layers, batch)
+        changed = layer_activations(model, ImageSet(corrupted, y), layers, batch, device_)
         rows += measured(
             "dimensionality_corruption",
             {k: clean_acts[k] - changed[k] for k in clean_acts},
@@ -385,12 +366,8 @@ def evaluate(
         )
         del changed
         attack, step = _pgd(config, config.dimensionality_pgd_steps)
-        adversarial = _layer_activations(
-            model,
-            x,
-            layers,
-            batch,
-            transform=lambda xb, start: attack(model, xb, y[start : start + xb.shape[0]]),
+        adversarial = layer_activations(
+            model, analysis, layers, batch, device_, transform=lambda xb, yb: attack(model, xb, yb)
         )
         rows += measured(
             "dimensionality_adversarial",
@@ -429,11 +406,6 @@ def _write_table(run_dir: Path, frames: list[pd.DataFrame], notes: list[str]) ->
         table.to_parquet(temporary, index=False)
     table.attrs["notes"] = notes
     return table
-
-
-def _matches_test(root: Path) -> bool:
-    """Published Tiny-ImageNet-C images are not the val images; only the npy layout is matched."""
-    return any(root.glob("*.npy"))
 
 
 def _derived_rows(table: pd.DataFrame, clean_accuracy: float | None = None) -> list[dict[str, Any]]:

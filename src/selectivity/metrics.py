@@ -203,11 +203,6 @@ class SelectivityAccumulator:
         """Layer -> (U,) bool: units that never fired on any sample (their SI is 0 by definition)."""
         return {name: (sums == 0).all(dim=0) for name, sums in self._sums.items()}
 
-    def class_means(self) -> dict[str, Tensor]:
-        """Layer -> (K, U) class-conditional means (NaN for absent classes)."""
-        assert self._counts is not None
-        return {name: sums / self._counts.unsqueeze(1) for name, sums in self._sums.items()}
-
 
 def pca_dimensionality(matrix: Tensor, variance: float = 0.9) -> float:
     """Fraction of dimensions whose principal components explain `variance` of the total.

@@ -15,7 +15,7 @@ E[v v^T] = I / C, so C * ||J^T v||^2 is an unbiased estimate of ||J||_F^2, avera
 `projections` draws per sample. What is reported per sample is the square root of that
 estimate (biased low by Jensen's inequality when projections are few; exact mode has no bias).
 The network's value is the mean of the per-sample norms over the test samples
-(`dataset_jacobian_norm`).
+(`measure.dataset_jacobian_norm`).
 
 Input-unit gradient variability (our definition; the source papers give no formula)
 -----------------------------------------------------------------------------------
@@ -45,13 +45,11 @@ from collections.abc import Callable, Iterable
 import torch
 from torch import Tensor, nn
 
-from selectivity.data import ImageSet
 from selectivity.metrics import unit_activations
 from selectivity.models import eval_mode
 from selectivity.probe import ActivationProbe
 
 __all__ = [
-    "dataset_jacobian_norm",
     "gradient_variability",
     "input_unit_gradient_norms",
     "jacobian_frobenius_norm",
@@ -166,23 +164,6 @@ def jacobian_frobenius_norm(
                 logits, x, projections, lambda s, e: vectors[s:e], per_backward
             ).mean(dim=0)
     return squared.detach().sqrt()
-
-
-def dataset_jacobian_norm(
-    model: nn.Module,
-    images: ImageSet,
-    batch_size: int = 128,
-    device: torch.device | str = "cpu",
-    projections: int | None = 1,
-    generator: torch.Generator | None = None,
-) -> float:
-    """The network's Jacobian norm: mean over `images` of the per-sample ||J(x_n)||_F."""
-    if len(images) == 0:
-        raise ValueError("dataset_jacobian_norm needs at least one image")
-    total = 0.0
-    for x, _ in images.batches(batch_size, device):
-        total += float(jacobian_frobenius_norm(model, x, projections, generator).double().sum())
-    return total / len(images)
 
 
 def _select_units(

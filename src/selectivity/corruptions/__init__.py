@@ -36,16 +36,16 @@ __all__ = [
     "CORRUPTIONS",
     "TABLES",
     "FrostTexturesMissing",
-    "available_corruptions",
     "corrupt",
     "generate_corruption_set",
+    "runnable_corruptions",
     "table_for_size",
 ]
 
 _FUNCTIONS = {**noise.FUNCTIONS, **blur.FUNCTIONS, **weather.FUNCTIONS, **digital.FUNCTIONS}
 
 
-def available_corruptions() -> tuple[str, ...]:
+def runnable_corruptions() -> tuple[str, ...]:
     """CORRUPTIONS that can run here: all 19, or 18 without frost when its textures (package data
     of the optional dependency imagecorruptions) are missing, with a warning saying so."""
     if frost_available():

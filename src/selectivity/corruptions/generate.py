@@ -30,9 +30,9 @@ from tqdm.auto import tqdm
 from selectivity.corruptions import (
     CORRUPTIONS,
     _check_request,
-    available_corruptions,
     corrupt,
 )
+from selectivity.corruptions import runnable_corruptions as available_corruptions
 from selectivity.corruptions._ops import truncate_to_uint8
 from selectivity.corruptions.tables import get_table, table_for_size
 from selectivity.data import ImageSet
