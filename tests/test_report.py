@@ -10,16 +10,19 @@ columns, none of the collapse, PGD-radius and dimensionality-cap metrics).
 """
 
 import base64
+import json
+import os
 import re
 import subprocess
 import sys
-from pathlib import Path
 
+import matplotlib
 import numpy as np
 import pandas as pd
 import pytest
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from scipy import stats as scipy_stats
 
 from selectivity import report, schema
 from selectivity.report import (
@@ -40,6 +43,7 @@ from selectivity.report import (
     summarise,
     write_report,
 )
+from selectivity.report.stats import percentile_bootstrap, spearman
 
 ALPHAS = (-10.0, -1.0, -0.1, 0.0, 0.1, 1.0, 10.0)
 SEEDS = (0, 1, 2)
@@ -399,6 +403,40 @@ def test_bootstrap_ci_covers_the_mean_and_is_deterministic():
         bootstrap_ci(sample, confidence=1.5)
 
 
+def test_percentile_bootstrap_known_intervals():
+    # The mean of a resample of [0, 1] is 0, 0.5 or 1 (probabilities 1/4, 1/2, 1/4): the 95%
+    # interval is [0, 1]; the 40% interval is [0.5, 0.5].
+    assert percentile_bootstrap(([0.0, 1.0],), np.mean) == (0.0, 1.0)
+    assert percentile_bootstrap(([0.0, 1.0],), np.mean, confidence=0.4) == (0.5, 0.5)
+    # Unpaired: a single observation resamples to itself, so the difference of means is 5 minus
+    # the mean of a resample of [0, 1].
+    difference = lambda a, b, axis=-1: a.mean(axis=axis) - b.mean(axis=axis)  # noqa: E731
+    assert percentile_bootstrap(([5.0], [0.0, 1.0]), difference) == (4.0, 5.0)
+    # Paired: x and y of a trial travel together, so y = 2x keeps the ratio of means exactly 2.
+    x = np.random.default_rng(0).uniform(1.0, 2.0, size=8)
+    ratio = lambda a, b, axis=-1: b.mean(axis=axis) / a.mean(axis=axis)  # noqa: E731
+    assert percentile_bootstrap((x, 2.0 * x), ratio, paired=True) == pytest.approx((2.0, 2.0))
+    low, high = percentile_bootstrap((x, x[::-1].copy() * 2.0), ratio, paired=False)
+    assert low < 2.0 < high
+    with pytest.raises(ValueError, match="at least one observation"):
+        percentile_bootstrap(([1.0], []), difference)
+    with pytest.raises(ValueError, match="n_resamples"):
+        percentile_bootstrap(([0.0, 1.0],), np.mean, n_resamples=0)
+
+
+def test_spearman_matches_scipy_and_skips_undefined_resamples():
+    rng = np.random.default_rng(2)
+    x, y = rng.integers(0, 4, size=12).astype(float), rng.normal(size=12)  # x with ties
+    assert float(spearman(x, y)) == pytest.approx(scipy_stats.spearmanr(x, y).statistic)
+    assert np.isnan(spearman(np.ones(5), y[:5]))
+    # A resample of x = [0, 0, 0, 1] is constant about a third of the time and its rho undefined;
+    # every other resample has rho = 1 (y = x), so the interval over the defined ones is [1, 1].
+    x = np.array([0.0, 0.0, 0.0, 1.0])
+    assert percentile_bootstrap((x, x), spearman, paired=True) == (1.0, 1.0)
+    # Constant y: rho is undefined on every resample, and so is the interval.
+    assert all(np.isnan(percentile_bootstrap((x, np.ones(4)), spearman, paired=True)))
+
+
 def test_summarise_counts_and_means(results):
     summary = summarise(results, "test_accuracy")
     assert list(summary.columns) == ["alpha", "mean", "ci_low", "ci_high", "n"]
@@ -529,6 +567,19 @@ def test_plots_draw_into_given_axes(results):
     fig = Figure()
     axes = fig.subplots(1, 3)
     assert plot_dimensionality(results, ax=axes) is fig
+
+
+def test_every_figure_reads_a_results_file_and_draws_in_the_house_style(results, tmp_path):
+    # The style (no top spine, a grid) is local: it shows on the figures and leaves the caller's
+    # rcParams as they were.
+    source = tmp_path / "results.parquet"
+    results.to_parquet(source)
+    grid = matplotlib.rcParams["axes.grid"]
+    for spec in report.FIGURES:
+        drawn = spec.draw(source)
+        axes = drawn.axes if isinstance(drawn, Figure) else [drawn]
+        assert not any(ax.spines["top"].get_visible() for ax in axes), spec.name
+        assert matplotlib.rcParams["axes.grid"] == grid
 
 
 def test_missing_metric_raises_a_clear_error(results):
@@ -849,16 +900,113 @@ def test_write_report_skips_figures_of_missing_metrics(tmp_path):
     assert "silent_units" in skipped
 
 
-def test_report_module_does_not_need_torch():
-    # Load report.py on its own (the package __init__ imports torch) and check torch stays unloaded.
-    source = Path(report.__file__)
-    code = (
-        "import sys, importlib.util\n"
-        f"spec = importlib.util.spec_from_file_location('report_alone', {str(source)!r})\n"
-        "module = importlib.util.module_from_spec(spec); sys.modules[spec.name] = module\n"
-        "spec.loader.exec_module(module)\n"
-        "print(module.bootstrap_ci([1.0, 1.0]), 'torch' in sys.modules)\n"
+# Today's public names of selectivity.report, from when it was one module.
+PUBLIC_NAMES = (
+    "CLAIMS",
+    "FIGURES",
+    "SOURCES",
+    "ClaimSpec",
+    "Collapse",
+    "FigureSpec",
+    "alpha_colors",
+    "bootstrap_ci",
+    "evaluate_claims",
+    "find_collapsed",
+    "load_results",
+    "plot_accuracy_per_corruption",
+    "plot_accuracy_vs_selectivity",
+    "plot_clean_vs_corrupted",
+    "plot_corruption_vs_alpha",
+    "plot_dimensionality",
+    "plot_fgsm_accuracy",
+    "plot_gradient_variability",
+    "plot_jacobian_norm",
+    "plot_normalised_accuracy_per_corruption",
+    "plot_pgd_accuracy",
+    "plot_silent_units",
+    "summarise",
+    "summary_table",
+    "write_report",
+)
+
+
+def test_the_package_exports_the_public_names_of_the_module():
+    assert sorted(report.__all__) == sorted(PUBLIC_NAMES)
+    missing = [name for name in PUBLIC_NAMES if not hasattr(report, name)]
+    assert not missing
+
+
+def _run_clean(code: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    """`code` in a fresh interpreter with only PATH and `env` in its environment."""
+    env = {"PATH": os.environ.get("PATH", ""), **env}
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "(1.0, 1.0, 1.0) False"
+    return done
+
+
+_SIDE_EFFECTS = """
+import json, os, sys
+import pandas as pd
+def state():
+    return {
+        "mplconfigdir": os.environ.get("MPLCONFIGDIR"),
+        "tmp": sorted(os.listdir(os.environ["TMPDIR"])),
+        "home": sorted(os.listdir(os.environ["HOME"])),
+        "matplotlib": "matplotlib" in sys.modules,
+    }
+import selectivity.report
+imported = state()
+table = pd.DataFrame(
+    {"alpha": [0.0, 1.0], "seed": [0, 0], "metric": ["jacobian_norm"] * 2, "value": [1.0, 2.0]}
+)
+selectivity.report.plot_jacobian_norm(table).figure.savefig(os.devnull, format="png")
+print(json.dumps([imported, state()]))
+"""
+
+
+@pytest.mark.parametrize("configured", [False, True])
+def test_import_has_no_side_effects_and_the_first_figure_sets_up_matplotlib(tmp_path, configured):
+    home, tmp, mine = tmp_path / "home", tmp_path / "tmp", tmp_path / "mine"
+    for folder in (home, tmp, mine):
+        folder.mkdir()
+    env = {"HOME": str(home), "TMPDIR": str(tmp)}
+    if configured:
+        env["MPLCONFIGDIR"] = str(mine)
+    imported, drawn = json.loads(_run_clean(_SIDE_EFFECTS, env).stdout)
+    # Importing: no folder anywhere, the environment as it was, matplotlib not even loaded.
+    assert imported == {
+        "mplconfigdir": str(mine) if configured else None,
+        "tmp": [],
+        "home": [],
+        "matplotlib": False,
+    }
+    # The first figure loads matplotlib; its cache goes to a temporary folder only when the user
+    # configured none, never into the home folder.
+    assert drawn["matplotlib"] and drawn["home"] == []
+    if configured:
+        assert drawn["mplconfigdir"] == str(mine) and drawn["tmp"] == []
+    else:
+        [made] = drawn["tmp"]
+        assert made.startswith("selectivity-mpl-")
+        assert drawn["mplconfigdir"] == str(tmp / made)
+
+
+def test_report_package_does_not_need_torch(tmp_path):
+    # Every module of the package, and a whole report written with it, leave torch unloaded.
+    source = tmp_path / "results.parquet"
+    make_results().to_parquet(source)
+    code = (
+        "import importlib, pkgutil, sys\n"
+        "import selectivity.report as report\n"
+        "for module in pkgutil.iter_modules(report.__path__, 'selectivity.report.'):\n"
+        "    importlib.import_module(module.name)\n"
+        f"report.write_report({str(source)!r}, {str(tmp_path / 'out')!r}, n_resamples=20)\n"
+        "print(sorted(m for m in sys.modules if m.startswith('selectivity.report.')))\n"
+        "print('torch' in sys.modules)\n"
+    )
+    modules, torch_loaded = _run_clean(code, {"HOME": str(tmp_path)}).stdout.splitlines()
+    assert "selectivity.report.stats" in modules and "selectivity.report.html" in modules
+    assert torch_loaded == "False"
+    assert (tmp_path / "out" / "report.html").exists()

@@ -1,0 +1,631 @@
+"""The claims table: each finding of the papers (`CLAIMS`), tested on a sweep's own results by
+`evaluate_claims`.
+
+A claim is a Spearman correlation across trials (x = alpha or the measured network selectivity)
+or a mean per-trial difference; its verdict comes from a percentile-bootstrap CI over trials,
+each trial being one training run with its own seed. Collapsed trials (`find_collapsed`) are
+left out of the claims framed about selectivity.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from selectivity.report.checks import Collapse, find_collapsed
+from selectivity.report.stats import (
+    CONFIDENCE,
+    N_RESAMPLES,
+    _appearance,
+    _per_trial,
+    _range_text,
+    _rows,
+    load_results,
+    percentile_bootstrap,
+    spearman,
+)
+from selectivity.schema import TRIAL
+
+__all__ = [
+    "CLAIMS",
+    "MIN_ALPHAS",
+    "MIN_SAMPLES",
+    "MIN_TRIALS",
+    "SOURCES",
+    "ClaimSpec",
+    "evaluate_claims",
+]
+
+# Correlation claims need a spread of alphas and enough trials for a CI to mean anything.
+MIN_TRIALS = 6
+MIN_ALPHAS = 3
+# A metric measured on fewer images than this per trial is too noisy to carry a verdict.
+MIN_SAMPLES = 100
+
+# The papers the claims come from, by the short names used in the report.
+SOURCES = {
+    "ICML-W 2020": "Leavitt & Morcos, On the relationship between class selectivity, dimensionality, and "
+    "robustness (ICML 2020 workshop on uncertainty and robustness)",
+    "arXiv:2010.07693": "Leavitt & Morcos, Linking average- and worst-case perturbation robustness via class "
+    "selectivity and dimensionality",
+    "arXiv:2003.01262": "Leavitt & Morcos, Selectivity considered harmful: evaluating the causal impact of class "
+    "selectivity in DNNs",
+}
+
+
+def _early_layers(table: pd.DataFrame, metric: str) -> list:
+    """The first half (rounded up) of a layer-wise metric's layers, in network order.
+
+    The paper sees the dimensionality effects in early layers (up to layer 9 of 17 in ResNet18,
+    all of ResNet20); the first half is a fixed, model-agnostic reading of "early".
+    """
+    layers = _appearance(_rows(table, metric)["layer"])
+    return layers[: max(1, math.ceil(len(layers) / 2))]
+
+
+def _trial_metric(
+    metric: str, where: Mapping[str, object] | None = None, early: bool = False
+) -> Callable:
+    """Builder of one value per trial for `metric` (mean over its other keys)."""
+
+    def build(table: pd.DataFrame) -> pd.DataFrame:
+        condition = dict(where or {})
+        if early:
+            condition["layer"] = _early_layers(table, metric)
+        return _per_trial(table, metric, (), condition)
+
+    return build
+
+
+def _adversarial_minus_corruption(table: pd.DataFrame) -> pd.DataFrame:
+    """Per trial: early-layer dimensionality of adversarial minus corruption changes."""
+    adversarial = _trial_metric("dimensionality_adversarial", early=True)(table)
+    corruption = _trial_metric("dimensionality_corruption", early=True)(table)
+    merged = adversarial.merge(corruption, on=list(TRIAL), suffixes=("_adv", "_corr"))
+    merged["value"] = merged["value_adv"] - merged["value_corr"]
+    return merged[[*TRIAL, "value"]]
+
+
+def _corruption_minus_clean(table: pd.DataFrame) -> pd.DataFrame:
+    """Per trial: dimensionality of the corruption change minus that of clean activations.
+
+    Paired per layer within the trial (same layer, same images), then the mean over layers.
+    """
+    corruption = _per_trial(table, "dimensionality_corruption", ("layer",))
+    clean = _per_trial(table, "dimensionality", ("layer",))
+    merged = corruption.merge(clean, on=[*TRIAL, "layer"], suffixes=("_corr", "_clean"))
+    if merged.empty:
+        raise ValueError("dimensionality and dimensionality_corruption share no layer and trial")
+    merged["value"] = merged["value_corr"] - merged["value_clean"]
+    return merged.groupby(list(TRIAL), sort=False)["value"].mean().reset_index()
+
+
+def _relative_to_clean(
+    metric: str, where: Mapping[str, object], clean_where: Mapping[str, object]
+) -> Callable[[pd.DataFrame], tuple[pd.DataFrame, str]]:
+    """Builder of one value per trial of accuracy under attack divided by clean accuracy.
+
+    Uses the table's `<metric>_relative` rows (clean accuracy on the same images) when present;
+    otherwise divides by the attack's own unperturbed rows (`clean_where`: eps 0 or 0 steps, the
+    same images), else by test_accuracy (the attack may have used a subset of the test set).
+    Returns (per-trial values, the words saying which).
+    """
+
+    def build(table: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+        relative = f"{metric}_relative"
+        if relative in set(table["metric"]):
+            return _per_trial(table, relative, (), where), f"{relative} from the table"
+        attacked = _per_trial(table, metric, (), where)
+        try:
+            clean, words = _per_trial(table, metric, (), clean_where), "its unperturbed rows"
+        except ValueError:
+            clean, words = _per_trial(table, "test_accuracy"), "test_accuracy"
+        merged = attacked.merge(clean, on=list(TRIAL), suffixes=("", "_clean"))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            merged["value"] = merged["value"] / merged["value_clean"]
+        return merged[[*TRIAL, "value"]], f"{metric} / {words}, computed here"
+
+    return build
+
+
+def _nonnegative_alpha(trials: pd.DataFrame) -> pd.DataFrame:
+    return trials[trials["alpha"] >= 0]
+
+
+@dataclass(frozen=True)
+class ClaimSpec:
+    """One finding of the papers and how it is tested.
+
+    kind "correlation": Spearman rho across trials between x and the per-trial value; x is what
+    the claim is about: "alpha" for the regularizer's effect (the manipulated variable, ordinal per
+    trial), "selectivity" for claims stated about selectivity (measured network mu_SI per trial).
+    kind "paired": the per-trial value is itself a within-trial difference; its mean across trials
+    is tested against 0. `expected` is the sign the paper implies.
+    frame "selectivity": collapsed trials (`find_collapsed`) are left out, since a collapsed
+    network's mu_SI is 0 by the formula rather than by selectivity; frame "regularizer": every
+    trial counts, collapse being one of the regularizer's effects.
+    `check`: a second per-trial value (with words saying where it came from) whose verdict must
+    agree with the first for the claim to be supported or contradicted (accuracy under attack
+    relative to clean, so that clean accuracy alone cannot carry an adversarial claim).
+    `metrics`: the metrics whose sample counts (samples column) decide whether a verdict can stand.
+    """
+
+    key: str
+    text: str
+    source: str
+    y_label: str
+    value: Callable[[pd.DataFrame], pd.DataFrame]
+    expected: int
+    x: str = "selectivity"
+    kind: str = "correlation"
+    subset: Callable[[pd.DataFrame], pd.DataFrame] | None = None
+    sign_words: tuple[str, str] = ("positive", "negative")  # paired claims: what each sign means
+    frame: str = "selectivity"
+    check: Callable[[pd.DataFrame], tuple[pd.DataFrame, str]] | None = None
+    check_label: str = ""
+    metrics: tuple[str, ...] = ()
+
+
+_POSITIVE = {"eps": lambda s: s > 0}
+_PGD_POSITIVE = {"eps": lambda s: s > 0, "steps": lambda s: s > 0}
+
+CLAIMS: tuple[ClaimSpec, ...] = (
+    ClaimSpec(
+        "regularizer_sign",
+        "The regularizer moves network selectivity in the sign of α "
+        "(negative α lowers it, positive α raises it).",
+        "ICML-W 2020: §2, Fig. A1; arXiv:2003.01262",
+        "network selectivity",
+        _trial_metric("selectivity"),
+        +1,
+        x="alpha",
+        metrics=("selectivity",),
+    ),
+    ClaimSpec(
+        "corruption_relative",
+        "Less selective networks keep a larger share of their clean accuracy under "
+        "corruption (corrupted / clean accuracy).",
+        "ICML-W 2020: Fig. 1b, A4b",
+        "corrupted/clean accuracy",
+        _trial_metric("corruption_accuracy_relative"),
+        -1,
+        metrics=("corruption_accuracy_relative", "corruption_accuracy"),
+    ),
+    ClaimSpec(
+        "corruption_mean",
+        "Less selective networks are more accurate on corrupted images (mean over "
+        "corruptions and severities).",
+        "ICML-W 2020: Fig. 1a, A4a",
+        "corrupted accuracy",
+        _trial_metric("corruption_accuracy_mean"),
+        -1,
+        metrics=("corruption_accuracy_mean", "corruption_accuracy"),
+    ),
+    ClaimSpec(
+        "fgsm",
+        "Less selective networks are less accurate under FGSM attack (mean over ε > 0).",
+        "ICML-W 2020: Fig. 2a, A7a",
+        "FGSM accuracy",
+        _trial_metric("fgsm_accuracy", _POSITIVE),
+        +1,
+        check=_relative_to_clean("fgsm_accuracy", _POSITIVE, {"eps": 0.0}),
+        check_label="FGSM accuracy / clean accuracy",
+        metrics=("fgsm_accuracy",),
+    ),
+    ClaimSpec(
+        "pgd",
+        "Less selective networks are less accurate under PGD attack (mean over ε > 0, steps > 0).",
+        "ICML-W 2020: Fig. 2b, A7b",
+        "PGD accuracy",
+        _trial_metric("pgd_accuracy", _PGD_POSITIVE),
+        +1,
+        check=_relative_to_clean("pgd_accuracy", _PGD_POSITIVE, {"steps": 0}),
+        check_label="PGD accuracy / clean accuracy",
+        metrics=("pgd_accuracy",),
+    ),
+    ClaimSpec(
+        "jacobian",
+        "Less selective networks have a larger input-output Jacobian norm (are less stable); "
+        "the paper finds the norm inversely related to selectivity.",
+        "ICML-W 2020: §3.2, Fig. 2c, A7c",
+        "Jacobian norm",
+        _trial_metric("jacobian_norm"),
+        -1,
+        metrics=("jacobian_norm",),
+    ),
+    ClaimSpec(
+        "dimensionality_clean",
+        "Less selective networks have higher-dimensional clean representations in "
+        "early layers (first half of the layers).",
+        "ICML-W 2020: Fig. 3a, A8a; arXiv:2010.07693",
+        "early-layer dimensionality",
+        _trial_metric("dimensionality", early=True),
+        -1,
+        metrics=("dimensionality",),
+    ),
+    ClaimSpec(
+        "dimensionality_corruption",
+        "In less selective networks, corruption changes early-layer activations "
+        "in more dimensions.",
+        "ICML-W 2020: Fig. 3b, A8b",
+        "early-layer dim. of corruption change",
+        _trial_metric("dimensionality_corruption", early=True),
+        -1,
+        metrics=("dimensionality_corruption",),
+    ),
+    ClaimSpec(
+        "dimensionality_adversarial",
+        "In less selective networks, adversarial attacks change early-layer "
+        "activations in more dimensions.",
+        "ICML-W 2020: Fig. 3c, A8c",
+        "early-layer dim. of adversarial change",
+        _trial_metric("dimensionality_adversarial", early=True),
+        -1,
+        metrics=("dimensionality_adversarial",),
+    ),
+    ClaimSpec(
+        "corruption_vs_clean",
+        "Corruption-induced changes of activations are higher-dimensional than the clean "
+        "representations (per layer, paired within trial).",
+        "ICML-W 2020: §3.3, Fig. 3a vs 3b",
+        "corruption-change − clean dimensionality",
+        _corruption_minus_clean,
+        +1,
+        kind="paired",
+        sign_words=("corruption change higher", "clean higher"),
+        metrics=("dimensionality", "dimensionality_corruption"),
+    ),
+    ClaimSpec(
+        "adversarial_vs_corruption",
+        "Adversarial changes of early-layer activations are higher-dimensional "
+        "than corruption changes.",
+        "ICML-W 2020: §3.3, Fig. 3b vs 3c; arXiv:2010.07693",
+        "adversarial − corruption dimensionality",
+        _adversarial_minus_corruption,
+        +1,
+        kind="paired",
+        sign_words=("adversarial higher", "corruption higher"),
+        metrics=("dimensionality_adversarial", "dimensionality_corruption"),
+    ),
+    ClaimSpec(
+        "gradient_samples",
+        "More selective networks have input-unit gradients that vary more across samples.",
+        "arXiv:2010.07693 abstract",
+        "gradient variability (samples)",
+        _trial_metric("gradient_variability_samples"),
+        +1,
+        metrics=("gradient_variability_samples",),
+    ),
+    ClaimSpec(
+        "gradient_units",
+        "More selective networks have input-unit gradients that vary more across units.",
+        "arXiv:2010.07693 abstract",
+        "gradient variability (units)",
+        _trial_metric("gradient_variability_units"),
+        +1,
+        metrics=("gradient_variability_units",),
+    ),
+    ClaimSpec(
+        "accuracy_positive_alpha",
+        "Raising selectivity with the regularizer (α ≥ 0 only) lowers clean test accuracy.",
+        "arXiv:2003.01262 abstract",
+        "clean test accuracy",
+        _trial_metric("test_accuracy"),
+        -1,
+        x="alpha",
+        subset=_nonnegative_alpha,
+        frame="regularizer",
+        metrics=("test_accuracy",),
+    ),
+)
+
+
+def _difference_of_means(a: np.ndarray, b: np.ndarray, axis: int = -1) -> np.ndarray:
+    return np.mean(a, axis=axis) - np.mean(b, axis=axis)
+
+
+def _contrast(
+    trials: pd.DataFrame, confidence: float, n_resamples: int, seed: int
+) -> tuple[float, float, float]:
+    """Mean y at the most negative alpha minus mean y at alpha = 0, with a bootstrapped CI.
+
+    The two groups of trials are resampled each on its own (unpaired: different trials).
+    """
+    lowest = trials["alpha"].min()
+    if not lowest < 0 or not (trials["alpha"] == 0).any():
+        return (math.nan, math.nan, math.nan)
+    a = trials.loc[trials["alpha"] == lowest, "y"].to_numpy(dtype=float)
+    b = trials.loc[trials["alpha"] == 0, "y"].to_numpy(dtype=float)
+    low, high = percentile_bootstrap(
+        (a, b), _difference_of_means, False, confidence, n_resamples, seed
+    )
+    return (float(a.mean() - b.mean()), low, high)
+
+
+def _verdict(estimate: float, low: float, high: float, expected: int) -> tuple[str, str]:
+    """supported / contradicted when the CI excludes 0, inconclusive when it does not."""
+    if not (np.isfinite(low) and np.isfinite(high)):
+        return "inconclusive", "no usable bootstrap interval"
+    if low > 0 or high < 0:
+        found = 1 if low > 0 else -1
+        if found == expected:
+            return "supported", "95% CI excludes 0 in the paper's direction"
+        return "contradicted", "95% CI excludes 0 in the direction opposite to the paper"
+    return "inconclusive", "95% CI includes 0"
+
+
+_X_WORDS = {
+    "alpha": "α (per trial, ordinal)",
+    "selectivity": "μ_SI (measured per trial, clean test set)",
+    "paired": "none: within-trial difference",
+}
+
+
+def _statistic(
+    trials: pd.DataFrame, kind: str, confidence: float, n_resamples: int, seed: int
+) -> tuple[float, float, float]:
+    """The claim's statistic on trials (columns x, y) and its bootstrapped CI over trials.
+
+    Trials are the resampling unit (x and y of a trial stay together): every trial is an
+    independent training run with its own seed. Resampling within each alpha instead (keeping the
+    design fixed) was tried and rejected: with 3 seeds per alpha it shrinks the bootstrap variance
+    by 2/3 and gave ~12% false "supported/contradicted" verdicts on pure noise, against ~5% for
+    plain resampling.
+    """
+    if trials.empty:
+        return (math.nan, math.nan, math.nan)
+    y = trials["y"].to_numpy(dtype=float)
+    if kind == "paired":
+        estimate = float(y.mean())
+        low, high = percentile_bootstrap((y,), np.mean, False, confidence, n_resamples, seed)
+    else:
+        x = trials["x"].to_numpy(dtype=float)
+        estimate = float(spearman(x, y))
+        low, high = percentile_bootstrap((x, y), spearman, True, confidence, n_resamples, seed)
+    return (estimate, low, high)
+
+
+def _fewest_samples(table: pd.DataFrame, metrics: Sequence[str]) -> float:
+    """The smallest recorded sample count of `metrics`' rows; NaN when none is recorded."""
+    counts = table.loc[table["metric"].isin(list(metrics)), "samples"].dropna()
+    return float(counts.min()) if not counts.empty else math.nan
+
+
+def _blank_row(spec: ClaimSpec, x_kind: str, statistic: str) -> dict:
+    """The claims-table row of `spec` before testing: verdict "not tested", numbers NaN."""
+    if spec.check is not None:
+        rule = f"{spec.y_label} and {spec.check_label} must agree"
+    else:
+        rule = "the 95% CI against 0"
+    return {
+        "claim": spec.text,
+        "key": spec.key,
+        "source": spec.source,
+        "x": _X_WORDS[x_kind],
+        "statistic": statistic,
+        "expected": "> 0" if spec.expected > 0 else "< 0",
+        "estimate": math.nan,
+        "ci_low": math.nan,
+        "ci_high": math.nan,
+        "check_statistic": "",
+        "check_estimate": math.nan,
+        "check_ci_low": math.nan,
+        "check_ci_high": math.nan,
+        "verdict_rule": rule,
+        "trials_used": "all trials" if spec.frame == "regularizer" else "collapsed trials left out",
+        "n_trials": 0,
+        "n_alphas": 0,
+        "seeds_per_alpha": "",
+        "n_collapsed_left_out": 0,
+        "direction": "",
+        "contrast": math.nan,
+        "contrast_low": math.nan,
+        "contrast_high": math.nan,
+        "verdict": "not tested",
+        "note": "",
+    }
+
+
+def _claim_trials(
+    spec: ClaimSpec,
+    y: pd.DataFrame,
+    x_trials: pd.DataFrame | None,
+    x_kind: str,
+    x_problem: str,
+    collapse: Collapse,
+) -> tuple[pd.DataFrame, int, list[str]]:
+    """The trials a claim is tested on (columns alpha, seed, x, y, sorted by trial).
+
+    Returns them with the number of collapsed trials left out and the notes saying what was done.
+    """
+    if x_kind == "selectivity" and x_trials is not None:
+        trials = y.merge(x_trials.rename(columns={"value": "x"}), on=list(TRIAL))
+    else:
+        # Paired claims do not use x; alpha keeps the contrast and the counts per alpha.
+        trials = y.assign(x=y["alpha"])
+    trials = trials.rename(columns={"value": "y"}).dropna(subset=["x", "y"])
+    notes = []
+    if spec.kind == "correlation" and spec.x == "selectivity" and x_kind == "alpha":
+        notes.append(f"network selectivity unusable ({x_problem}): α used in its place")
+    n_left_out = 0
+    if spec.frame == "selectivity":
+        collapsed = collapse.keys()
+        left_out = [k in collapsed for k in zip(trials["alpha"], trials["seed"], strict=True)]
+        trials = trials[~np.asarray(left_out, dtype=bool)]
+        n_left_out = int(sum(left_out))
+        if n_left_out:
+            notes.append(f"{n_left_out} collapsed trial(s) left out")
+        if not collapse.applied:
+            notes.append(
+                "collapse not checked (see Collapsed trials): a collapsed trial may decide this"
+            )
+        elif collapse.unchecked:
+            notes.append("collapse only partly checked (see Collapsed trials)")
+    if spec.subset is not None:
+        trials = spec.subset(trials)
+    return trials.sort_values(list(TRIAL)).reset_index(drop=True), n_left_out, notes
+
+
+def _check_verdict(
+    spec: ClaimSpec,
+    table: pd.DataFrame,
+    trials: pd.DataFrame,
+    row: dict,
+    verdict: str,
+    reason: str,
+    confidence: float,
+    n_resamples: int,
+    seed: int,
+) -> tuple[str, str]:
+    """The verdict once the claim's check (`spec.check`) is tested too: both must agree.
+
+    Fills the row's check_* columns; returns the verdict and the reason for it.
+    """
+    if spec.check is None:
+        return verdict, reason
+    row["check_statistic"] = row["statistic"].replace(spec.y_label, spec.check_label)
+    try:
+        check_y, source = spec.check(table)
+    except ValueError as error:
+        return "inconclusive", (
+            f"{spec.check_label} unavailable ({error}); {spec.y_label} alone can follow "
+            "clean accuracy"
+        )
+    paired = trials[[*TRIAL, "x"]].merge(check_y.rename(columns={"value": "y"}))
+    paired = paired.dropna(subset=["y"]).reset_index(drop=True)
+    checked = _statistic(paired, spec.kind, confidence, n_resamples, seed)
+    row.update(check_estimate=checked[0], check_ci_low=checked[1], check_ci_high=checked[2])
+    check_verdict, _ = _verdict(*checked, spec.expected)
+    if len(paired) < len(trials):
+        return (
+            "inconclusive",
+            f"{spec.check_label} missing for {len(trials) - len(paired)} trial(s)",
+        )
+    if check_verdict != verdict:
+        return "inconclusive", (
+            f"{spec.y_label}: {verdict}, {spec.check_label} ({source}): {check_verdict}; "
+            "they must agree"
+        )
+    return verdict, f"{reason}, for {spec.y_label} and {spec.check_label} ({source}) alike"
+
+
+def _claim_row(
+    spec: ClaimSpec,
+    table: pd.DataFrame,
+    x_trials: pd.DataFrame | None,
+    x_problem: str,
+    collapse: Collapse,
+    confidence: float,
+    n_resamples: int,
+    seed: int,
+    min_trials: int,
+) -> dict:
+    """Test one claim; absent metrics give the verdict "not tested" with the reason."""
+    x_kind = "paired" if spec.kind == "paired" else spec.x
+    if x_kind == "selectivity" and x_trials is None:
+        x_kind = "alpha"  # the stand-in when the table has no selectivity, said in the note
+    x_name = {"alpha": "α", "selectivity": "μ_SI", "paired": ""}[x_kind]
+    if spec.kind == "paired":
+        statistic = f"mean per-trial difference: {spec.y_label}"
+    else:
+        statistic = f"Spearman ρ({x_name}, {spec.y_label}) across trials"
+    row = _blank_row(spec, x_kind, statistic)
+    try:
+        y = spec.value(table)
+    except ValueError as error:
+        row["note"] = str(error)
+        return row
+    trials, n_left_out, notes = _claim_trials(spec, y, x_trials, x_kind, x_problem, collapse)
+    counts = trials.groupby("alpha").size()
+    row.update(n_trials=len(trials), n_alphas=int(counts.size), n_collapsed_left_out=n_left_out)
+    row["seeds_per_alpha"] = _range_text(counts)
+    if len(trials) == 0:
+        row["note"] = "; ".join([*notes, "no trials with this metric"])
+        return row
+    estimate, low, high = _statistic(trials, spec.kind, confidence, n_resamples, seed)
+    row.update(estimate=estimate, ci_low=low, ci_high=high)
+    if spec.kind == "paired":
+        words = spec.sign_words[0] if estimate > 0 else spec.sign_words[1]
+        row["direction"] = f"{spec.y_label} = {estimate:+.3g} ({words if estimate else 'equal'})"
+    elif np.isfinite(estimate) and estimate != 0:
+        rises = "rises" if estimate > 0 else "falls"
+        row["direction"] = f"{spec.y_label} {rises} as {x_name} rises"
+    else:
+        row["direction"] = "no monotone relation"
+    contrast = _contrast(trials, confidence, n_resamples, seed)
+    row.update(contrast=contrast[0], contrast_low=contrast[1], contrast_high=contrast[2])
+
+    verdict, reason = _verdict(estimate, low, high, spec.expected)
+    if spec.check is not None:
+        verdict, reason = _check_verdict(
+            spec, table, trials, row, verdict, reason, confidence, n_resamples, seed
+        )
+    fewest = _fewest_samples(table, spec.metrics)
+    too_few = len(trials) < min_trials or (spec.kind == "correlation" and counts.size < MIN_ALPHAS)
+    if too_few:
+        verdict = "inconclusive"
+        reason = (
+            f"too few trials (n = {len(trials)}, {counts.size} α values; need ≥ {min_trials} trials"
+            + (f" and ≥ {MIN_ALPHAS} α values)" if spec.kind == "correlation" else ")")
+        )
+    elif fewest < MIN_SAMPLES:
+        verdict = "inconclusive"
+        reason = (
+            f"too few samples (measured on {int(fewest)} images per trial; need ≥ {MIN_SAMPLES})"
+        )
+    row["verdict"] = verdict
+    row["note"] = "; ".join([*notes, reason])
+    return row
+
+
+def evaluate_claims(
+    results: pd.DataFrame | str | os.PathLike,
+    confidence: float = CONFIDENCE,
+    n_resamples: int = N_RESAMPLES,
+    seed: int = 0,
+    min_trials: int = MIN_TRIALS,
+    collapse: Collapse | None = None,
+) -> pd.DataFrame:
+    """Test each finding of the papers on a results table.
+
+    Correlation claims: Spearman rho across trials between the claim's x and the per-trial metric:
+    alpha for claims about the regularizer's effect, the per-trial network selectivity mu_SI for
+    claims stated about selectivity (column `x` says which). Paired claims: the mean across trials
+    of a per-trial difference. Collapsed trials (`find_collapsed`, or `collapse` when given) are
+    left out of every claim but those about the regularizer's effect on accuracy (columns
+    `trials_used`, `n_collapsed_left_out`). Adversarial claims are also tested on accuracy relative
+    to clean (`check_*` columns) and need both verdicts to agree (`verdict_rule`).
+    CIs: percentile bootstrap over trials (each trial is one training run with its own seed),
+    `n_resamples` resamples. Verdict: "supported" when the CI excludes 0 on the paper's side,
+    "contradicted" when it excludes 0 on the other side, "inconclusive" when it includes 0, the
+    checks disagree, or the table has too few trials (< `min_trials`, or < 3 alpha values for a
+    correlation) or samples (< MIN_SAMPLES images per trial where recorded), and "not tested"
+    when a metric is absent. No correction for testing several claims is applied.
+    `contrast` is the mean at the most negative alpha minus the mean at alpha = 0, in the metric's
+    units, with its own bootstrapped CI (context only; it does not decide the verdict).
+    """
+    table = load_results(results)
+    if collapse is None:
+        collapse = find_collapsed(table)
+    x_trials, x_problem = None, ""
+    try:
+        x_trials = _per_trial(table, "selectivity")
+    except ValueError as error:
+        x_problem = str(error)
+    rows = [
+        _claim_row(
+            spec, table, x_trials, x_problem, collapse, confidence, n_resamples, seed, min_trials
+        )
+        for spec in CLAIMS
+    ]
+    return pd.DataFrame.from_records(rows)
+
+
+# --------------------------------------------------------------------------------------------
+# Output
+# --------------------------------------------------------------------------------------------

@@ -1,0 +1,181 @@
+"""What every figure shares: matplotlib, loaded on the first figure, the house style, alpha
+colours and axes, legends, and the check that a figure's metrics are in the table.
+
+Alpha is symmetric around 0 and log-spaced in |alpha|, so every alpha axis is symlog and alpha
+colours are blue (alpha < 0, selectivity discouraged), black (alpha = 0) and red (alpha > 0),
+darker for larger |alpha|.
+
+Figures are built on `matplotlib.figure.Figure` directly, never through pyplot: no global figure
+registry to leak, no backend switch forced on the caller; savefig renders with Agg. Matplotlib is
+imported by `_matplotlib`, on the first figure, not when the report is imported: reading tables
+creates no folder and leaves the environment as it was.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from types import ModuleType
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from selectivity.report.stats import _fmt_alpha, _range_text, load_results
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+__all__ = ["ALPHA_LABEL", "DIMENSIONALITY_LABEL", "SELECTIVITY_LABEL", "alpha_colors"]
+
+_STYLE = {
+    "font.size": 10,
+    "axes.titlesize": 11,
+    "axes.labelsize": 10,
+    "xtick.labelsize": 9,
+    "ytick.labelsize": 9,
+    "legend.fontsize": 8,
+    "legend.title_fontsize": 9,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "grid.linewidth": 0.6,
+}
+
+ALPHA_LABEL = "regularizer scale α  (< 0 lowers selectivity, > 0 raises it)"
+SELECTIVITY_LABEL = r"network selectivity $\mu_{SI}$ (mean class-selectivity index, 0–1)"
+DIMENSIONALITY_LABEL = "dimensionality\n(fraction of dims for 90% variance)"
+
+
+@functools.cache
+def _matplotlib() -> ModuleType:
+    """matplotlib with the submodules the figures use, imported on the first call.
+
+    Matplotlib writes a font cache into MPLCONFIGDIR when it is first loaded; when nothing was
+    configured, that goes into a temporary folder made here rather than the user's home
+    (read-only homes, shared CI runners). Done on the first figure, so that importing the report
+    or reading tables with it neither creates a folder nor changes the environment.
+    """
+    if not os.environ.get("MPLCONFIGDIR"):
+        os.environ["MPLCONFIGDIR"] = tempfile.mkdtemp(prefix="selectivity-mpl-")
+    import matplotlib
+    import matplotlib.figure
+    import matplotlib.lines
+    import matplotlib.ticker
+
+    return matplotlib
+
+
+def _figure_of(drawn: Axes | Figure) -> Figure:
+    """The Figure a plot function drew: itself, or the one its Axes belongs to."""
+    return drawn if isinstance(drawn, _matplotlib().figure.Figure) else drawn.figure
+
+
+def alpha_colors(alphas: Iterable[float]) -> dict[float, tuple]:
+    """Colour per alpha: blues below 0, black at 0, reds above, darker with larger |alpha|."""
+    values = sorted({float(a) for a in alphas})
+    colormaps = _matplotlib().colormaps
+    colors: dict[float, tuple] = {}
+    negative = sorted((a for a in values if a < 0), key=abs)
+    positive = [a for a in values if a > 0]
+    for group, cmap in ((negative, "Blues"), (positive, "Reds")):
+        # One alpha on a side gets a middle shade; none (a grid without negative alphas) gets none.
+        shades = np.linspace(0.45, 0.95, len(group)) if len(group) > 1 else [0.75] * len(group)
+        for a, shade in zip(group, shades, strict=True):
+            colors[a] = colormaps[cmap](float(shade))
+    if 0.0 in values:
+        colors[0.0] = (0.0, 0.0, 0.0, 1.0)
+    return colors
+
+
+def _alphas(table: pd.DataFrame) -> list[float]:
+    return sorted(set(table["alpha"].dropna().astype(float)))
+
+
+def _alpha_axis(ax: Axes, alphas: Sequence[float]) -> None:
+    """Symlog x-axis: |alpha| is log-spaced and alpha = 0 must sit in the middle, not at -inf."""
+    nonzero = [abs(a) for a in alphas if a != 0]
+    ax.set_xscale("symlog", linthresh=min(nonzero) if nonzero else 1.0, linscale=0.6)
+    ax.xaxis.set_major_formatter(_matplotlib().ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.set_xlabel(ALPHA_LABEL)
+
+
+def _new_axes(ax: Axes | None, figsize: tuple[float, float]) -> Axes:
+    if ax is not None:
+        return ax
+    return _matplotlib().figure.Figure(figsize=figsize, layout="constrained").add_subplot()
+
+
+def _new_panels(
+    ax: Sequence[Axes] | None, n: int, figsize: tuple[float, float], sharey: bool = False
+) -> list[Axes]:
+    if ax is not None:
+        axes = list(np.ravel(ax))
+        if len(axes) < n:
+            raise ValueError(f"this figure needs {n} axes, got {len(axes)}")
+        return axes[:n]
+    fig = _matplotlib().figure.Figure(figsize=figsize, layout="constrained")
+    return list(np.atleast_1d(fig.subplots(1, n, sharey=sharey, squeeze=False)[0]))
+
+
+def _line_ci(
+    ax: Axes, x, summary: pd.DataFrame, color, label: str | None = None, marker: str = "o"
+) -> None:
+    """Mean as a line with markers, its bootstrapped CI as a band."""
+    ax.plot(x, summary["mean"], marker=marker, ms=4, lw=1.6, color=color, label=label)
+    ax.fill_between(x, summary["ci_low"], summary["ci_high"], color=color, alpha=0.18, lw=0)
+
+
+def _alpha_legend(target, colors: Mapping[float, tuple], **kwargs) -> None:
+    """Legend of alpha colours on an Axes or Figure."""
+    handles = [
+        _matplotlib().lines.Line2D([], [], color=c, marker="o", ms=5, lw=1.6, label=_fmt_alpha(a))
+        for a, c in colors.items()
+    ]
+    target.legend(handles=handles, title="α", frameon=False, **kwargs)
+
+
+def _outside_legend(ax: Axes, colors: Mapping[float, tuple]) -> None:
+    _alpha_legend(ax, colors, loc="center left", bbox_to_anchor=(1.01, 0.5))
+
+
+def _percent_axis(axis) -> None:
+    # decimals=None picks enough digits for the tick spacing (0.725 must not read "73%").
+    axis.set_major_formatter(_matplotlib().ticker.PercentFormatter(xmax=1.0, decimals=None))
+
+
+def _styled(function: Callable) -> Callable:
+    """Run a plot function on a checked table (or a path to one) under the house style.
+
+    rc_context keeps the style local: the caller's rcParams are left as they were.
+    """
+
+    @functools.wraps(function)
+    def wrapper(table, *args, **kwargs):
+        table = load_results(table)
+        with _matplotlib().rc_context(_STYLE):
+            return function(table, *args, **kwargs)
+
+    return wrapper
+
+
+def _n_seeds_text(summary: pd.DataFrame) -> str:
+    return f"n = {_range_text(summary['n'])} seeds"
+
+
+def _require(
+    table: pd.DataFrame, metrics: Sequence[str], figure: str, any_of: bool = False
+) -> list[str]:
+    """Metrics of `metrics` present in the table; ValueError naming the absent ones otherwise."""
+    present = set(table["metric"].unique())
+    have = [m for m in metrics if m in present]
+    missing = [m for m in metrics if m not in present]
+    if (any_of and not have) or (not any_of and missing):
+        raise ValueError(
+            f"figure {figure!r} needs metric(s) {missing} absent from the results table"
+        )
+    return have
