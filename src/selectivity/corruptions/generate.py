@@ -16,6 +16,7 @@ batch size (draws are made per batch) and device.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import math
@@ -239,18 +240,38 @@ def _write_corruption(
         with open(tmp, "wb") as handle:
             np.save(handle, np.zeros(shape, dtype=np.uint8))
         return
-    # Memory-mapped output: the whole array never sits in memory.
-    array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
-    for block, severity in enumerate(levels):
-        bar.set_description(f"{name} s{severity}")
-        generator = torch.Generator().manual_seed(derived_seed(seed, name, severity))
-        for start in range(0, n, batch_size):
-            stop = min(start + batch_size, n)
-            x, _ = images.batch(slice(start, stop), device)
-            y = corrupt(x, name, severity, generator=generator, table=table_name)
-            array[block * n + start : block * n + stop] = (
-                truncate_to_uint8(y).permute(0, 2, 3, 1).cpu().numpy()
-            )
-            bar.update(1)
-    array.flush()
-    del array
+    # Rows are produced in file order, so they are appended to the .npy as they come: the whole
+    # array never sits in memory. Not memory-mapped: a full disk under a mapping kills the
+    # process with SIGBUS; plain writes raise OSError, and the file's space is reserved first.
+    with open(tmp, "wb") as handle:
+        np.lib.format.write_array_header_1_0(
+            handle,
+            {
+                "descr": np.lib.format.dtype_to_descr(np.dtype(np.uint8)),
+                "fortran_order": False,
+                "shape": shape,
+            },
+        )
+        _reserve(handle, handle.tell() + math.prod(shape))
+        for severity in levels:
+            bar.set_description(f"{name} s{severity}")
+            generator = torch.Generator().manual_seed(derived_seed(seed, name, severity))
+            for start in range(0, n, batch_size):
+                stop = min(start + batch_size, n)
+                x, _ = images.batch(slice(start, stop), device)
+                y = corrupt(x, name, severity, generator=generator, table=table_name)
+                rows = truncate_to_uint8(y).permute(0, 2, 3, 1).contiguous().cpu().numpy()
+                handle.write(memoryview(rows).cast("B"))
+                bar.update(1)
+
+
+def _reserve(handle, size: int) -> None:
+    """Allocate `size` bytes of the open file now, so a full disk fails before any computing."""
+    try:
+        os.posix_fallocate(handle.fileno(), 0, size)
+    except AttributeError:
+        pass  # no posix_fallocate (macOS, Windows): a full disk surfaces at the write instead
+    except OSError as error:
+        # Some file systems cannot preallocate; the writes then find a full disk themselves.
+        if error.errno not in (errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
+            raise
