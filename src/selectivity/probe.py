@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 import torch
 from torch import Tensor, nn
 
-__all__ = ["ActivationProbe", "EmptyCaptureError", "default_sites"]
+__all__ = ["ActivationProbe", "EmptyCaptureError", "default_sites", "unknown_layers"]
 
 
 class EmptyCaptureError(RuntimeError):
@@ -24,6 +24,12 @@ class EmptyCaptureError(RuntimeError):
 def default_sites(model: nn.Module) -> list[str]:
     """Names of the modules hooked by default: every `nn.ReLU` in `model`."""
     return [name for name, module in model.named_modules() if isinstance(module, nn.ReLU)]
+
+
+def unknown_layers(model: nn.Module, layers: Iterable[str] | None) -> list[str]:
+    """The names in `layers` that are not modules of `model` (none for None: the default sites)."""
+    modules = dict(model.named_modules())
+    return [name for name in layers or () if name not in modules]
 
 
 class ActivationProbe:
@@ -49,7 +55,7 @@ class ActivationProbe:
         self.model = model
         modules = dict(model.named_modules())
         names = default_sites(model) if layers is None else list(layers)
-        unknown = [name for name in names if name not in modules]
+        unknown = unknown_layers(model, names)
         if unknown:
             raise ValueError(
                 f"unknown layer name(s) {unknown}; the model has {[n for n in modules if n][:50]}"
