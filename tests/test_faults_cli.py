@@ -368,6 +368,13 @@ def test_a_file_where_a_folder_should_be(tmp_path, trained_run, run_cli):
 def test_read_only_output(tmp_path, trained_run, readonly, run_cli):
     sealed = readonly("sealed")
     sealed_run = readonly("sealed-run", contents=trained_run)
+    # A run holding the parts of an evaluation with other settings, which evaluate clears first.
+    stale = tmp_path / "stale"
+    shutil.copytree(trained_run, stale)
+    (stale / "evaluation").mkdir()
+    (stale / "evaluation" / "config.json").write_text('{"fingerprint": "other settings"}')
+    (stale / "evaluation" / "clean.parquet").write_bytes(b"old part")
+    sealed_stale = readonly("sealed-stale", contents=stale)
     sweep = ("--set", "alphas=0", "--set", "seeds=0", "--set", "evaluate=false")
     cases = [
         (("train", "--preset", "digits", "--out", sealed / "run", *QUICK_TRAIN), sealed / "run"),
@@ -375,6 +382,7 @@ def test_read_only_output(tmp_path, trained_run, readonly, run_cli):
         (("sweep", "--preset", "demo", "--out", sealed / "s", "--quiet", *sweep), sealed / "s"),
         (("measure", sealed_run, "--device", "cpu"), sealed_run / "selectivity.parquet"),
         (("evaluate", sealed_run, "--suite", "quick", "--quiet"), sealed_run / "evaluation"),
+        (("evaluate", sealed_stale, "--suite", "quick", "--quiet"), sealed_stale / "evaluation"),
     ]
     for args, path in cases:
         code, _, err = run_cli(*args)

@@ -133,7 +133,11 @@ class _Parts:
         if self.folder.exists() and (
             not stamp.exists() or json.loads(stamp.read_text()).get("fingerprint") != fingerprint
         ):
-            shutil.rmtree(self.folder)
+            try:
+                shutil.rmtree(self.folder)
+            except OSError as error:
+                # rmtree names only the entry it failed on, without its folder.
+                raise OSError(error.errno, error.strerror, str(self.folder)) from error
         self.folder.mkdir(parents=True, exist_ok=True)
         write_text(
             stamp,
