@@ -7,6 +7,8 @@ nothing half-written is left behind, because every file is written under a tempo
 from __future__ import annotations
 
 import dataclasses
+import errno
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -35,11 +37,48 @@ DeviceOption = Annotated[
 ]
 
 
-def _assignments(set_: list[str] | None, device: str | None) -> dict:
-    """--set values, with --device on top when given."""
+def _keys(*classes: type) -> frozenset[str]:
+    return frozenset(field.name for cls in classes for field in dataclasses.fields(cls))
+
+
+# The keys each command uses; a key it would ignore is refused, so nothing is silently dropped.
+TRAIN_KEYS = _keys(cfg.TrainConfig)
+EVALUATE_KEYS = _keys(cfg.EvalConfig) | {"device"}
+CORRUPT_KEYS = frozenset(
+    {
+        "dataset",
+        "data_dir",
+        "image_size",
+        "device",
+        "corruptions",
+        "severities",
+        "corruption_table",
+        "corruption_seed",
+    }
+)
+ALL_KEYS = _keys(cfg.TrainConfig, cfg.EvalConfig, cfg.SweepConfig)
+
+
+def _assignments(
+    set_: list[str] | None,
+    device: str | None,
+    command: str,
+    accepted: frozenset[str] = ALL_KEYS,
+    hint: str = "",
+) -> dict:
+    """--set values (only keys in `accepted`), with --device on top when given."""
     values = cfg.parse_assignments(set_ or [])
     if device is not None:
         values.update(cfg.parse_assignments([f"device={device}"]))
+    refused = sorted(set(values) - accepted)
+    if refused:
+        what = {
+            TRAIN_KEYS: "training keys",
+            EVALUATE_KEYS: "evaluation keys and device",
+        }.get(accepted, ", ".join(sorted(accepted)))
+        raise UserError(
+            f"{command} takes {what}, not {', '.join(refused)}{hint} (`selectivity keys` lists them)"
+        )
     return values
 
 
@@ -62,7 +101,6 @@ def _user_errors() -> tuple[type[BaseException], ...]:
         RunError,
         TrainingDiverged,
         UserError,
-        FileNotFoundError,
     ]
     try:
         from selectivity.sweep import SweepError
@@ -88,7 +126,9 @@ def train(
     """Train one network with the selectivity regularizer (alpha = 0: plain training)."""
     from selectivity.train import train as run_training
 
-    config = cfg.build(cfg.TrainConfig, cfg.train_preset(preset), _assignments(set_, device))
+    config = cfg.build(
+        cfg.TrainConfig, cfg.train_preset(preset), _assignments(set_, device, "train", TRAIN_KEYS)
+    )
     summary = run_training(config, out, progress=not quiet)
     typer.echo(
         f"{out}: best epoch {summary['best_epoch']}, val accuracy {summary['val_accuracy']:.4f}, "
@@ -111,16 +151,22 @@ def measure(
     from selectivity.data import load_dataset
     from selectivity.files import atomic_path
     from selectivity.measure import measure_selectivity
+    from selectivity.probe import unknown_layers
     from selectivity.runs import check_data, load_model, read_config, resolve_device
 
     if split not in ("test", "val", "train"):
         raise UserError(f"--split must be test, val or train, got {split!r}")
     if checkpoint not in ("best", "last"):
         raise UserError(f"--checkpoint must be best or last, got {checkpoint!r}")
-    overrides = _assignments(set_, device)
+    overrides = _assignments(set_, device, "measure", TRAIN_KEYS)
     config = cfg.build(cfg.TrainConfig, cfg.to_dict(read_config(run_dir)), overrides)
     target = resolve_device(config.device)
     _, model, state = load_model(run_dir, checkpoint, target)
+    unknown = unknown_layers(model, config.selectivity_layers)
+    if unknown:
+        raise UserError(
+            f"unknown selectivity_layers {', '.join(unknown)}; the model has {', '.join(n for n, _ in model.named_modules() if n)}"
+        )
     data = load_dataset(config.dataset, config.data_dir, config.seed, config.image_size)
     images = getattr(data, split)
     check_data(state, data, Path(run_dir) / f"checkpoint_{checkpoint}.pt")
@@ -205,13 +251,8 @@ def evaluate(
 
     if corruptions_dir is not None and generate_corruptions:
         raise UserError("give either --corruptions-dir or --generate-corruptions, not both")
-    overrides = _assignments(set_, device)
+    overrides = _assignments(set_, device, "evaluate", EVALUATE_KEYS)
     target = overrides.pop("device", None)
-    unknown = sorted(
-        k for k in overrides if k not in {f.name for f in dataclasses.fields(cfg.EvalConfig)}
-    )
-    if unknown:
-        raise UserError(f"evaluate takes evaluation keys (and device); not: {', '.join(unknown)}")
     flags = {"generate_corruptions": generate_corruptions}
     if corruptions_dir is not None:
         flags["corruptions_dir"] = str(corruptions_dir)
@@ -227,10 +268,14 @@ def evaluate(
 @app.command()
 def corrupt(
     out: Annotated[Path, typer.Option("--out", help="Folder to write (CIFAR-10-C layout).")],
-    dataset: Annotated[str, typer.Option(help="digits, cifar10, tinyimagenet")] = "digits",
+    dataset: Annotated[
+        str | None, typer.Option(help="digits (default), cifar10, tinyimagenet")
+    ] = None,
     data_dir: Annotated[str | None, typer.Option("--data-dir")] = None,
     split: Annotated[str, typer.Option(help="test or val")] = "test",
-    seed: Annotated[int, typer.Option(help="Seed of the random corruptions.")] = 0,
+    seed: Annotated[
+        int | None, typer.Option(help="Seed of the random corruptions (corruption_seed).")
+    ] = None,
     table: Annotated[
         str | None,
         typer.Option(
@@ -241,8 +286,10 @@ def corrupt(
         list[str] | None,
         typer.Option("--corruption", help="Only these (repeatable); default all."),
     ] = None,
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
     image_size: Annotated[int | None, typer.Option("--image-size")] = None,
+    set_: SetOption = None,
+    device: DeviceOption = None,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
 ) -> None:
     """Generate the 19 corruptions x 5 severities of a data set's test images."""
     from selectivity import corruptions
@@ -251,23 +298,47 @@ def corrupt(
 
     if split not in ("test", "val"):
         raise UserError(f"--split must be test or val, got {split!r}")
-    unknown = sorted(set(corruption or []) - set(corruptions.CORRUPTIONS))
-    if unknown:
-        raise UserError(
-            f"unknown corruption(s) {', '.join(unknown)}; known: {', '.join(corruptions.CORRUPTIONS)}"
-        )
-    data = load_dataset(dataset, data_dir, 0, image_size)
+    keys = _assignments(
+        set_,
+        device,
+        "corrupt",
+        CORRUPT_KEYS,
+        hint=" (the corruption seed is --seed or corruption_seed)" if _names_seed(set_) else "",
+    )
+    # The options are the same keys under their own names; given, they win over --set.
+    options = {
+        "dataset": dataset,
+        "data_dir": data_dir,
+        "image_size": image_size,
+        "corruption_seed": seed,
+        "corruption_table": table,
+        "corruptions": tuple(corruption) if corruption else None,
+    }
+    keys.update({k: v for k, v in options.items() if v is not None})
+    keys.setdefault("dataset", "digits")
+    # Built to check every value (names, table, sizes, device) before any work.
+    data_keys = cfg.build(cfg.TrainConfig, keys)
+    set_keys = cfg.build(cfg.EvalConfig, keys)
+    target = resolve_device(data_keys.device)
+    data = load_dataset(data_keys.dataset, data_keys.data_dir, 0, data_keys.image_size)
+    images = getattr(data, split)
     written = corruptions.generate_corruption_set(
-        getattr(data, split),
+        images,
         out,
-        seed=seed,
-        corruptions=corruption or None,
-        table=table,
-        device=resolve_device(device),
+        seed=set_keys.corruption_seed,
+        corruptions=set_keys.corruptions,
+        severities=set_keys.severities,
+        table=set_keys.corruption_table,
+        device=target,
+        progress=not quiet,
     )
     typer.echo(
-        f"wrote {len(written)} corruption files to {out} ({len(getattr(data, split))} images x 5 severities each)"
+        f"wrote {len(written)} corruption files to {out} ({len(images)} images x {len(set_keys.severities)} severities each)"
     )
+
+
+def _names_seed(set_: list[str] | None) -> bool:
+    return any(item.split("=", 1)[0].strip() == "seed" for item in set_ or [])
 
 
 def _sweep_layers(
@@ -283,7 +354,7 @@ def _sweep_layers(
         if config_file is None
         else cfg.load_config_file(config_file)
     )
-    return [base, _assignments(set_, device)]
+    return [base, _assignments(set_, device, "sweep")]
 
 
 @app.command()
@@ -374,7 +445,7 @@ def demo(
 
     started = time.perf_counter()
     trials = run_sweep(
-        out, [cfg.sweep_preset("demo"), _assignments(set_, device)], progress=not quiet
+        out, [cfg.sweep_preset("demo"), _assignments(set_, device, "demo")], progress=not quiet
     )
     _print_trials(trials, out)
     path = write_report(
@@ -394,30 +465,100 @@ def keys() -> None:
             typer.echo(f"  {field.name} = {field.default!r}")
 
 
+def _click_exceptions() -> tuple[type[BaseException], ...]:
+    """click's ClickException classes: typer >= 0.17 bundles its own click (`typer._click`),
+    and older ones use plain click; either may raise, depending on the installed typer."""
+    classes: list[type[BaseException]] = []
+    try:
+        from typer._click.exceptions import ClickException as BundledClickException
+
+        classes.append(BundledClickException)
+    except ImportError:
+        pass
+    try:
+        from click import ClickException
+
+        classes.append(ClickException)
+    except ImportError:
+        pass
+    return tuple(classes)
+
+
+def _usage_line(error: BaseException) -> str:
+    """One line for a click usage error: its message, and where the command's help is."""
+    message = error.format_message() if hasattr(error, "format_message") else str(error)
+    message = " ".join(message.split())
+    ctx = getattr(error, "ctx", None)
+    if ctx is not None:
+        if not message.endswith((".", "?", "!")):
+            message += "."
+        message += f" Try '{ctx.command_path} --help' for help."
+    return message
+
+
+def _os_error_line(error: OSError) -> str:
+    """'<path>: <cause>', e.g. 'runs/x: Read-only file system'."""
+    cause = error.strerror or str(error) or type(error).__name__
+    if error.filename is not None and error.errno in (errno.ENOTDIR, errno.EEXIST):
+        # mkdir's own words ("Not a directory", "File exists") hide which file is in the way.
+        blocking = Path(os.fsdecode(error.filename))
+        while not blocking.exists() and blocking != blocking.parent:
+            blocking = blocking.parent
+        if blocking.exists() and not blocking.is_dir():
+            if blocking == Path(os.fsdecode(error.filename)):
+                return f"{blocking} is a file, not a folder"
+            return f"{error.filename}: {blocking} is a file, not a folder"
+    if error.filename is not None and error.filename2 is not None:
+        return f"{error.filename} -> {error.filename2}: {cause}"
+    if error.filename is not None:
+        return f"{error.filename}: {cause}"
+    return cause
+
+
+def _interrupted() -> None:
+    print(
+        "selectivity: interrupted; finished files are kept, run the same command to resume",
+        file=sys.stderr,
+    )
+    sys.exit(130)
+
+
+def _fail(message: str) -> None:
+    print(f"selectivity: error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
 def main() -> None:
     """Console entry point: user errors become one line on stderr and exit code 2."""
+    usage_errors = _click_exceptions()
     try:
-        app(standalone_mode=False)
+        code = app(prog_name="selectivity", standalone_mode=False)
     except _user_errors() as error:
-        message = str(error).splitlines()[0] if str(error) else type(error).__name__
-        print(f"selectivity: error: {message}", file=sys.stderr)
-        sys.exit(2)
+        _fail(str(error).splitlines()[0] if str(error) else type(error).__name__)
     except typer.Abort:
         print("selectivity: aborted", file=sys.stderr)
         sys.exit(130)
     except KeyboardInterrupt:
-        print(
-            "selectivity: interrupted; finished files are kept, run the same command to resume",
-            file=sys.stderr,
-        )
-        sys.exit(130)
-    except Exception as error:  # click usage errors carry their own exit codes
-        import click
-
-        if isinstance(error, click.ClickException):
+        _interrupted()
+    except usage_errors as error:
+        if type(error).__name__ == "NoArgsIsHelpError":
+            # `selectivity` alone: the list of commands is the most useful answer.
             error.show()
             sys.exit(2)
-        raise
+        _fail(_usage_line(error))
+    except OSError as error:
+        # A read-only or full disk, a file where a folder should be, no permission: the user's
+        # to fix, and every writer has already removed its temporary file.
+        _fail(_os_error_line(error))
+    # Not standalone: click hands back the code of an explicit exit (--help: 0), and typer
+    # turns Ctrl-C into such an exit with code 130.
+    if code == 130:
+        _interrupted()
+    if isinstance(code, int) and code != 0:
+        sys.exit(code)
+    if len(sys.argv) <= 1:
+        # click < 8.2 prints the help for `selectivity` alone and exits 0; it is a usage error.
+        sys.exit(2)
 
 
 if __name__ == "__main__":

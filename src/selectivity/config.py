@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import types
 import typing
 from collections.abc import Iterable, Mapping
@@ -27,6 +28,7 @@ __all__ = [
     "SweepConfig",
     "TrainConfig",
     "build",
+    "check_device",
     "parse_assignments",
     "to_dict",
     "train_preset",
@@ -71,6 +73,26 @@ class TrainConfig:
         _check(self.eval_batch_size >= 1, "eval_batch_size must be >= 1")
         _check(all(m >= 1 for m in self.milestones), "milestones must be epochs >= 1")
         _check(self.alpha == self.alpha, "alpha must be a number, not NaN")
+        _check(
+            self.image_size is None or self.image_size >= 1,
+            f"image_size must be >= 1 (none: the data set's own size), got {self.image_size}",
+        )
+        _check(
+            self.num_threads is None or self.num_threads >= 1,
+            f"num_threads must be >= 1 (none: torch's default), got {self.num_threads}",
+        )
+        _check(
+            self.selectivity_layers is None or len(self.selectivity_layers) > 0,
+            "selectivity_layers names no layer (none: every ReLU call site)",
+        )
+        check_device(self.device)
+        # The registry is open (`register_model`), so the names are asked for, not listed here.
+        from selectivity.models import list_models
+
+        _check(
+            self.model in list_models(),
+            f"unknown model {self.model!r}; available: {', '.join(list_models())}",
+        )
 
 
 @dataclass(frozen=True)
@@ -123,6 +145,22 @@ class EvalConfig:
             self.analysis_samples == "all"
             or (not isinstance(self.analysis_samples, str) and self.analysis_samples >= 2),
             f"analysis_samples must be an integer >= 2 or all, got {self.analysis_samples!r}",
+        )
+        _check(1 <= self.dimensionality_severity <= 5, "dimensionality_severity must be in 1..5")
+        from selectivity.corruptions.tables import CORRUPTIONS, TABLES
+
+        for name in (*(self.corruptions or ()), self.dimensionality_corruption):
+            _check(
+                name is None or name in CORRUPTIONS,
+                f"unknown corruption {name!r}; known: {', '.join(CORRUPTIONS)}",
+            )
+        _check(
+            self.corruptions is None or len(self.corruptions) > 0,
+            "corruptions names none (none: all available)",
+        )
+        _check(
+            self.corruption_table is None or self.corruption_table in TABLES,
+            f"unknown corruption_table {self.corruption_table!r}; known: {', '.join(TABLES)}",
         )
 
     def pgd_step(self, steps: int) -> float:
@@ -276,6 +314,19 @@ _CLASSES = (TrainConfig, EvalConfig, SweepConfig)
 def _check(condition: bool, message: str) -> None:
     if not condition:
         raise ConfigError(message)
+
+
+_DEVICE = re.compile(r"auto|cpu|cuda(:[0-9]+)?")
+
+
+def check_device(name: str) -> str:
+    """`name` if it is auto, cpu, cuda or cuda:N; ConfigError otherwise (whether torch sees the
+    device is asked when it is used)."""
+    _check(
+        isinstance(name, str) and _DEVICE.fullmatch(name) is not None,
+        f"device must be auto, cpu, cuda or cuda:N, got {name!r}",
+    )
+    return name
 
 
 def _all_fields() -> dict[str, Any]:

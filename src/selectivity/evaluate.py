@@ -27,7 +27,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from selectivity import attacks, corruptions, schema, stability
-from selectivity.config import ConfigError, EvalConfig, build, suite_defaults, to_dict
+from selectivity.config import EvalConfig, build, suite_defaults, to_dict
 from selectivity.corruptions.store import follows_test_order, open_corrupted, stored_corruptions
 from selectivity.data import DataError, DataSplits, ImageSet, load_dataset
 from selectivity.files import (
@@ -49,7 +49,7 @@ from selectivity.metrics import pca_dimensionality
 from selectivity.models import eval_mode
 from selectivity.runs import check_data, load_model, resolve_device
 
-__all__ = ["check_config", "eval_config", "evaluate", "summarise_evaluation"]
+__all__ = ["eval_config", "evaluate", "summarise_evaluation"]
 
 # Bumped when the rows of a part change, so that parts written by an older version are redone.
 _TABLE_VERSION = 2
@@ -58,22 +58,6 @@ _TABLE_VERSION = 2
 def eval_config(suite: str = "full", *overrides: dict[str, Any]) -> EvalConfig:
     """The EvalConfig of a suite (`quick` or `full`) with key overrides applied on top."""
     return build(EvalConfig, suite_defaults(suite), *overrides)
-
-
-def check_config(config: EvalConfig) -> None:
-    """ConfigError for the names EvalConfig cannot check itself (corruption names and parameter
-    tables live in `corruptions`). Cheap: no data, no model, so callers check before any work."""
-    names = [*(config.corruptions or ()), config.dimensionality_corruption]
-    unknown = sorted({n for n in names if n is not None} - set(corruptions.CORRUPTIONS))
-    if unknown:
-        raise ConfigError(
-            f"unknown corruption(s) {', '.join(unknown)}; known: {', '.join(corruptions.CORRUPTIONS)}"
-        )
-    if config.corruption_table is not None and config.corruption_table not in corruptions.TABLES:
-        raise ConfigError(
-            f"corruption_table must be one of {', '.join(corruptions.TABLES)}, "
-            f"got {config.corruption_table!r}"
-        )
 
 
 def _row(metric: str, value: float, **keys: Any) -> dict[str, Any]:
@@ -119,7 +103,11 @@ class _Parts:
         if self.folder.exists() and (
             not stamp.exists() or read_json(stamp, self._advice).get("fingerprint") != fingerprint
         ):
-            shutil.rmtree(self.folder)
+            try:
+                shutil.rmtree(self.folder)
+            except OSError as error:
+                # rmtree names only the entry it failed on, without its folder.
+                raise OSError(error.errno, error.strerror, str(self.folder)) from error
         self.folder.mkdir(parents=True, exist_ok=True)
         remove_stale_temporaries(self.folder)  # of an evaluation killed while writing
         write_text(
@@ -193,7 +181,6 @@ def evaluate(
     robustness.
     """
     run_dir = Path(run_dir)
-    check_config(config)
     train_config, model, checkpoint = load_model(run_dir, "best", "cpu")
     remove_stale_temporaries(run_dir)  # of a run or an evaluation killed while writing
     device_ = resolve_device(device or train_config.device)

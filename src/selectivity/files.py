@@ -11,9 +11,11 @@ line naming the file, never a parser's traceback.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
+import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -39,22 +41,60 @@ def _umask() -> int:
     return mask
 
 
+# Below this much free space, a writer that failed without saying why (torch.save reports a full
+# disk as "unexpected pos", np.save as "requested and written") is taken to have run out of room.
+_NEARLY_FULL_BYTES = 1 << 20
+
+
+def _disk_full(folder: Path) -> bool:
+    try:
+        return shutil.disk_usage(folder).free < _NEARLY_FULL_BYTES
+    except OSError:
+        return False
+
+
+def _naming(error: OSError, path: Path) -> OSError:
+    """The same error, naming the file the user asked for instead of its temporary."""
+    return OSError(error.errno, os.strerror(error.errno), str(path))
+
+
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; on success it replaces `path`, on error it is removed."""
+    """Yield a temporary path beside `path`; on success it replaces `path`, on error it is removed.
+
+    Errors of the file system (read-only, full, no permission) come out as OSError naming `path`;
+    a writer's own error on a full disk becomes OSError(ENOSPC) too.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(
-        dir=path.parent, prefix=f".{path.name}.{os.getpid()}-", suffix=".tmp"
-    )
+    try:
+        handle, temporary = tempfile.mkstemp(
+            dir=path.parent, prefix=f".{path.name}.{os.getpid()}-", suffix=".tmp"
+        )
+    except OSError as error:
+        raise _naming(error, path) from None
     os.close(handle)
     try:
         yield Path(temporary)
         # mkstemp makes files private (0600); results and shared caches get the usual permissions.
         os.chmod(temporary, 0o666 & ~_umask())
         os.replace(temporary, path)
-    except BaseException:
+    except BaseException as error:
+        # Asked before the temporary goes, since removing it frees the space it filled.
+        full = (
+            isinstance(error, Exception)
+            and not (isinstance(error, OSError) and error.errno is not None)
+            and _disk_full(path.parent)
+        )
         Path(temporary).unlink(missing_ok=True)
+        if full:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path)) from error
+        if (
+            isinstance(error, OSError)
+            and error.errno is not None
+            and error.filename in (None, temporary)
+        ):
+            raise _naming(error, path) from error
         raise
 
 

@@ -29,6 +29,7 @@ __all__ = [
     "SkippedActivationsWarning",
     "default_sites",
     "skipped_activations",
+    "unknown_layers",
 ]
 
 UNIT_TYPES: tuple[type[nn.Module], ...] = (nn.ReLU,)
@@ -87,6 +88,12 @@ def skipped_activations(
     ]
 
 
+def unknown_layers(model: nn.Module, layers: Iterable[str] | None) -> list[str]:
+    """The names in `layers` that are not modules of `model` (none for None: the default sites)."""
+    modules = dict(model.named_modules())
+    return [name for name in layers or () if name not in modules]
+
+
 class ActivationProbe:
     """Context manager that records unit-site outputs, one entry per call, per forward.
 
@@ -117,7 +124,7 @@ class ActivationProbe:
         modules = dict(model.named_modules())
         names = default_sites(model, unit_types) if layers is None else list(layers)
         self.skipped = skipped_activations(model, unit_types) if layers is None else []
-        unknown = [name for name in names if name not in modules]
+        unknown = unknown_layers(model, names)
         if unknown:
             raise ValueError(
                 f"unknown layer name(s) {unknown}; the model has {[n for n in modules if n][:50]}"

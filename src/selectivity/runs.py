@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from selectivity.config import ConfigError, TrainConfig, build, to_dict
+from selectivity.config import ConfigError, TrainConfig, build, check_device, to_dict
 from selectivity.files import FileError, atomic_path, read_json, write_text
 from selectivity.models import create_model
 
@@ -43,15 +43,17 @@ class RunError(ValueError):
 
 def resolve_device(name: str) -> torch.device:
     """auto -> cuda when available, else cpu. An unavailable cuda is an error, not a fallback."""
+    check_device(name)
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise ConfigError(f"device must be auto, cpu or cuda[:N], got {name!r}") from None
+    device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(
             "device cuda was asked for but torch sees no CUDA device (use --set device=auto or cpu)"
+        )
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise ConfigError(
+            f"device {name} was asked for but torch sees {torch.cuda.device_count()} CUDA device(s)"
         )
     return device
 

@@ -20,10 +20,12 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from selectivity.config import TrainConfig, to_dict
+from selectivity.config import ConfigError, TrainConfig, to_dict
 from selectivity.data import load_dataset
 from selectivity.files import atomic_path, read_table, remove_stale_temporaries, write_text
 from selectivity.measure import measure_selectivity
+from selectivity.models import eval_mode
+from selectivity.probe import unknown_layers
 from selectivity.regularizer import SelectivityRegularizer
 from selectivity.runs import (
     ENGINE_KEYS,
@@ -44,6 +46,83 @@ class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite."""
 
 
+# A run may draw a one-class batch (which the regularizer cannot score) at most this often.
+_ONE_CLASS_RISK = 0.01
+
+
+def _one_class_risk(counts: list[int], batch_size: int, batches: int) -> float:
+    """Chance that any of `batches` batches, each `batch_size` images drawn without replacement
+    from classes of `counts` images, holds a single class."""
+    total = sum(counts)
+    per_batch = 0.0
+    for count in counts:
+        same = 1.0
+        for i in range(batch_size):
+            same *= max(count - i, 0) / (total - i)
+            if same == 0.0:
+                break
+        per_batch += same
+    return 1.0 - (1.0 - min(per_batch, 1.0)) ** batches
+
+
+def _check_start(
+    config: TrainConfig, data, model: torch.nn.Module, device: torch.device, layout
+) -> None:
+    """ConfigError for what would otherwise fail (or silently do nothing) after the run began."""
+    unknown = unknown_layers(model, config.selectivity_layers)
+    if unknown:
+        names = [name for name, _ in model.named_modules() if name]
+        raise ConfigError(
+            f"unknown selectivity_layers {', '.join(unknown)}; {config.model} has {', '.join(names[:50])}"
+        )
+    size = len(data.train)
+    if config.batch_size > size:
+        raise ConfigError(
+            f"batch_size {config.batch_size} is larger than the training set ({size} images): "
+            "no full batch to train on"
+        )
+    if config.alpha != 0.0:
+        counts = torch.bincount(data.train.labels, minlength=data.num_classes).tolist()
+        if sum(1 for count in counts if count > 0) < 2:
+            raise ConfigError(
+                "the training set holds one class: class selectivity needs two (use alpha=0)"
+            )
+
+        def too_risky(batch_size: int) -> bool:
+            batches = config.epochs * (size // batch_size)
+            return _one_class_risk(counts, batch_size, batches) > _ONE_CLASS_RISK
+
+        if too_risky(config.batch_size):
+            # The risk falls as batches grow: double, then bisect, for the smallest safe size.
+            low, high = config.batch_size, min(2 * config.batch_size, size)
+            while high < size and too_risky(high):
+                low, high = high, min(2 * high, size)
+            while high - low > 1:
+                middle = (low + high) // 2
+                low, high = (middle, high) if too_risky(middle) else (low, middle)
+            risk = _one_class_risk(
+                counts, config.batch_size, config.epochs * (size // config.batch_size)
+            )
+            raise ConfigError(
+                f"batch_size {config.batch_size} is too small with alpha != 0: the regularizer "
+                f"needs two classes in every batch, and this run would draw a batch of one class "
+                f"with probability {risk:.0%}"
+                + (f"; use batch_size >= {high}" if not too_risky(high) else "")
+            )
+    # One forward pass on two images: a model that cannot take these images (too small for its
+    # strides, wrong channels) or a device that cannot run it fails now, not after an epoch.
+    x, _ = data.train.batch(slice(0, min(2, size)), device)
+    try:
+        with torch.no_grad(), eval_mode(model):
+            model(x.contiguous(memory_format=layout))
+    except RuntimeError as error:
+        h, w = x.shape[-2:]
+        raise ConfigError(
+            f"{config.model} cannot run on {h}x{w} images on {device}: "
+            f"{str(error).splitlines()[0] if str(error) else type(error).__name__}"
+        ) from None
+
+
 def train(config: TrainConfig, out_dir: str | Path, progress: bool = True) -> dict[str, Any]:
     """Train one network into `out_dir` (resuming it if a last checkpoint is there).
 
@@ -53,11 +132,10 @@ def train(config: TrainConfig, out_dir: str | Path, progress: bool = True) -> di
     started = time.perf_counter()
     out_dir = Path(out_dir)
     device = resolve_device(config.device)
-    if config.num_threads:
-        torch.set_num_threads(config.num_threads)
 
-    # A run folder belongs to one config: resuming with another would mix two experiments.
-    if (out_dir / "config.json").exists():
+    # A run folder belongs to one config: resuming with another would mix two experiments. A
+    # folder without a last checkpoint holds no run yet (a start that failed): it is reused.
+    if (out_dir / "config.json").exists() and (out_dir / "checkpoint_last.pt").exists():
         previous = read_config(out_dir)
         differing = {
             k for k, v in to_dict(previous).items() if to_dict(config)[k] != v
@@ -66,9 +144,8 @@ def train(config: TrainConfig, out_dir: str | Path, progress: bool = True) -> di
             raise RunError(
                 f"{out_dir} holds a run with a different config ({', '.join(sorted(differing))}); use another --out"
             )
-    out_dir.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(out_dir)  # of a run killed while writing
-    write_config(out_dir, config)
+    if config.num_threads:
+        torch.set_num_threads(config.num_threads)
 
     # --- data, model, optimizer ---------------------------------------------------------------
     torch.manual_seed(config.seed)
@@ -83,6 +160,11 @@ def train(config: TrainConfig, out_dir: str | Path, progress: bool = True) -> di
     model = build_model(config, data.num_classes, data.in_channels, data.mean, data.std).to(device)
     layout = torch.channels_last if config.channels_last else torch.contiguous_format
     model = model.to(memory_format=layout)
+    # Everything is checked before the folder is written to: a failed start leaves nothing.
+    _check_start(config, data, model, device, layout)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(out_dir)  # of a run killed while writing
+    write_config(out_dir, config)
     optimizer = torch.optim.SGD(
         model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
     )

@@ -16,6 +16,7 @@ batch size (draws are made per batch) and device.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import math
@@ -31,8 +32,8 @@ from selectivity.corruptions import (
     CORRUPTIONS,
     _check_request,
     corrupt,
+    runnable_corruptions,
 )
-from selectivity.corruptions import runnable_corruptions as available_corruptions
 from selectivity.corruptions._ops import truncate_to_uint8
 from selectivity.corruptions.tables import get_table, table_for_size
 from selectivity.data import ImageSet
@@ -91,7 +92,7 @@ def _is_complete(path: Path, shape: tuple[int, ...], dtype: np.dtype) -> bool:
 
 def _check_names(corruptions: Iterable[str] | None) -> list[str]:
     if corruptions is None:
-        return list(available_corruptions())
+        return list(runnable_corruptions())
     names = list(dict.fromkeys(corruptions))
     for name in names:
         _check_request(name, 1)
@@ -124,7 +125,7 @@ def generate_corruption_set(
 ) -> list[str]:
     """Write a corruption set of `images` into `out_dir` (layout in the module docstring).
 
-    corruptions: names (None: `available_corruptions()`), written in the conventional order.
+    corruptions: names (None: `runnable_corruptions()`), written in the conventional order.
     severities: which levels, in the order their row blocks appear. table: severity table (None:
     by image size). batch_size: images per `corrupt` call; part of the set's identity, since draws
     are made per batch. device: where the corruptions are computed. num_threads: torch's intra-op
@@ -239,18 +240,38 @@ def _write_corruption(
         with open(tmp, "wb") as handle:
             np.save(handle, np.zeros(shape, dtype=np.uint8))
         return
-    # Memory-mapped output: the whole array never sits in memory.
-    array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
-    for block, severity in enumerate(levels):
-        bar.set_description(f"{name} s{severity}")
-        generator = torch.Generator().manual_seed(derived_seed(seed, name, severity))
-        for start in range(0, n, batch_size):
-            stop = min(start + batch_size, n)
-            x, _ = images.batch(slice(start, stop), device)
-            y = corrupt(x, name, severity, generator=generator, table=table_name)
-            array[block * n + start : block * n + stop] = (
-                truncate_to_uint8(y).permute(0, 2, 3, 1).cpu().numpy()
-            )
-            bar.update(1)
-    array.flush()
-    del array
+    # Rows are produced in file order, so they are appended to the .npy as they come: the whole
+    # array never sits in memory. Not memory-mapped: a full disk under a mapping kills the
+    # process with SIGBUS; plain writes raise OSError, and the file's space is reserved first.
+    with open(tmp, "wb") as handle:
+        np.lib.format.write_array_header_1_0(
+            handle,
+            {
+                "descr": np.lib.format.dtype_to_descr(np.dtype(np.uint8)),
+                "fortran_order": False,
+                "shape": shape,
+            },
+        )
+        _reserve(handle, handle.tell() + math.prod(shape))
+        for severity in levels:
+            bar.set_description(f"{name} s{severity}")
+            generator = torch.Generator().manual_seed(derived_seed(seed, name, severity))
+            for start in range(0, n, batch_size):
+                stop = min(start + batch_size, n)
+                x, _ = images.batch(slice(start, stop), device)
+                y = corrupt(x, name, severity, generator=generator, table=table_name)
+                rows = truncate_to_uint8(y).permute(0, 2, 3, 1).contiguous().cpu().numpy()
+                handle.write(memoryview(rows).cast("B"))
+                bar.update(1)
+
+
+def _reserve(handle, size: int) -> None:
+    """Allocate `size` bytes of the open file now, so a full disk fails before any computing."""
+    try:
+        os.posix_fallocate(handle.fileno(), 0, size)
+    except AttributeError:
+        pass  # no posix_fallocate (macOS, Windows): a full disk surfaces at the write instead
+    except OSError as error:
+        # Some file systems cannot preallocate; the writes then find a full disk themselves.
+        if error.errno not in (errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
+            raise
