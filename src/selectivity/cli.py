@@ -253,7 +253,7 @@ def evaluate(
         raise UserError("give either --corruptions-dir or --generate-corruptions, not both")
     overrides = _assignments(set_, device, "evaluate", EVALUATE_KEYS)
     target = overrides.pop("device", None)
-    flags = {"generate_corruptions": generate_corruptions}
+    flags: dict[str, object] = {"generate_corruptions": generate_corruptions}
     if corruptions_dir is not None:
         flags["corruptions_dir"] = str(corruptions_dir)
     config = eval_config(suite, overrides, flags)
@@ -543,7 +543,7 @@ def main() -> None:
     except usage_errors as error:
         if type(error).__name__ == "NoArgsIsHelpError":
             # `selectivity` alone: the list of commands is the most useful answer.
-            error.show()
+            error.show()  # type: ignore[attr-defined]  # typer's NoArgsIsHelpError
             sys.exit(2)
         _fail(_usage_line(error))
     except OSError as error:

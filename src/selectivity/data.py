@@ -32,6 +32,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -165,6 +166,7 @@ class ImageSet:
         drop_last: bool = False,
     ) -> Iterator[tuple[Tensor, Tensor]]:
         n = len(self)
+        chunks: list[np.ndarray] | list[slice]
         if shuffle:
             order = torch.randperm(n, generator=generator).numpy()
             # Sorted within a batch: memory-mapped reads stay sequential; order inside a batch
@@ -220,10 +222,10 @@ def flip_and_crop(
     any device.
     """
     n, _, h, w = x.shape
-    flip = (torch.rand(n, generator=generator) < 0.5) & flip
+    flipped = (torch.rand(n, generator=generator) < 0.5) & flip
     dy = torch.randint(0, 2 * padding + 1, (n,), generator=generator)
     dx = torch.randint(0, 2 * padding + 1, (n,), generator=generator)
-    x = torch.where(flip.to(x.device).view(n, 1, 1, 1), x.flip(3), x)
+    x = torch.where(flipped.to(x.device).view(n, 1, 1, 1), x.flip(3), x)
     padded = F.pad(x, (padding, padding, padding, padding))
     rows = (dy.view(n, 1) + torch.arange(h).view(1, h)).to(x.device)  # (N, H)
     cols = (dx.view(n, 1) + torch.arange(w).view(1, w)).to(x.device)  # (N, W)
@@ -562,7 +564,7 @@ _PICKLE_GLOBALS = {
 
 
 class _ArrayUnpickler(pickle.Unpickler):
-    def find_class(self, module: str, name: str):
+    def find_class(self, module: str, name: str) -> Any:
         if (module, name) not in _PICKLE_GLOBALS:
             raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
         return super().find_class(module, name)

@@ -55,6 +55,8 @@ def _disk_full(folder: Path) -> bool:
 
 def _naming(error: OSError, path: Path) -> OSError:
     """The same error, naming the file the user asked for instead of its temporary."""
+    if error.errno is None:
+        return OSError(f"{path}: {error}")
     return OSError(error.errno, os.strerror(error.errno), str(path))
 
 
@@ -98,7 +100,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         raise
 
 
-def _write(path: str | Path, writer: Callable[[Path], None]) -> Path:
+def _write(path: str | Path, writer: Callable[[Path], object]) -> Path:
     with atomic_path(path) as temporary:
         writer(temporary)
     return Path(path)

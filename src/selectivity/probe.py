@@ -173,9 +173,7 @@ class ActivationProbe:
         self._forwards += 1
         # Keep sites in call order, dropping one whose tensor is the network's output.
         self._captured = {
-            key: value
-            for key, (value, raw) in self._captured.items()  # type: ignore[misc]
-            if raw() is not output
+            key: value for key, (value, raw) in self._captured.items() if raw() is not output
         }
 
     def __enter__(self) -> ActivationProbe:

@@ -113,7 +113,7 @@ def _checksum(archive: zipfile.ZipFile, skip: str) -> str:
             continue
         digest.update(f"{info.filename}\0{info.file_size}\0".encode())
         with archive.open(info) as member:
-            for chunk in iter(lambda member=member: member.read(1 << 20), b""):
+            while chunk := member.read(1 << 20):
                 digest.update(chunk)
     return digest.hexdigest()
 

@@ -19,6 +19,8 @@ Families: `noise`, `blur`, `weather`, `digital`; parameter tables: `tables`.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -42,7 +44,13 @@ __all__ = [
     "table_for_size",
 ]
 
-_FUNCTIONS = {**noise.FUNCTIONS, **blur.FUNCTIONS, **weather.FUNCTIONS, **digital.FUNCTIONS}
+# Each takes (x (N, 3, H, W) in [0, 1], that corruption's parameters at one severity, Context).
+_FUNCTIONS: dict[str, Callable[[Tensor, Any, Context], Tensor]] = {
+    **noise.FUNCTIONS,
+    **blur.FUNCTIONS,
+    **weather.FUNCTIONS,
+    **digital.FUNCTIONS,
+}
 
 
 def runnable_corruptions() -> tuple[str, ...]:

@@ -22,6 +22,7 @@ Where the generators call a library, the same operation is written out here:
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from functools import lru_cache
 
 import numpy as np
@@ -271,7 +272,7 @@ def zoom_blur(x: Tensor, zooms: tuple[float, ...], ctx: Context) -> Tensor:
     return out.div_(len(zooms) + 1).clamp_(0, 1)
 
 
-FUNCTIONS = {
+FUNCTIONS: dict[str, Callable[..., Tensor]] = {
     "defocus_blur": defocus_blur,
     "glass_blur": glass_blur,
     "motion_blur": motion_blur,

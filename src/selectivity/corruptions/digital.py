@@ -19,6 +19,7 @@ Library calls of the generators, written out here:
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from functools import lru_cache
 
 import numpy as np
@@ -191,7 +192,7 @@ def elastic_transform(x: Tensor, params: tuple[float, float, float], ctx: Contex
     return _ops.sample_bilinear(warped, rows + dy, cols + dx, "symmetric").clamp_(0, 1)
 
 
-FUNCTIONS = {
+FUNCTIONS: dict[str, Callable[..., Tensor]] = {
     "brightness": brightness,
     "contrast": contrast,
     "saturate": saturate,

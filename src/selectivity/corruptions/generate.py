@@ -261,7 +261,7 @@ def _write_corruption(
                 x, _ = images.batch(slice(start, stop), device)
                 y = corrupt(x, name, severity, generator=generator, table=table_name)
                 rows = truncate_to_uint8(y).permute(0, 2, 3, 1).contiguous().cpu().numpy()
-                handle.write(memoryview(rows).cast("B"))
+                handle.write(rows.data.cast("B"))
                 bar.update(1)
 
 

@@ -7,6 +7,8 @@ per pixel and channel, as the generators draw it on (H, W, 3) arrays.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor
 
@@ -48,7 +50,7 @@ def speckle_noise(x: Tensor, std: float, ctx: Context) -> Tensor:
     return ctx.rng.normal(tuple(x.shape), std=float(std)).mul_(x).add_(x).clamp_(0, 1)
 
 
-FUNCTIONS = {
+FUNCTIONS: dict[str, Callable[..., Tensor]] = {
     "gaussian_noise": gaussian_noise,
     "shot_noise": shot_noise,
     "impulse_noise": impulse_noise,

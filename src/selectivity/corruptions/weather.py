@@ -26,6 +26,7 @@ from __future__ import annotations
 import importlib.util
 import math
 import os
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 
@@ -405,7 +406,7 @@ def spatter(x: Tensor, params: tuple, ctx: Context) -> Tensor:
     return (x * (1 - m) + colour * m).clamp_(0, 1)
 
 
-FUNCTIONS = {
+FUNCTIONS: dict[str, Callable[..., Tensor]] = {
     "snow": snow,
     "frost": frost,
     "fog": fog,

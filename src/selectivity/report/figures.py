@@ -29,6 +29,7 @@ from selectivity.report.plotting import (
     _alpha_axis,
     _alpha_legend,
     _alphas,
+    _figure_of,
     _line_ci,
     _matplotlib,
     _n_seeds_text,
@@ -167,7 +168,7 @@ def plot_corruption_vs_alpha(table: pd.DataFrame, ax: Sequence[Axes] | None = No
         axis.set_ylabel(ylabel)
         if metric == "corruption_accuracy_mean":
             _percent_axis(axis.yaxis)
-    return axes[0].figure
+    return _figure_of(axes[0])
 
 
 def _three_alphas(alphas: Sequence[float]) -> list[float]:
@@ -449,7 +450,7 @@ def plot_dimensionality(table: pd.DataFrame, ax: Sequence[Axes] | None = None) -
         axis.set_xlabel("layer (input → output)")
         axis.set_title(panels[metric])
     axes[0].set_ylabel(DIMENSIONALITY_LABEL)
-    fig = axes[0].figure
+    fig = _figure_of(axes[0])
     _alpha_legend(fig, {a: colors[a] for a in _alphas(table)}, loc="outside right center")
     return fig
 
@@ -472,7 +473,7 @@ def plot_gradient_variability(table: pd.DataFrame, ax: Sequence[Axes] | None = N
         _metric_vs_alpha(axis, table, metric, alphas)
         axis.set_title(f"Input-unit gradient variability {panels[metric]}")
         axis.set_ylabel("variability (a.u., mean over layers)")
-    return axes[0].figure
+    return _figure_of(axes[0])
 
 
 @_styled
@@ -511,7 +512,7 @@ def plot_silent_units(table: pd.DataFrame, ax: Sequence[Axes] | None = None) -> 
     right.set_ylabel("network selectivity (0–1)")
     right.set_title("Selectivity")
     right.legend(frameon=False)
-    return left.figure
+    return _figure_of(left)
 
 
 def _seeds(table: pd.DataFrame, metric: str, by: Sequence[str] = ("alpha",)) -> str:

@@ -107,9 +107,11 @@ def _collapse_html(collapse: Collapse) -> str:
     if len(collapse.trials):
         lines.append("<table><thead><tr><th>α</th><th>seed</th><th>why</th></tr></thead><tbody>")
         lines.extend(
-            f"<tr><td>{_fmt_alpha(r.alpha)}</td><td>{html.escape(str(r.seed))}</td>"
-            f"<td>{html.escape(r.reason)}</td></tr>"
-            for r in collapse.trials.itertuples(index=False)
+            f"<tr><td>{_fmt_alpha(float(alpha))}</td><td>{html.escape(str(seed))}</td>"
+            f"<td>{html.escape(str(reason))}</td></tr>"
+            for alpha, seed, reason in collapse.trials[["alpha", "seed", "reason"]].itertuples(
+                index=False, name=None
+            )
         )
         lines.append("</tbody></table>")
     else:

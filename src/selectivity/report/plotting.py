@@ -18,7 +18,7 @@ import os
 import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import ModuleType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 import pandas as pd
@@ -72,7 +72,10 @@ def _matplotlib() -> ModuleType:
 
 def _figure_of(drawn: Axes | Figure) -> Figure:
     """The Figure a plot function drew: itself, or the one its Axes belongs to."""
-    return drawn if isinstance(drawn, _matplotlib().figure.Figure) else drawn.figure
+    if isinstance(drawn, _matplotlib().figure.Figure):
+        return drawn
+    # Our axes always sit on a top-level Figure (never a SubFigure).
+    return cast("Figure", drawn.figure)
 
 
 def alpha_colors(alphas: Iterable[float]) -> dict[float, tuple]:
@@ -114,7 +117,7 @@ def _new_panels(
     ax: Sequence[Axes] | None, n: int, figsize: tuple[float, float], sharey: bool = False
 ) -> list[Axes]:
     if ax is not None:
-        axes = list(np.ravel(ax))
+        axes: list[Axes] = list(np.ravel(np.asarray(ax, dtype=object)))
         if len(axes) < n:
             raise ValueError(f"this figure needs {n} axes, got {len(axes)}")
         return axes[:n]

@@ -240,8 +240,9 @@ def _sort(frame: pd.DataFrame, columns: Sequence[str], orders: Mapping[str, list
         return frame.reset_index(drop=True)
 
     def key(series: pd.Series) -> pd.Series:
-        if series.name in orders:
-            position = {value: i for i, value in enumerate(orders[series.name])}
+        name = str(series.name)
+        if name in orders:
+            position = {value: i for i, value in enumerate(orders[name])}
             return series.map(position).astype(float).fillna(-1.0)
         return series
 
