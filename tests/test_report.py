@@ -1010,3 +1010,10 @@ def test_report_package_does_not_need_torch(tmp_path):
     assert "selectivity.report.stats" in modules and "selectivity.report.html" in modules
     assert torch_loaded == "False"
     assert (tmp_path / "out" / "report.html").exists()
+
+
+def test_alpha_legends_read_in_numeric_order(results):
+    # Colours are assigned negative-first by |alpha|; the legend must still read -10 ... 10.
+    ax = plot_fgsm_accuracy(results)
+    labels = [float(t.get_text()) for t in ax.get_legend().get_texts()]
+    assert labels == sorted(ALPHAS)

@@ -137,7 +137,7 @@ def _alpha_legend(target, colors: Mapping[float, tuple], **kwargs) -> None:
     """Legend of alpha colours on an Axes or Figure."""
     handles = [
         _matplotlib().lines.Line2D([], [], color=c, marker="o", ms=5, lw=1.6, label=_fmt_alpha(a))
-        for a, c in colors.items()
+        for a, c in sorted(colors.items())
     ]
     target.legend(handles=handles, title="α", frameon=False, **kwargs)
 
