@@ -130,8 +130,9 @@ class TrainedRun:
     """What `train_model` leaves in memory for evaluation: the model with the weights of the
     best-validation epoch, the data it was trained on, and the best checkpoint's record."""
 
-    model: nn.Module  # on the training device, best-validation weights
+    model: nn.Module  # on `device`, best-validation weights
     data: DataSplits
+    device: torch.device
     best: dict[str, Any]  # the best checkpoint without its weights: epoch, val_accuracy, ...
     summary: dict[str, Any]
 
@@ -471,4 +472,4 @@ def _test_best(
         "seconds": state.earlier_seconds + time.perf_counter() - started,
     }
     write_text(out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
-    return TrainedRun(model, data, best, summary)
+    return TrainedRun(model, data, device, best, summary)
