@@ -389,9 +389,13 @@ def sweep(
 def _print_trials(trials, out: Path) -> None:
     done = int((trials["status"] == "done").sum())
     typer.echo(f"{done} of {len(trials)} trials done; results in {out / 'results.parquet'}")
+    from selectivity.sweep import alpha_name
+
     failed = trials[trials["status"] != "done"]
     for _, row in failed.iterrows():
-        typer.echo(f"  failed: alpha={row['alpha']:g} seed={row['seed']}: {row['reason']}")
+        typer.echo(
+            f"  failed: alpha={alpha_name(row['alpha'])} seed={row['seed']}: {row['reason']}"
+        )
 
 
 def _exit_if_trials_failed(trials, out: Path) -> None:

@@ -46,7 +46,7 @@ from selectivity.files import (
 )
 from selectivity.trial import generate_shared_corruptions, train_and_evaluate
 
-__all__ = ["SweepError", "Trial", "gather", "run_sweep", "run_trial", "trial_dir"]
+__all__ = ["SweepError", "Trial", "alpha_name", "gather", "run_sweep", "run_trial", "trial_dir"]
 
 
 class SweepError(ValueError):
@@ -61,8 +61,16 @@ class Trial:
     keys: dict[str, Any]  # every train and evaluation key of this trial
 
 
+def alpha_name(alpha: float) -> str:
+    """Text that reads back as `alpha` exactly: the short `:g` form where it is exact (-1, 0.1,
+    10, 1e-05, 1e+30), else the shortest round-trip repr (0.1234567, where `:g` says 0.123457)."""
+    short = f"{alpha:g}"
+    return short if float(short) == alpha else repr(float(alpha))
+
+
 def trial_dir(sweep_dir: Path, alpha: float, seed: int) -> Path:
-    return Path(sweep_dir) / f"alpha={alpha:g}" / f"seed={seed}"
+    # Lossless, so that two alphas never share a folder; gather reads alpha back from the name.
+    return Path(sweep_dir) / f"alpha={alpha_name(alpha)}" / f"seed={seed}"
 
 
 def run_trial(trial: Trial, threads: int | None = None, progress: bool = False) -> dict[str, Any]:
@@ -344,7 +352,8 @@ def run_sweep(
         bar.update(1)
         if record["status"] != "done":
             bar.write(
-                f"trial alpha={record['alpha']:g} seed={record['seed']} failed: {record['reason']}"
+                f"trial alpha={alpha_name(record['alpha'])} seed={record['seed']} failed: "
+                f"{record['reason']}"
             )
 
     try:
