@@ -16,6 +16,7 @@ from typing import Annotated
 import typer
 
 from selectivity import config as cfg
+from selectivity.files import one_line
 
 app = typer.Typer(
     add_completion=False,
@@ -538,7 +539,7 @@ def main() -> None:
     try:
         code = app(prog_name="selectivity", standalone_mode=False)
     except _user_errors() as error:
-        _fail(str(error).splitlines()[0] if str(error) else type(error).__name__)
+        _fail(one_line(error))
     except typer.Abort:
         print("selectivity: aborted", file=sys.stderr)
         sys.exit(130)

@@ -39,6 +39,7 @@ from selectivity.config import EvalConfig, SweepConfig, TrainConfig, build, suit
 from selectivity.files import (
     FileError,
     atomic_path,
+    one_line,
     read_json,
     read_table,
     remove_stale_temporaries,
@@ -89,7 +90,7 @@ def run_trial(trial: Trial, threads: int | None = None, progress: bool = False) 
         seconds = train_and_evaluate(keys, trial.directory, progress=progress)
         status = {"status": "done", "reason": ""}
     except Exception as error:
-        reason = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+        reason = one_line(error, with_type=True)
         status = {"status": "failed", "reason": reason, "traceback": traceback.format_exc()}
         seconds = time.perf_counter() - started
     record = {"alpha": trial.alpha, "seed": trial.seed, **status, "seconds": seconds}

@@ -24,7 +24,13 @@ from tqdm.auto import tqdm
 
 from selectivity.config import ConfigError, TrainConfig, to_dict
 from selectivity.data import DataSplits, load_dataset
-from selectivity.files import atomic_path, read_table, remove_stale_temporaries, write_text
+from selectivity.files import (
+    atomic_path,
+    one_line,
+    read_table,
+    remove_stale_temporaries,
+    write_text,
+)
 from selectivity.measure import measure_selectivity
 from selectivity.models import eval_mode
 from selectivity.probe import unknown_layers
@@ -120,8 +126,7 @@ def _check_start(
     except RuntimeError as error:
         h, w = x.shape[-2:]
         raise ConfigError(
-            f"{config.model} cannot run on {h}x{w} images on {device}: "
-            f"{str(error).splitlines()[0] if str(error) else type(error).__name__}"
+            f"{config.model} cannot run on {h}x{w} images on {device}: {one_line(error)}"
         ) from None
 
 
