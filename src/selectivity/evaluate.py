@@ -1,12 +1,13 @@
 """Everything the papers measure about one trained network, as one tidy table.
 
     evaluate(run_dir, EvalConfig) -> DataFrame with the columns of `selectivity.schema`
+    evaluate_model(model, data, EvalConfig, run_dir, ...)   the same for a model in memory
 
 The work is split into parts (clean, each corruption, fgsm, pgd, jacobian, gradients,
 dimensionality). Each finished part is written to `RUN_DIR/evaluation/<part>.parquet`, so an
 interrupted evaluation resumes at the first unfinished part; `RUN_DIR/evaluation.parquet` is
 assembled from the parts at the end. Parts are keyed by the evaluation config: changing it
-starts afresh. Every row says what produced it (split, samples, attack step size). Metric names
+starts afresh, and a note in the table's notes names the keys that changed. Every row says what produced it (split, samples, attack step size). Metric names
 and keys: `selectivity.schema` and docs/results.md.
 """
 
@@ -100,9 +101,11 @@ class _Parts:
             json.dumps(key, sort_keys=True, default=str).encode()
         ).hexdigest()[:16]
         stamp = self.folder / "config.json"
-        if self.folder.exists() and (
-            not stamp.exists() or read_json(stamp, self._advice).get("fingerprint") != fingerprint
-        ):
+        # Keys in which the evaluation found here, and replaced, differed; None: none replaced.
+        self.replaced: list[str] | None = None
+        previous = read_json(stamp, self._advice) if stamp.is_file() else {}
+        if self.folder.exists() and previous.get("fingerprint") != fingerprint:
+            self.replaced = _differing(previous.get("config"), key)
             try:
                 shutil.rmtree(self.folder)
             except OSError as error:
@@ -113,6 +116,15 @@ class _Parts:
         write_text(
             stamp,
             json.dumps({"fingerprint": fingerprint, "config": key}, indent=2, default=str) + "\n",
+        )
+
+    @property
+    def replaced_note(self) -> str | None:
+        if self.replaced is None:
+            return None
+        return (
+            f"replaced the evaluation in {self.folder}, made with other settings "
+            f"({', '.join(self.replaced)})"
         )
 
     @property
@@ -130,6 +142,21 @@ class _Parts:
         with atomic_path(path) as temporary:
             frame.to_parquet(temporary, index=False)
         return frame
+
+
+def _differing(recorded: Any, key: dict[str, Any]) -> list[str]:
+    """The names of the keys of a parts stamp's `config` that differ from `key`."""
+    if not isinstance(recorded, dict):
+        return ["no settings recorded"]
+    current = json.loads(json.dumps(key, default=str))  # as the stamp stores it
+    names = []
+    for name in sorted(set(recorded) | set(current)):
+        old, new = recorded.get(name), current.get(name)
+        if isinstance(old, dict) and isinstance(new, dict):
+            names += [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+        elif old != new:
+            names.append(name)
+    return names or ["an older version of selectivity"]
 
 
 def _corruption_source(
@@ -230,7 +257,7 @@ def evaluate_model(
         },
     )
     frames: list[pd.DataFrame] = []
-    notes: list[str] = []
+    notes = [parts.replaced_note] if parts.replaced_note else []
 
     def clean() -> list[dict[str, Any]]:
         # Selectivity over the whole clean test set, as in the papers; accuracy from the same pass.
