@@ -130,7 +130,7 @@ def _check_start(
         ) from None
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainedRun:
     """What `train_model` leaves in memory for evaluation: the model with the weights of the
     best-validation epoch, the data it was trained on, and the best checkpoint's record."""
