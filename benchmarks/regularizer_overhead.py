@@ -29,6 +29,7 @@ from selectivity.metrics import class_selectivity, network_selectivity
 from selectivity.probe import ActivationProbe
 from selectivity.regularizer import SelectivityRegularizer
 from selectivity.runs import resolve_device
+from selectivity.train import train_step
 
 
 def _sync(device: torch.device) -> None:
@@ -41,29 +42,26 @@ def training_steps(
 ) -> float:
     """Seconds per step for `steps` steps in one of: plain, package, naive."""
     model.train()
-    if mode == "package":
-        context = SelectivityRegularizer(model, 10)
-    elif mode == "naive":
-        context = ActivationProbe(model)
-    else:
-        context = None
+    regularizer = SelectivityRegularizer(model, 10) if mode == "package" else None
+    probe = ActivationProbe(model) if mode == "naive" else None
+    context = regularizer or probe
     _sync(device)
     started = time.perf_counter()
     if context is not None:
         context.__enter__()
     try:
         for _ in range(steps):
-            logits = model(x)
-            loss = F.cross_entropy(logits, y)
-            if mode == "package":
-                loss = loss - alpha * context.network_selectivity(y)
-            elif mode == "naive":
-                # The common implementation: full maps kept, mean over space, one index per layer.
-                per_layer = {
-                    name: class_selectivity(a.mean(dim=(2, 3)), y, 10)
-                    for name, a in context.activations.items()
-                }
-                loss = loss - alpha * network_selectivity(per_layer)
+            if probe is None:
+                # The package's own step, as training runs it (plain: no regularizer).
+                train_step(model, x, y, optimizer, regularizer, alpha)
+                continue
+            # The common implementation: full maps kept, mean over space, one index per layer.
+            loss = F.cross_entropy(model(x), y)
+            per_layer = {
+                name: class_selectivity(a.mean(dim=(2, 3)), y, 10)
+                for name, a in probe.activations.items()
+            }
+            loss = loss - alpha * network_selectivity(per_layer)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

@@ -1,3 +1,5 @@
+import json
+
 import pandas as pd
 import pytest
 import torch
@@ -195,3 +197,18 @@ def test_cli_evaluate_prints_a_summary(run_dir, run_cli):
     assert "mu_SI over live units" in out and "N=60: cap" in out
     code, _, err = run_cli("evaluate", run_dir, "--set", "epochs=3")
     assert code == 2 and "evaluation keys" in err
+
+
+def test_an_evaluation_with_other_settings_is_replaced_and_said_so(run_dir):
+    first = eval_config("quick", SMALL, {"max_samples": 100})
+    evaluate(run_dir, first, progress=False, clean_only=True)
+    again = evaluate(run_dir, first, progress=False, clean_only=True)
+    assert again.attrs["notes"] == []  # the same settings: the parts are kept, nothing to say
+    other = eval_config("quick", SMALL, {"max_samples": 90, "fgsm_eps": (0.0,)})
+    table = evaluate(run_dir, other, progress=False, clean_only=True)
+    assert table.attrs["notes"] == [
+        f"replaced the evaluation in {run_dir / 'evaluation'}, made with other settings "
+        "(fgsm_eps, max_samples)"
+    ]
+    stamp = json.loads((run_dir / "evaluation" / "config.json").read_text())
+    assert stamp["config"]["eval"]["max_samples"] == 90

@@ -465,3 +465,19 @@ def test_atomic_path_names_the_file_and_removes_its_temporary(tmp_path, monkeypa
     with pytest.raises(RuntimeError, match="unexpected pos"), files.atomic_path(target):
         raise RuntimeError("unexpected pos 576 vs 534")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_corruption_set_folder_of_other_settings_or_damaged_is_one_line(tmp_path, run_cli):
+    out = tmp_path / "c"
+    args = ("corrupt", "--dataset", "digits", "--corruption", "fog", "--quiet", "--out", out)
+    assert run_cli(*args)[0] == 0
+    written = (out / "fog.npy").stat().st_mtime_ns
+    code, _, err = run_cli(*args, "--seed", "3")
+    assert code == 2
+    assert "holds a corruption set made with other settings (seed: 0 there, 3 here)" in one_line(
+        err
+    )
+    assert (out / "fog.npy").stat().st_mtime_ns == written  # refused, nothing replaced
+    (out / "metadata.json").write_text('{"table": ')
+    code, _, err = run_cli(*args)
+    assert code == 2 and f"{out / 'metadata.json'} is not valid JSON" in one_line(err)

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from selectivity.files import atomic_path, remove_stale_temporaries, write_text
+from selectivity.files import atomic_path, one_line, remove_stale_temporaries, write_text
 
 
 def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
@@ -61,3 +61,10 @@ def test_a_temporary_is_kept_only_while_its_writer_runs(tmp_path):
     finally:
         writer.kill()
         writer.wait()
+
+
+def test_one_line_is_the_first_line_of_a_message_or_its_type():
+    assert one_line(ValueError("\n  first\nsecond\n")) == "first"
+    assert one_line(ValueError("first\nsecond"), with_type=True) == "ValueError: first"
+    assert one_line(KeyError()) == "KeyError"
+    assert one_line(RuntimeError("   "), with_type=True) == "RuntimeError"

@@ -234,3 +234,30 @@ def test_sigkill_mid_trial_then_rerun_gives_the_uninterrupted_results(tmp_path):
         pd.read_parquet(tmp_path / "ref" / "results.parquet"),
     )
     assert json.loads((second / "trial.json").read_text())["status"] == "done"
+
+
+def test_trial_folders_are_named_losslessly(tmp_path):
+    from selectivity.sweep import alpha_name, trial_dir
+
+    # Today's names stay (existing sweep folders keep working) ...
+    for alpha, name in ((-1.0, "-1"), (0.0, "0"), (0.1, "0.1"), (10.0, "10"), (1e-5, "1e-05")):
+        assert trial_dir(tmp_path, alpha, 3) == tmp_path / f"alpha={name}" / "seed=3"
+    # ... and every name reads back as its alpha exactly.
+    for alpha in (0.1234567, 0.1234568, 1 / 3, -2.5e-7, 1e6, 123456789.0, 1e30):
+        assert float(alpha_name(alpha)) == alpha
+    # Two alphas differing in the 7th digit: two trials, two folders, two rows each.
+    alphas = (0.1234567, 0.1234568)
+    assert trial_dir(tmp_path, alphas[0], 0) != trial_dir(tmp_path, alphas[1], 0)
+    keys = {**TINY, "epochs": 1, "evaluate": False, "alphas": alphas, "seeds": (0,)}
+    trials = run_sweep(tmp_path / "s", [keys], progress=False)
+    assert list(trials["status"]) == ["done", "done"]
+    assert sorted(p.name for p in (tmp_path / "s").glob("alpha=*")) == [
+        "alpha=0.1234567",
+        "alpha=0.1234568",
+    ]
+    results = pd.read_parquet(tmp_path / "s" / "results.parquet")
+    assert sorted(results["alpha"].unique()) == list(alphas)
+    # gather, reading alpha back from the folder names alone, finds both.
+    from selectivity.sweep import gather
+
+    assert sorted(gather(tmp_path / "s")["alpha"].unique()) == list(alphas)

@@ -16,6 +16,7 @@ from typing import Annotated
 import typer
 
 from selectivity import config as cfg
+from selectivity.files import one_line
 
 app = typer.Typer(
     add_completion=False,
@@ -389,9 +390,13 @@ def sweep(
 def _print_trials(trials, out: Path) -> None:
     done = int((trials["status"] == "done").sum())
     typer.echo(f"{done} of {len(trials)} trials done; results in {out / 'results.parquet'}")
+    from selectivity.sweep import alpha_name
+
     failed = trials[trials["status"] != "done"]
     for _, row in failed.iterrows():
-        typer.echo(f"  failed: alpha={row['alpha']:g} seed={row['seed']}: {row['reason']}")
+        typer.echo(
+            f"  failed: alpha={alpha_name(row['alpha'])} seed={row['seed']}: {row['reason']}"
+        )
 
 
 def _exit_if_trials_failed(trials, out: Path) -> None:
@@ -534,7 +539,7 @@ def main() -> None:
     try:
         code = app(prog_name="selectivity", standalone_mode=False)
     except _user_errors() as error:
-        _fail(str(error).splitlines()[0] if str(error) else type(error).__name__)
+        _fail(one_line(error))
     except typer.Abort:
         print("selectivity: aborted", file=sys.stderr)
         sys.exit(130)

@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from selectivity.files import atomic_path
+from selectivity.files import atomic_path, one_line
 
 __all__ = [
     "DataError",
@@ -341,11 +341,6 @@ def _user_cache_dir() -> Path:
     return Path(base) / "selectivity"
 
 
-def one_line(error: BaseException) -> str:
-    # DataError messages are one line; exception texts (pickle, PIL) sometimes are not.
-    return " ".join(f"{type(error).__name__}: {error}".split())
-
-
 def is_jpeg(path: Path) -> bool:
     return path.suffix.lower() in _JPEG_SUFFIXES and not path.name.startswith(".")
 
@@ -394,7 +389,7 @@ def _decode_one(path: Path) -> np.ndarray:
     except (
         Exception
     ) as error:  # PIL raises OSError, SyntaxError, ValueError, DecompressionBombError...
-        raise DataError(f"cannot decode image {path}: {one_line(error)}") from None
+        raise DataError(f"cannot decode image {path}: {one_line(error, with_type=True)}") from None
 
 
 def _decode_images(paths: Sequence[Path]) -> np.ndarray:
@@ -595,7 +590,7 @@ def _unpickle_cifar(path: Path) -> dict:
             obj = _ArrayUnpickler(f, encoding="bytes").load()
     except Exception as error:
         raise DataError(
-            f"malformed CIFAR-10 file {path}: expected a python pickle ({one_line(error)})"
+            f"malformed CIFAR-10 file {path}: expected a python pickle ({one_line(error, with_type=True)})"
         ) from None
     if not isinstance(obj, dict):
         raise DataError(
@@ -629,7 +624,7 @@ def _read_cifar10_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
         labels = np.asarray(batch[b"labels"], dtype=np.int64)
     except (TypeError, ValueError) as error:
         raise DataError(
-            f"malformed CIFAR-10 batch {path}: b'labels' is not a list of ints ({one_line(error)})"
+            f"malformed CIFAR-10 batch {path}: b'labels' is not a list of ints ({one_line(error, with_type=True)})"
         ) from None
     if labels.shape != (data.shape[0],):
         raise DataError(
@@ -852,7 +847,7 @@ def _read_svhn(path: Path) -> tuple[np.ndarray, np.ndarray]:
     try:
         content = loadmat(path)
     except Exception as error:  # scipy raises ValueError, TypeError, MatReadError...
-        raise DataError(f"malformed SVHN file {path}: {one_line(error)}") from None
+        raise DataError(f"malformed SVHN file {path}: {one_line(error, with_type=True)}") from None
     images, labels = content.get("X"), content.get("y")
     if (
         images is None

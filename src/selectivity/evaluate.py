@@ -1,12 +1,13 @@
 """Everything the papers measure about one trained network, as one tidy table.
 
     evaluate(run_dir, EvalConfig) -> DataFrame with the columns of `selectivity.schema`
+    evaluate_model(model, data, EvalConfig, run_dir, ...)   the same for a model in memory
 
 The work is split into parts (clean, each corruption, fgsm, pgd, jacobian, gradients,
 dimensionality). Each finished part is written to `RUN_DIR/evaluation/<part>.parquet`, so an
 interrupted evaluation resumes at the first unfinished part; `RUN_DIR/evaluation.parquet` is
 assembled from the parts at the end. Parts are keyed by the evaluation config: changing it
-starts afresh. Every row says what produced it (split, samples, attack step size). Metric names
+starts afresh, and a note in the table's notes names the keys that changed. Every row says what produced it (split, samples, attack step size). Metric names
 and keys: `selectivity.schema` and docs/results.md.
 """
 
@@ -23,11 +24,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from selectivity import attacks, corruptions, schema, stability
-from selectivity.config import EvalConfig, build, suite_defaults, to_dict
+from selectivity.config import EvalConfig, TrainConfig, build, suite_defaults, to_dict
 from selectivity.corruptions.store import follows_test_order, open_corrupted, stored_corruptions
 from selectivity.data import DataError, DataSplits, ImageSet, load_dataset
 from selectivity.files import (
@@ -49,7 +50,7 @@ from selectivity.metrics import pca_dimensionality
 from selectivity.models import eval_mode
 from selectivity.runs import check_data, load_model, resolve_device
 
-__all__ = ["eval_config", "evaluate", "summarise_evaluation"]
+__all__ = ["eval_config", "evaluate", "evaluate_model", "summarise_evaluation"]
 
 # Bumped when the rows of a part change, so that parts written by an older version are redone.
 _TABLE_VERSION = 2
@@ -100,9 +101,11 @@ class _Parts:
             json.dumps(key, sort_keys=True, default=str).encode()
         ).hexdigest()[:16]
         stamp = self.folder / "config.json"
-        if self.folder.exists() and (
-            not stamp.exists() or read_json(stamp, self._advice).get("fingerprint") != fingerprint
-        ):
+        # Keys in which the evaluation found here, and replaced, differed; None: none replaced.
+        self.replaced: list[str] | None = None
+        previous = read_json(stamp, self._advice) if stamp.is_file() else {}
+        if self.folder.exists() and previous.get("fingerprint") != fingerprint:
+            self.replaced = _differing(previous.get("config"), key)
             try:
                 shutil.rmtree(self.folder)
             except OSError as error:
@@ -113,6 +116,15 @@ class _Parts:
         write_text(
             stamp,
             json.dumps({"fingerprint": fingerprint, "config": key}, indent=2, default=str) + "\n",
+        )
+
+    @property
+    def replaced_note(self) -> str | None:
+        if self.replaced is None:
+            return None
+        return (
+            f"replaced the evaluation in {self.folder}, made with other settings "
+            f"({', '.join(self.replaced)})"
         )
 
     @property
@@ -130,6 +142,21 @@ class _Parts:
         with atomic_path(path) as temporary:
             frame.to_parquet(temporary, index=False)
         return frame
+
+
+def _differing(recorded: Any, key: dict[str, Any]) -> list[str]:
+    """The names of the keys of a parts stamp's `config` that differ from `key`."""
+    if not isinstance(recorded, dict):
+        return ["no settings recorded"]
+    current = json.loads(json.dumps(key, default=str))  # as the stamp stores it
+    names = []
+    for name in sorted(set(recorded) | set(current)):
+        old, new = recorded.get(name), current.get(name)
+        if isinstance(old, dict) and isinstance(new, dict):
+            names += [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+        elif old != new:
+            names.append(name)
+    return names or ["an older version of selectivity"]
 
 
 def _corruption_source(
@@ -182,13 +209,38 @@ def evaluate(
     """
     run_dir = Path(run_dir)
     train_config, model, checkpoint = load_model(run_dir, "best", "cpu")
-    remove_stale_temporaries(run_dir)  # of a run or an evaluation killed while writing
     device_ = resolve_device(device or train_config.device)
     model = model.to(device_)
     data = load_dataset(
         train_config.dataset, train_config.data_dir, train_config.seed, train_config.image_size
     )
     check_data(checkpoint, data, run_dir / "checkpoint_best.pt")
+    return evaluate_model(
+        model, data, config, run_dir, train_config, checkpoint, device_, progress, clean_only
+    )
+
+
+def evaluate_model(
+    model: nn.Module,
+    data: DataSplits,
+    config: EvalConfig,
+    run_dir: Path,
+    train_config: TrainConfig,
+    best: dict[str, Any],
+    device: torch.device,
+    progress: bool = True,
+    clean_only: bool = False,
+) -> pd.DataFrame:
+    """Evaluate a trained `model` (on `device`; put in eval mode) on the data it was trained on;
+    write and return RUN_DIR/evaluation.parquet, with the finished parts in RUN_DIR/evaluation/.
+
+    train_config: the run's config (layers, batch size, seed, data set); best: the record of the
+    checkpoint whose weights `model` holds (its `epoch` keys the parts, its `val_accuracy` is a
+    row). clean_only: as in `evaluate`.
+    """
+    run_dir = Path(run_dir)
+    remove_stale_temporaries(run_dir)  # of a run or an evaluation killed while writing
+    model.eval()
     layers = train_config.selectivity_layers
     batch = train_config.eval_batch_size
     test = data.test.subset(_sample_indices(len(data.test), config.max_samples))
@@ -200,22 +252,22 @@ def evaluate(
         run_dir,
         {
             "eval": to_dict(config),
-            "checkpoint_epoch": checkpoint.get("epoch"),
+            "checkpoint_epoch": best.get("epoch"),
             "table": _TABLE_VERSION,
         },
     )
     frames: list[pd.DataFrame] = []
-    notes: list[str] = []
+    notes = [parts.replaced_note] if parts.replaced_note else []
 
     def clean() -> list[dict[str, Any]]:
         # Selectivity over the whole clean test set, as in the papers; accuracy from the same pass.
-        result = measure_selectivity(model, data.test, data.num_classes, layers, batch, device_)
+        result = measure_selectivity(model, data.test, data.num_classes, layers, batch, device)
         whole = {"split": "test", "samples": len(data.test)}
         rows = [
             _row("test_accuracy", result.accuracy, **whole),
             _row(
                 "val_accuracy",
-                checkpoint.get("val_accuracy", math.nan),
+                best.get("val_accuracy", math.nan),
                 split="val",
                 samples=len(data.val),
             ),
@@ -236,7 +288,7 @@ def evaluate(
     if clean_only:
         return _write_table(run_dir, frames, notes)
 
-    root, names, note = _corruption_source(run_dir, config, data, device_, progress)
+    root, names, note = _corruption_source(run_dir, config, data, device, progress)
     if note:
         notes.append(note)
     for name in tqdm(names, desc="corruptions", disable=not progress, leave=False):
@@ -255,7 +307,7 @@ def evaluate(
                 rows.append(
                     _row(
                         "corruption_accuracy",
-                        accuracy(model, subset, batch, device_),
+                        accuracy(model, subset, batch, device),
                         corruption=name,
                         severity=severity,
                         split="test",
@@ -270,7 +322,7 @@ def evaluate(
         return [
             _row(
                 "fgsm_accuracy",
-                accuracy_under_attack(model, test, attacks.FGSM(eps), batch, device_),
+                accuracy_under_attack(model, test, attacks.FGSM(eps), batch, device),
                 eps=eps,
                 step_size=eps,  # FGSM's one step is eps
                 **on_test,
@@ -282,7 +334,7 @@ def evaluate(
 
     def pgd() -> list[dict[str, Any]]:
         attack, step = _pgd(config, max(config.pgd_steps))
-        scores = pgd_over_steps(model, test, attack, config.pgd_steps, batch, device_)
+        scores = pgd_over_steps(model, test, attack, config.pgd_steps, batch, device)
         keys = {"eps": config.pgd_eps, "step_size": step, **on_test}
         rows = []
         for steps, score in scores.items():
@@ -297,14 +349,14 @@ def evaluate(
 
     def jacobian() -> list[dict[str, Any]]:
         value = dataset_jacobian_norm(
-            model, analysis, min(batch, 256), device_, config.jacobian_projections, generator()
+            model, analysis, min(batch, 256), device, config.jacobian_projections, generator()
         )
         return [_row("jacobian_norm", value, **on_analysis)]
 
     frames.append(parts.get("jacobian", jacobian))
 
     def gradients() -> list[dict[str, Any]]:
-        x, _ = analysis.batch(slice(0, len(analysis)), device_)
+        x, _ = analysis.batch(slice(0, len(analysis)), device)
         with eval_mode(model):
             variability = stability.layer_gradient_variability(
                 model, x, layers, config.gradient_max_units, generator()
@@ -320,9 +372,9 @@ def evaluate(
     frames.append(parts.get("gradients", gradients))
 
     def dimensionality() -> list[dict[str, Any]]:
-        x, y = analysis.batch(slice(0, len(analysis)), device_)
+        x, y = analysis.batch(slice(0, len(analysis)), device)
         variance = config.dimensionality_variance
-        clean_acts = layer_activations(model, analysis, layers, batch, device_)
+        clean_acts = layer_activations(model, analysis, layers, batch, device)
 
         def measured(metric: str, matrices: dict[str, Tensor], **keys: Any) -> list[dict]:
             # Each value with the largest one N samples can show for that layer beside it.
@@ -342,8 +394,8 @@ def evaluate(
         )
         corrupted = corruptions.corrupt(
             x.cpu(), name, severity, generator(), table=config.corruption_table
-        ).to(device_)
-        changed = layer_activations(model, ImageSet(corrupted, y), layers, batch, device_)
+        ).to(device)
+        changed = layer_activations(model, ImageSet(corrupted, y), layers, batch, device)
         rows += measured(
             "dimensionality_corruption",
             {k: clean_acts[k] - changed[k] for k in clean_acts},
@@ -354,7 +406,7 @@ def evaluate(
         del changed
         attack, step = _pgd(config, config.dimensionality_pgd_steps)
         adversarial = layer_activations(
-            model, analysis, layers, batch, device_, transform=lambda xb, yb: attack(model, xb, yb)
+            model, analysis, layers, batch, device, transform=lambda xb, yb: attack(model, xb, yb)
         )
         rows += measured(
             "dimensionality_adversarial",
@@ -370,7 +422,7 @@ def evaluate(
 
     # Corrupted and attacked accuracy are measured on the `max_samples` subset: normalise by
     # clean accuracy on the same images, not on the whole test set.
-    clean_on_subset = accuracy(model, test, batch, device_) if len(test) < len(data.test) else None
+    clean_on_subset = accuracy(model, test, batch, device) if len(test) < len(data.test) else None
     frames.append(
         schema.frame(_derived_rows(pd.concat(frames, ignore_index=True), clean_on_subset))
     )

@@ -25,6 +25,7 @@ from typing import Any
 __all__ = [
     "FileError",
     "atomic_path",
+    "one_line",
     "read_json",
     "read_table",
     "remove_stale_temporaries",
@@ -161,9 +162,14 @@ class FileError(ValueError):
     """A file is unreadable or does not hold what it should; the message is one line naming it."""
 
 
-def _first_line(error: BaseException) -> str:
+def one_line(error: BaseException, with_type: bool = False) -> str:
+    """The first line of `error`'s message (the name of its type when it has none), for user
+    messages that are one line; with_type: "TypeName: first line"."""
     text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
+    if not text:
+        return type(error).__name__
+    line = text.splitlines()[0].strip()
+    return f"{type(error).__name__}: {line}" if with_type else line
 
 
 def read_json(path: str | Path, advice: str = "") -> dict[str, Any]:
@@ -176,7 +182,7 @@ def read_json(path: str | Path, advice: str = "") -> dict[str, Any]:
     try:
         value = json.loads(text)
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise FileError(f"{path} is not valid JSON ({_first_line(error)}){advice}") from None
+        raise FileError(f"{path} is not valid JSON ({one_line(error)}){advice}") from None
     if not isinstance(value, dict):
         raise FileError(f"{path} does not hold a JSON object of keys{advice}")
     return value
@@ -199,7 +205,7 @@ def read_table(path: str | Path, columns: Iterable[str] = (), advice: str = "") 
         raise
     except (pa.ArrowException, ValueError, OSError) as error:
         # A truncated or damaged file; pyarrow names the cause on its first line (after the path).
-        cause = _first_line(error).replace(f"Could not open Parquet input source '{path}': ", "")
+        cause = one_line(error).replace(f"Could not open Parquet input source '{path}': ", "")
         raise FileError(f"{path} is not a readable Parquet table ({cause}){advice}") from None
     missing = [c for c in columns if c not in table.columns]
     if missing:

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from selectivity.config import ConfigError, TrainConfig, build, check_device, to_dict
-from selectivity.files import FileError, atomic_path, read_json, write_text
+from selectivity.files import FileError, atomic_path, one_line, read_json, write_text
 from selectivity.models import create_model
 
 __all__ = [
@@ -151,7 +151,7 @@ def _verified_bytes(path: Path) -> bytes:
     except RunError:
         raise
     except Exception as error:  # any failure to parse the container is damage
-        raise RunError(f"corrupt checkpoint {path}: {_one_line(error)}") from None
+        raise RunError(f"corrupt checkpoint {path}: {one_line(error)}") from None
     if stored != actual:
         raise RunError(f"corrupt checkpoint {path}: its contents do not match its checksum")
     return data
@@ -178,9 +178,9 @@ def load_checkpoint(
                 f"{path} holds objects other than tensors and plain data; selectivity never loads "
                 "such a file (loading it could run code)"
             ) from None
-        raise RunError(f"corrupt checkpoint {path}: {_one_line(error)}") from None
+        raise RunError(f"corrupt checkpoint {path}: {one_line(error)}") from None
     except Exception as error:  # a verified file that torch cannot read is damage
-        raise RunError(f"corrupt checkpoint {path}: {_one_line(error)}") from None
+        raise RunError(f"corrupt checkpoint {path}: {one_line(error)}") from None
     if not isinstance(state, dict) or state.get("kind") not in _CHECKPOINT_KEYS:
         raise RunError(f"{path} is not a selectivity checkpoint")
     if kind is not None and state["kind"] != kind:
@@ -221,17 +221,12 @@ def check_data(checkpoint: dict[str, Any], data: Any, path: Path) -> None:
         )
 
 
-def _one_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
-
-
 def _differing_keys(recorded: Any, config: TrainConfig) -> list[str]:
     """Keys (engine keys aside) in which a checkpoint's recorded config differs from `config`."""
     try:
         recorded = to_dict(build(TrainConfig, recorded))
     except (ConfigError, AttributeError) as error:
-        return [f"an unreadable config: {_one_line(error)}"]
+        return [f"an unreadable config: {one_line(error)}"]
     current = to_dict(config)
     return sorted(k for k in current if k not in ENGINE_KEYS and recorded[k] != current[k])
 
@@ -263,6 +258,6 @@ def load_model(
         model.load_state_dict(checkpoint["model"])
     except (KeyError, TypeError, RuntimeError) as error:
         raise RunError(
-            f"checkpoint {run_dir / f'checkpoint_{which}.pt'} does not match its config: {str(error).splitlines()[0]}"
+            f"checkpoint {run_dir / f'checkpoint_{which}.pt'} does not match its config: {one_line(error)}"
         ) from None
     return config, model.to(device).eval(), checkpoint

@@ -1,8 +1,9 @@
 """Sweeps: the grid alpha x seed, each trial trained then evaluated, gathered into one table.
 
-A trial is a function from its keys to a status (`run_trial`); executors only decide where
-trials run. Everything a trial writes lives in `SWEEP_DIR/alpha=<a>/seed=<s>/` and is resumable,
-so running the same command again skips finished trials and resumes interrupted ones.
+A trial is a function from its keys to a status (`run_trial`, around
+`selectivity.trial.train_and_evaluate`); executors only decide where trials run. Everything a
+trial writes lives in `SWEEP_DIR/alpha=<a>/seed=<s>/` and is resumable, so running the same
+command again skips finished trials and resumes interrupted ones.
 
     SWEEP_DIR/sweep.json        the resolved keys of the sweep (a folder belongs to one sweep)
     SWEEP_DIR/corruptions/      the generated corruption set, shared by all trials (if generated)
@@ -38,13 +39,15 @@ from selectivity.config import EvalConfig, SweepConfig, TrainConfig, build, suit
 from selectivity.files import (
     FileError,
     atomic_path,
+    one_line,
     read_json,
     read_table,
     remove_stale_temporaries,
     write_text,
 )
+from selectivity.trial import generate_shared_corruptions, train_and_evaluate
 
-__all__ = ["SweepError", "Trial", "gather", "run_sweep", "run_trial", "trial_dir"]
+__all__ = ["SweepError", "Trial", "alpha_name", "gather", "run_sweep", "run_trial", "trial_dir"]
 
 
 class SweepError(ValueError):
@@ -59,8 +62,16 @@ class Trial:
     keys: dict[str, Any]  # every train and evaluation key of this trial
 
 
+def alpha_name(alpha: float) -> str:
+    """Text that reads back as `alpha` exactly: the short `:g` form where it is exact (-1, 0.1,
+    10, 1e-05, 1e+30), else the shortest round-trip repr (0.1234567, where `:g` says 0.123457)."""
+    short = f"{alpha:g}"
+    return short if float(short) == alpha else repr(float(alpha))
+
+
 def trial_dir(sweep_dir: Path, alpha: float, seed: int) -> Path:
-    return Path(sweep_dir) / f"alpha={alpha:g}" / f"seed={seed}"
+    # Lossless, so that two alphas never share a folder; gather reads alpha back from the name.
+    return Path(sweep_dir) / f"alpha={alpha_name(alpha)}" / f"seed={seed}"
 
 
 def run_trial(trial: Trial, threads: int | None = None, progress: bool = False) -> dict[str, Any]:
@@ -68,33 +79,18 @@ def run_trial(trial: Trial, threads: int | None = None, progress: bool = False) 
 
     Returns {alpha, seed, status: done | failed, reason, seconds} and writes it to trial.json.
     """
-    from selectivity.evaluate import evaluate
-    from selectivity.train import train
-
     started = time.perf_counter()
     status_path = trial.directory / "trial.json"
-    keys = dict(trial.keys)
+    keys = {**trial.keys, "alpha": trial.alpha, "seed": trial.seed}
     if threads and not keys.get("num_threads"):
         # Executors share the cores out; a num_threads key set by the user wins (CPU results
         # depend on the thread count, so equal counts make executors agree bit for bit).
         keys["num_threads"] = threads
     try:
-        train_config = build(TrainConfig, keys, {"alpha": trial.alpha, "seed": trial.seed})
-        summary = train(train_config, trial.directory, progress=progress)
-        evaluation_started = time.perf_counter()
-        # evaluate=false still measures clean accuracy and selectivity, so results.parquet holds
-        # what accuracy-versus-selectivity studies need.
-        evaluate(
-            trial.directory,
-            build(EvalConfig, keys),
-            progress=progress,
-            clean_only=not keys.get("evaluate", True),
-        )
-        # Training's seconds count its interrupted calls too (kept with its checkpoint).
-        seconds = summary["seconds"] + time.perf_counter() - evaluation_started
+        seconds = train_and_evaluate(keys, trial.directory, progress=progress)
         status = {"status": "done", "reason": ""}
     except Exception as error:
-        reason = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+        reason = one_line(error, with_type=True)
         status = {"status": "failed", "reason": reason, "traceback": traceback.format_exc()}
         seconds = time.perf_counter() - started
     record = {"alpha": trial.alpha, "seed": trial.seed, **status, "seconds": seconds}
@@ -331,22 +327,9 @@ def run_sweep(
     )
 
     if config.evaluate and keys.get("generate_corruptions") and not keys.get("corruptions_dir"):
-        # One corruption set for all trials: the test split does not depend on the seed.
-        from selectivity import corruptions
-        from selectivity.data import load_dataset
-        from selectivity.runs import resolve_device
-
-        data = load_dataset(keys["dataset"], keys["data_dir"], 0, keys["image_size"])
+        # One corruption set for all trials.
         root = sweep_dir / "corruptions"
-        corruptions.generate_corruption_set(
-            data.test,
-            root,
-            seed=keys["corruption_seed"],
-            corruptions=keys["corruptions"],
-            table=keys["corruption_table"],
-            device=resolve_device(keys["device"]),
-            progress=progress,
-        )
+        generate_shared_corruptions(keys, root, progress)
         keys["corruptions_dir"] = str(root.resolve())
         keys["generate_corruptions"] = False
 
@@ -370,7 +353,8 @@ def run_sweep(
         bar.update(1)
         if record["status"] != "done":
             bar.write(
-                f"trial alpha={record['alpha']:g} seed={record['seed']} failed: {record['reason']}"
+                f"trial alpha={alpha_name(record['alpha'])} seed={record['seed']} failed: "
+                f"{record['reason']}"
             )
 
     try:

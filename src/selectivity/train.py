@@ -12,17 +12,25 @@ import contextlib
 import json
 import math
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import torch
 import torch.nn.functional as F
+from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from selectivity.config import ConfigError, TrainConfig, to_dict
-from selectivity.data import load_dataset
-from selectivity.files import atomic_path, read_table, remove_stale_temporaries, write_text
+from selectivity.data import DataSplits, load_dataset
+from selectivity.files import (
+    atomic_path,
+    one_line,
+    read_table,
+    remove_stale_temporaries,
+    write_text,
+)
 from selectivity.measure import measure_selectivity
 from selectivity.models import eval_mode
 from selectivity.probe import unknown_layers
@@ -39,7 +47,7 @@ from selectivity.runs import (
     write_config,
 )
 
-__all__ = ["TrainingDiverged", "train"]
+__all__ = ["TrainedRun", "TrainingDiverged", "train", "train_model", "train_step"]
 
 
 class TrainingDiverged(RuntimeError):
@@ -118,9 +126,20 @@ def _check_start(
     except RuntimeError as error:
         h, w = x.shape[-2:]
         raise ConfigError(
-            f"{config.model} cannot run on {h}x{w} images on {device}: "
-            f"{str(error).splitlines()[0] if str(error) else type(error).__name__}"
+            f"{config.model} cannot run on {h}x{w} images on {device}: {one_line(error)}"
         ) from None
+
+
+@dataclass(frozen=True)
+class TrainedRun:
+    """What `train_model` leaves in memory for evaluation: the model with the weights of the
+    best-validation epoch, the data it was trained on, and the best checkpoint's record."""
+
+    model: nn.Module  # on `device`, best-validation weights
+    data: DataSplits
+    device: torch.device
+    best: dict[str, Any]  # the best checkpoint without its weights: epoch, val_accuracy, ...
+    summary: dict[str, Any]
 
 
 def train(config: TrainConfig, out_dir: str | Path, progress: bool = True) -> dict[str, Any]:
@@ -129,34 +148,20 @@ def train(config: TrainConfig, out_dir: str | Path, progress: bool = True) -> di
     Returns the summary also written to `out_dir/summary.json`: best epoch, validation accuracy,
     and the test accuracy and network selectivity of the best checkpoint.
     """
+    return train_model(config, out_dir, progress).summary
+
+
+def train_model(config: TrainConfig, out_dir: str | Path, progress: bool = True) -> TrainedRun:
+    """`train`, returning the trained model (best-validation weights) and its data as well."""
     started = time.perf_counter()
     out_dir = Path(out_dir)
     device = resolve_device(config.device)
-
-    # A run folder belongs to one config: resuming with another would mix two experiments. A
-    # folder without a last checkpoint holds no run yet (a start that failed): it is reused.
-    if (out_dir / "config.json").exists() and (out_dir / "checkpoint_last.pt").exists():
-        previous = read_config(out_dir)
-        differing = {
-            k for k, v in to_dict(previous).items() if to_dict(config)[k] != v
-        } - ENGINE_KEYS
-        if differing:
-            raise RunError(
-                f"{out_dir} holds a run with a different config ({', '.join(sorted(differing))}); use another --out"
-            )
+    _check_folder(config, out_dir)
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
 
-    # --- data, model, optimizer ---------------------------------------------------------------
     torch.manual_seed(config.seed)
     data = load_dataset(config.dataset, config.data_dir, config.seed, config.image_size)
-    data_shape = {
-        "num_classes": data.num_classes,
-        "in_channels": data.in_channels,
-        "image_size": data.image_size,
-        "mean": list(data.mean),
-        "std": list(data.std),
-    }
     model = build_model(config, data.num_classes, data.in_channels, data.mean, data.std).to(device)
     layout = torch.channels_last if config.channels_last else torch.contiguous_format
     model = model.to(memory_format=layout)
@@ -172,44 +177,17 @@ def train(config: TrainConfig, out_dir: str | Path, progress: bool = True) -> di
         optimizer, milestones=list(config.milestones), gamma=config.lr_gamma
     )
     # The data order and augmentation draw from their own CPU generator, saved with the run.
-    generator = torch.Generator().manual_seed(config.seed)
-    history: list[dict[str, Any]] = []
-    start_epoch, best_val, best_epoch = 0, -1.0, -1
-    # Seconds spent in earlier, interrupted calls (up to their last checkpoint).
-    earlier_seconds = 0.0
+    state = _State(generator=torch.Generator().manual_seed(config.seed))
+    _resume(out_dir, config, data, model, optimizer, schedule, state, device)
 
-    last_path = out_dir / "checkpoint_last.pt"
-    if last_path.exists():
-        state = load_checkpoint(last_path, device, "last", config)
-        check_data(state, data, last_path)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        schedule.load_state_dict(state["schedule"])
-        generator.set_state(state["generator"].cpu())
-        torch.set_rng_state(state["torch_rng"].cpu())
-        start_epoch, best_val, best_epoch = (
-            state["epoch"] + 1,
-            state["best_val_accuracy"],
-            state["best_epoch"],
-        )
-        earlier_seconds = state["seconds"]
-        history = read_table(out_dir / "metrics.parquet", ["epoch"]).to_dict("records")
-        if len(history) < start_epoch:
-            raise RunError(
-                f"{out_dir / 'metrics.parquet'} has {len(history)} epochs but the last checkpoint "
-                f"is of epoch {start_epoch - 1}"
-            )
-        history = history[:start_epoch]
-
-    regularize = config.alpha != 0.0
     regularizer = (
         SelectivityRegularizer(model, data.num_classes, config.selectivity_layers)
-        if regularize
+        if config.alpha != 0.0
         else None
     )
     bar = tqdm(
-        range(start_epoch, config.epochs),
-        initial=start_epoch,
+        range(state.start_epoch, config.epochs),
+        initial=state.start_epoch,
         total=config.epochs,
         disable=not progress,
         desc=f"alpha={config.alpha:g} seed={config.seed}",
@@ -217,45 +195,14 @@ def train(config: TrainConfig, out_dir: str | Path, progress: bool = True) -> di
         leave=False,
     )
     for epoch in bar:
-        # --- one epoch of training ------------------------------------------------------------
         epoch_started = time.perf_counter()
-        model.train()
-        totals = {"loss": 0.0, "cross_entropy": 0.0, "batch_selectivity": 0.0}
-        seen = 0
-        with regularizer if regularizer is not None else contextlib.nullcontext():
-            for x, y in data.train.batches(
-                config.batch_size, device, shuffle=True, generator=generator, drop_last=True
-            ):
-                if data.augment is not None:
-                    x = data.augment(x, generator)
-                x = x.contiguous(memory_format=layout)
-                logits = model(x)
-                cross_entropy = F.cross_entropy(logits, y)
-                if regularizer is not None:
-                    mu_si = regularizer.network_selectivity(y)
-                    loss = cross_entropy - config.alpha * mu_si
-                else:
-                    mu_si, loss = None, cross_entropy
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                # .item() syncs with the device; once per step is the price of catching NaN early.
-                loss_value = loss.item()
-                if not math.isfinite(loss_value):
-                    raise TrainingDiverged(
-                        f"loss became {loss_value} at epoch {epoch} (alpha={config.alpha:g}, lr={optimizer.param_groups[0]['lr']:g})"
-                    )
-                n = y.shape[0]
-                seen += n
-                totals["loss"] += loss_value * n
-                totals["cross_entropy"] += cross_entropy.item() * n
-                if mu_si is not None:
-                    totals["batch_selectivity"] += mu_si.item() * n
+        totals = _train_epoch(
+            model, data, config, optimizer, regularizer, state.generator, device, layout, epoch
+        )
         lr = optimizer.param_groups[0]["lr"]
         schedule.step()
         train_seconds = time.perf_counter() - epoch_started
-
-        # --- validation: accuracy and selectivity over the whole validation split -------------
+        # Validation: accuracy and selectivity over the whole validation split.
         val = measure_selectivity(
             model,
             data.val,
@@ -266,70 +213,250 @@ def train(config: TrainConfig, out_dir: str | Path, progress: bool = True) -> di
         )
         row = {
             "epoch": epoch,
-            "train_loss": totals["loss"] / max(seen, 1),
-            "train_cross_entropy": totals["cross_entropy"] / max(seen, 1),
-            "train_batch_selectivity": totals["batch_selectivity"] / max(seen, 1)
-            if regularize
-            else float("nan"),
+            **totals,
             "val_accuracy": val.accuracy,
             "val_selectivity": val.network,
             "lr": lr,
             "seconds": train_seconds,
         }
-        history.append(row)
-        improved = val.accuracy > best_val
-        if improved:
-            best_val, best_epoch = val.accuracy, epoch
-            save_checkpoint(
-                out_dir / "checkpoint_best.pt",
-                {
-                    "kind": "best",
-                    "config": to_dict(config),
-                    "data": data_shape,
-                    "model": model.state_dict(),
-                    "epoch": epoch,
-                    "val_accuracy": val.accuracy,
-                },
-            )
-        # Metrics first, then the checkpoint that says this epoch is done: a crash in between
-        # re-runs the epoch and overwrites its row.
-        with atomic_path(out_dir / "metrics.parquet") as temporary:
-            pd.DataFrame(history).to_parquet(temporary, index=False)
-        save_checkpoint(
-            last_path,
-            {
-                "kind": "last",
-                "config": to_dict(config),
-                "data": data_shape,
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "schedule": schedule.state_dict(),
-                "generator": generator.get_state(),
-                "torch_rng": torch.get_rng_state(),
-                "epoch": epoch,
-                "best_val_accuracy": best_val,
-                "best_epoch": best_epoch,
-                # Training time so far, so that a resumed run reports its total.
-                "seconds": earlier_seconds + time.perf_counter() - started,
-            },
-        )
+        state.history.append(row)
+        if val.accuracy > state.best_val:
+            state.best_val, state.best_epoch = val.accuracy, epoch
+            _save_best(out_dir, config, data, model, epoch, val.accuracy)
+        _save_epoch(out_dir, config, data, model, optimizer, schedule, state, epoch, started)
         bar.set_postfix(
             loss=f"{row['train_loss']:.3f}",
             val_acc=f"{val.accuracy:.3f}",
             val_si=f"{val.network:.3f}",
         )
         if progress:
-            bar.write(
-                f"epoch {epoch:3d}  loss {row['train_loss']:.4f}  ce {row['train_cross_entropy']:.4f}"
-                + (f"  batch_si {row['train_batch_selectivity']:.3f}" if regularize else "")
-                + f"  val_acc {val.accuracy:.4f}  val_si {val.network:.3f}  lr {lr:.4g}  {train_seconds:.1f}s"
-            )
+            bar.write(_epoch_line(row, regularizer is not None))
     bar.close()
+    return _test_best(out_dir, config, data, model, device, state, started)
 
-    # --- test the best checkpoint ---------------------------------------------------------------
-    summary_path = out_dir / "summary.json"
+
+def train_step(
+    model: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    optimizer: torch.optim.Optimizer,
+    regularizer: SelectivityRegularizer | None,
+    alpha: float,
+) -> tuple[Tensor, Tensor, Tensor | None]:
+    """One SGD step on the batch x (N, C, H, W), y (N,) class indices: loss = cross_entropy -
+    alpha * mu_SI. The regularizer, when given, must be entered (its hooks record the forward
+    pass). Returns the 0-dim tensors (loss, cross_entropy, mu_SI or None), not synced."""
+    logits = model(x)
+    cross_entropy = F.cross_entropy(logits, y)
+    if regularizer is not None:
+        mu_si = regularizer.network_selectivity(y)
+        loss = cross_entropy - alpha * mu_si
+    else:
+        mu_si, loss = None, cross_entropy
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss, cross_entropy, mu_si
+
+
+def _train_epoch(
+    model: nn.Module,
+    data: DataSplits,
+    config: TrainConfig,
+    optimizer: torch.optim.Optimizer,
+    regularizer: SelectivityRegularizer | None,
+    generator: torch.Generator,
+    device: torch.device,
+    layout: torch.memory_format,
+    epoch: int,
+) -> dict[str, float]:
+    """One pass over the training split; the epoch's mean train_loss, train_cross_entropy and
+    train_batch_selectivity (NaN without the regularizer), per image."""
+    model.train()
+    totals = {"loss": 0.0, "cross_entropy": 0.0, "batch_selectivity": 0.0}
+    seen = 0
+    with regularizer if regularizer is not None else contextlib.nullcontext():
+        for x, y in data.train.batches(
+            config.batch_size, device, shuffle=True, generator=generator, drop_last=True
+        ):
+            if data.augment is not None:
+                x = data.augment(x, generator)
+            x = x.contiguous(memory_format=layout)
+            loss, cross_entropy, mu_si = train_step(
+                model, x, y, optimizer, regularizer, config.alpha
+            )
+            # .item() syncs with the device; once per step is the price of catching NaN early.
+            loss_value = loss.item()
+            if not math.isfinite(loss_value):
+                raise TrainingDiverged(
+                    f"loss became {loss_value} at epoch {epoch} (alpha={config.alpha:g}, lr={optimizer.param_groups[0]['lr']:g})"
+                )
+            n = y.shape[0]
+            seen += n
+            totals["loss"] += loss_value * n
+            totals["cross_entropy"] += cross_entropy.item() * n
+            if mu_si is not None:
+                totals["batch_selectivity"] += mu_si.item() * n
+    return {
+        "train_loss": totals["loss"] / max(seen, 1),
+        "train_cross_entropy": totals["cross_entropy"] / max(seen, 1),
+        "train_batch_selectivity": totals["batch_selectivity"] / max(seen, 1)
+        if regularizer is not None
+        else float("nan"),
+    }
+
+
+def _epoch_line(row: dict[str, Any], regularize: bool) -> str:
+    return (
+        f"epoch {row['epoch']:3d}  loss {row['train_loss']:.4f}  ce {row['train_cross_entropy']:.4f}"
+        + (f"  batch_si {row['train_batch_selectivity']:.3f}" if regularize else "")
+        + f"  val_acc {row['val_accuracy']:.4f}  val_si {row['val_selectivity']:.3f}"
+        + f"  lr {row['lr']:.4g}  {row['seconds']:.1f}s"
+    )
+
+
+# --- the run folder: checked, resumed from, saved to -----------------------------------------
+
+
+@dataclass
+class _State:
+    """What a resumed run takes over from its last checkpoint besides the model and optimizer."""
+
+    generator: torch.Generator
+    history: list[dict[str, Any]] = field(default_factory=list)
+    start_epoch: int = 0
+    best_val: float = -1.0
+    best_epoch: int = -1
+    # Seconds spent in earlier, interrupted calls (up to their last checkpoint).
+    earlier_seconds: float = 0.0
+
+
+def _check_folder(config: TrainConfig, out_dir: Path) -> None:
+    """A run folder belongs to one config: resuming with another would mix two experiments. A
+    folder without a last checkpoint holds no run yet (a start that failed): it is reused."""
+    if (out_dir / "config.json").exists() and (out_dir / "checkpoint_last.pt").exists():
+        previous = read_config(out_dir)
+        differing = {
+            k for k, v in to_dict(previous).items() if to_dict(config)[k] != v
+        } - ENGINE_KEYS
+        if differing:
+            raise RunError(
+                f"{out_dir} holds a run with a different config ({', '.join(sorted(differing))}); use another --out"
+            )
+
+
+def _data_shape(data: DataSplits) -> dict[str, Any]:
+    return {
+        "num_classes": data.num_classes,
+        "in_channels": data.in_channels,
+        "image_size": data.image_size,
+        "mean": list(data.mean),
+        "std": list(data.std),
+    }
+
+
+def _resume(
+    out_dir: Path,
+    config: TrainConfig,
+    data: DataSplits,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    schedule: torch.optim.lr_scheduler.LRScheduler,
+    state: _State,
+    device: torch.device,
+) -> None:
+    """Restore model, optimizer, schedule, random state and history from the last checkpoint,
+    if there is one: the run goes on exactly as if it had not been interrupted."""
+    last_path = out_dir / "checkpoint_last.pt"
+    if not last_path.exists():
+        return
+    last = load_checkpoint(last_path, device, "last", config)
+    check_data(last, data, last_path)
+    model.load_state_dict(last["model"])
+    optimizer.load_state_dict(last["optimizer"])
+    schedule.load_state_dict(last["schedule"])
+    state.generator.set_state(last["generator"].cpu())
+    torch.set_rng_state(last["torch_rng"].cpu())
+    state.start_epoch = last["epoch"] + 1
+    state.best_val, state.best_epoch = last["best_val_accuracy"], last["best_epoch"]
+    state.earlier_seconds = last["seconds"]
+    history = read_table(out_dir / "metrics.parquet", ["epoch"]).to_dict("records")
+    if len(history) < state.start_epoch:
+        raise RunError(
+            f"{out_dir / 'metrics.parquet'} has {len(history)} epochs but the last checkpoint "
+            f"is of epoch {state.start_epoch - 1}"
+        )
+    state.history = history[: state.start_epoch]
+
+
+def _save_best(
+    out_dir: Path,
+    config: TrainConfig,
+    data: DataSplits,
+    model: nn.Module,
+    epoch: int,
+    val_accuracy: float,
+) -> None:
+    save_checkpoint(
+        out_dir / "checkpoint_best.pt",
+        {
+            "kind": "best",
+            "config": to_dict(config),
+            "data": _data_shape(data),
+            "model": model.state_dict(),
+            "epoch": epoch,
+            "val_accuracy": val_accuracy,
+        },
+    )
+
+
+def _save_epoch(
+    out_dir: Path,
+    config: TrainConfig,
+    data: DataSplits,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    schedule: torch.optim.lr_scheduler.LRScheduler,
+    state: _State,
+    epoch: int,
+    started: float,
+) -> None:
+    """Metrics first, then the checkpoint that says this epoch is done: a crash in between
+    re-runs the epoch and overwrites its row."""
+    with atomic_path(out_dir / "metrics.parquet") as temporary:
+        pd.DataFrame(state.history).to_parquet(temporary, index=False)
+    save_checkpoint(
+        out_dir / "checkpoint_last.pt",
+        {
+            "kind": "last",
+            "config": to_dict(config),
+            "data": _data_shape(data),
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "schedule": schedule.state_dict(),
+            "generator": state.generator.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "epoch": epoch,
+            "best_val_accuracy": state.best_val,
+            "best_epoch": state.best_epoch,
+            # Training time so far, so that a resumed run reports its total.
+            "seconds": state.earlier_seconds + time.perf_counter() - started,
+        },
+    )
+
+
+def _test_best(
+    out_dir: Path,
+    config: TrainConfig,
+    data: DataSplits,
+    model: nn.Module,
+    device: torch.device,
+    state: _State,
+    started: float,
+) -> TrainedRun:
+    """Load the best checkpoint's weights into `model`, test them, write summary.json."""
     best = load_checkpoint(out_dir / "checkpoint_best.pt", device, "best", config)
-    model.load_state_dict(best["model"])
+    model.load_state_dict(best.pop("model"))
     test = measure_selectivity(
         model,
         data.test,
@@ -347,7 +474,7 @@ def train(config: TrainConfig, out_dir: str | Path, progress: bool = True) -> di
         "test_selectivity": test.network,
         "epochs": config.epochs,
         # Seconds of training and testing, over every call that worked on this run.
-        "seconds": earlier_seconds + time.perf_counter() - started,
+        "seconds": state.earlier_seconds + time.perf_counter() - started,
     }
-    write_text(summary_path, json.dumps(summary, indent=2) + "\n")
-    return summary
+    write_text(out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+    return TrainedRun(model, data, device, best, summary)

@@ -37,7 +37,7 @@ from selectivity.corruptions import (
 from selectivity.corruptions._ops import truncate_to_uint8
 from selectivity.corruptions.tables import get_table, table_for_size
 from selectivity.data import ImageSet
-from selectivity.files import atomic_path, remove_stale_temporaries
+from selectivity.files import FileError, atomic_path, read_json, remove_stale_temporaries
 
 __all__ = ["derived_seed", "generate_corruption_set"]
 
@@ -133,7 +133,8 @@ def generate_corruption_set(
     small operations on batches; on a CPU shared with other work one thread is several times
     faster than two, since every parallel operation waits for a busy core.
     Files already complete are skipped. A folder holding a set made with other settings (table,
-    seed, severities, image shape, image count, batch size or labels) raises ValueError.
+    seed, severities, image shape, image count, batch size or labels) raises FileError (a
+    ValueError), as does a metadata.json that is not a JSON object.
     Returns the paths of the corruption files written by this call, in order.
     """
     names = _check_names(corruptions)
@@ -159,13 +160,17 @@ def generate_corruption_set(
     }
     meta_path = out / "metadata.json"
     if meta_path.is_file():
-        existing = json.loads(meta_path.read_text())
+        existing = read_json(
+            meta_path,
+            "; it records which corruption set this folder holds: restore it or use another folder",
+        )
         clashes = [k for k in _IDENTITY_KEYS if existing.get(k) != identity[k]]
         if clashes:
             detail = ", ".join(
                 f"{k}: {existing.get(k)!r} there, {identity[k]!r} here" for k in clashes
             )
-            raise ValueError(
+            # FileError: a ValueError, and one line from the CLI like the other refused folders.
+            raise FileError(
                 f"{out} holds a corruption set made with other settings ({detail}); use another folder"
             )
 

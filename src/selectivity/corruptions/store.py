@@ -19,7 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from selectivity.data import DataError, ImageSet, decoded_cached, is_jpeg, labels_tensor, one_line
+from selectivity.data import DataError, ImageSet, decoded_cached, is_jpeg, labels_tensor
+from selectivity.files import one_line
 
 __all__ = [
     "NUM_SEVERITIES",
@@ -107,7 +108,7 @@ def _load_npy_mmap(path: Path) -> np.ndarray:
         return np.load(path, mmap_mode="r")
     except Exception as error:  # truncated header, not an .npy at all, object arrays
         raise DataError(
-            f"malformed corruption file {path}: expected a .npy array ({one_line(error)})"
+            f"malformed corruption file {path}: expected a .npy array ({one_line(error, with_type=True)})"
         ) from None
 
 

@@ -1,0 +1,73 @@
+"""One trial: train one config, then evaluate it, in one process.
+
+The trained model (with the weights of its best-validation epoch) and the loaded data pass from
+training to evaluation in memory; the run folder is still written as by `selectivity train`
+(config, metrics, checkpoints, summary) and evaluated into as by `selectivity evaluate`, so an
+interrupted trial resumes from its files. Sweeps know only this module.
+
+    train_and_evaluate(keys, TRIAL_DIR) -> seconds
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from selectivity import corruptions
+from selectivity.config import EvalConfig, TrainConfig, build
+from selectivity.data import load_dataset
+from selectivity.evaluate import evaluate_model
+from selectivity.runs import resolve_device
+from selectivity.train import train_model
+
+__all__ = ["generate_shared_corruptions", "train_and_evaluate"]
+
+
+def train_and_evaluate(keys: Mapping[str, Any], directory: Path, progress: bool = False) -> float:
+    """Train (or resume) the run of `keys` in `directory`, then evaluate its best checkpoint there.
+
+    keys: every training and evaluation key of the trial, alpha and seed included; `evaluate`
+    false keeps only the clean part (accuracy and selectivity, what accuracy-versus-selectivity
+    studies need). Returns the seconds of training (over every call that worked on the run) and
+    of this evaluation.
+    """
+    train_config = build(TrainConfig, keys)
+    eval_config = build(EvalConfig, keys)
+    trained = train_model(train_config, directory, progress=progress)
+    evaluation_started = time.perf_counter()
+    # The model as `evaluate` would load it from checkpoint_best.pt: the same weights in the
+    # default memory order (NHWC sums in another order on CPUs, so results would differ in the
+    # last bits) and without the last training step's gradients.
+    model = trained.model.to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]
+    model.zero_grad(set_to_none=True)
+    evaluate_model(
+        model,
+        trained.data,
+        eval_config,
+        directory,
+        train_config,
+        trained.best,
+        trained.device,
+        progress=progress,
+        clean_only=not keys.get("evaluate", True),
+    )
+    return float(trained.summary["seconds"]) + time.perf_counter() - evaluation_started
+
+
+def generate_shared_corruptions(keys: Mapping[str, Any], root: Path, progress: bool) -> None:
+    """Generate (or complete) in `root` the corruption set of the test split that `keys` name,
+    for trials to share: the test split does not depend on the seed."""
+    data = load_dataset(keys["dataset"], keys["data_dir"], 0, keys["image_size"])
+    corruptions.generate_corruption_set(
+        data.test,
+        root,
+        seed=keys["corruption_seed"],
+        corruptions=keys["corruptions"],
+        table=keys["corruption_table"],
+        device=resolve_device(keys["device"]),
+        progress=progress,
+    )

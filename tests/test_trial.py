@@ -1,0 +1,76 @@
+"""A trial trains and evaluates in memory; the result equals evaluating its run folder from disk."""
+
+from __future__ import annotations
+
+import ast
+import shutil
+from pathlib import Path
+
+import pandas as pd
+from pandas.testing import assert_frame_equal
+
+import selectivity
+from selectivity.config import EvalConfig, TrainConfig, build, suite_defaults, train_preset
+from selectivity.evaluate import evaluate
+from selectivity.trial import train_and_evaluate
+
+KEYS = {
+    **suite_defaults("quick"),
+    **train_preset("digits"),
+    "epochs": 2,
+    "milestones": (),
+    "num_threads": 1,
+    # NHWC training: evaluation must still see the model as it loads from its checkpoint.
+    "channels_last": True,
+    "generate_corruptions": True,
+    "corruptions": ("gaussian_noise",),
+    "severities": (1, 5),
+    "max_samples": 60,
+    "analysis_samples": 40,
+    "fgsm_eps": (4 / 255,),
+    "pgd_steps": (0, 2),
+    "dimensionality_pgd_steps": 2,
+    "gradient_max_units": 4,
+    "alpha": -1.0,
+    "seed": 1,
+}
+
+
+def test_a_trial_evaluates_what_its_run_folder_holds(tmp_path):
+    folder = tmp_path / "trial"
+    seconds = train_and_evaluate(KEYS, folder)
+    assert seconds > 0
+    in_memory = pd.read_parquet(folder / "evaluation.parquet")
+    assert set(in_memory["metric"]) >= {"test_accuracy", "pgd_accuracy", "dimensionality"}
+
+    # The same run evaluated afresh from its files, as `selectivity evaluate` does.
+    copy = tmp_path / "copy"
+    shutil.copytree(folder, copy)
+    shutil.rmtree(copy / "evaluation")
+    (copy / "evaluation.parquet").unlink()
+    from_disk = evaluate(copy, build(EvalConfig, KEYS), progress=False)
+    assert_frame_equal(in_memory, from_disk, check_exact=True)
+    # The folder is the one `selectivity train` writes, made by the trial's config.
+    assert build(TrainConfig, KEYS).channels_last
+    assert {p.name for p in folder.iterdir()} >= {
+        "config.json",
+        "metrics.parquet",
+        "checkpoint_best.pt",
+        "checkpoint_last.pt",
+        "summary.json",
+    }
+
+
+def test_sweeps_know_only_the_trial():
+    source = Path(selectivity.__file__).parent / "sweep.py"
+    imported = set()
+    for node in ast.walk(ast.parse(source.read_text())):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("selectivity"):
+            imported.add(node.module)
+            imported.update(f"{node.module}.{alias.name}" for alias in node.names)
+        elif isinstance(node, ast.Import):
+            imported.update(a.name for a in node.names if a.name.startswith("selectivity"))
+    modules = {name for name in imported if name.count(".") == 1}
+    allowed = {"selectivity.trial", "selectivity.config", "selectivity.files"}
+    allowed.add("selectivity.schema")
+    assert modules <= allowed, modules - allowed
