@@ -31,7 +31,7 @@ format: $(STAMP)
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-test: $(STAMP)
+test: lint
 	$(PY) -m pytest -q --cov=selectivity --cov-report=term:skip-covered
 
 bench: $(STAMP)

@@ -270,7 +270,7 @@ def evaluate(
 def corrupt(
     out: Annotated[Path, typer.Option("--out", help="Folder to write (CIFAR-10-C layout).")],
     dataset: Annotated[
-        str | None, typer.Option(help="digits (default), cifar10, tinyimagenet")
+        str | None, typer.Option(help="digits (default), cifar10, tinyimagenet, svhn, folder")
     ] = None,
     data_dir: Annotated[str | None, typer.Option("--data-dir")] = None,
     split: Annotated[str, typer.Option(help="test or val")] = "test",

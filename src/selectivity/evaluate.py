@@ -80,7 +80,7 @@ def _sample_indices(count: int, limit: int | str | None) -> np.ndarray:
     """A fixed subset (same for every run, so trials are compared on the same images).
 
     limit: a count, or None / "all" for every index."""
-    if limit is None or limit == "all" or limit >= count:
+    if limit is None or isinstance(limit, str) or limit >= count:  # str: "all" (validated)
         return np.arange(count)
     return np.sort(np.random.default_rng(0).permutation(count)[:limit])
 
@@ -294,6 +294,7 @@ def evaluate_model(
     for name in tqdm(names, desc="corruptions", disable=not progress, leave=False):
 
         def one_corruption(name: str = name) -> list[dict[str, Any]]:
+            assert root is not None  # names are empty when there is no corruption set
             rows = []
             for severity in config.severities:
                 corrupted = open_corrupted(

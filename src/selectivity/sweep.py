@@ -339,7 +339,11 @@ def run_sweep(
         for seed in config.seeds
     ]
     todo = [t for t in trials if not _trial_is_done(t)]
-    records = {(t.alpha, t.seed): _status(t.directory) for t in trials if t not in todo}
+    records = {
+        (t.alpha, t.seed): status
+        for t in trials
+        if t not in todo and (status := _status(t.directory)) is not None
+    }
     bar = tqdm(
         total=len(trials),
         initial=len(trials) - len(todo),

@@ -164,7 +164,7 @@ def train_model(config: TrainConfig, out_dir: str | Path, progress: bool = True)
     data = load_dataset(config.dataset, config.data_dir, config.seed, config.image_size)
     model = build_model(config, data.num_classes, data.in_channels, data.mean, data.std).to(device)
     layout = torch.channels_last if config.channels_last else torch.contiguous_format
-    model = model.to(memory_format=layout)
+    model = model.to(memory_format=layout)  # type: ignore[call-overload]  # torch's stubs lack it
     # Everything is checked before the folder is written to: a failed start leaves nothing.
     _check_start(config, data, model, device, layout)
     out_dir.mkdir(parents=True, exist_ok=True)
