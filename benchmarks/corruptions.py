@@ -75,7 +75,7 @@ def load_imagecorruptions():
         shim.resource_filename = resource_filename
         sys.modules["pkg_resources"] = shim
     if not hasattr(np, "float_"):
-        np.float64 = np.float64
+        np.float_ = np.float64  # noqa: NPY201 - the alias imagecorruptions reads, gone in NumPy 2
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         import imagecorruptions

@@ -588,7 +588,7 @@ def _unpickle_cifar(path: Path) -> dict:
         with open(path, "rb") as f:
             # encoding="bytes": the published files are Python 2 pickles with bytes keys.
             obj = _ArrayUnpickler(f, encoding="bytes").load()
-    except Exception as error:
+    except Exception as error:  # whatever a damaged pickle raises, it is a bad file
         raise DataError(
             f"malformed CIFAR-10 file {path}: expected a python pickle ({one_line(error, with_type=True)})"
         ) from None

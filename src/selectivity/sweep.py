@@ -89,7 +89,7 @@ def run_trial(trial: Trial, threads: int | None = None, progress: bool = False) 
     try:
         seconds = train_and_evaluate(keys, trial.directory, progress=progress)
         status = {"status": "done", "reason": ""}
-    except Exception as error:
+    except Exception as error:  # a trial's failure is data: the sweep goes on
         reason = one_line(error, with_type=True)
         status = {"status": "failed", "reason": reason, "traceback": traceback.format_exc()}
         seconds = time.perf_counter() - started
@@ -181,7 +181,7 @@ def _local_executor(
             trial = futures[future]
             try:
                 on_done(future.result())
-            except Exception as error:
+            except Exception as error:  # a worker that died takes only its trial with it
                 on_done(_failed(trial, f"worker died: {type(error).__name__}: {error}"))
 
 
@@ -255,7 +255,7 @@ def _ray_trials(
             trial = pending.pop(reference)
             try:
                 on_done(ray.get(reference))
-            except Exception as error:
+            except Exception as error:  # a lost Ray task fails only its trial
                 on_done(_failed(trial, f"ray task failed: {type(error).__name__}"))
 
 
