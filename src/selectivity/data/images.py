@@ -18,6 +18,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+# --------------------------------------------------------------------------------------------
+# Containers
+# --------------------------------------------------------------------------------------------
+
 
 class DataError(ValueError):
     """A data folder is missing or malformed; the message says what was expected where."""
@@ -177,6 +181,11 @@ class DataSplits:
         return self.train.image_shape[1]
 
 
+# --------------------------------------------------------------------------------------------
+# Augmentation and channel statistics (on batches of tensors)
+# --------------------------------------------------------------------------------------------
+
+
 def flip_and_crop(
     x: Tensor, generator: torch.Generator | None = None, padding: int = 4, flip: bool = True
 ) -> Tensor:
@@ -202,6 +211,17 @@ def flip_and_crop(
     )
 
 
+def crop_only(x: Tensor, generator: torch.Generator | None = None, padding: int = 4) -> Tensor:
+    """Random crop of the zero-padded image, no flip: for digits and text."""
+    return flip_and_crop(x, generator, padding, flip=False)
+
+
+def augment_for(size: int) -> Callable[[Tensor, torch.Generator | None], Tensor]:
+    """flip_and_crop with padding of 1/8 of the side: 4 px at 32 (the CIFAR recipe), 8 px at 64."""
+    # functools.partial of a module-level function: picklable, so it travels to worker processes.
+    return partial(flip_and_crop, padding=max(1, size // 8))
+
+
 def channel_stats(images: ImageSet) -> tuple[tuple[float, ...], tuple[float, ...]]:
     total = torch.zeros(images.image_shape[0], dtype=torch.float64)
     total_sq = torch.zeros_like(total)
@@ -214,6 +234,10 @@ def channel_stats(images: ImageSet) -> tuple[tuple[float, ...], tuple[float, ...
     std = (total_sq / count - mean.pow(2)).clamp_min(1e-12).sqrt()
     return tuple(mean.tolist()), tuple(std.tolist())
 
+
+# --------------------------------------------------------------------------------------------
+# The registry: loaders register by name, load_dataset calls them
+# --------------------------------------------------------------------------------------------
 
 _LOADERS: dict[str, Callable[..., DataSplits]] = {}
 
@@ -237,6 +261,11 @@ def load_dataset(
     if name not in _LOADERS:
         raise DataError(f"unknown dataset {name!r}; available: {', '.join(list_datasets())}")
     return _LOADERS[name](data_dir=data_dir, seed=seed, image_size=image_size)
+
+
+# --------------------------------------------------------------------------------------------
+# Shared by the loaders: locations, splits, uint8 statistics and resizing
+# --------------------------------------------------------------------------------------------
 
 
 def default_data_dir() -> Path:
@@ -315,20 +344,9 @@ def resize_uint8(images: np.ndarray, size: int, chunk: int = 1024) -> np.ndarray
     return out
 
 
-def augment_for(size: int) -> Callable[[Tensor, torch.Generator | None], Tensor]:
-    """flip_and_crop with padding of 1/8 of the side: 4 px at 32 (the CIFAR recipe), 8 px at 64."""
-    # functools.partial of a module-level function: picklable, so it travels to worker processes.
-    return partial(flip_and_crop, padding=max(1, size // 8))
-
-
 def labels_tensor(labels: np.ndarray) -> Tensor:
     """int64 (N,) tensor owning a copy: labels may come from a read-only memmap."""
     return torch.from_numpy(np.array(labels, dtype=np.int64))
-
-
-def crop_only(x: Tensor, generator: torch.Generator | None = None, padding: int = 4) -> Tensor:
-    """Random crop of the zero-padded image, no flip: for digits and text."""
-    return flip_and_crop(x, generator, padding, flip=False)
 
 
 def splits_from_arrays(
