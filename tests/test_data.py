@@ -17,7 +17,6 @@ import pytest
 import torch
 from PIL import Image
 
-from selectivity import data
 from selectivity.corruptions.store import follows_test_order, open_corrupted, stored_corruptions
 from selectivity.data import (
     DataError,
@@ -28,6 +27,7 @@ from selectivity.data import (
     load_dataset,
     load_tinyimagenet,
 )
+from selectivity.data import decode as decoding
 
 CIFAR_NAMES = [
     "airplane",
@@ -406,9 +406,9 @@ def test_tinyimagenet_split_per_seed_and_disjoint(tmp_path):
 def test_tinyimagenet_cache_is_written_atomically_reused_and_invalidated(tmp_path, monkeypatch):
     root = write_tiny(tmp_path)
     calls = []
-    decode = data._decode_images
+    decode = decoding._decode_images
     monkeypatch.setattr(
-        data, "_decode_images", lambda paths: calls.append(len(paths)) or decode(paths)
+        decoding, "_decode_images", lambda paths: calls.append(len(paths)) or decode(paths)
     )
     first = load_tinyimagenet(tmp_path, seed=0, val_per_class=2)
     assert sorted(calls) == [len(TINY_VAL) + 1, 3 * TINY_PER_CLASS]
@@ -657,7 +657,7 @@ def test_folder_corruptions_labels_from_wnids_and_cache(tmp_path, monkeypatch):
     assert len(list((root / ".selectivity-cache").glob("fog-s2-*.npy"))) == 1
 
     monkeypatch.setattr(
-        data, "_decode_images", lambda paths: pytest.fail("decoded again despite the cache")
+        decoding, "_decode_images", lambda paths: pytest.fail("decoded again despite the cache")
     )
     again = open_corrupted(root, "fog", 2, class_names=WNIDS)
     assert np.array_equal(again.images, fog.images) and torch.equal(again.labels, fog.labels)
