@@ -3,12 +3,13 @@
     evaluate(run_dir, EvalConfig) -> DataFrame with the columns of `selectivity.schema`
     evaluate_model(model, data, EvalConfig, run_dir, ...)   the same for a model in memory
 
-The work is split into parts (clean, each corruption, fgsm, pgd, jacobian, gradients,
-dimensionality). Each finished part is written to `RUN_DIR/evaluation/<part>.parquet`, so an
-interrupted evaluation resumes at the first unfinished part; `RUN_DIR/evaluation.parquet` is
-assembled from the parts at the end. Parts are keyed by the evaluation config: changing it
-starts afresh, and a note in the table's notes names the keys that changed. Every row says what produced it (split, samples, attack step size). Metric names
-and keys: `selectivity.schema` and docs/results.md.
+The work is split into parts, listed in order in `_PARTS` (clean, each corruption, fgsm, pgd,
+jacobian, gradients, dimensionality), each a function of one `_Context`. Each finished part is
+written to `RUN_DIR/evaluation/<part>.parquet`, so an interrupted evaluation resumes at the first
+unfinished part; `RUN_DIR/evaluation.parquet` is assembled from the parts at the end. Parts are
+keyed by the evaluation config: changing it starts afresh, and a note in the table's notes names
+the keys that changed. Every row says what produced it (split, samples, attack step size). Metric
+names and keys: `selectivity.schema` and docs/results.md.
 """
 
 from __future__ import annotations
@@ -579,24 +580,32 @@ def _pixels(value: float) -> str:
 def summarise_evaluation(table: pd.DataFrame) -> list[str]:
     """A few lines for the terminal: the headline numbers of an evaluation table, each with the
     settings that decide it (sample counts, attack step sizes, how far PGD actually went)."""
+    return [
+        *_headline_lines(table),
+        *_fgsm_lines(table),
+        *_pgd_lines(table),
+        *_dimensionality_lines(table),
+    ]
 
-    def rows_of(metric: str, **keys: Any) -> pd.DataFrame:
-        rows = table[table["metric"] == metric]
-        for key, wanted in keys.items():
-            rows = rows[rows[key].isna()] if wanted is None else rows[rows[key] == wanted]
-        return rows
 
-    def value(metric: str, **keys: Any) -> float | None:
-        rows = rows_of(metric, **keys)
-        return float(rows["value"].iloc[0]) if len(rows) else None
+def _rows_of(table: pd.DataFrame, metric: str, **keys: Any) -> pd.DataFrame:
+    """The rows of `metric` whose `keys` have the given values (None: null)."""
+    rows = table[table["metric"] == metric]
+    for key, wanted in keys.items():
+        rows = rows[rows[key].isna()] if wanted is None else rows[rows[key] == wanted]
+    return rows
 
-    def samples(metric: str) -> str:
-        """'test, N=359' for the first row of `metric`, '' when it has no sample count."""
-        rows = rows_of(metric)
-        if not len(rows) or pd.isna(rows["samples"].iloc[0]):
-            return ""
-        return f"{rows['split'].iloc[0]}, N={int(rows['samples'].iloc[0])}"
 
+def _samples(table: pd.DataFrame, metric: str) -> str:
+    """'test, N=359' for the first row of `metric`, '' when it has no sample count."""
+    rows = _rows_of(table, metric)
+    if not len(rows) or pd.isna(rows["samples"].iloc[0]):
+        return ""
+    return f"{rows['split'].iloc[0]}, N={int(rows['samples'].iloc[0])}"
+
+
+def _headline_lines(table: pd.DataFrame) -> list[str]:
+    """One line per whole-network number present: its value and the samples it was measured on."""
     lines = []
     for label, metric in (
         ("clean accuracy", "test_accuracy"),
@@ -608,42 +617,57 @@ def summarise_evaluation(table: pd.DataFrame) -> list[str]:
         ("corrupted / clean", "corruption_accuracy_relative"),
         ("Jacobian norm", "jacobian_norm"),
     ):
-        found = value(metric, layer=None)
-        if found is not None:
-            where = samples(metric)
-            lines.append(f"{label:<28} {found:.4f}" + (f"  ({where})" if where else ""))
+        rows = _rows_of(table, metric, layer=None)
+        if len(rows):
+            where = _samples(table, metric)
+            lines.append(
+                f"{label:<28} {float(rows['value'].iloc[0]):.4f}"
+                + (f"  ({where})" if where else "")
+            )
+    return lines
+
+
+def _fgsm_lines(table: pd.DataFrame) -> list[str]:
     fgsm = table[table["metric"] == "fgsm_accuracy"]
-    if len(fgsm):
-        lines.append(
-            "FGSM accuracy by eps*255     "
-            + "  ".join(
-                f"{e * 255:g}:{v:.3f}" for e, v in zip(fgsm["eps"], fgsm["value"], strict=True)
-            )
-            + f"  (step = eps; {samples('fgsm_accuracy')})"
-        )
+    if not len(fgsm):
+        return []
+    return [
+        "FGSM accuracy by eps*255     "
+        + "  ".join(f"{e * 255:g}:{v:.3f}" for e, v in zip(fgsm["eps"], fgsm["value"], strict=True))
+        + f"  (step = eps; {_samples(table, 'fgsm_accuracy')})"
+    ]
+
+
+def _pgd_lines(table: pd.DataFrame) -> list[str]:
+    """PGD accuracy by steps with its eps and step size; whether the eps-ball was reached."""
     pgd = table[table["metric"] == "pgd_accuracy"]
-    if len(pgd):
-        eps, step = float(pgd["eps"].iloc[0]), float(pgd["step_size"].iloc[0])
-        lines.append(
-            f"PGD accuracy by steps (eps*255={eps * 255:g}, step {_pixels(step)}; "
-            f"{samples('pgd_accuracy')})  "
-            + "  ".join(
-                f"{int(s)}:{v:.3f}" for s, v in zip(pgd["steps"], pgd["value"], strict=True)
-            )
+    if not len(pgd):
+        return []
+    eps, step = float(pgd["eps"].iloc[0]), float(pgd["step_size"].iloc[0])
+    lines = [
+        f"PGD accuracy by steps (eps*255={eps * 255:g}, step {_pixels(step)}; "
+        f"{_samples(table, 'pgd_accuracy')})  "
+        + "  ".join(f"{int(s)}:{v:.3f}" for s, v in zip(pgd["steps"], pgd["value"], strict=True))
+    ]
+    reached = _rows_of(table, "pgd_linf_max")
+    if len(reached):
+        furthest = float(reached["value"].max())
+        binds = (
+            "the eps-ball binds"
+            if furthest >= eps * (1 - 1e-4)
+            else "the eps-ball never binds: the attack is weaker than its eps"
         )
-        reached = rows_of("pgd_linf_max")
-        if len(reached):
-            furthest = float(reached["value"].max())
-            binds = (
-                "the eps-ball binds"
-                if furthest >= eps * (1 - 1e-4)
-                else "the eps-ball never binds: the attack is weaker than its eps"
-            )
-            lines.append(f"PGD reached L-inf (max)      {_pixels(furthest)} of eps: {binds}")
+        lines.append(f"PGD reached L-inf (max)      {_pixels(furthest)} of eps: {binds}")
+    return lines
+
+
+def _dimensionality_lines(table: pd.DataFrame) -> list[str]:
+    """First and last layer of each dimensionality measure, with the caps N samples set."""
+    lines = []
+    cap = _rows_of(table, "dimensionality_cap")
     for metric in ("dimensionality", "dimensionality_corruption", "dimensionality_adversarial"):
         rows = table[table["metric"] == metric]
         if len(rows):
-            cap = rows_of("dimensionality_cap")
             note = (
                 f" (N={int(rows['samples'].iloc[0])}: cap first {cap['value'].iloc[0]:.3f}, "
                 f"last {cap['value'].iloc[-1]:.3f})"
