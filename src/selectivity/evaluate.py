@@ -338,10 +338,12 @@ class _Context:
 
     @property
     def on_test(self) -> dict[str, Any]:
+        """The keys of a row measured on `test`."""
         return {"split": "test", "samples": len(self.test)}
 
     @property
     def on_analysis(self) -> dict[str, Any]:
+        """The keys of a row measured on `analysis`."""
         return {"split": "test", "samples": len(self.analysis)}
 
 
