@@ -4,7 +4,15 @@ from pathlib import Path
 
 import pytest
 
-from selectivity.files import atomic_path, one_line, remove_stale_temporaries, write_text
+from selectivity.files import (
+    FileError,
+    FolderError,
+    atomic_path,
+    one_line,
+    refuse_other_contents,
+    remove_stale_temporaries,
+    write_text,
+)
 
 
 def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
@@ -68,3 +76,21 @@ def test_one_line_is_the_first_line_of_a_message_or_its_type():
     assert one_line(ValueError("first\nsecond"), with_type=True) == "ValueError: first"
     assert one_line(KeyError()) == "KeyError"
     assert one_line(RuntimeError("   "), with_type=True) == "RuntimeError"
+
+
+def test_a_folder_of_other_contents_is_refused_naming_the_keys_that_differ():
+    recorded = {"lr": 0.1, "depth": [2, 3], "device": "cpu", "old": 1}
+    wanted = {"lr": 0.1, "depth": [2, 4], "device": "cuda", "new": "x"}
+    with pytest.raises(FolderError) as caught:
+        refuse_other_contents("F", "a run", recorded, wanted, "use another --out", ("device",))
+    # Sorted keys, each with both values; a key on one side only is None on the other.
+    assert str(caught.value) == (
+        "F holds a run (depth: [2, 3] there, [2, 4] here, new: None there, 'x' here, "
+        "old: 1 there, None here); use another --out"
+    )
+    assert isinstance(caught.value, FileError)  # one line from the CLI, like unreadable files
+
+
+def test_a_folder_differing_only_in_ignored_keys_is_accepted():
+    refuse_other_contents("F", "a run", {"lr": 0.1, "device": "cpu"}, {"lr": 0.1}, "", ("device",))
+    refuse_other_contents("F", "a run", {}, {}, "")

@@ -12,9 +12,10 @@ import pandas as pd
 import pytest
 
 from selectivity.config import ConfigError
+from selectivity.files import FolderError
 from selectivity.schema import COLUMNS as SCHEMA_COLUMNS
 from selectivity.schema import TRIAL
-from selectivity.sweep import SweepError, run_sweep
+from selectivity.sweep import run_sweep
 
 TINY = {
     "model": "digitsnet",
@@ -96,7 +97,7 @@ def test_a_folder_belongs_to_one_sweep(tmp_path):
         "selectivity_live",
         "silent_fraction",
     }
-    with pytest.raises(SweepError, match="different keys"):
+    with pytest.raises(FolderError, match=r"different keys \(lr: .* there, 0.01 here\)"):
         run_sweep(
             tmp_path / "s",
             [TINY, {"alphas": (0.0,), "seeds": (0,), "evaluate": False, "lr": 0.01}],

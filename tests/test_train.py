@@ -6,7 +6,8 @@ import torch
 
 from selectivity import measure as measure_module
 from selectivity.config import TrainConfig, build, train_preset
-from selectivity.runs import RunError, load_model
+from selectivity.files import FolderError
+from selectivity.runs import load_model
 from selectivity.train import train
 
 FAST = {"epochs": 3, "milestones": (2,), "num_threads": 1}
@@ -78,7 +79,7 @@ def test_same_seed_same_numbers_and_resume_is_exact(tmp_path, monkeypatch):
 
 def test_a_folder_keeps_its_config(tmp_path):
     train(digits_config(epochs=1, milestones=()), tmp_path / "run", progress=False)
-    with pytest.raises(RunError, match="different config"):
+    with pytest.raises(FolderError, match=r"different config \(alpha: 0.0 there, 1.0 here\)"):
         train(digits_config(epochs=1, milestones=(), alpha=1.0), tmp_path / "run", progress=False)
 
 

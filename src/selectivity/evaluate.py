@@ -3,12 +3,13 @@
     evaluate(run_dir, EvalConfig) -> DataFrame with the columns of `selectivity.schema`
     evaluate_model(model, data, EvalConfig, run_dir, ...)   the same for a model in memory
 
-The work is split into parts (clean, each corruption, fgsm, pgd, jacobian, gradients,
-dimensionality). Each finished part is written to `RUN_DIR/evaluation/<part>.parquet`, so an
-interrupted evaluation resumes at the first unfinished part; `RUN_DIR/evaluation.parquet` is
-assembled from the parts at the end. Parts are keyed by the evaluation config: changing it
-starts afresh, and a note in the table's notes names the keys that changed. Every row says what produced it (split, samples, attack step size). Metric names
-and keys: `selectivity.schema` and docs/results.md.
+The work is split into parts, listed in order in `_PARTS` (clean, each corruption, fgsm, pgd,
+jacobian, gradients, dimensionality), each a function of one `_Context`. Each finished part is
+written to `RUN_DIR/evaluation/<part>.parquet`, so an interrupted evaluation resumes at the first
+unfinished part; `RUN_DIR/evaluation.parquet` is assembled from the parts at the end. Parts are
+keyed by the evaluation config: changing it starts afresh, and a note in the table's notes names
+the keys that changed. Every row says what produced it (split, samples, attack step size). Metric
+names and keys: `selectivity.schema` and docs/results.md.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import json
 import math
 import shutil
 from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +57,9 @@ __all__ = ["eval_config", "evaluate", "evaluate_model", "summarise_evaluation"]
 
 # Bumped when the rows of a part change, so that parts written by an older version are redone.
 _TABLE_VERSION = 2
+
+# The rows of a part, each as `_row` makes it.
+Rows = list[dict[str, Any]]
 
 
 def eval_config(suite: str = "full", *overrides: dict[str, Any]) -> EvalConfig:
@@ -241,13 +247,7 @@ def evaluate_model(
     run_dir = Path(run_dir)
     remove_stale_temporaries(run_dir)  # of a run or an evaluation killed while writing
     model.eval()
-    layers = train_config.selectivity_layers
-    batch = train_config.eval_batch_size
-    test = data.test.subset(_sample_indices(len(data.test), config.max_samples))
-    analysis = data.test.subset(_sample_indices(len(data.test), config.analysis_samples))
-    on_test = {"split": "test", "samples": len(test)}
-    on_analysis = {"split": "test", "samples": len(analysis)}
-    generator = lambda: torch.Generator().manual_seed(train_config.seed)  # noqa: E731 - a fresh, equal stream per part
+    context = _Context.of(model, data, config, train_config, best, device, progress)
     parts = _Parts(
         run_dir,
         {
@@ -258,176 +258,272 @@ def evaluate_model(
     )
     frames: list[pd.DataFrame] = []
     notes = [parts.replaced_note] if parts.replaced_note else []
-
-    def clean() -> list[dict[str, Any]]:
-        # Selectivity over the whole clean test set, as in the papers; accuracy from the same pass.
-        result = measure_selectivity(model, data.test, data.num_classes, layers, batch, device)
-        whole = {"split": "test", "samples": len(data.test)}
-        rows = [
-            _row("test_accuracy", result.accuracy, **whole),
-            _row(
-                "val_accuracy",
-                best.get("val_accuracy", math.nan),
-                split="val",
-                samples=len(data.val),
-            ),
-            _row("chance_accuracy", 1 / data.num_classes),
-            _row("selectivity", result.network, **whole),
-            _row("selectivity_live", result.network_live, **whole),
-            _row("silent_fraction", result.silent_fraction, **whole),
-        ]
-        for metric, values in (
-            ("selectivity", result.layer_means()),
-            ("selectivity_live", result.layer_live_means()),
-            ("silent_fraction", result.layer_silent_fractions()),
+    for name, part in _PARTS:
+        if clean_only and name != "clean":
+            return _write_table(run_dir, frames, notes)
+        if part is not None:
+            frames.append(parts.get(name, partial(part, context)))
+            continue
+        # The corruption set is found (or generated) only once the clean part is done.
+        root, corruption_names, note = _corruption_source(run_dir, config, data, device, progress)
+        notes += [note] if note else []
+        for corruption in tqdm(
+            corruption_names, desc="corruptions", disable=not progress, leave=False
         ):
-            rows += [_row(metric, value, layer=name, **whole) for name, value in values.items()]
-        return rows
-
-    frames.append(parts.get("clean", clean))
-    if clean_only:
-        return _write_table(run_dir, frames, notes)
-
-    root, names, note = _corruption_source(run_dir, config, data, device, progress)
-    if note:
-        notes.append(note)
-    for name in tqdm(names, desc="corruptions", disable=not progress, leave=False):
-
-        def one_corruption(name: str = name) -> list[dict[str, Any]]:
-            assert root is not None  # names are empty when there is no corruption set
-            rows = []
-            for severity in config.severities:
-                corrupted = open_corrupted(
-                    root,
-                    name,
-                    severity,
-                    class_names=data.class_names,
-                    expected=data.test if follows_test_order(root) else None,
-                )
-                subset = corrupted.subset(_sample_indices(len(corrupted), config.max_samples))
-                rows.append(
-                    _row(
-                        "corruption_accuracy",
-                        accuracy(model, subset, batch, device),
-                        corruption=name,
-                        severity=severity,
-                        split="test",
-                        samples=len(subset),
-                    )
-                )
-            return rows
-
-        frames.append(parts.get(f"corruption-{name}", one_corruption))
-
-    def fgsm() -> list[dict[str, Any]]:
-        return [
-            _row(
-                "fgsm_accuracy",
-                accuracy_under_attack(model, test, attacks.FGSM(eps), batch, device),
-                eps=eps,
-                step_size=eps,  # FGSM's one step is eps
-                **on_test,
-            )
-            for eps in tqdm(config.fgsm_eps, desc="fgsm", disable=not progress, leave=False)
-        ]
-
-    frames.append(parts.get("fgsm", fgsm))
-
-    def pgd() -> list[dict[str, Any]]:
-        attack, step = _pgd(config, max(config.pgd_steps))
-        scores = pgd_over_steps(model, test, attack, config.pgd_steps, batch, device)
-        keys = {"eps": config.pgd_eps, "step_size": step, **on_test}
-        rows = []
-        for steps, score in scores.items():
-            rows += [
-                _row("pgd_accuracy", score.accuracy, steps=steps, **keys),
-                _row("pgd_linf_mean", score.linf_mean, steps=steps, **keys),
-                _row("pgd_linf_max", score.linf_max, steps=steps, **keys),
-            ]
-        return rows
-
-    frames.append(parts.get("pgd", pgd))
-
-    def jacobian() -> list[dict[str, Any]]:
-        value = dataset_jacobian_norm(
-            model, analysis, min(batch, 256), device, config.jacobian_projections, generator()
-        )
-        return [_row("jacobian_norm", value, **on_analysis)]
-
-    frames.append(parts.get("jacobian", jacobian))
-
-    def gradients() -> list[dict[str, Any]]:
-        x, _ = analysis.batch(slice(0, len(analysis)), device)
-        with eval_mode(model):
-            variability = stability.layer_gradient_variability(
-                model, x, layers, config.gradient_max_units, generator()
-            )
-        rows = []
-        for name, (across_samples, across_units) in variability.items():
-            rows += [
-                _row("gradient_variability_samples", across_samples, layer=name, **on_analysis),
-                _row("gradient_variability_units", across_units, layer=name, **on_analysis),
-            ]
-        return rows
-
-    frames.append(parts.get("gradients", gradients))
-
-    def dimensionality() -> list[dict[str, Any]]:
-        x, y = analysis.batch(slice(0, len(analysis)), device)
-        variance = config.dimensionality_variance
-        clean_acts = layer_activations(model, analysis, layers, batch, device)
-
-        def measured(metric: str, matrices: dict[str, Tensor], **keys: Any) -> list[dict]:
-            # Each value with the largest one N samples can show for that layer beside it.
-            rows = []
-            for k, matrix in matrices.items():
-                n, d = matrix.shape
-                rows += [
-                    _row(metric, pca_dimensionality(matrix, variance), layer=k, **keys),
-                    _row("dimensionality_cap", dimensionality_cap(n, d), layer=k, **keys),
-                ]
-            return rows
-
-        rows = measured("dimensionality", clean_acts, **on_analysis)
-        name, severity = (
-            _dimensionality_corruption(config, train_config.dataset),
-            config.dimensionality_severity,
-        )
-        corrupted = corruptions.corrupt(
-            x.cpu(), name, severity, generator(), table=config.corruption_table
-        ).to(device)
-        changed = layer_activations(model, ImageSet(corrupted, y), layers, batch, device)
-        rows += measured(
-            "dimensionality_corruption",
-            {k: clean_acts[k] - changed[k] for k in clean_acts},
-            corruption=name,
-            severity=severity,
-            **on_analysis,
-        )
-        del changed
-        attack, step = _pgd(config, config.dimensionality_pgd_steps)
-        adversarial = layer_activations(
-            model, analysis, layers, batch, device, transform=lambda xb, yb: attack(model, xb, yb)
-        )
-        rows += measured(
-            "dimensionality_adversarial",
-            {k: clean_acts[k] - adversarial[k] for k in clean_acts},
-            eps=config.pgd_eps,
-            steps=config.dimensionality_pgd_steps,
-            step_size=step,
-            **on_analysis,
-        )
-        return rows
-
-    frames.append(parts.get("dimensionality", dimensionality))
-
+            assert root is not None  # the names are empty when there is no corruption set
+            measure = partial(_corruption, context, root, corruption)
+            frames.append(parts.get(f"{name}-{corruption}", measure))
     # Corrupted and attacked accuracy are measured on the `max_samples` subset: normalise by
     # clean accuracy on the same images, not on the whole test set.
-    clean_on_subset = accuracy(model, test, batch, device) if len(test) < len(data.test) else None
+    test = context.test
+    clean_on_subset = (
+        accuracy(model, test, context.batch, device) if len(test) < len(data.test) else None
+    )
     frames.append(
         schema.frame(_derived_rows(pd.concat(frames, ignore_index=True), clean_on_subset))
     )
     return _write_table(run_dir, frames, notes)
+
+
+@dataclass(frozen=True)
+class _Context:
+    """What the parts of one evaluation read, built once.
+
+    test: the `max_samples` subset of the test split (attacks and corruptions run on it);
+    analysis: the `analysis_samples` subset (Jacobian, gradients, dimensionality).
+    """
+
+    model: nn.Module
+    data: DataSplits
+    config: EvalConfig
+    device: torch.device
+    progress: bool
+    layers: tuple[str, ...] | None  # None: every ReLU call site
+    batch: int
+    seed: int
+    dataset: str
+    val_accuracy: float
+    test: ImageSet
+    analysis: ImageSet
+
+    @classmethod
+    def of(
+        cls,
+        model: nn.Module,
+        data: DataSplits,
+        config: EvalConfig,
+        train_config: TrainConfig,
+        best: dict[str, Any],
+        device: torch.device,
+        progress: bool,
+    ) -> _Context:
+        return cls(
+            model=model,
+            data=data,
+            config=config,
+            device=device,
+            progress=progress,
+            layers=train_config.selectivity_layers,
+            batch=train_config.eval_batch_size,
+            seed=train_config.seed,
+            dataset=train_config.dataset,
+            val_accuracy=best.get("val_accuracy", math.nan),
+            test=data.test.subset(_sample_indices(len(data.test), config.max_samples)),
+            analysis=data.test.subset(_sample_indices(len(data.test), config.analysis_samples)),
+        )
+
+    def generator(self) -> torch.Generator:
+        """A fresh random stream, equal for every part that draws."""
+        return torch.Generator().manual_seed(self.seed)
+
+    @property
+    def on_test(self) -> dict[str, Any]:
+        """The keys of a row measured on `test`."""
+        return {"split": "test", "samples": len(self.test)}
+
+    @property
+    def on_analysis(self) -> dict[str, Any]:
+        """The keys of a row measured on `analysis`."""
+        return {"split": "test", "samples": len(self.analysis)}
+
+
+def _clean(c: _Context) -> Rows:
+    """Accuracy and selectivity (network and per layer) over the whole clean test set, as in the
+    papers: both from one pass; chance accuracy; the checkpoint's validation accuracy."""
+    result = measure_selectivity(
+        c.model, c.data.test, c.data.num_classes, c.layers, c.batch, c.device
+    )
+    whole = {"split": "test", "samples": len(c.data.test)}
+    rows = [
+        _row("test_accuracy", result.accuracy, **whole),
+        _row("val_accuracy", c.val_accuracy, split="val", samples=len(c.data.val)),
+        _row("chance_accuracy", 1 / c.data.num_classes),
+        _row("selectivity", result.network, **whole),
+        _row("selectivity_live", result.network_live, **whole),
+        _row("silent_fraction", result.silent_fraction, **whole),
+    ]
+    for metric, values in (
+        ("selectivity", result.layer_means()),
+        ("selectivity_live", result.layer_live_means()),
+        ("silent_fraction", result.layer_silent_fractions()),
+    ):
+        rows += [_row(metric, value, layer=name, **whole) for name, value in values.items()]
+    return rows
+
+
+def _corruption(c: _Context, root: Path, name: str) -> Rows:
+    """Accuracy on corruption `name` of the set in `root`, per severity, on `max_samples`."""
+    rows = []
+    for severity in c.config.severities:
+        corrupted = open_corrupted(
+            root,
+            name,
+            severity,
+            class_names=c.data.class_names,
+            expected=c.data.test if follows_test_order(root) else None,
+        )
+        subset = corrupted.subset(_sample_indices(len(corrupted), c.config.max_samples))
+        rows.append(
+            _row(
+                "corruption_accuracy",
+                accuracy(c.model, subset, c.batch, c.device),
+                corruption=name,
+                severity=severity,
+                split="test",
+                samples=len(subset),
+            )
+        )
+    return rows
+
+
+def _fgsm(c: _Context) -> Rows:
+    """Accuracy under FGSM, per eps."""
+    return [
+        _row(
+            "fgsm_accuracy",
+            accuracy_under_attack(c.model, c.test, attacks.FGSM(eps), c.batch, c.device),
+            eps=eps,
+            step_size=eps,  # FGSM's one step is eps
+            **c.on_test,
+        )
+        for eps in tqdm(c.config.fgsm_eps, desc="fgsm", disable=not c.progress, leave=False)
+    ]
+
+
+def _pgd_rows(c: _Context) -> Rows:
+    """Accuracy under PGD and how far it moved the images (L-inf), per number of steps."""
+    attack, step = _pgd(c.config, max(c.config.pgd_steps))
+    scores = pgd_over_steps(c.model, c.test, attack, c.config.pgd_steps, c.batch, c.device)
+    keys = {"eps": c.config.pgd_eps, "step_size": step, **c.on_test}
+    rows = []
+    for steps, score in scores.items():
+        rows += [
+            _row("pgd_accuracy", score.accuracy, steps=steps, **keys),
+            _row("pgd_linf_mean", score.linf_mean, steps=steps, **keys),
+            _row("pgd_linf_max", score.linf_max, steps=steps, **keys),
+        ]
+    return rows
+
+
+def _jacobian(c: _Context) -> Rows:
+    """The input-output Jacobian's norm, estimated from random projections."""
+    value = dataset_jacobian_norm(
+        c.model,
+        c.analysis,
+        min(c.batch, 256),
+        c.device,
+        c.config.jacobian_projections,
+        c.generator(),
+    )
+    return [_row("jacobian_norm", value, **c.on_analysis)]
+
+
+def _gradients(c: _Context) -> Rows:
+    """Gradient variability per layer, across samples and across units."""
+    x, _ = c.analysis.batch(slice(0, len(c.analysis)), c.device)
+    with eval_mode(c.model):
+        variability = stability.layer_gradient_variability(
+            c.model, x, c.layers, c.config.gradient_max_units, c.generator()
+        )
+    rows = []
+    for name, (across_samples, across_units) in variability.items():
+        rows += [
+            _row("gradient_variability_samples", across_samples, layer=name, **c.on_analysis),
+            _row("gradient_variability_units", across_units, layer=name, **c.on_analysis),
+        ]
+    return rows
+
+
+def _dimensionality(c: _Context) -> Rows:
+    """PCA dimensionality per layer of the clean activations, and of how a corruption and a PGD
+    attack change them."""
+    x, y = c.analysis.batch(slice(0, len(c.analysis)), c.device)
+    variance = c.config.dimensionality_variance
+    clean = layer_activations(c.model, c.analysis, c.layers, c.batch, c.device)
+    rows = _dimensionality_rows("dimensionality", clean, variance, **c.on_analysis)
+    name = _dimensionality_corruption(c.config, c.dataset)
+    severity = c.config.dimensionality_severity
+    corrupted = corruptions.corrupt(
+        x.cpu(), name, severity, c.generator(), table=c.config.corruption_table
+    ).to(c.device)
+    changed = layer_activations(c.model, ImageSet(corrupted, y), c.layers, c.batch, c.device)
+    rows += _dimensionality_rows(
+        "dimensionality_corruption",
+        {k: clean[k] - changed[k] for k in clean},
+        variance,
+        corruption=name,
+        severity=severity,
+        **c.on_analysis,
+    )
+    del changed
+    attack, step = _pgd(c.config, c.config.dimensionality_pgd_steps)
+    adversarial = layer_activations(
+        c.model,
+        c.analysis,
+        c.layers,
+        c.batch,
+        c.device,
+        transform=lambda xb, yb: attack(c.model, xb, yb),
+    )
+    rows += _dimensionality_rows(
+        "dimensionality_adversarial",
+        {k: clean[k] - adversarial[k] for k in clean},
+        variance,
+        eps=c.config.pgd_eps,
+        steps=c.config.dimensionality_pgd_steps,
+        step_size=step,
+        **c.on_analysis,
+    )
+    return rows
+
+
+def _dimensionality_rows(
+    metric: str, matrices: dict[str, Tensor], variance: float, **keys: Any
+) -> Rows:
+    """A `metric` row per layer of `matrices` (layer -> [N, D]), each with the largest value N
+    samples can show for that layer beside it."""
+    rows = []
+    for layer, matrix in matrices.items():
+        n, d = matrix.shape
+        rows += [
+            _row(metric, pca_dimensionality(matrix, variance), layer=layer, **keys),
+            _row("dimensionality_cap", dimensionality_cap(n, d), layer=layer, **keys),
+        ]
+    return rows
+
+
+# The parts, in the order they run and resume; each is written to evaluation/<name>.parquet.
+# None marks where the corruption parts go: one per corruption of the set, named
+# corruption-<corruption>, each measured by `_corruption`.
+_PARTS: tuple[tuple[str, Callable[[_Context], Rows] | None], ...] = (
+    ("clean", _clean),
+    ("corruption", None),
+    ("fgsm", _fgsm),
+    ("pgd", _pgd_rows),
+    ("jacobian", _jacobian),
+    ("gradients", _gradients),
+    ("dimensionality", _dimensionality),
+)
 
 
 def dimensionality_cap(samples: int, dims: int) -> float:
@@ -486,24 +582,32 @@ def _pixels(value: float) -> str:
 def summarise_evaluation(table: pd.DataFrame) -> list[str]:
     """A few lines for the terminal: the headline numbers of an evaluation table, each with the
     settings that decide it (sample counts, attack step sizes, how far PGD actually went)."""
+    return [
+        *_headline_lines(table),
+        *_fgsm_lines(table),
+        *_pgd_lines(table),
+        *_dimensionality_lines(table),
+    ]
 
-    def rows_of(metric: str, **keys: Any) -> pd.DataFrame:
-        rows = table[table["metric"] == metric]
-        for key, wanted in keys.items():
-            rows = rows[rows[key].isna()] if wanted is None else rows[rows[key] == wanted]
-        return rows
 
-    def value(metric: str, **keys: Any) -> float | None:
-        rows = rows_of(metric, **keys)
-        return float(rows["value"].iloc[0]) if len(rows) else None
+def _rows_of(table: pd.DataFrame, metric: str, **keys: Any) -> pd.DataFrame:
+    """The rows of `metric` whose `keys` have the given values (None: null)."""
+    rows = table[table["metric"] == metric]
+    for key, wanted in keys.items():
+        rows = rows[rows[key].isna()] if wanted is None else rows[rows[key] == wanted]
+    return rows
 
-    def samples(metric: str) -> str:
-        """'test, N=359' for the first row of `metric`, '' when it has no sample count."""
-        rows = rows_of(metric)
-        if not len(rows) or pd.isna(rows["samples"].iloc[0]):
-            return ""
-        return f"{rows['split'].iloc[0]}, N={int(rows['samples'].iloc[0])}"
 
+def _samples(table: pd.DataFrame, metric: str) -> str:
+    """'test, N=359' for the first row of `metric`, '' when it has no sample count."""
+    rows = _rows_of(table, metric)
+    if not len(rows) or pd.isna(rows["samples"].iloc[0]):
+        return ""
+    return f"{rows['split'].iloc[0]}, N={int(rows['samples'].iloc[0])}"
+
+
+def _headline_lines(table: pd.DataFrame) -> list[str]:
+    """One line per whole-network number present: its value and the samples it was measured on."""
     lines = []
     for label, metric in (
         ("clean accuracy", "test_accuracy"),
@@ -515,42 +619,57 @@ def summarise_evaluation(table: pd.DataFrame) -> list[str]:
         ("corrupted / clean", "corruption_accuracy_relative"),
         ("Jacobian norm", "jacobian_norm"),
     ):
-        found = value(metric, layer=None)
-        if found is not None:
-            where = samples(metric)
-            lines.append(f"{label:<28} {found:.4f}" + (f"  ({where})" if where else ""))
+        rows = _rows_of(table, metric, layer=None)
+        if len(rows):
+            where = _samples(table, metric)
+            lines.append(
+                f"{label:<28} {float(rows['value'].iloc[0]):.4f}"
+                + (f"  ({where})" if where else "")
+            )
+    return lines
+
+
+def _fgsm_lines(table: pd.DataFrame) -> list[str]:
     fgsm = table[table["metric"] == "fgsm_accuracy"]
-    if len(fgsm):
-        lines.append(
-            "FGSM accuracy by eps*255     "
-            + "  ".join(
-                f"{e * 255:g}:{v:.3f}" for e, v in zip(fgsm["eps"], fgsm["value"], strict=True)
-            )
-            + f"  (step = eps; {samples('fgsm_accuracy')})"
-        )
+    if not len(fgsm):
+        return []
+    return [
+        "FGSM accuracy by eps*255     "
+        + "  ".join(f"{e * 255:g}:{v:.3f}" for e, v in zip(fgsm["eps"], fgsm["value"], strict=True))
+        + f"  (step = eps; {_samples(table, 'fgsm_accuracy')})"
+    ]
+
+
+def _pgd_lines(table: pd.DataFrame) -> list[str]:
+    """PGD accuracy by steps with its eps and step size; whether the eps-ball was reached."""
     pgd = table[table["metric"] == "pgd_accuracy"]
-    if len(pgd):
-        eps, step = float(pgd["eps"].iloc[0]), float(pgd["step_size"].iloc[0])
-        lines.append(
-            f"PGD accuracy by steps (eps*255={eps * 255:g}, step {_pixels(step)}; "
-            f"{samples('pgd_accuracy')})  "
-            + "  ".join(
-                f"{int(s)}:{v:.3f}" for s, v in zip(pgd["steps"], pgd["value"], strict=True)
-            )
+    if not len(pgd):
+        return []
+    eps, step = float(pgd["eps"].iloc[0]), float(pgd["step_size"].iloc[0])
+    lines = [
+        f"PGD accuracy by steps (eps*255={eps * 255:g}, step {_pixels(step)}; "
+        f"{_samples(table, 'pgd_accuracy')})  "
+        + "  ".join(f"{int(s)}:{v:.3f}" for s, v in zip(pgd["steps"], pgd["value"], strict=True))
+    ]
+    reached = _rows_of(table, "pgd_linf_max")
+    if len(reached):
+        furthest = float(reached["value"].max())
+        binds = (
+            "the eps-ball binds"
+            if furthest >= eps * (1 - 1e-4)
+            else "the eps-ball never binds: the attack is weaker than its eps"
         )
-        reached = rows_of("pgd_linf_max")
-        if len(reached):
-            furthest = float(reached["value"].max())
-            binds = (
-                "the eps-ball binds"
-                if furthest >= eps * (1 - 1e-4)
-                else "the eps-ball never binds: the attack is weaker than its eps"
-            )
-            lines.append(f"PGD reached L-inf (max)      {_pixels(furthest)} of eps: {binds}")
+        lines.append(f"PGD reached L-inf (max)      {_pixels(furthest)} of eps: {binds}")
+    return lines
+
+
+def _dimensionality_lines(table: pd.DataFrame) -> list[str]:
+    """First and last layer of each dimensionality measure, with the caps N samples set."""
+    lines = []
+    cap = _rows_of(table, "dimensionality_cap")
     for metric in ("dimensionality", "dimensionality_corruption", "dimensionality_adversarial"):
         rows = table[table["metric"] == metric]
         if len(rows):
-            cap = rows_of("dimensionality_cap")
             note = (
                 f" (N={int(rows['samples'].iloc[0])}: cap first {cap['value'].iloc[0]:.3f}, "
                 f"last {cap['value'].iloc[-1]:.3f})"

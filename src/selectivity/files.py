@@ -17,17 +17,19 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 __all__ = [
     "FileError",
+    "FolderError",
     "atomic_path",
     "one_line",
     "read_json",
     "read_table",
+    "refuse_other_contents",
     "remove_stale_temporaries",
     "write_bytes",
     "write_text",
@@ -186,6 +188,36 @@ def read_json(path: str | Path, advice: str = "") -> dict[str, Any]:
     if not isinstance(value, dict):
         raise FileError(f"{path} does not hold a JSON object of keys{advice}")
     return value
+
+
+class FolderError(FileError):
+    """A folder holds something other than asked for: a run, sweep or corruption set made with
+    other settings. The message is one line naming the keys that differ."""
+
+
+def refuse_other_contents(
+    folder: str | Path,
+    holds: str,
+    recorded: Mapping[str, Any],
+    wanted: Mapping[str, Any],
+    advice: str,
+    ignore: Collection[str] = (),
+) -> None:
+    """The one rule for a folder that holds something else: it is refused, never written into
+    nor deleted. FolderError if `recorded` (what the folder's record says it holds) and `wanted`
+    differ in a key outside `ignore` (a key absent from one side counts as None there):
+    '<folder> holds <holds> (<key>: <recorded> there, <wanted> here, ...); <advice>'.
+    """
+    differing = sorted(
+        key
+        for key in set(recorded) | set(wanted)
+        if key not in ignore and recorded.get(key) != wanted.get(key)
+    )
+    if differing:
+        detail = ", ".join(
+            f"{key}: {recorded.get(key)!r} there, {wanted.get(key)!r} here" for key in differing
+        )
+        raise FolderError(f"{folder} holds {holds} ({detail}); {advice}")
 
 
 def read_table(path: str | Path, columns: Iterable[str] = (), advice: str = "") -> Any:

@@ -42,6 +42,7 @@ from selectivity.files import (
     one_line,
     read_json,
     read_table,
+    refuse_other_contents,
     remove_stale_temporaries,
     write_text,
 )
@@ -276,15 +277,14 @@ def _check_sweep_folder(sweep_dir: Path, keys: dict[str, Any]) -> None:
         previous = read_json(
             stamp, "; it records which sweep this folder holds: restore it or use another --out"
         )
-        differing = sorted(
-            k
-            for k in set(previous) | set(experiment)
-            if previous.get(k) != experiment.get(k) and k not in ("alphas", "seeds")
+        refuse_other_contents(
+            sweep_dir,
+            "a sweep with different keys",
+            previous,
+            experiment,
+            "use another --out",
+            ignore=("alphas", "seeds"),
         )
-        if differing:
-            raise SweepError(
-                f"{sweep_dir} holds a sweep with different keys ({', '.join(differing)}); use another --out"
-            )
     sweep_dir.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(sweep_dir)  # of a sweep killed while writing
     write_text(stamp, json.dumps(experiment, indent=2, default=str) + "\n")

@@ -28,6 +28,7 @@ from selectivity.files import (
     atomic_path,
     one_line,
     read_table,
+    refuse_other_contents,
     remove_stale_temporaries,
     write_text,
 )
@@ -336,13 +337,14 @@ def _check_folder(config: TrainConfig, out_dir: Path) -> None:
     folder without a last checkpoint holds no run yet (a start that failed): it is reused."""
     if (out_dir / "config.json").exists() and (out_dir / "checkpoint_last.pt").exists():
         previous = read_config(out_dir)
-        differing = {
-            k for k, v in to_dict(previous).items() if to_dict(config)[k] != v
-        } - ENGINE_KEYS
-        if differing:
-            raise RunError(
-                f"{out_dir} holds a run with a different config ({', '.join(sorted(differing))}); use another --out"
-            )
+        refuse_other_contents(
+            out_dir,
+            "a run with a different config",
+            to_dict(previous),
+            to_dict(config),
+            "use another --out",
+            ignore=ENGINE_KEYS,
+        )
 
 
 def _data_shape(data: DataSplits) -> dict[str, Any]:

@@ -37,7 +37,12 @@ from selectivity.corruptions import (
 from selectivity.corruptions._ops import truncate_to_uint8
 from selectivity.corruptions.tables import get_table, table_for_size
 from selectivity.data import ImageSet
-from selectivity.files import FileError, atomic_path, read_json, remove_stale_temporaries
+from selectivity.files import (
+    atomic_path,
+    read_json,
+    refuse_other_contents,
+    remove_stale_temporaries,
+)
 
 __all__ = ["derived_seed", "generate_corruption_set"]
 
@@ -133,8 +138,8 @@ def generate_corruption_set(
     small operations on batches; on a CPU shared with other work one thread is several times
     faster than two, since every parallel operation waits for a busy core.
     Files already complete are skipped. A folder holding a set made with other settings (table,
-    seed, severities, image shape, image count, batch size or labels) raises FileError (a
-    ValueError), as does a metadata.json that is not a JSON object.
+    seed, severities, image shape, image count, batch size or labels) raises FolderError (a
+    FileError, a ValueError), and a metadata.json that is not a JSON object FileError.
     Returns the paths of the corruption files written by this call, in order.
     """
     names = _check_names(corruptions)
@@ -164,15 +169,14 @@ def generate_corruption_set(
             meta_path,
             "; it records which corruption set this folder holds: restore it or use another folder",
         )
-        clashes = [k for k in _IDENTITY_KEYS if existing.get(k) != identity[k]]
-        if clashes:
-            detail = ", ".join(
-                f"{k}: {existing.get(k)!r} there, {identity[k]!r} here" for k in clashes
-            )
-            # FileError: a ValueError, and one line from the CLI like the other refused folders.
-            raise FileError(
-                f"{out} holds a corruption set made with other settings ({detail}); use another folder"
-            )
+        # The record holds more than the identity (the corruptions written so far).
+        refuse_other_contents(
+            out,
+            "a corruption set made with other settings",
+            {k: existing.get(k) for k in _IDENTITY_KEYS},
+            identity,
+            "use another folder",
+        )
 
     shape = (len(levels) * n, h, w, c)
 
