@@ -16,13 +16,15 @@ batch size (draws are made per batch) and device.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import json
 import math
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -154,29 +156,9 @@ def generate_corruption_set(
     out.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(out)
 
-    identity = {
-        "table": table_name,
-        "seed": int(seed),
-        "severities": levels,
-        "image_shape": [h, w, c],
-        "num_images": n,
-        "batch_size": int(batch_size),
-        "labels_sha256": hashlib.sha256(labels.tobytes()).hexdigest(),
-    }
+    identity = _set_identity(table_name, seed, levels, (h, w, c), batch_size, labels)
     meta_path = out / "metadata.json"
-    if meta_path.is_file():
-        existing = read_json(
-            meta_path,
-            "; it records which corruption set this folder holds: restore it or use another folder",
-        )
-        # The record holds more than the identity (the corruptions written so far).
-        refuse_other_contents(
-            out,
-            "a corruption set made with other settings",
-            {k: existing.get(k) for k in _IDENTITY_KEYS},
-            identity,
-            "use another folder",
-        )
+    _refuse_other_set(out, meta_path, identity)
 
     shape = (len(levels) * n, h, w, c)
 
@@ -206,28 +188,75 @@ def generate_corruption_set(
         name for name in names if not _is_complete(out / f"{name}.npy", shape, np.dtype(np.uint8))
     ]
     written: list[str] = []
-    threads_before = torch.get_num_threads()
-    if num_threads is not None:
-        torch.set_num_threads(num_threads)
-    try:
-        with tqdm(
+    with (
+        _torch_threads(num_threads),
+        tqdm(
             total=len(todo) * len(levels) * math.ceil(n / batch_size),
             disable=not progress,
             unit="batch",
-        ) as bar:
-            for name in todo:
-                path = out / f"{name}.npy"
-                _atomic_write(
-                    path,
-                    lambda tmp, name=name: _write_corruption(
-                        tmp, images, name, levels, seed, table_name, batch_size, device, bar
-                    ),
-                )
-                written.append(str(path))
-                write_metadata()
-    finally:
-        torch.set_num_threads(threads_before)
+        ) as bar,
+    ):
+        for name in todo:
+            path = out / f"{name}.npy"
+            _atomic_write(
+                path,
+                lambda tmp, name=name: _write_corruption(
+                    tmp, images, name, levels, seed, table_name, batch_size, device, bar
+                ),
+            )
+            written.append(str(path))
+            write_metadata()
     return written
+
+
+def _set_identity(
+    table_name: str,
+    seed: int,
+    levels: list[int],
+    image_shape: tuple[int, int, int],
+    batch_size: int,
+    labels: np.ndarray,
+) -> dict[str, Any]:
+    """What makes two corruption sets the same set: recorded in metadata.json, and compared."""
+    return {
+        "table": table_name,
+        "seed": int(seed),
+        "severities": levels,
+        "image_shape": list(image_shape),
+        "num_images": len(labels),
+        "batch_size": int(batch_size),
+        "labels_sha256": hashlib.sha256(labels.tobytes()).hexdigest(),
+    }
+
+
+def _refuse_other_set(out: Path, meta_path: Path, identity: dict) -> None:
+    """FolderError when `out` already holds a corruption set made with other settings."""
+    if not meta_path.is_file():
+        return
+    existing = read_json(
+        meta_path,
+        "; it records which corruption set this folder holds: restore it or use another folder",
+    )
+    # The record holds more than the identity (the corruptions written so far).
+    refuse_other_contents(
+        out,
+        "a corruption set made with other settings",
+        {k: existing.get(k) for k in _IDENTITY_KEYS},
+        identity,
+        "use another folder",
+    )
+
+
+@contextlib.contextmanager
+def _torch_threads(num_threads: int | None) -> Iterator[None]:
+    """torch's intra-op thread count set to `num_threads` (None: left alone), restored after."""
+    before = torch.get_num_threads()
+    if num_threads is not None:
+        torch.set_num_threads(num_threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _write_corruption(

@@ -23,7 +23,7 @@ from selectivity.report.checks import (
     find_collapsed,
 )
 from selectivity.report.claims import MIN_ALPHAS, MIN_SAMPLES, MIN_TRIALS, SOURCES, evaluate_claims
-from selectivity.report.figures import FIGURES
+from selectivity.report.figures import FIGURES, FigureSpec
 from selectivity.report.plotting import _alphas, _figure_of
 from selectivity.report.stats import (
     N_RESAMPLES,
@@ -172,6 +172,35 @@ def write_report(
     claims = evaluate_claims(table, n_resamples=n_resamples, seed=seed, collapse=collapse)
     write_bytes(out / "claims.csv", claims.to_csv(index=False).encode())
 
+    figures, skipped = _draw_figures(table, out / "figures")
+    parts = [
+        *_head_html(table, n_resamples),
+        _claims_html(claims),
+        _collapse_html(collapse),
+        "<p class='src'>Sources: "
+        + "; ".join(f"{html.escape(k)} = {html.escape(v)}" for k, v in SOURCES.items())
+        + ".</p>",
+        *_figures_html(figures, skipped),
+    ]
+    if failed is not None:
+        parts.append(f"<h2>Failed trials ({len(failed)})</h2>")
+        parts.append(
+            failed.to_html(index=False, escape=True, na_rep="") if len(failed) else "<p>None.</p>"
+        )
+    parts.append(
+        "<p class='src'>Files next to this report: summary.csv (mean, ci_low, ci_high, n per α and metric keys), "
+        "claims.csv, figures/*.png.</p></body></html>"
+    )
+    report = out / "report.html"
+    write_bytes(report, "\n".join(parts).encode("utf-8"))
+    return report
+
+
+def _draw_figures(
+    table: pd.DataFrame, folder: Path
+) -> tuple[list[tuple[FigureSpec, str, str]], list[tuple[str, str]]]:
+    """Every figure the table allows, written to folder/<name>.png: ([(spec, caption, base64
+    PNG)], [(name, why skipped)])."""
     figures, skipped = [], []
     for spec in FIGURES:
         try:
@@ -183,14 +212,18 @@ def write_report(
             skipped.append((spec.name, str(error)))
             continue
         data = _png(_figure_of(drawn))
-        write_bytes(out / "figures" / f"{spec.name}.png", data)
+        write_bytes(folder / f"{spec.name}.png", data)
         figures.append((spec, caption, base64.b64encode(data).decode("ascii")))
+    return figures, skipped
 
+
+def _head_html(table: pd.DataFrame, n_resamples: int) -> list[str]:
+    """The page head, the sweep's description and how the claims table reads."""
     alphas = _alphas(table)
     trials = table[list(TRIAL)].drop_duplicates()
     per_alpha = trials.groupby("alpha").size()
     present = _appearance(table["metric"])
-    parts = [
+    return [
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
         "<title>Class selectivity and robustness: sweep report</title>",
         f"<style>{_CSS}</style></head><body>",
@@ -213,13 +246,14 @@ def write_report(
         f"values or {MIN_SAMPLES} images per trial. Early layers = first half "
         "of the layers. Claims are tested separately, without a multiple-comparison correction; "
         "correlations across trials show association, and the regularizer supplies the intervention.</p>",
-        _claims_html(claims),
-        _collapse_html(collapse),
-        "<p class='src'>Sources: "
-        + "; ".join(f"{html.escape(k)} = {html.escape(v)}" for k, v in SOURCES.items())
-        + ".</p>",
-        "<h2>Figures</h2>",
     ]
+
+
+def _figures_html(
+    figures: list[tuple[FigureSpec, str, str]], skipped: list[tuple[str, str]]
+) -> list[str]:
+    """The figures with their captions, then the ones skipped and why."""
+    parts = ["<h2>Figures</h2>"]
     for spec, caption, encoded in figures:
         parts.append(
             f"<figure id='{spec.name}'><img alt='{html.escape(spec.title)}' src='data:image/png;base64,{encoded}'>"
@@ -234,15 +268,4 @@ def write_report(
         parts.append("</ul>")
     else:
         parts.append("<p>None: every figure had its metrics.</p>")
-    if failed is not None:
-        parts.append(f"<h2>Failed trials ({len(failed)})</h2>")
-        parts.append(
-            failed.to_html(index=False, escape=True, na_rep="") if len(failed) else "<p>None.</p>"
-        )
-    parts.append(
-        "<p class='src'>Files next to this report: summary.csv (mean, ci_low, ci_high, n per α and metric keys), "
-        "claims.csv, figures/*.png.</p></body></html>"
-    )
-    report = out / "report.html"
-    write_bytes(report, "\n".join(parts).encode("utf-8"))
-    return report
+    return parts
