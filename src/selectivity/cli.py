@@ -92,6 +92,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from selectivity.files import FileError
     from selectivity.metrics import NegativeActivationError
     from selectivity.runs import RunError
+    from selectivity.sweep import SweepError
     from selectivity.train import TrainingDiverged
 
     errors: list[type[BaseException]] = [
@@ -102,13 +103,8 @@ def _user_errors() -> tuple[type[BaseException], ...]:
         RunError,
         TrainingDiverged,
         UserError,
+        SweepError,
     ]
-    try:
-        from selectivity.sweep import SweepError
-
-        errors.append(SweepError)
-    except ImportError:
-        pass
     return tuple(errors)
 
 
@@ -342,7 +338,7 @@ def _names_seed(set_: list[str] | None) -> bool:
     return any(item.split("=", 1)[0].strip() == "seed" for item in set_ or [])
 
 
-def _sweep_layers(
+def _sweep_overrides(
     preset: str | None,
     config_file: Path | None,
     set_: list[str] | None,
@@ -379,10 +375,10 @@ def sweep(
     """Train and evaluate the grid alphas x seeds; gather SWEEP_DIR/results.parquet."""
     from selectivity.sweep import run_sweep
 
-    layers = _sweep_layers(preset, config_file, set_, device)
+    overrides = _sweep_overrides(preset, config_file, set_, device)
     if ray_address:
-        layers.append({"executor": "ray", "ray_address": ray_address})
-    trials = run_sweep(out, layers, progress=not quiet)
+        overrides.append({"executor": "ray", "ray_address": ray_address})
+    trials = run_sweep(out, overrides, progress=not quiet)
     _print_trials(trials, out)
     _exit_if_trials_failed(trials, out)
 

@@ -415,12 +415,13 @@ def _typed(values: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def build(cls: type, *layers: Mapping[str, Any]) -> Any:
-    """Construct `cls` from layered key/value maps (later wins); keys of other configs are ignored."""
+def build(cls: type, *overrides: Mapping[str, Any]) -> Any:
+    """Construct `cls` from key/value maps applied in order (later wins); keys of other configs
+    are ignored."""
     names = {f.name for f in fields(cls)}
     merged: dict[str, Any] = {}
-    for layer in layers:
-        merged.update({k: v for k, v in _typed(layer).items() if k in names})
+    for override in overrides:
+        merged.update({k: v for k, v in _typed(override).items() if k in names})
     try:
         return cls(**merged)
     except TypeError as error:

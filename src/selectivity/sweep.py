@@ -290,11 +290,11 @@ def _check_sweep_folder(sweep_dir: Path, keys: dict[str, Any]) -> None:
     write_text(stamp, json.dumps(experiment, indent=2, default=str) + "\n")
 
 
-def resolve_keys(layers: Iterable[dict[str, Any]]) -> tuple[SweepConfig, dict[str, Any]]:
+def resolve_keys(overrides: Iterable[dict[str, Any]]) -> tuple[SweepConfig, dict[str, Any]]:
     """Check every key (all configs are built, so a bad value fails before any work)."""
     merged: dict[str, Any] = {}
-    for layer in layers:
-        merged.update(layer)
+    for override in overrides:
+        merged.update(override)
     # The suite's sample bounds sit beneath anything the preset or the user set.
     merged = {**suite_defaults(merged.get("suite", "full")), **merged}
     sweep = build(SweepConfig, merged)
@@ -316,11 +316,11 @@ def _check_trial_configs(config: SweepConfig, keys: dict[str, Any]) -> None:
 
 
 def run_sweep(
-    sweep_dir: str | Path, layers: Iterable[dict[str, Any]], progress: bool = True
+    sweep_dir: str | Path, overrides: Iterable[dict[str, Any]], progress: bool = True
 ) -> pd.DataFrame:
     """Run (or resume) the grid; returns the trials table. Writes results.parquet."""
     sweep_dir = Path(sweep_dir)
-    config, keys = resolve_keys(layers)
+    config, keys = resolve_keys(overrides)
     _check_trial_configs(config, keys)
     _check_sweep_folder(
         sweep_dir, {k: (list(v) if isinstance(v, tuple) else v) for k, v in keys.items()}
