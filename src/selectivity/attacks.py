@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from selectivity.models import eval_mode
+from selectivity.rng import draw
 
 __all__ = ["FGSM", "PGD", "Attack", "input_gradient"]
 
@@ -72,11 +73,8 @@ def _fast_layout(x: Tensor) -> Tensor:
 
 
 def _uniform_noise(x: Tensor, eps: float, generator: torch.Generator | None) -> Tensor:
-    # Drawn on the generator's device (the CPU for the package's generators) so that a seed gives
-    # the same start on any device; without a generator, draw on x's device directly.
-    device = generator.device if generator is not None else x.device
-    noise = torch.rand(x.shape, generator=generator, device=device, dtype=x.dtype)
-    return (noise * 2 - 1).mul_(eps).to(x.device)
+    """U[-eps, eps) like x, reproducible on any device (`rng.draw`)."""
+    return (draw("uniform", x.shape, generator, x.device, x.dtype) * 2 - 1).mul_(eps)
 
 
 @dataclass(frozen=True)

@@ -48,6 +48,7 @@ from torch import Tensor, nn
 from selectivity.metrics import unit_activations
 from selectivity.models import eval_mode
 from selectivity.probe import ActivationProbe
+from selectivity.rng import draw
 
 __all__ = [
     "gradient_variability",
@@ -110,15 +111,6 @@ def _squared_input_norms(
     return torch.cat(rows) if rows else torch.zeros(0, x.shape[0], dtype=x.dtype, device=x.device)
 
 
-def _random_on_device(
-    shape: tuple[int, ...], generator: torch.Generator | None, like: Tensor
-) -> Tensor:
-    # Drawn on the generator's device (the CPU for the package's generators) so that a seed gives
-    # the same numbers on any device.
-    device = generator.device if generator is not None else like.device
-    return torch.randn(shape, generator=generator, device=device, dtype=like.dtype).to(like.device)
-
-
 def jacobian_frobenius_norm(
     model: nn.Module,
     x: Tensor,
@@ -158,7 +150,7 @@ def jacobian_frobenius_norm(
                 logits, x, c, lambda s, e: eye[s:e].unsqueeze(1).expand(e - s, n, c), per_backward
             ).sum(dim=0)
         else:
-            vectors = _random_on_device((projections, n, c), generator, logits)
+            vectors = draw("normal", (projections, n, c), generator, logits.device, logits.dtype)
             vectors = vectors / vectors.norm(dim=2, keepdim=True)
             squared = c * _squared_input_norms(
                 logits, x, projections, lambda s, e: vectors[s:e], per_backward

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from selectivity.corruptions.tables import Table
+from selectivity.rng import draw
 
 BORDER_MODES = ("edge", "symmetric", "reflect101", "wrap")
 
@@ -57,19 +58,19 @@ class Rng:
 
     def uniform(self, shape: tuple[int, ...], low: float = 0.0, high: float = 1.0) -> Tensor:
         """float32 `shape`, U[low, high)."""
-        u = torch.rand(shape, generator=self.generator, device=self._draw_device)
+        u = draw("uniform", shape, self.generator, self.device)
         if low != 0.0 or high != 1.0:
             u.mul_(high - low).add_(low)
-        return u.to(self.device)
+        return u
 
     def normal(self, shape: tuple[int, ...], mean: float = 0.0, std: float = 1.0) -> Tensor:
         """float32 `shape`, N(mean, std^2)."""
-        z = torch.randn(shape, generator=self.generator, device=self._draw_device)
+        z = draw("normal", shape, self.generator, self.device)
         if std != 1.0:
             z.mul_(std)
         if mean != 0.0:
             z.add_(mean)
-        return z.to(self.device)
+        return z
 
     def randint(self, low: int, high: int, shape: tuple[int, ...]) -> Tensor:
         """int64 `shape`, uniform on [low, high) as np.random.randint."""

@@ -37,6 +37,7 @@ from selectivity.corruptions import (
     runnable_corruptions,
 )
 from selectivity.corruptions._ops import truncate_to_uint8
+from selectivity.corruptions.store import NUM_SEVERITIES, is_complete
 from selectivity.corruptions.tables import get_table, table_for_size
 from selectivity.data import ImageSet
 from selectivity.files import (
@@ -87,16 +88,6 @@ def _save_json(path: Path, payload: dict) -> None:
     _atomic_write(path, write)
 
 
-def _is_complete(path: Path, shape: tuple[int, ...], dtype: np.dtype) -> bool:
-    if not path.is_file():
-        return False
-    try:
-        existing = np.load(path, mmap_mode="r")
-    except (ValueError, OSError):
-        return False
-    return existing.shape == shape and existing.dtype == dtype
-
-
 def _check_names(corruptions: Iterable[str] | None) -> list[str]:
     if corruptions is None:
         return list(runnable_corruptions())
@@ -111,7 +102,8 @@ def _check_severities(severities: Sequence[int]) -> list[int]:
     levels = list(severities)
     if not levels or len(set(levels)) != len(levels):
         raise ValueError(
-            f"severities must be a non-empty list of distinct integers from 1 to 5, got {levels!r}"
+            f"severities must be a non-empty list of distinct integers from 1 to {NUM_SEVERITIES}, "
+            f"got {levels!r}"
         )
     for s in levels:
         _check_request(CORRUPTIONS[0], s)
@@ -123,7 +115,7 @@ def generate_corruption_set(
     out_dir: str | os.PathLike,
     seed: int = 0,
     corruptions: Iterable[str] | None = None,
-    severities: Sequence[int] = (1, 2, 3, 4, 5),
+    severities: Sequence[int] = tuple(range(1, NUM_SEVERITIES + 1)),
     table: str | None = None,
     batch_size: int = 500,
     device: str | torch.device = "cpu",
@@ -166,7 +158,7 @@ def generate_corruption_set(
         return [
             name
             for name in CORRUPTIONS
-            if _is_complete(out / f"{name}.npy", shape, np.dtype(np.uint8))
+            if is_complete(out / f"{name}.npy", shape, np.dtype(np.uint8))
         ]
 
     def write_metadata() -> None:
@@ -180,12 +172,12 @@ def generate_corruption_set(
         )
 
     labels_path = out / "labels.npy"
-    if not _is_complete(labels_path, (len(levels) * n,), np.dtype(np.int64)):
+    if not is_complete(labels_path, (len(levels) * n,), np.dtype(np.int64)):
         _save_npy(labels_path, np.tile(labels, len(levels)))
     write_metadata()
 
     todo = [
-        name for name in names if not _is_complete(out / f"{name}.npy", shape, np.dtype(np.uint8))
+        name for name in names if not is_complete(out / f"{name}.npy", shape, np.dtype(np.uint8))
     ]
     written: list[str] = []
     with (

@@ -25,6 +25,7 @@ from selectivity.files import one_line
 __all__ = [
     "NUM_SEVERITIES",
     "follows_test_order",
+    "is_complete",
     "open_corrupted",
     "stored_corruptions",
 ]
@@ -94,6 +95,18 @@ def stored_corruptions(root: str | os.PathLike) -> list[str]:
     """
     folder, layout = _corruption_root(root)
     return _npy_names(folder) if layout == _NPY_LAYOUT else _folder_names(folder)
+
+
+def is_complete(path: Path, shape: tuple[int, ...], dtype: np.dtype) -> bool:
+    """Whether `path` is a readable .npy of exactly `shape` and `dtype` (a writer's finished file;
+    a missing, truncated or differently shaped one is not)."""
+    if not path.is_file():
+        return False
+    try:
+        existing = np.load(path, mmap_mode="r")
+    except (ValueError, OSError):
+        return False
+    return existing.shape == shape and existing.dtype == dtype
 
 
 def _load_npy_mmap(path: Path) -> np.ndarray:
