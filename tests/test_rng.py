@@ -18,7 +18,7 @@ def test_uniform_and_normal_follow_the_generator():
 def test_uniform_lies_in_unit_interval_and_differs_between_seeds():
     a = draw("uniform", (1000,), torch.Generator().manual_seed(0), "cpu")
     b = draw("uniform", (1000,), torch.Generator().manual_seed(1), "cpu")
-    assert 0 <= float(a.min()) and float(a.max()) < 1
+    assert float(a.min()) >= 0 and float(a.max()) < 1
     assert not torch.equal(a, b)
 
 
