@@ -119,23 +119,17 @@ def test_a_truncated_checkpoint_is_one_line_at_every_cut(run, which):
         assert str(path) in one_line(error), cut
 
 
+def _resume_training(run, run_cli):
+    """`selectivity train` again on the tiny digits run (resumes from checkpoint_last.pt)."""
+    settings = ("epochs=2", "milestones=", "num_threads=1")
+    options = [item for setting in settings for item in ("--set", setting)]
+    return run_cli("train", "--preset", "digits", "--out", run, "--quiet", *options)
+
+
 def test_a_truncated_checkpoint_through_the_cli_is_exit_2(run, run_cli):
     path = run / "checkpoint_last.pt"
     path.write_bytes(path.read_bytes()[: path.stat().st_size * 2 // 5])
-    code, _, err = run_cli(
-        "train",
-        "--preset",
-        "digits",
-        "--out",
-        run,
-        "--quiet",
-        "--set",
-        "epochs=2",
-        "--set",
-        "milestones=",
-        "--set",
-        "num_threads=1",
-    )
+    code, _, err = _resume_training(run, run_cli)
     assert (
         code == 2
         and err.startswith("selectivity: error: corrupt checkpoint")
@@ -178,20 +172,7 @@ def test_bit_flips_in_a_checkpoint_never_load_silently(run):
 
 def test_a_best_checkpoint_copied_over_the_last_is_refused(run, run_cli):
     shutil.copy(run / "checkpoint_best.pt", run / "checkpoint_last.pt")
-    code, _, err = run_cli(
-        "train",
-        "--preset",
-        "digits",
-        "--out",
-        run,
-        "--quiet",
-        "--set",
-        "epochs=2",
-        "--set",
-        "milestones=",
-        "--set",
-        "num_threads=1",
-    )
+    code, _, err = _resume_training(run, run_cli)
     assert code == 2 and err.count("\n") == 1, err
     assert "holds a best checkpoint where a last one belongs" in err
 
