@@ -915,3 +915,18 @@ def test_generation_is_atomic_and_resumable_after_a_crash(tmp_path, digits20, mo
     assert written == [str(tmp_path / "saturate.npy")]
     assert np.load(tmp_path / "saturate.npy").shape == (40, 16, 16, 1)
     assert not [p for p in tmp_path.iterdir() if ".tmp-" in p.name]
+
+
+def test_write_rows_refuses_blocks_that_do_not_fill_the_shape(tmp_path):
+    from selectivity.corruptions.store import write_rows
+
+    path = tmp_path / "x.npy"
+    block = np.zeros((2, 4, 4, 3), dtype=np.uint8)
+    write_rows(path, (4, 4, 4, 3), [block, block + 1])
+    assert np.load(path).tolist() == np.concatenate([block, block + 1]).tolist()
+    with pytest.raises(ValueError, match="1 rows written, 4 expected"):
+        write_rows(tmp_path / "short.npy", (4, 4, 4, 3), [block[:1]])
+    with pytest.raises(ValueError, match="a block of"):
+        write_rows(tmp_path / "wide.npy", (4, 4, 4, 3), [np.zeros((4, 4, 4, 1), np.uint8)])
+    # Nothing half-written is left behind.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.npy"]

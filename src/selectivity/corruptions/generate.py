@@ -17,9 +17,7 @@ batch size (draws are made per batch) and device.
 from __future__ import annotations
 
 import contextlib
-import errno
 import hashlib
-import json
 import math
 import os
 from collections.abc import Iterable, Iterator, Sequence
@@ -37,11 +35,16 @@ from selectivity.corruptions import (
     runnable_corruptions,
 )
 from selectivity.corruptions._ops import truncate_to_uint8
-from selectivity.corruptions.store import NUM_SEVERITIES, is_complete
+from selectivity.corruptions.store import (
+    NUM_SEVERITIES,
+    is_complete,
+    save_json,
+    save_npy,
+    write_rows,
+)
 from selectivity.corruptions.tables import get_table, table_for_size
 from selectivity.data import ImageSet
 from selectivity.files import (
-    atomic_path,
     read_json,
     refuse_other_contents,
     remove_stale_temporaries,
@@ -65,27 +68,6 @@ def derived_seed(seed: int, name: str, severity: int) -> int:
     """A 63-bit seed for one (corruption, severity), independent of which others are generated."""
     digest = hashlib.sha256(f"{int(seed)}/{name}/{int(severity)}".encode()).digest()
     return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
-
-
-def _atomic_write(path: Path, write) -> None:
-    """Call write(temp_path), then rename the temporary file onto `path`; remove it on failure."""
-    with atomic_path(path) as temporary:
-        write(temporary)
-
-
-def _save_npy(path: Path, array: np.ndarray) -> None:
-    def write(tmp: Path) -> None:
-        with open(tmp, "wb") as handle:
-            np.save(handle, array)
-
-    _atomic_write(path, write)
-
-
-def _save_json(path: Path, payload: dict) -> None:
-    def write(tmp: Path) -> None:
-        tmp.write_text(json.dumps(payload, indent=2) + "\n")
-
-    _atomic_write(path, write)
 
 
 def _check_names(corruptions: Iterable[str] | None) -> list[str]:
@@ -162,7 +144,7 @@ def generate_corruption_set(
         ]
 
     def write_metadata() -> None:
-        _save_json(
+        save_json(
             meta_path,
             {
                 **identity,
@@ -173,7 +155,7 @@ def generate_corruption_set(
 
     labels_path = out / "labels.npy"
     if not is_complete(labels_path, (len(levels) * n,), np.dtype(np.int64)):
-        _save_npy(labels_path, np.tile(labels, len(levels)))
+        save_npy(labels_path, np.tile(labels, len(levels)))
     write_metadata()
 
     todo = [
@@ -190,12 +172,10 @@ def generate_corruption_set(
     ):
         for name in todo:
             path = out / f"{name}.npy"
-            _atomic_write(
-                path,
-                lambda tmp, name=name: _write_corruption(
-                    tmp, images, name, levels, seed, table_name, batch_size, device, bar
-                ),
+            blocks = _corrupted_blocks(
+                images, name, levels, seed, table_name, batch_size, device, bar
             )
+            write_rows(path, shape, blocks)
             written.append(str(path))
             write_metadata()
     return written
@@ -251,8 +231,7 @@ def _torch_threads(num_threads: int | None) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def _write_corruption(
-    tmp: Path,
+def _corrupted_blocks(
     images: ImageSet,
     name: str,
     levels: list[int],
@@ -261,47 +240,15 @@ def _write_corruption(
     batch_size: int,
     device: str | torch.device,
     bar: tqdm,
-) -> None:
-    """Fill `tmp` with the (len(levels) * N, H, W, C) uint8 array of corruption `name`."""
+) -> Iterator[np.ndarray]:
+    """The rows of corruption `name` in file order: uint8 (batch, H, W, C) blocks, severity by
+    severity, each severity drawn from its own derived seed."""
     n = len(images)
-    c, h, w = images.image_shape
-    shape = (len(levels) * n, h, w, c)
-    if n == 0:
-        with open(tmp, "wb") as handle:
-            np.save(handle, np.zeros(shape, dtype=np.uint8))
-        return
-    # Rows are produced in file order, so they are appended to the .npy as they come: the whole
-    # array never sits in memory. Not memory-mapped: a full disk under a mapping kills the
-    # process with SIGBUS; plain writes raise OSError, and the file's space is reserved first.
-    with open(tmp, "wb") as handle:
-        np.lib.format.write_array_header_1_0(
-            handle,
-            {
-                "descr": np.lib.format.dtype_to_descr(np.dtype(np.uint8)),
-                "fortran_order": False,
-                "shape": shape,
-            },
-        )
-        _reserve(handle, handle.tell() + math.prod(shape))
-        for severity in levels:
-            bar.set_description(f"{name} s{severity}")
-            generator = torch.Generator().manual_seed(derived_seed(seed, name, severity))
-            for start in range(0, n, batch_size):
-                stop = min(start + batch_size, n)
-                x, _ = images.batch(slice(start, stop), device)
-                y = corrupt(x, name, severity, generator=generator, table=table_name)
-                rows = truncate_to_uint8(y).permute(0, 2, 3, 1).contiguous().cpu().numpy()
-                handle.write(rows.data.cast("B"))
-                bar.update(1)
-
-
-def _reserve(handle, size: int) -> None:
-    """Allocate `size` bytes of the open file now, so a full disk fails before any computing."""
-    try:
-        os.posix_fallocate(handle.fileno(), 0, size)
-    except AttributeError:
-        pass  # no posix_fallocate (macOS, Windows): a full disk surfaces at the write instead
-    except OSError as error:
-        # Some file systems cannot preallocate; the writes then find a full disk themselves.
-        if error.errno not in (errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
-            raise
+    for severity in levels:
+        bar.set_description(f"{name} s{severity}")
+        generator = torch.Generator().manual_seed(derived_seed(seed, name, severity))
+        for start in range(0, n, batch_size):
+            x, _ = images.batch(slice(start, min(start + batch_size, n)), device)
+            y = corrupt(x, name, severity, generator=generator, table=table_name)
+            yield truncate_to_uint8(y).permute(0, 2, 3, 1).contiguous().cpu().numpy()
+            bar.update(1)

@@ -13,21 +13,28 @@ where. Generating a set: `selectivity.corruptions.generate_corruption_set`.
 
 from __future__ import annotations
 
+import errno
+import json
+import math
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
 from selectivity.data import DataError, ImageSet, decoded_cached, is_jpeg, labels_tensor
-from selectivity.files import one_line
+from selectivity.files import atomic_path, one_line
 
 __all__ = [
     "NUM_SEVERITIES",
     "follows_test_order",
     "is_complete",
     "open_corrupted",
+    "save_json",
+    "save_npy",
     "stored_corruptions",
+    "write_rows",
 ]
 
 # Severities per corruption in CIFAR-10-C, Tiny-ImageNet-C and what `selectivity corrupt` writes.
@@ -280,3 +287,61 @@ def follows_test_order(root: str | os.PathLike) -> bool:
     clean test set's order, so `open_corrupted` can check them against it. Published
     Tiny-ImageNet-C images are not the Tiny ImageNet val images; their order is not matched."""
     return any(Path(root).glob("*.npy"))
+
+
+# --- writing the CIFAR-10-C layout ----------------------------------------------------------
+
+
+def save_npy(path: Path, array: np.ndarray) -> None:
+    """`array` as the .npy `path`, written under a temporary name and renamed."""
+    with atomic_path(path) as temporary, open(temporary, "wb") as handle:
+        np.save(handle, array)
+
+
+def save_json(path: Path, payload: dict) -> None:
+    """`payload` as indented JSON in `path`, written under a temporary name and renamed."""
+    with atomic_path(path) as temporary:
+        temporary.write_text(json.dumps(payload, indent=2) + "\n")
+
+
+def write_rows(path: Path, shape: tuple[int, ...], blocks: Iterable[np.ndarray]) -> None:
+    """The uint8 .npy `path` of `shape`, from row blocks given in file order, atomically.
+
+    Rows are appended as they come, so the whole array never sits in memory. The file is not
+    memory-mapped: a full disk under a mapping kills the process with SIGBUS, while plain writes
+    raise OSError; and its size is reserved first, so a full disk fails before any block is
+    computed. ValueError when the blocks do not hold exactly `shape`.
+    """
+    with atomic_path(path) as temporary, open(temporary, "wb") as handle:
+        if math.prod(shape) == 0:
+            np.save(handle, np.zeros(shape, dtype=np.uint8))
+            return
+        np.lib.format.write_array_header_1_0(
+            handle,
+            {
+                "descr": np.lib.format.dtype_to_descr(np.dtype(np.uint8)),
+                "fortran_order": False,
+                "shape": shape,
+            },
+        )
+        _reserve(handle, handle.tell() + math.prod(shape))
+        rows = 0
+        for block in blocks:
+            if block.dtype != np.uint8 or block.shape[1:] != shape[1:]:
+                raise ValueError(f"{path}: a block of {block.dtype} {block.shape} in {shape} uint8")
+            handle.write(np.ascontiguousarray(block).data.cast("B"))
+            rows += len(block)
+        if rows != shape[0]:
+            raise ValueError(f"{path}: {rows} rows written, {shape[0]} expected")
+
+
+def _reserve(handle: BinaryIO, size: int) -> None:
+    """Allocate `size` bytes of the open file now, so a full disk fails before any computing."""
+    try:
+        os.posix_fallocate(handle.fileno(), 0, size)
+    except AttributeError:
+        pass  # no posix_fallocate (macOS, Windows): a full disk surfaces at the write instead
+    except OSError as error:
+        # Some file systems cannot preallocate; the writes then find a full disk themselves.
+        if error.errno not in (errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
+            raise
