@@ -14,21 +14,20 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from selectivity.registry import Registry
+
 __all__ = ["Normalize", "create_model", "eval_mode", "list_models", "register_model"]
 
-_REGISTRY: dict[str, Callable[..., nn.Module]] = {}
+_MODELS: Registry[Callable[..., nn.Module]] = Registry("model")
 
 
-def register_model(name: str) -> Callable:
-    def add(factory: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-        _REGISTRY[name] = factory
-        return factory
-
-    return add
+def register_model(name: str) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+    """Decorator: a factory `(num_classes, in_channels) -> nn.Module` under `name`."""
+    return _MODELS.register(name)
 
 
 def list_models() -> list[str]:
-    return sorted(_REGISTRY)
+    return _MODELS.names()
 
 
 def create_model(
@@ -39,9 +38,7 @@ def create_model(
     std: Sequence[float] | None = None,
 ) -> nn.Module:
     """Build a registered model. mean/std (one value per channel) add an input normalisation."""
-    if name not in _REGISTRY:
-        raise ValueError(f"unknown model {name!r}; available: {', '.join(list_models())}")
-    model = _REGISTRY[name](num_classes=num_classes, in_channels=in_channels)
+    model = _MODELS.get(name)(num_classes=num_classes, in_channels=in_channels)
     if mean is not None or std is not None:
         # A submodule rather than a wrapper, so unit-site names do not depend on normalisation.
         model.normalize = Normalize(mean or [0.0] * in_channels, std or [1.0] * in_channels)

@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from selectivity.registry import Registry
+
 # --------------------------------------------------------------------------------------------
 # Containers
 # --------------------------------------------------------------------------------------------
@@ -239,28 +241,23 @@ def channel_stats(images: ImageSet) -> tuple[tuple[float, ...], tuple[float, ...
 # The registry: loaders register by name, load_dataset calls them
 # --------------------------------------------------------------------------------------------
 
-_LOADERS: dict[str, Callable[..., DataSplits]] = {}
+_LOADERS: Registry[Callable[..., DataSplits]] = Registry("dataset", DataError)
 
 
-def register_dataset(name: str) -> Callable:
-    def add(loader: Callable[..., DataSplits]) -> Callable[..., DataSplits]:
-        _LOADERS[name] = loader
-        return loader
-
-    return add
+def register_dataset(name: str) -> Callable[[Callable[..., DataSplits]], Callable[..., DataSplits]]:
+    """Decorator: a loader `(data_dir, seed, image_size) -> DataSplits` under `name`."""
+    return _LOADERS.register(name)
 
 
 def list_datasets() -> list[str]:
-    return sorted(_LOADERS)
+    return _LOADERS.names()
 
 
 def load_dataset(
     name: str, data_dir: str | None = None, seed: int = 0, image_size: int | None = None
 ) -> DataSplits:
     """Load a data set by name. `seed` fixes the train/validation split (drawn per seed)."""
-    if name not in _LOADERS:
-        raise DataError(f"unknown dataset {name!r}; available: {', '.join(list_datasets())}")
-    return _LOADERS[name](data_dir=data_dir, seed=seed, image_size=image_size)
+    return _LOADERS.get(name)(data_dir=data_dir, seed=seed, image_size=image_size)
 
 
 # --------------------------------------------------------------------------------------------
