@@ -91,6 +91,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from selectivity.data import DataError
     from selectivity.files import FileError
     from selectivity.metrics import NegativeActivationError
+    from selectivity.probe import UnknownLayerError
     from selectivity.runs import RunError
     from selectivity.sweep import SweepError
     from selectivity.train import TrainingDiverged
@@ -99,6 +100,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
         cfg.ConfigError,
         DataError,
         NegativeActivationError,
+        UnknownLayerError,
         FileError,
         RunError,
         TrainingDiverged,
@@ -148,7 +150,7 @@ def measure(
     from selectivity.data import load_dataset
     from selectivity.files import atomic_path
     from selectivity.measure import measure_selectivity
-    from selectivity.probe import unknown_layers
+    from selectivity.probe import check_layers
     from selectivity.runs import check_data, load_model, read_config, resolve_device
 
     if split not in ("test", "val", "train"):
@@ -159,11 +161,7 @@ def measure(
     config = cfg.build(cfg.TrainConfig, cfg.to_dict(read_config(run_dir)), overrides)
     target = resolve_device(config.device)
     _, model, state = load_model(run_dir, checkpoint, target)
-    unknown = unknown_layers(model, config.selectivity_layers)
-    if unknown:
-        raise UserError(
-            f"unknown selectivity_layers {', '.join(unknown)}; the model has {', '.join(n for n, _ in model.named_modules() if n)}"
-        )
+    check_layers(model, config.selectivity_layers, "selectivity_layers")
     data = load_dataset(config.dataset, config.data_dir, config.seed, config.image_size)
     images = getattr(data, split)
     check_data(state, data, Path(run_dir) / f"checkpoint_{checkpoint}.pt")

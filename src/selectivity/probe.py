@@ -27,9 +27,10 @@ __all__ = [
     "ActivationProbe",
     "EmptyCaptureError",
     "SkippedActivationsWarning",
+    "UnknownLayerError",
+    "check_layers",
     "default_sites",
     "skipped_activations",
-    "unknown_layers",
 ]
 
 UNIT_TYPES: tuple[type[nn.Module], ...] = (nn.ReLU,)
@@ -88,10 +89,21 @@ def skipped_activations(
     ]
 
 
-def unknown_layers(model: nn.Module, layers: Iterable[str] | None) -> list[str]:
-    """The names in `layers` that are not modules of `model` (none for None: the default sites)."""
-    modules = dict(model.named_modules())
-    return [name for name in layers or () if name not in modules]
+class UnknownLayerError(ValueError):
+    """Layer names that are not modules of the model."""
+
+
+def check_layers(
+    model: nn.Module, layers: Iterable[str] | None, what: str = "layer name(s)"
+) -> None:
+    """UnknownLayerError naming the entries of `layers` that are not modules of `model` (None: the
+    default sites, always known), and the names the model has. `what` names the option."""
+    modules = [name for name, _ in model.named_modules() if name]
+    unknown = [name for name in layers or () if name not in modules]
+    if unknown:
+        raise UnknownLayerError(
+            f"unknown {what} {', '.join(unknown)}; {type(model).__name__} has {', '.join(modules[:50])}"
+        )
 
 
 class ActivationProbe:
@@ -124,11 +136,7 @@ class ActivationProbe:
         modules = dict(model.named_modules())
         names = default_sites(model, unit_types) if layers is None else list(layers)
         self.skipped = skipped_activations(model, unit_types) if layers is None else []
-        unknown = unknown_layers(model, names)
-        if unknown:
-            raise ValueError(
-                f"unknown layer name(s) {unknown}; the model has {[n for n in modules if n][:50]}"
-            )
+        check_layers(model, names)
         kinds = ", ".join(t.__name__ for t in unit_types)
         if not names:
             skipped = f"; skipped {', '.join(self.skipped)}" if self.skipped else ""

@@ -34,7 +34,7 @@ from selectivity.files import (
 )
 from selectivity.measure import measure_selectivity
 from selectivity.models import eval_mode
-from selectivity.probe import unknown_layers
+from selectivity.probe import check_layers
 from selectivity.regularizer import SelectivityRegularizer
 from selectivity.runs import (
     ENGINE_KEYS,
@@ -78,12 +78,7 @@ def _check_start(
     config: TrainConfig, data, model: torch.nn.Module, device: torch.device, layout
 ) -> None:
     """ConfigError for what would otherwise fail (or silently do nothing) after the run began."""
-    unknown = unknown_layers(model, config.selectivity_layers)
-    if unknown:
-        names = [name for name, _ in model.named_modules() if name]
-        raise ConfigError(
-            f"unknown selectivity_layers {', '.join(unknown)}; {config.model} has {', '.join(names[:50])}"
-        )
+    check_layers(model, config.selectivity_layers, "selectivity_layers")
     size = len(data.train)
     if config.batch_size > size:
         raise ConfigError(
