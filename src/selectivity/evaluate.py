@@ -36,6 +36,7 @@ from selectivity.corruptions.store import follows_test_order, open_corrupted, st
 from selectivity.data import DataError, DataSplits, ImageSet, load_dataset
 from selectivity.files import (
     atomic_path,
+    differing_keys,
     read_json,
     read_table,
     remove_stale_temporaries,
@@ -156,11 +157,12 @@ def _differing(recorded: Any, key: dict[str, Any]) -> list[str]:
         return ["no settings recorded"]
     current = json.loads(json.dumps(key, default=str))  # as the stamp stores it
     names = []
-    for name in sorted(set(recorded) | set(current)):
+    for name in differing_keys(recorded, current):
         old, new = recorded.get(name), current.get(name)
+        # A nested config is named by its keys that differ, not by its own name.
         if isinstance(old, dict) and isinstance(new, dict):
-            names += [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
-        elif old != new:
+            names += differing_keys(old, new)
+        else:
             names.append(name)
     return names or ["an older version of selectivity"]
 

@@ -195,6 +195,17 @@ class FolderError(FileError):
     other settings. The message is one line naming the keys that differ."""
 
 
+def differing_keys(
+    recorded: Mapping[str, Any], wanted: Mapping[str, Any], ignore: Collection[str] = ()
+) -> list[str]:
+    """The keys, sorted, in which two records differ (absent on one side counts as None there)."""
+    return sorted(
+        key
+        for key in set(recorded) | set(wanted)
+        if key not in ignore and recorded.get(key) != wanted.get(key)
+    )
+
+
 def refuse_other_contents(
     folder: str | Path,
     holds: str,
@@ -208,11 +219,7 @@ def refuse_other_contents(
     differ in a key outside `ignore` (a key absent from one side counts as None there):
     '<folder> holds <holds> (<key>: <recorded> there, <wanted> here, ...); <advice>'.
     """
-    differing = sorted(
-        key
-        for key in set(recorded) | set(wanted)
-        if key not in ignore and recorded.get(key) != wanted.get(key)
-    )
+    differing = differing_keys(recorded, wanted, ignore)
     if differing:
         detail = ", ".join(
             f"{key}: {recorded.get(key)!r} there, {wanted.get(key)!r} here" for key in differing

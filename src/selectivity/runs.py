@@ -21,7 +21,14 @@ import torch
 from torch import nn
 
 from selectivity.config import ConfigError, TrainConfig, build, check_device, to_dict
-from selectivity.files import FileError, atomic_path, one_line, read_json, write_text
+from selectivity.files import (
+    FileError,
+    atomic_path,
+    differing_keys,
+    one_line,
+    read_json,
+    write_text,
+)
 from selectivity.models import create_model
 
 __all__ = [
@@ -227,8 +234,7 @@ def _differing_keys(recorded: Any, config: TrainConfig) -> list[str]:
         recorded = to_dict(build(TrainConfig, recorded))
     except (ConfigError, AttributeError) as error:
         return [f"an unreadable config: {one_line(error)}"]
-    current = to_dict(config)
-    return sorted(k for k in current if k not in ENGINE_KEYS and recorded[k] != current[k])
+    return differing_keys(recorded, to_dict(config), ENGINE_KEYS)
 
 
 def build_model(
