@@ -90,6 +90,7 @@ class UserError(Exception):
 def _user_errors() -> tuple[type[BaseException], ...]:
     from selectivity.data import DataError
     from selectivity.files import FileError
+    from selectivity.loggers import MissingPackageError
     from selectivity.metrics import NegativeActivationError
     from selectivity.probe import UnknownLayerError
     from selectivity.runs import RunError
@@ -102,6 +103,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
         NegativeActivationError,
         UnknownLayerError,
         FileError,
+        MissingPackageError,
         RunError,
         TrainingDiverged,
         UserError,
@@ -457,11 +459,26 @@ def demo(
 
 @app.command()
 def keys() -> None:
-    """List every key that --set accepts, with its default."""
-    for cls in (cfg.TrainConfig, cfg.EvalConfig, cfg.SweepConfig):
-        typer.echo(f"[{cls.__name__}]")
-        for field in dataclasses.fields(cls):
-            typer.echo(f"  {field.name} = {field.default!r}")
+    """List every key that --set (and a sweep's config file) accepts: type, default, meaning."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    if not console.is_terminal:  # piped (to grep, a file): one line per key
+        console = Console(width=220)
+    for group, infos in cfg.describe_keys().items():
+        table = Table(
+            title=f"{group} keys ({cfg.CONFIG_GROUPS[group].__name__})",
+            title_justify="left",
+            box=None,
+            header_style="bold",
+        )
+        for column in ("key", "type", "default", "meaning"):
+            table.add_column(column, overflow="fold")
+        for info in infos:
+            table.add_row(info.name, info.type, info.default, info.meaning)
+        console.print(table)
+        console.print()
 
 
 def _click_exceptions() -> tuple[type[BaseException], ...]:

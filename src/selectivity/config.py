@@ -9,26 +9,30 @@ a value of the wrong type raises `ConfigError` with one line.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
 import re
 import types
 import typing
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "CONFIG_GROUPS",
     "EVAL_SUITES",
     "PAPER_ALPHAS",
     "SWEEP_PRESETS",
     "TRAIN_PRESETS",
     "ConfigError",
     "EvalConfig",
+    "KeyInfo",
     "SweepConfig",
     "TrainConfig",
     "build",
     "check_device",
+    "describe_keys",
     "parse_assignments",
     "to_dict",
     "train_preset",
@@ -39,29 +43,45 @@ class ConfigError(ValueError):
     """A bad key, value or preset; the message is one line for the user."""
 
 
+_T = typing.TypeVar("_T")
+
+
+def _key(default: _T, meaning: str) -> _T:
+    """A config field: its default and its one-line meaning, which `describe_keys` (and so
+    `selectivity keys`) shows; every field of the config classes is declared with it."""
+    return dataclasses.field(default=default, metadata={"meaning": meaning})
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything one training run needs. Defaults are the ResNet20/CIFAR10 recipe (appendix A.1.1)."""
 
-    model: str = "resnet20"
-    dataset: str = "cifar10"
-    data_dir: str | None = None
-    image_size: int | None = None  # None: the data set's native size (digits: 16)
-    alpha: float = 0.0  # loss = CE - alpha * mu_SI; < 0 discourages selectivity
-    seed: int = 0
-    epochs: int = 200
-    batch_size: int = 256
-    lr: float = 0.1
-    momentum: float = 0.9
-    weight_decay: float = 1e-4
-    milestones: tuple[int, ...] = (100, 150)  # lr x lr_gamma at each of these epochs
-    lr_gamma: float = 0.1
-    device: str = "auto"  # auto | cpu | cuda | cuda:N
-    eval_batch_size: int = 1024
-    normalize: bool = True  # per-channel input normalisation inside the model
-    selectivity_layers: tuple[str, ...] | None = None  # None: every ReLU call site
-    num_threads: int | None = None  # torch CPU threads; None: torch's default
-    channels_last: bool = False  # NHWC memory order: ~1.2x faster ResNet training on CPUs
+    model: str = _key("resnet20", "network, by registered name (`selectivity.list_models()`)")
+    dataset: str = _key("cifar10", "data set: digits, cifar10, tinyimagenet, svhn or folder")
+    data_dir: str | None = _key(None, "where the data set lies; none: $SELECTIVITY_DATA or ./data")
+    image_size: int | None = _key(
+        None, "side, pixels, images are resized to; none: the data set's own (digits: 16)"
+    )
+    alpha: float = _key(0.0, "loss = CE - alpha * mu_SI; < 0 discourages selectivity, > 0 favours")
+    seed: int = _key(0, "seed of the weights, the validation split and the data order")
+    epochs: int = _key(200, "training epochs")
+    batch_size: int = _key(256, "training minibatch, images")
+    lr: float = _key(0.1, "SGD learning rate at the start")
+    momentum: float = _key(0.9, "SGD momentum")
+    weight_decay: float = _key(1e-4, "SGD weight decay (L2 coefficient)")
+    milestones: tuple[int, ...] = _key((100, 150), "epochs at which lr is multiplied by lr_gamma")
+    lr_gamma: float = _key(0.1, "factor applied to lr at each milestone")
+    device: str = _key("auto", "auto | cpu | cuda | cuda:N; auto: a GPU when torch sees one")
+    eval_batch_size: int = _key(1024, "images per batch when validating, testing and evaluating")
+    normalize: bool = _key(True, "per-channel input normalisation inside the model")
+    selectivity_layers: tuple[str, ...] | None = _key(
+        None, "modules whose units are regularized and measured; none: every ReLU call site"
+    )
+    num_threads: int | None = _key(None, "torch CPU threads; none: torch's default")
+    channels_last: bool = _key(False, "NHWC memory order: ~1.2x faster ResNet training on CPUs")
+    tensorboard: bool = _key(
+        False, "also log each epoch to RUN_DIR/tensorboard/ (extra: selectivity[tensorboard])"
+    )
 
     def __post_init__(self) -> None:
         _check(self.epochs >= 1, "epochs must be >= 1")
@@ -99,32 +119,51 @@ class TrainConfig:
 class EvalConfig:
     """What `evaluate` measures. Defaults are the `full` suite; `quick` bounds sample counts."""
 
-    suite: str = "full"
-    corruptions_dir: str | None = None  # a published or generated set in CIFAR-10-C layout
-    generate_corruptions: bool = False  # generate the set from the test images when no dir
-    corruptions: tuple[str, ...] | None = None  # None: all available
-    severities: tuple[int, ...] = (1, 2, 3, 4, 5)
-    corruption_table: str | None = None  # parameter table; None: chosen by image size
-    corruption_seed: int = 0
-    fgsm_eps: tuple[float, ...] = (0.0, 0.5 / 255, 1 / 255, 2 / 255, 4 / 255, 8 / 255)
-    pgd_eps: float = 8 / 255  # not stated in the papers
+    suite: str = _key("full", "full (everything) or quick (bounded samples and grids)")
+    corruptions_dir: str | None = _key(
+        None, "a published or generated corruption set in CIFAR-10-C layout"
+    )
+    generate_corruptions: bool = _key(
+        False, "generate the corruption set from the test images when no corruptions_dir"
+    )
+    corruptions: tuple[str, ...] | None = _key(None, "corruption names; none: all available")
+    severities: tuple[int, ...] = _key((1, 2, 3, 4, 5), "corruption severities, 1..5")
+    corruption_table: str | None = _key(
+        None, "corruption parameter table: cifar10, tinyimagenet, imagenet; none: by image size"
+    )
+    corruption_seed: int = _key(0, "seed of the random corruptions (noise, ...)")
+    fgsm_eps: tuple[float, ...] = _key(
+        (0.0, 0.5 / 255, 1 / 255, 2 / 255, 4 / 255, 8 / 255),
+        "FGSM L-inf radii, [0, 1] pixel units (8/255 accepted)",
+    )
+    pgd_eps: float = _key(8 / 255, "PGD L-inf radius, [0, 1] pixel units (not in the papers)")
     # A number (the paper's 1e-4, appendix A.1.4) or "auto": 2.5 * eps / steps (Madry et al.),
     # steps being the length of the PGD run. At 1e-4 a pixel moves at most steps * 1e-4, so an
     # 8/255 ball binds only after 314 steps (2/255 after 79): below that, eps is nominal.
-    pgd_step_size: float | str = 1e-4
-    pgd_steps: tuple[int, ...] = (0, 1, 2, 5, 10, 25, 50)
-    jacobian_projections: int | None = 1  # None: exact (one backward per class)
-    gradient_max_units: int | None = 32  # units per layer for gradient variability
-    dimensionality_variance: float = 0.9
-    dimensionality_corruption: str | None = (
-        None  # None: motion_blur (CIFAR) / brightness (Tiny ImageNet)
+    pgd_step_size: float | str = _key(
+        1e-4, "PGD step, [0, 1] pixel units, or auto: 2.5 * pgd_eps / steps"
     )
-    dimensionality_severity: int = 3
-    dimensionality_pgd_steps: int = 25
-    max_samples: int | None = None  # test samples for attacks, corruptions and the rest; None: all
-    # Samples for Jacobian, gradient variability, dimensionality; "all": the whole test set.
+    pgd_steps: tuple[int, ...] = _key((0, 1, 2, 5, 10, 25, 50), "PGD run lengths, steps")
+    jacobian_projections: int | None = _key(
+        1, "random projections for the Jacobian norm; none: exact (one backward per class)"
+    )
+    gradient_max_units: int | None = _key(32, "units per layer for gradient variability; none: all")
+    dimensionality_variance: float = _key(
+        0.9, "variance fraction the PCA components of dimensionality explain"
+    )
+    dimensionality_corruption: str | None = _key(
+        None,
+        "corruption for dimensionality; none: motion_blur (CIFAR) / brightness (Tiny ImageNet)",
+    )
+    dimensionality_severity: int = _key(3, "severity of that corruption, 1..5")
+    dimensionality_pgd_steps: int = _key(25, "PGD steps of the adversarial dimensionality")
+    max_samples: int | None = _key(
+        None, "test images for attacks, corruptions and accuracy; none: all"
+    )
     # Dimensionality is capped by (N - 1) / D, so N matters: rows carry it.
-    analysis_samples: int | str = 1000
+    analysis_samples: int | str = _key(
+        1000, "test images for Jacobian, gradient variability, dimensionality; or all"
+    )
 
     def __post_init__(self) -> None:
         _check(
@@ -216,14 +255,16 @@ PAPER_ALPHAS: tuple[float, ...] = (
 class SweepConfig:
     """The grid and its engine. Trials are alpha x seed; every other key reaches each trial."""
 
-    alphas: tuple[float, ...] = PAPER_ALPHAS
-    seeds: tuple[int, ...] = tuple(range(20))
-    executor: str = "local"  # local | ray
-    workers: int | None = None  # local: parallel trials; None: one per 2 cores (at least 1)
-    ray_address: str | None = None  # join an existing cluster; None: start a local instance
-    cpus_per_trial: float = 1.0
-    gpus_per_trial: float = 0.0  # fractions allowed with Ray
-    evaluate: bool = True  # false: train, then only clean accuracy and selectivity
+    alphas: tuple[float, ...] = _key(PAPER_ALPHAS, "regularizer strengths of the grid")
+    seeds: tuple[int, ...] = _key(tuple(range(20)), "seeds of the grid: one trial per alpha, seed")
+    executor: str = _key("local", "local (processes on this machine) or ray")
+    workers: int | None = _key(
+        None, "local: trials run at once; none: one per 2 cores (at least 1)"
+    )
+    ray_address: str | None = _key(None, "Ray cluster to join; none: start a local instance")
+    cpus_per_trial: float = _key(1.0, "CPUs Ray reserves per trial")
+    gpus_per_trial: float = _key(0.0, "GPUs Ray reserves per trial; fractions allowed")
+    evaluate: bool = _key(True, "false: train, then only clean accuracy and selectivity")
 
     def __post_init__(self) -> None:
         _check(len(self.alphas) > 0, "the grid is empty: alphas has no values")
@@ -329,6 +370,22 @@ def check_device(name: str) -> str:
     return name
 
 
+def _check_known(key: str, known: Collection[str]) -> None:
+    """ConfigError naming the closest known keys (not all of them) unless `key` is known."""
+    if key in known:
+        return
+    # Close spellings first, then keys sharing a word (lr_rate: lr, lr_gamma), the closest first.
+    close = difflib.get_close_matches(key, sorted(known), n=3, cutoff=0.6)
+    words = set(key.split("_"))
+    sharing = sorted(
+        (k for k in known if k not in close and words & set(k.split("_"))),
+        key=lambda k: (-difflib.SequenceMatcher(None, key, k).ratio(), k),
+    )
+    suggestions = [*close, *sharing][:5]
+    hint = f"did you mean: {', '.join(suggestions)}? " if suggestions else ""
+    raise ConfigError(f"unknown key {key!r}; {hint}(`selectivity keys` lists every key)")
+
+
 def _all_fields() -> dict[str, Any]:
     """Key -> declared type of that field, over all config classes."""
     return {name: hint for cls in _CLASSES for name, hint in typing.get_type_hints(cls).items()}
@@ -398,8 +455,7 @@ def parse_assignments(assignments: Iterable[str]) -> dict[str, Any]:
             raise ConfigError(f"--set expects key=value, got {item!r}")
         key, text = item.split("=", 1)
         key = key.strip().replace("-", "_")
-        if key not in known:
-            raise ConfigError(f"unknown key {key!r}; known keys: {', '.join(sorted(known))}")
+        _check_known(key, known)
         parsed[key] = _coerce(text.strip(), known[key], key)
     return parsed
 
@@ -409,8 +465,7 @@ def _typed(values: Mapping[str, Any]) -> dict[str, Any]:
     known = _all_fields()
     out = {}
     for key, value in values.items():
-        if key not in known:
-            raise ConfigError(f"unknown key {key!r}; known keys: {', '.join(sorted(known))}")
+        _check_known(key, known)
         out[key] = _coerce(value, known[key], key)
     return out
 
@@ -458,4 +513,51 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
 def to_dict(config: Any) -> dict[str, Any]:
     return {
         k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(config).items()
+    }
+
+
+# The configs by the command they configure, in the order `selectivity keys` lists them.
+CONFIG_GROUPS: dict[str, type] = {
+    "train": TrainConfig,
+    "evaluate": EvalConfig,
+    "sweep": SweepConfig,
+}
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    """One config key as `selectivity keys` shows it."""
+
+    name: str
+    type: str  # as declared, e.g. "tuple[int, ...] | None"
+    default: str  # as --set would write it: "none", "true", "1,2,3"
+    meaning: str
+
+
+def _value_text(value: Any) -> str:
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, tuple):
+        return ",".join(_value_text(item) for item in value)
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def describe_keys() -> dict[str, list[KeyInfo]]:
+    """group ("train", "evaluate", "sweep") -> its keys in declaration order, with type, default
+    and one-line meaning ("" for a field not declared with `_key`; a test forbids that)."""
+    return {
+        group: [
+            KeyInfo(
+                item.name,
+                str(item.type),
+                _value_text(item.default),
+                item.metadata.get("meaning", ""),
+            )
+            for item in fields(cls)
+        ]
+        for group, cls in CONFIG_GROUPS.items()
     }

@@ -86,8 +86,9 @@ def read_config(run_dir: str | Path) -> TrainConfig:
         raise RunError(f"{path} is not a valid run config: {error}") from None
 
 
-# Keys that may change between runs of one folder: they decide where and how fast, not what.
-ENGINE_KEYS = frozenset({"device", "num_threads"})
+# Keys that may change between runs of one folder: they decide where and how fast (and where
+# the numbers are logged besides), not what.
+ENGINE_KEYS = frozenset({"device", "num_threads", "tensorboard"})
 
 # What each kind of checkpoint holds; `kind` and `config` say what it is for.
 _CHECKPOINT_KEYS = {

@@ -271,6 +271,7 @@ def _check_sweep_folder(sweep_dir: Path, keys: dict[str, Any]) -> None:
         "gpus_per_trial",
         "device",
         "num_threads",
+        "tensorboard",
     }
     experiment = {k: v for k, v in keys.items() if k not in engine}
     if stamp.exists():

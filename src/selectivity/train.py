@@ -12,6 +12,7 @@ import contextlib
 import json
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ from selectivity.files import (
     remove_stale_temporaries,
     write_text,
 )
+from selectivity.loggers import TensorBoardLogger, TrainingLogger, require_tensorboard
 from selectivity.measure import measure_selectivity
 from selectivity.models import eval_mode
 from selectivity.probe import check_layers
@@ -138,17 +140,45 @@ class TrainedRun:
     summary: dict[str, Any]
 
 
-def train(config: TrainConfig, out_dir: str | Path, progress: bool = True) -> dict[str, Any]:
+def train(
+    config: TrainConfig,
+    out_dir: str | Path,
+    progress: bool = True,
+    loggers: Sequence[TrainingLogger] = (),
+) -> dict[str, Any]:
     """Train one network into `out_dir` (resuming it if a last checkpoint is there).
 
     Returns the summary also written to `out_dir/summary.json`: best epoch, validation accuracy,
-    and the test accuracy and network selectivity of the best checkpoint.
+    and the test accuracy and network selectivity of the best checkpoint. `loggers`: see
+    `train_model`.
     """
-    return train_model(config, out_dir, progress).summary
+    return train_model(config, out_dir, progress, loggers).summary
 
 
-def train_model(config: TrainConfig, out_dir: str | Path, progress: bool = True) -> TrainedRun:
-    """`train`, returning the trained model (best-validation weights) and its data as well."""
+def train_model(
+    config: TrainConfig,
+    out_dir: str | Path,
+    progress: bool = True,
+    loggers: Sequence[TrainingLogger] = (),
+) -> TrainedRun:
+    """`train`, returning the trained model (best-validation weights) and its data as well.
+
+    `loggers` (`selectivity.loggers.TrainingLogger`) are told each finished epoch's row after its
+    checkpoint, and closed when training ends, by an error too; `config.tensorboard` adds a
+    `TensorBoardLogger` writing to `out_dir/tensorboard/`.
+    """
+    opened = list(loggers)
+    try:
+        return _train_model(config, out_dir, progress, opened)
+    finally:
+        with contextlib.ExitStack() as closing:  # every logger closed, even if one close fails
+            for logger in opened:
+                closing.callback(logger.close)
+
+
+def _train_model(
+    config: TrainConfig, out_dir: str | Path, progress: bool, loggers: list[TrainingLogger]
+) -> TrainedRun:
     started = time.perf_counter()
     out_dir = Path(out_dir)
     device = resolve_device(config.device)
@@ -163,6 +193,8 @@ def train_model(config: TrainConfig, out_dir: str | Path, progress: bool = True)
     model = model.to(memory_format=layout)  # type: ignore[call-overload]  # torch's stubs lack it
     # Everything is checked before the folder is written to: a failed start leaves nothing.
     _check_start(config, data, model, device, layout)
+    if config.tensorboard:
+        require_tensorboard()
     out_dir.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(out_dir)  # of a run killed while writing
     write_config(out_dir, config)
@@ -175,6 +207,10 @@ def train_model(config: TrainConfig, out_dir: str | Path, progress: bool = True)
     # The data order and augmentation draw from their own CPU generator, saved with the run.
     state = _State(generator=torch.Generator().manual_seed(config.seed))
     _resume(out_dir, config, data, model, optimizer, schedule, state, device)
+    if config.tensorboard:
+        # Opened after the resume: it hides what an earlier run logged from start_epoch on. In
+        # `loggers`, so that train_model closes it.
+        loggers.append(TensorBoardLogger(out_dir / "tensorboard", state.start_epoch))
 
     regularizer = (
         SelectivityRegularizer(model, data.num_classes, config.selectivity_layers)
@@ -220,6 +256,8 @@ def train_model(config: TrainConfig, out_dir: str | Path, progress: bool = True)
             state.best_val, state.best_epoch = val.accuracy, epoch
             _save_best(out_dir, config, data, model, epoch, val.accuracy)
         _save_epoch(out_dir, config, data, model, optimizer, schedule, state, epoch, started)
+        for logger in loggers:
+            logger.on_epoch_end(dict(row))
         bar.set_postfix(
             loss=f"{row['train_loss']:.3f}",
             val_acc=f"{val.accuracy:.3f}",
