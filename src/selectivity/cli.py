@@ -462,6 +462,7 @@ def keys() -> None:
     """List every key that --set (and a sweep's config file) accepts: type, default, meaning."""
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     console = Console()
     if not console.is_terminal:  # piped (to grep, a file): one line per key
@@ -476,7 +477,8 @@ def keys() -> None:
         for column in ("key", "type", "default", "meaning"):
             table.add_column(column, overflow="fold")
         for info in infos:
-            table.add_row(info.name, info.type, info.default, info.meaning)
+            # Text, not markup: "[tensorboard]" and "tuple[int, ...]" are meant literally.
+            table.add_row(*map(Text, (info.name, info.type, info.default, info.meaning)))
         console.print(table)
         console.print()
 

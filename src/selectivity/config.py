@@ -382,8 +382,8 @@ def _check_known(key: str, known: Collection[str]) -> None:
         key=lambda k: (-difflib.SequenceMatcher(None, key, k).ratio(), k),
     )
     suggestions = [*close, *sharing][:5]
-    hint = f"did you mean: {', '.join(suggestions)}? " if suggestions else ""
-    raise ConfigError(f"unknown key {key!r}; {hint}(`selectivity keys` lists every key)")
+    hint = f"; did you mean: {', '.join(suggestions)}?" if suggestions else ""
+    raise ConfigError(f"unknown key {key!r}{hint} (`selectivity keys` lists every key)")
 
 
 def _all_fields() -> dict[str, Any]:
@@ -542,7 +542,14 @@ def _value_text(value: Any) -> str:
     if isinstance(value, tuple):
         return ",".join(_value_text(item) for item in value)
     if isinstance(value, float):
-        return f"{value:g}"
+        short = f"{value:g}"
+        if float(short) == value:
+            return short
+        levels = value * 255
+        # Attack radii are whole or half 8-bit grey levels: 8/255 reads better than 0.0313725.
+        if abs(levels * 2 - round(levels * 2)) < 1e-9:
+            return f"{levels:g}/255"
+        return repr(value)
     return str(value)
 
 
