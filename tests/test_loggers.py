@@ -151,3 +151,26 @@ def test_a_resumed_run_may_switch_tensorboard_on(tmp_path, monkeypatch):
     logged = scalars(run / "tensorboard")
     assert [step for step, _ in logged["val_accuracy"]] == [1, 2]
     assert all(math.isfinite(value) for _, value in logged["train_loss"])
+
+
+def test_the_readme_logger_example_runs(tmp_path, monkeypatch, capsys):
+    """The python block under the README's training-logs heading: what users read, run."""
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = text.split("### Training logs: TensorBoard, or your own logger", 1)[1]
+    block = re.search(r"```python\n(.*?)```", section, re.DOTALL).group(1)
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    exec(compile(block, "README.md", "exec"), namespace)
+    printed = capsys.readouterr().out.splitlines()
+    metrics = pd.read_parquet(tmp_path / "runs" / "logged" / "metrics.parquet")
+    assert printed == [
+        *(
+            f"epoch {row.epoch}: val_accuracy {row.val_accuracy:.3f}"
+            for row in metrics.itertuples()
+        ),
+        "closed",
+    ]
+    assert len(metrics) == 2 and namespace["run"].summary["epochs"] == 2

@@ -3,7 +3,9 @@
 One flat key space serves every command: a key names a field of `TrainConfig`, `EvalConfig` or
 `SweepConfig` (their names do not overlap), so `--set epochs=3` reaches training whether it is
 given to `train` or to `sweep`. Values are parsed by the field's declared type; an unknown key or
-a value of the wrong type raises `ConfigError` with one line.
+a value of the wrong type raises `ConfigError` with one line, an unknown key naming the closest
+known ones. Every field is declared with `_key(default, meaning)`: its one-line meaning is data,
+which `describe_keys` (and so `selectivity keys`) shows beside its type and default.
 """
 
 from __future__ import annotations
