@@ -28,8 +28,8 @@ from selectivity.report.stats import (
     load_results,
     percentile_bootstrap,
     spearman,
+    trial_columns,
 )
-from selectivity.schema import TRIAL
 
 __all__ = [
     "CLAIMS",
@@ -86,9 +86,10 @@ def _adversarial_minus_corruption(table: pd.DataFrame) -> pd.DataFrame:
     """Per trial: early-layer dimensionality of adversarial minus corruption changes."""
     adversarial = _trial_metric("dimensionality_adversarial", early=True)(table)
     corruption = _trial_metric("dimensionality_corruption", early=True)(table)
-    merged = adversarial.merge(corruption, on=list(TRIAL), suffixes=("_adv", "_corr"))
+    columns = trial_columns(adversarial)
+    merged = adversarial.merge(corruption, on=columns, suffixes=("_adv", "_corr"))
     merged["value"] = merged["value_adv"] - merged["value_corr"]
-    return merged[[*TRIAL, "value"]]
+    return merged[[*columns, "value"]]
 
 
 def _corruption_minus_clean(table: pd.DataFrame) -> pd.DataFrame:
@@ -98,11 +99,12 @@ def _corruption_minus_clean(table: pd.DataFrame) -> pd.DataFrame:
     """
     corruption = _per_trial(table, "dimensionality_corruption", ("layer",))
     clean = _per_trial(table, "dimensionality", ("layer",))
-    merged = corruption.merge(clean, on=[*TRIAL, "layer"], suffixes=("_corr", "_clean"))
+    columns = trial_columns(clean)
+    merged = corruption.merge(clean, on=[*columns, "layer"], suffixes=("_corr", "_clean"))
     if merged.empty:
         raise ValueError("dimensionality and dimensionality_corruption share no layer and trial")
     merged["value"] = merged["value_corr"] - merged["value_clean"]
-    return merged.groupby(list(TRIAL), sort=False)["value"].mean().reset_index()
+    return merged.groupby(columns, dropna=False, sort=False)["value"].mean().reset_index()
 
 
 def _relative_to_clean(
@@ -125,10 +127,11 @@ def _relative_to_clean(
             clean, words = _per_trial(table, metric, (), clean_where), "its unperturbed rows"
         except ValueError:
             clean, words = _per_trial(table, "test_accuracy"), "test_accuracy"
-        merged = attacked.merge(clean, on=list(TRIAL), suffixes=("", "_clean"))
+        columns = trial_columns(attacked)
+        merged = attacked.merge(clean, on=columns, suffixes=("", "_clean"))
         with np.errstate(divide="ignore", invalid="ignore"):
             merged["value"] = merged["value"] / merged["value_clean"]
-        return merged[[*TRIAL, "value"]], f"{metric} / {words}, computed here"
+        return merged[[*columns, "value"]], f"{metric} / {words}, computed here"
 
     return build
 
@@ -439,12 +442,13 @@ def _claim_trials(
     x_problem: str,
     collapse: Collapse,
 ) -> tuple[pd.DataFrame, int, list[str]]:
-    """The trials a claim is tested on (columns alpha, seed, x, y, sorted by trial).
+    """The trials a claim is tested on (trial columns, x, y; sorted by trial).
 
     Returns them with the number of collapsed trials left out and the notes saying what was done.
     """
+    columns = trial_columns(y)
     if x_kind == "selectivity" and x_trials is not None:
-        trials = y.merge(x_trials.rename(columns={"value": "x"}), on=list(TRIAL))
+        trials = y.merge(x_trials.rename(columns={"value": "x"}), on=columns)
     else:
         # Paired claims do not use x; alpha keeps the contrast and the counts per alpha.
         trials = y.assign(x=y["alpha"])
@@ -454,10 +458,9 @@ def _claim_trials(
         notes.append(f"network selectivity unusable ({x_problem}): α used in its place")
     n_left_out = 0
     if spec.frame == "selectivity":
-        collapsed = collapse.keys()
-        left_out = [k in collapsed for k in zip(trials["alpha"], trials["seed"], strict=True)]
-        trials = trials[~np.asarray(left_out, dtype=bool)]
-        n_left_out = int(sum(left_out))
+        left_out = collapse.mask(trials)
+        trials = trials[~left_out]
+        n_left_out = int(left_out.sum())
         if n_left_out:
             notes.append(f"{n_left_out} collapsed trial(s) left out")
         if not collapse.applied:
@@ -468,7 +471,7 @@ def _claim_trials(
             notes.append("collapse only partly checked (see Collapsed trials)")
     if spec.subset is not None:
         trials = spec.subset(trials)
-    return trials.sort_values(list(TRIAL)).reset_index(drop=True), n_left_out, notes
+    return trials.sort_values(columns).reset_index(drop=True), n_left_out, notes
 
 
 def _check_verdict(
@@ -496,7 +499,8 @@ def _check_verdict(
             f"{spec.check_label} unavailable ({error}); {spec.y_label} alone can follow "
             "clean accuracy"
         )
-    paired = trials[[*TRIAL, "x"]].merge(check_y.rename(columns={"value": "y"}))
+    columns = trial_columns(check_y)
+    paired = trials[[*columns, "x"]].merge(check_y.rename(columns={"value": "y"}), on=columns)
     paired = paired.dropna(subset=["y"]).reset_index(drop=True)
     checked = _statistic(paired, spec.kind, confidence, n_resamples, seed)
     row.update(check_estimate=checked[0], check_ci_low=checked[1], check_ci_high=checked[2])
