@@ -11,6 +11,8 @@ slope of 0.05 or more is found and a planted 0 is not.
 
 from __future__ import annotations
 
+import html
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -427,3 +429,48 @@ def test_report_of_an_alpha_only_sweep_is_unchanged(tmp_path):
 
 def test_the_methods_are_the_strength_keys_load_results_knows():
     assert tuple(m.key for m in report.METHODS) == METHOD_KEYS
+
+
+def test_method_claims_say_when_collapse_could_not_be_checked():
+    table = make_union(methods=("noise_std",))
+    partly = table[table["metric"] != "silent_fraction"]
+    row = _row(_method_claims(partly), "noise_training_lowers_selectivity")
+    assert "collapse only partly checked" in row["note"]
+    neither = partly[partly["metric"] != "chance_accuracy"]
+    row = _row(_method_claims(neither), "noise_training_lowers_selectivity")
+    assert "collapse not checked" in row["note"] and row["verdict"] == "supported"
+
+
+def test_panels_say_what_the_table_lacks():
+    table = make_union(methods=("mix_severity",))
+    table = table[
+        (table["metric"] != "silent_fraction")
+        & ~((table["metric"] == "selectivity") & table["layer"].notna())
+    ]
+    figure = plot_mix_training(table)
+    _, layers, silent, _ = figure.axes
+    assert [t.get_text() for t in layers.texts] == ["no per-layer selectivity in the table"]
+    assert [t.get_text() for t in silent.texts] == ["silent_fraction absent from the table"]
+
+
+def test_report_skips_a_method_figure_without_selectivity(tmp_path):
+    table = make_union(methods=("noise_std",))
+    table = table[~table["metric"].isin(["selectivity", "selectivity_live"])]
+    page = write_report(table, tmp_path, n_resamples=100).read_text()
+    assert "Figure noise_training skipped" in page
+    assert html.escape("needs metric(s) ['selectivity']") in page
+    row = _row(pd.read_csv(tmp_path / "claims.csv"), "noise_training_lowers_selectivity")
+    assert row["verdict"] == "not tested" and "selectivity" in row["note"]
+
+
+def test_report_of_a_sweep_without_method_off_trials(tmp_path):
+    """Every trial trains a method (no baseline): no alpha experiment, one per method."""
+    table = make_union(methods=("noise_std", "adv_eps"))
+    table = table[(table["noise_std"] > 0) | (table["adv_eps"] > 0)]
+    assert [e.name for e in experiments(load_results(table))] == ["noise", "adversarial"]
+    page = write_report(table, tmp_path, n_resamples=100).read_text()
+    assert "Robustness training → selectivity" in page
+    claims = pd.read_csv(tmp_path / "claims.csv")
+    method = claims[claims["experiment"].notna()]
+    assert set(method["verdict"]) == {"inconclusive"}  # 2 strengths each, no 0
+    assert (claims[claims["experiment"].isna()]["verdict"] == "not tested").all()

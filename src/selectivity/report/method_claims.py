@@ -213,7 +213,7 @@ def _contrast(
     return (float(a.mean() - b.mean()), low, high)
 
 
-def _bought(spec: MethodClaimSpec, method_title: str, row: dict, words: str) -> str:
+def _bought(method_title: str, row: dict, words: str) -> str:
     """Empty when the method raised its robustness (CI above 0); else why the claim is not tested."""
     rho, low, high = row["check_estimate"], row["check_ci_low"], row["check_ci_high"]
     if np.isfinite(low) and low > 0:
@@ -259,6 +259,8 @@ def _method_claim_row(
         notes.append(
             "collapse not checked (see Collapsed trials): a collapsed trial may decide this"
         )
+    elif collapse.unchecked:
+        notes.append("collapse only partly checked (see Collapsed trials)")
     if trials.empty:
         row["note"] = "; ".join([*notes, "no trials with selectivity"])
         return row
@@ -275,7 +277,7 @@ def _method_claim_row(
     row.update(contrast=contrast[0], contrast_low=contrast[1], contrast_high=contrast[2])
 
     fewest = _fewest_samples(experiment.table, spec.metrics)
-    not_bought = _bought(spec, title, row, words)
+    not_bought = _bought(title, row, words)
     if len(trials) < min_trials or counts.size < MIN_LEVELS:
         verdict, reason = (
             "inconclusive",
