@@ -71,6 +71,20 @@ class Collapse:
         )
         return (marked["_merge"] == "both").to_numpy()
 
+    def leave_out(self, frame: pd.DataFrame) -> tuple[pd.DataFrame, int, list[str]]:
+        """`frame` without its collapsed trials, how many rows went, and the notes a claim
+        carries: the count, and whether collapse could be checked at all."""
+        left_out = self.mask(frame)
+        n_left_out = int(left_out.sum())
+        notes = [f"{n_left_out} collapsed trial(s) left out"] if n_left_out else []
+        if not self.applied:
+            notes.append(
+                "collapse not checked (see Collapsed trials): a collapsed trial may decide this"
+            )
+        elif self.unchecked:
+            notes.append("collapse only partly checked (see Collapsed trials)")
+        return frame[~left_out], n_left_out, notes
+
 
 def find_collapsed(results: pd.DataFrame | str | os.PathLike) -> Collapse:
     """Trials whose network collapsed (protocol §11), by two criteria, each where it can be applied.

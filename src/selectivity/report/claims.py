@@ -333,17 +333,23 @@ def _difference_of_means(a: np.ndarray, b: np.ndarray, axis: int = -1) -> np.nda
 
 
 def _contrast(
-    trials: pd.DataFrame, confidence: float, n_resamples: int, seed: int
+    trials: pd.DataFrame,
+    confidence: float,
+    n_resamples: int,
+    seed: int,
+    column: str = "alpha",
+    largest: bool = False,
 ) -> tuple[float, float, float]:
     """Mean y at the most negative alpha minus mean y at alpha = 0, with a bootstrapped CI.
 
+    `column`, `largest`: the same at the largest value of another column (a method's strength).
     The two groups of trials are resampled each on its own (unpaired: different trials).
     """
-    lowest = trials["alpha"].min()
-    if not lowest < 0 or not (trials["alpha"] == 0).any():
+    end = trials[column].max() if largest else trials[column].min()
+    if not (end > 0 if largest else end < 0) or not (trials[column] == 0).any():
         return (math.nan, math.nan, math.nan)
-    a = trials.loc[trials["alpha"] == lowest, "y"].to_numpy(dtype=float)
-    b = trials.loc[trials["alpha"] == 0, "y"].to_numpy(dtype=float)
+    a = trials.loc[trials[column] == end, "y"].to_numpy(dtype=float)
+    b = trials.loc[trials[column] == 0, "y"].to_numpy(dtype=float)
     low, high = percentile_bootstrap(
         (a, b), _difference_of_means, False, confidence, n_resamples, seed
     )
@@ -399,19 +405,19 @@ def _fewest_samples(table: pd.DataFrame, metrics: Sequence[str]) -> float:
     return float(counts.min()) if not counts.empty else math.nan
 
 
-def _blank_row(spec: ClaimSpec, x_kind: str, statistic: str) -> dict:
-    """The claims-table row of `spec` before testing: verdict "not tested", numbers NaN."""
-    if spec.check is not None:
-        rule = f"{spec.y_label} and {spec.check_label} must agree"
-    else:
-        rule = "the 95% CI against 0"
-    return {
-        "claim": spec.text,
-        "key": spec.key,
-        "source": spec.source,
-        "x": _X_WORDS[x_kind],
-        "statistic": statistic,
-        "expected": "> 0" if spec.expected > 0 else "< 0",
+def _untested_row(**fields: object) -> dict:
+    """A claims-table row before testing: verdict "not tested", numbers NaN, counts 0.
+
+    `fields` set the claim's own columns (claim, key, source, x, statistic, expected,
+    verdict_rule, trials_used, ...); fields not among the columns are appended after them.
+    """
+    row: dict = {
+        "claim": "",
+        "key": "",
+        "source": "",
+        "x": "",
+        "statistic": "",
+        "expected": "",
         "estimate": math.nan,
         "ci_low": math.nan,
         "ci_high": math.nan,
@@ -419,8 +425,8 @@ def _blank_row(spec: ClaimSpec, x_kind: str, statistic: str) -> dict:
         "check_estimate": math.nan,
         "check_ci_low": math.nan,
         "check_ci_high": math.nan,
-        "verdict_rule": rule,
-        "trials_used": "all trials" if spec.frame == "regularizer" else "collapsed trials left out",
+        "verdict_rule": "",
+        "trials_used": "collapsed trials left out",
         "n_trials": 0,
         "n_alphas": 0,
         "seeds_per_alpha": "",
@@ -432,6 +438,26 @@ def _blank_row(spec: ClaimSpec, x_kind: str, statistic: str) -> dict:
         "verdict": "not tested",
         "note": "",
     }
+    row.update(fields)
+    return row
+
+
+def _blank_row(spec: ClaimSpec, x_kind: str, statistic: str) -> dict:
+    """The claims-table row of `spec` before testing: verdict "not tested", numbers NaN."""
+    if spec.check is not None:
+        rule = f"{spec.y_label} and {spec.check_label} must agree"
+    else:
+        rule = "the 95% CI against 0"
+    return _untested_row(
+        claim=spec.text,
+        key=spec.key,
+        source=spec.source,
+        x=_X_WORDS[x_kind],
+        statistic=statistic,
+        expected="> 0" if spec.expected > 0 else "< 0",
+        verdict_rule=rule,
+        trials_used="all trials" if spec.frame == "regularizer" else "collapsed trials left out",
+    )
 
 
 def _claim_trials(
@@ -458,17 +484,8 @@ def _claim_trials(
         notes.append(f"network selectivity unusable ({x_problem}): α used in its place")
     n_left_out = 0
     if spec.frame == "selectivity":
-        left_out = collapse.mask(trials)
-        trials = trials[~left_out]
-        n_left_out = int(left_out.sum())
-        if n_left_out:
-            notes.append(f"{n_left_out} collapsed trial(s) left out")
-        if not collapse.applied:
-            notes.append(
-                "collapse not checked (see Collapsed trials): a collapsed trial may decide this"
-            )
-        elif collapse.unchecked:
-            notes.append("collapse only partly checked (see Collapsed trials)")
+        trials, n_left_out, collapse_notes = collapse.leave_out(trials)
+        notes.extend(collapse_notes)
     if spec.subset is not None:
         trials = spec.subset(trials)
     return trials.sort_values(columns).reset_index(drop=True), n_left_out, notes

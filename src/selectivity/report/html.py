@@ -40,6 +40,7 @@ from selectivity.report.stats import (
 )
 
 if TYPE_CHECKING:
+    from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
 __all__ = ["write_report"]
@@ -225,10 +226,23 @@ def _draw_figures(
         except ValueError as error:
             skipped.append((spec.name, str(error)))
             continue
-        data = _png(_figure_of(drawn))
-        write_bytes(folder / f"{spec.name}.png", data)
-        figures.append((spec, caption, base64.b64encode(data).decode("ascii")))
+        figures.append((spec, caption, _save_png(drawn, folder / f"{spec.name}.png")))
     return figures, skipped
+
+
+def _save_png(drawn: Axes | Figure, path: Path) -> str:
+    """Write the figure `drawn` (a plot function's return) as a PNG to `path`; its base64 text."""
+    data = _png(_figure_of(drawn))
+    write_bytes(path, data)
+    return base64.b64encode(data).decode("ascii")
+
+
+def _figure_html(name: str, title: str, encoded: str, caption: str) -> str:
+    """A figure embedded in the page (base64 PNG) with its caption."""
+    return (
+        f"<figure id='{html.escape(name)}'><img alt='{html.escape(title)}' src='data:image/png;base64,{encoded}'>"
+        f"<figcaption><b>{html.escape(title)}</b> ({html.escape(name)}.png). {html.escape(caption)}</figcaption></figure>"
+    )
 
 
 def _head_html(table: pd.DataFrame, n_resamples: int, described: list[str]) -> list[str]:
@@ -295,10 +309,7 @@ def _figures_html(
     """The figures with their captions, then the ones skipped and why."""
     parts = ["<h2>Figures</h2>"]
     for spec, caption, encoded in figures:
-        parts.append(
-            f"<figure id='{spec.name}'><img alt='{html.escape(spec.title)}' src='data:image/png;base64,{encoded}'>"
-            f"<figcaption><b>{html.escape(spec.title)}</b> ({spec.name}.png). {html.escape(caption)}</figcaption></figure>"
-        )
+        parts.append(_figure_html(spec.name, spec.title, encoded, caption))
     parts.append("<h2>Skipped figures</h2>")
     if skipped:
         parts.append("<ul>")
@@ -385,13 +396,6 @@ def _training_html(found: list[Experiment], claims: pd.DataFrame, folder: Path) 
                     f"<p>Figure {html.escape(name)} skipped: {html.escape(str(error))}</p>"
                 )
                 continue
-            data = _png(_figure_of(drawn))
-            write_bytes(folder / f"{name}.png", data)
-            encoded = base64.b64encode(data).decode("ascii")
-            title = f"{spec.title} ({experiment.title})"
-            parts.append(
-                f"<figure id='{html.escape(name)}'><img alt='{html.escape(title)}' "
-                f"src='data:image/png;base64,{encoded}'><figcaption><b>{html.escape(title)}</b> "
-                f"({html.escape(name)}.png). {html.escape(caption)}</figcaption></figure>"
-            )
+            encoded = _save_png(drawn, folder / f"{name}.png")
+            parts.append(_figure_html(name, f"{spec.title} ({experiment.title})", encoded, caption))
     return parts

@@ -13,7 +13,6 @@ strength and that robustness, CI above 0); otherwise the verdict is "not tested"
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -27,9 +26,10 @@ from selectivity.report.claims import (
     MIN_ALPHAS,
     MIN_SAMPLES,
     MIN_TRIALS,
-    _difference_of_means,
+    _contrast,
     _fewest_samples,
     _statistic,
+    _untested_row,
     _verdict,
 )
 from selectivity.report.methods import Experiment
@@ -38,7 +38,6 @@ from selectivity.report.stats import (
     N_RESAMPLES,
     _per_trial,
     _range_text,
-    percentile_bootstrap,
     trial_columns,
 )
 
@@ -137,52 +136,36 @@ METHOD_CLAIMS: tuple[MethodClaimSpec, ...] = (
 
 
 def _blank_row(spec: MethodClaimSpec, experiment: Experiment) -> dict:
-    """The claims-table row before testing (the columns of `evaluate_claims` and the method's)."""
+    """The claims-table row before testing: the columns of `evaluate_claims`, then the method's."""
     key = experiment.method.key
-    return {
-        "claim": spec.text,
-        "key": spec.key,
-        "experiment": experiment.name,
-        "source": spec.source,
-        "x": f"{key} (training strength per trial)",
-        "statistic": f"Spearman ρ({key}, μ_SI) across trials",
-        "expected": "> 0" if spec.expected > 0 else "< 0",
-        "estimate": math.nan,
-        "ci_low": math.nan,
-        "ci_high": math.nan,
-        "check_statistic": f"Spearman ρ({key}, {spec.robustness_label}) across trials",
-        "check_estimate": math.nan,
-        "check_ci_low": math.nan,
-        "check_ci_high": math.nan,
-        "verdict_rule": (
+    return _untested_row(
+        claim=spec.text,
+        key=spec.key,
+        source=spec.source,
+        x=f"{key} (training strength per trial)",
+        statistic=f"Spearman ρ({key}, μ_SI) across trials",
+        expected="> 0" if spec.expected > 0 else "< 0",
+        check_statistic=f"Spearman ρ({key}, {spec.robustness_label}) across trials",
+        verdict_rule=(
             f"the method must raise {spec.robustness_label} (95% CI of its ρ above 0); "
             "then the 95% CI of ρ against 0"
         ),
-        "trials_used": "collapsed trials left out",
-        "n_trials": 0,
-        "n_alphas": 1,
-        "seeds_per_alpha": "",
-        "strength": key,
-        "alpha": experiment.alpha,
-        "n_levels": 0,
-        "seeds_per_level": "",
-        "n_collapsed_left_out": 0,
-        "direction": "",
-        "contrast": math.nan,
-        "contrast_low": math.nan,
-        "contrast_high": math.nan,
-        "verdict": "not tested",
-        "note": "",
-    }
+        n_alphas=1,
+        experiment=experiment.name,
+        strength=key,
+        alpha=experiment.alpha,
+        n_levels=0,
+        seeds_per_level="",
+    )
 
 
 def _trials(
     spec: MethodClaimSpec, experiment: Experiment, collapse: Collapse
-) -> tuple[pd.DataFrame, str, int]:
+) -> tuple[pd.DataFrame, str, int, list[str]]:
     """Per trial: x (strength), y (network mu_SI), r (robustness, NaN where absent).
 
-    Collapsed trials left out. Returns (trials, the robustness's words, trials left out);
-    ValueError when selectivity or the robustness metric is absent.
+    Collapsed trials left out. Returns (trials, the robustness's words, trials left out, notes
+    on collapse); ValueError when selectivity or the robustness metric is absent.
     """
     table = experiment.table
     selectivity = _per_trial(table, "selectivity")
@@ -192,25 +175,8 @@ def _trials(
         robustness.rename(columns={"value": "r"}), on=columns, how="left"
     )
     trials["x"] = trials[experiment.method.key].astype(float)
-    trials = trials.dropna(subset=["y"])
-    left_out = collapse.mask(trials)
-    trials = trials[~left_out].sort_values(columns).reset_index(drop=True)
-    return trials, words, int(left_out.sum())
-
-
-def _contrast(
-    trials: pd.DataFrame, confidence: float, n_resamples: int, seed: int
-) -> tuple[float, float, float]:
-    """Mean mu_SI at the largest strength minus at strength 0 (unpaired bootstrap CI)."""
-    top = trials["x"].max()
-    if not top > 0 or not (trials["x"] == 0).any():
-        return (math.nan, math.nan, math.nan)
-    a = trials.loc[trials["x"] == top, "y"].to_numpy(dtype=float)
-    b = trials.loc[trials["x"] == 0, "y"].to_numpy(dtype=float)
-    low, high = percentile_bootstrap(
-        (a, b), _difference_of_means, False, confidence, n_resamples, seed
-    )
-    return (float(a.mean() - b.mean()), low, high)
+    trials, n_left_out, notes = collapse.leave_out(trials.dropna(subset=["y"]))
+    return trials.sort_values(columns).reset_index(drop=True), words, n_left_out, notes
 
 
 def _bought(method_title: str, row: dict, words: str) -> str:
@@ -240,7 +206,7 @@ def _method_claim_row(
     """Test one claim on one method's experiment; the verdict rules are in the module doc."""
     row = _blank_row(spec, experiment)
     try:
-        trials, words, n_left_out = _trials(spec, experiment, collapse)
+        trials, words, n_left_out, notes = _trials(spec, experiment, collapse)
     except ValueError as error:
         row["note"] = f"not testable on this table ({error})"
         return row
@@ -254,13 +220,6 @@ def _method_claim_row(
         n_collapsed_left_out=n_left_out,
     )
     row["check_statistic"] = f"Spearman ρ({key}, {words}) across trials"
-    notes = [f"{n_left_out} collapsed trial(s) left out"] if n_left_out else []
-    if not collapse.applied:
-        notes.append(
-            "collapse not checked (see Collapsed trials): a collapsed trial may decide this"
-        )
-    elif collapse.unchecked:
-        notes.append("collapse only partly checked (see Collapsed trials)")
     if trials.empty:
         row["note"] = "; ".join([*notes, "no trials with selectivity"])
         return row
@@ -273,7 +232,8 @@ def _method_claim_row(
         row["direction"] = f"μ_SI {'rises' if estimate > 0 else 'falls'} as {key} rises"
     else:
         row["direction"] = "no monotone relation"
-    contrast = _contrast(trials, confidence, n_resamples, seed)
+    # Mean mu_SI at the largest strength minus at strength 0.
+    contrast = _contrast(trials, confidence, n_resamples, seed, column="x", largest=True)
     row.update(contrast=contrast[0], contrast_low=contrast[1], contrast_high=contrast[2])
 
     fewest = _fewest_samples(experiment.table, spec.metrics)
