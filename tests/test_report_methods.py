@@ -236,6 +236,21 @@ def test_swept_attacks_split_adversarial_training_into_one_experiment_each():
     assert set(claims["verdict"]) == {"supported"}
 
 
+def test_a_grid_crossing_attacks_with_eps_0_counts_each_baseline_once():
+    table = make_union(methods=("adv_eps",))
+    table.insert(2, "adv_method", "pgd")
+    fgsm = table[(table["alpha"] == 0)].copy()  # eps 0 with fgsm too: the same training
+    fgsm["adv_method"] = "fgsm"
+    table = load_results(pd.concat([table, fgsm], ignore_index=True))
+    found = {e.name: e for e in experiments(table)}
+    for variant in ("fgsm", "pgd"):
+        own = found[f"adversarial ({variant})"].table
+        assert (own["adv_method"] == variant).all()
+        assert own[["adv_eps", "seed"]].drop_duplicates().shape[0] == 3 * len(SEEDS)
+    # With the method off the attack means nothing: the report says those trials are pooled.
+    assert found["alpha"].pooled() == ["adv_method"]
+
+
 # ---------------------------------------------------------------------------------------------
 # Claims
 # ---------------------------------------------------------------------------------------------
@@ -474,3 +489,18 @@ def test_report_of_a_sweep_without_method_off_trials(tmp_path):
     method = claims[claims["experiment"].notna()]
     assert set(method["verdict"]) == {"inconclusive"}  # 2 strengths each, no 0
     assert (claims[claims["experiment"].isna()]["verdict"] == "not tested").all()
+
+
+def test_other_swept_keys_are_named_as_pooled(tmp_path):
+    table = make_union(methods=("noise_std",))
+    other = table.copy()
+    other["seed"] += 10
+    table = pd.concat([table.assign(lr=0.1), other.assign(lr=0.01)], ignore_index=True)
+    found = {e.name: e for e in experiments(load_results(table))}
+    assert found["noise"].pooled() == ["lr"] and found["alpha"].pooled() == ["lr"]
+    assert "× 6 seeds at α = 0; pooled over lr as over seeds" in found["noise"].describe()
+    alpha_only = _alpha_only(table)
+    page = write_report(alpha_only, tmp_path, n_resamples=50).read_text()
+    assert "Swept keys besides α and seed: lr." in page
+    summary = pd.read_csv(tmp_path / "summary.csv")
+    assert list(summary.columns[:3]) == ["metric", "alpha", "lr"]

@@ -285,7 +285,13 @@ def _head_html(table: pd.DataFrame, n_resamples: int, described: list[str]) -> l
 def _experiments_html(table: pd.DataFrame, found: list[Experiment]) -> list[str]:
     """The sweep's experiments, when it trained robustness methods too (nothing otherwise)."""
     if not any(e.training for e in found):
-        return []
+        pooled = [c for e in found for c in e.pooled()]
+        if not pooled:
+            return []
+        return [
+            f"<p>Swept keys besides α and seed: {html.escape(', '.join(pooled))}. Trials differing "
+            "in them are pooled per α as seeds are (summary.csv keeps them apart).</p>"
+        ]
     items = [f"<li><b>{html.escape(e.title)}</b>: {html.escape(e.describe())}</li>" for e in found]
     left = unassigned(table, found)
     if len(left):

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from selectivity.report.stats import _fmt_alpha, _fmt_eps, trial_columns
+from selectivity.report.stats import METHOD_KEYS, _fmt_alpha, _fmt_eps, trial_columns
 
 __all__ = ["METHODS", "REGULARIZER", "Experiment", "Method", "experiments", "unassigned"]
 
@@ -93,11 +93,26 @@ class Experiment:
         variant = f", {self.variant}" if self.variant else ""
         return f"{self.method.title}{variant}"
 
+    def pooled(self) -> list[str]:
+        """Swept keys besides alpha, seed and the methods' that vary within the experiment: its
+        trials are pooled over them as over seeds (a learning-rate grid, say)."""
+        # A method's variant is its own key; with the method off (alpha experiment) it is not.
+        variant = self.method.variant_key if self.training else ""
+        own = {"alpha", "seed", variant, *METHOD_KEYS}
+        return [
+            c
+            for c in trial_columns(self.table)
+            if c not in own and self.table[c].nunique(dropna=False) > 1
+        ]
+
     def describe(self) -> str:
-        """One line: strengths, seeds per strength, alpha (for a method's experiment)."""
+        """One line: strengths, seeds per strength, alpha (for a method's experiment), and the
+        swept keys pooled over."""
         trials = self.table[trial_columns(self.table)].drop_duplicates()
+        pooled = self.pooled()
+        also = f"; pooled over {', '.join(pooled)} as over seeds" if pooled else ""
         if not self.training:
-            return f"{len(trials)} trials"
+            return f"{len(trials)} trials{also}"
         levels = sorted(trials[self.method.key].unique())
         shown = [
             _fmt_eps(v) if self.method.key == "adv_eps" and v > 0 else f"{v:g}" for v in levels
@@ -106,7 +121,7 @@ class Experiment:
         spread = f"{seeds.min()}" if seeds.min() == seeds.max() else f"{seeds.min()}–{seeds.max()}"
         return (
             f"{len(trials)} trials: {self.method.key} = {', '.join(shown)} "
-            f"× {spread} seeds at α = {_fmt_alpha(self.alpha)}"
+            f"× {spread} seeds at α = {_fmt_alpha(self.alpha)}{also}"
         )
 
 
@@ -142,7 +157,11 @@ def _method_experiments(table: pd.DataFrame, method: Method, keys: list[str]) ->
         name = method.name
         if variant is not None:
             same = table[method.variant_key].astype(str) == variant
-            picked = rows & ((table[method.key] == 0) | same)
+            # The strength-0 baseline: its own variant's trials where the grid crossed the
+            # variant with strength 0 too (the same training, so not counted twice), else all.
+            zero = rows & (table[method.key] == 0)
+            baseline = zero & same if (zero & same).any() else zero
+            picked = (rows & same) | baseline
             name = f"{method.name} ({variant})"
         out.append(Experiment(name, method, variant, base, table[picked]))
     return out
