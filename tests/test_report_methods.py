@@ -140,10 +140,7 @@ def _row(claims: pd.DataFrame, key: str, experiment: str | None = None) -> pd.Se
 
 
 def _method_claims(table: pd.DataFrame, **kwargs) -> pd.DataFrame:
-    table = load_results(table)
-    return evaluate_method_claims(
-        experiments(table), find_collapsed(table), n_resamples=500, **kwargs
-    )
+    return evaluate_method_claims(table, n_resamples=500, **kwargs)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -504,3 +501,11 @@ def test_other_swept_keys_are_named_as_pooled(tmp_path):
     assert "Swept keys besides α and seed: lr." in page
     summary = pd.read_csv(tmp_path / "summary.csv")
     assert list(summary.columns[:3]) == ["metric", "alpha", "lr"]
+
+
+def test_method_claims_read_a_results_file(tmp_path):
+    table = make_union(methods=("noise_std",))
+    table.to_parquet(tmp_path / "results.parquet")
+    from_file = evaluate_method_claims(tmp_path / "results.parquet", n_resamples=100)
+    pd.testing.assert_frame_equal(from_file, evaluate_method_claims(table, n_resamples=100))
+    assert evaluate_method_claims(_alpha_only(table), n_resamples=100).empty

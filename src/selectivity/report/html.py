@@ -182,7 +182,9 @@ def write_report(
     found = experiments(table)
     alpha = next((e.table for e in found if not e.training), table.iloc[:0])
     claims = evaluate_claims(alpha, n_resamples=n_resamples, seed=seed, collapse=collapse)
-    method_claims = evaluate_method_claims(found, collapse, n_resamples=n_resamples, seed=seed)
+    method_claims = evaluate_method_claims(
+        table, n_resamples=n_resamples, seed=seed, collapse=collapse
+    )
     both = claims if method_claims.empty else pd.concat([claims, method_claims], ignore_index=True)
     write_bytes(out / "claims.csv", both.to_csv(index=False).encode())
 

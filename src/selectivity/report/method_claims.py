@@ -13,13 +13,14 @@ strength and that robustness, CI above 0); otherwise the verdict is "not tested"
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from selectivity.report.checks import Collapse
+from selectivity.report.checks import Collapse, find_collapsed
 from selectivity.report.claims import (
     _PGD_POSITIVE,
     _POSITIVE,
@@ -32,12 +33,13 @@ from selectivity.report.claims import (
     _untested_row,
     _verdict,
 )
-from selectivity.report.methods import Experiment
+from selectivity.report.methods import Experiment, experiments
 from selectivity.report.stats import (
     CONFIDENCE,
     N_RESAMPLES,
     _per_trial,
     _range_text,
+    load_results,
     trial_columns,
 )
 
@@ -239,12 +241,10 @@ def _method_claim_row(
     fewest = _fewest_samples(experiment.table, spec.metrics)
     not_bought = _bought(title, row, words)
     if len(trials) < min_trials or counts.size < MIN_LEVELS:
-        verdict, reason = (
-            "inconclusive",
-            (
-                f"too few trials (n = {len(trials)}, {counts.size} {key} values; need ≥ "
-                f"{min_trials} trials and ≥ {MIN_LEVELS} {key} values)"
-            ),
+        verdict = "inconclusive"
+        reason = (
+            f"too few trials (n = {len(trials)}, {counts.size} {key} values; need ≥ "
+            f"{min_trials} trials and ≥ {MIN_LEVELS} {key} values)"
         )
     elif len(measured) < len(trials):
         verdict = "inconclusive"
@@ -265,17 +265,17 @@ def _method_claim_row(
 
 
 def evaluate_method_claims(
-    found: list[Experiment],
-    collapse: Collapse,
+    results: pd.DataFrame | str | os.PathLike,
     confidence: float = CONFIDENCE,
     n_resamples: int = N_RESAMPLES,
     seed: int = 0,
     min_trials: int = MIN_TRIALS,
+    collapse: Collapse | None = None,
 ) -> pd.DataFrame:
-    """Test each claim of `METHOD_CLAIMS` on the experiments of its method in `found`.
+    """Test each claim of `METHOD_CLAIMS` on the experiments of its method in a results table.
 
-    found: `methods.experiments(table)`; collapse: `find_collapsed` of the whole table (collapsed
-    trials are left out). One row per claim and experiment (an adversarial experiment per attack
+    Experiments: `methods.experiments`. Collapsed trials (`find_collapsed` of the whole table, or
+    `collapse` when given) are left out. One row per claim and experiment (an adversarial experiment per attack
     where several were swept); none for a method the sweep did not train. Columns: those of
     `evaluate_claims` plus experiment, strength (the strength column), alpha (the experiment's
     alpha), n_levels and seeds_per_level; x is the strength, check_* the robustness the method
@@ -285,9 +285,12 @@ def evaluate_method_claims(
     or the method did not raise its robustness (CI of rho(strength, robustness) not above 0);
     otherwise supported / contradicted / inconclusive by the CI of rho(strength, mu_SI) against 0.
     """
+    table = load_results(results)
+    if collapse is None:
+        collapse = find_collapsed(table)
     rows = [
         _method_claim_row(spec, experiment, collapse, confidence, n_resamples, seed, min_trials)
-        for experiment in found
+        for experiment in experiments(table)
         for spec in METHOD_CLAIMS
         if spec.method == experiment.method.name
     ]
