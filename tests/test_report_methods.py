@@ -187,7 +187,7 @@ def test_a_method_column_that_is_zero_everywhere_or_null_adds_no_experiment():
     table = make_union(methods=("noise_std",))
     table = table[table["noise_std"] == 0].copy()
     table["mix_severity"] = np.nan  # swept by nobody: a null is the key's default, 0
-    found = experiments(load_results(table))
+    found = experiments(table)
     assert [e.name for e in found] == ["alpha"]
     assert len(found[0].table) == len(table)
 

@@ -20,12 +20,20 @@ Reads tables only: pandas, no torch or matplotlib.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from selectivity.report.stats import METHOD_KEYS, _fmt_alpha, _fmt_eps, trial_columns
+from selectivity.report.stats import (
+    METHOD_KEYS,
+    _fmt_alpha,
+    _fmt_eps,
+    _range_text,
+    load_results,
+    trial_columns,
+)
 
 __all__ = ["METHODS", "REGULARIZER", "Experiment", "Method", "experiments", "unassigned"]
 
@@ -118,10 +126,9 @@ class Experiment:
             _fmt_eps(v) if self.method.key == "adv_eps" and v > 0 else f"{v:g}" for v in levels
         ]
         seeds = trials.groupby(self.method.key).size()
-        spread = f"{seeds.min()}" if seeds.min() == seeds.max() else f"{seeds.min()}–{seeds.max()}"
         return (
             f"{len(trials)} trials: {self.method.key} = {', '.join(shown)} "
-            f"× {spread} seeds at α = {_fmt_alpha(self.alpha)}{also}"
+            f"× {_range_text(seeds)} seeds at α = {_fmt_alpha(self.alpha)}{also}"
         )
 
 
@@ -167,11 +174,12 @@ def _method_experiments(table: pd.DataFrame, method: Method, keys: list[str]) ->
     return out
 
 
-def experiments(table: pd.DataFrame) -> list[Experiment]:
-    """The experiments of a results table (from `load_results`), alpha first, then each method.
+def experiments(results: pd.DataFrame | str | os.PathLike) -> list[Experiment]:
+    """The experiments of a results table (or its file), alpha first, then each method.
 
     An experiment is listed only when it has trials; a method only when some trial has it on.
     """
+    table = load_results(results)
     methods = _present(table)
     keys = [m.key for m in methods]
     out = []
