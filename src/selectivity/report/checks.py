@@ -146,8 +146,8 @@ def find_collapsed(results: pd.DataFrame | str | os.PathLike) -> Collapse:
             applied.append("silent units")
             layered = rows[rows["layer"].notna()]
             rows = layered if not layered.empty else rows.assign(layer="network mean")
-            per = rows.groupby([*columns, "layer"], dropna=False, sort=False)["value"]
-            per = per.mean().reset_index()
+            layers = rows.groupby([*columns, "layer"], dropna=False, sort=False)["value"]
+            per = layers.mean().reset_index()
             worst = per.loc[per.groupby(columns, dropna=False, sort=False)["value"].idxmax()]
             lacking = len(trials) - len(worst)
             if lacking:
