@@ -509,3 +509,17 @@ def test_method_claims_read_a_results_file(tmp_path):
     from_file = evaluate_method_claims(tmp_path / "results.parquet", n_resamples=100)
     pd.testing.assert_frame_equal(from_file, evaluate_method_claims(table, n_resamples=100))
     assert evaluate_method_claims(_alpha_only(table), n_resamples=100).empty
+
+
+def test_constant_values_give_no_interval_and_say_so():
+    table = make_union(methods=("noise_std",))
+    flat = table.copy()
+    flat.loc[flat["metric"] == "corruption_accuracy_mean", "value"] = 0.6
+    row = _row(_method_claims(flat), "noise_training_lowers_selectivity")
+    assert row["verdict"] == "not tested"
+    assert "cannot be shown to have raised corrupted accuracy" in row["note"]
+    flat = table.copy()
+    flat.loc[(flat["metric"] == "selectivity") & flat["layer"].isna(), "value"] = 0.3
+    row = _row(_method_claims(flat), "noise_training_lowers_selectivity")
+    assert row["direction"] == "no monotone relation"
+    assert row["verdict"] == "inconclusive" and "no usable bootstrap interval" in row["note"]
