@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from selectivity.report.stats import _fmt_eps, _per_trial, _rows, load_results
+from selectivity.report.stats import _fmt_eps, _per_trial, _rows, load_results, trial_columns
 from selectivity.schema import SETTINGS, TRIAL
 
 __all__ = [
@@ -42,18 +42,48 @@ BINDS_RTOL = 1e-3
 class Collapse:
     """The collapsed trials of a table (`find_collapsed`) and what could not be checked.
 
-    trials: one row per collapsed trial, columns alpha, seed, reason (the criteria it meets, with
-    its numbers). unchecked: one sentence per criterion that could not be applied, and why.
-    n_trials: trials in the table. applied: the criteria applied to at least one trial.
+    trials: one row per collapsed trial, columns `columns` (alpha, seed and any other trial
+    column) and reason (the criteria it meets, with its numbers). unchecked: one sentence per
+    criterion that could not be applied, and why. n_trials: trials in the table. applied: the
+    criteria applied to at least one trial.
     """
 
     trials: pd.DataFrame
     unchecked: tuple[str, ...]
     n_trials: int
     applied: tuple[str, ...] = ("accuracy near chance", "silent units")
+    columns: tuple[str, ...] = TRIAL
 
-    def keys(self) -> set[tuple[float, object]]:
-        return set(zip(self.trials["alpha"], self.trials["seed"], strict=True))
+    def keys(self) -> set[tuple]:
+        """The collapsed trials as tuples of their `columns` values."""
+        return set(self.trials[list(self.columns)].itertuples(index=False, name=None))
+
+    def mask(self, frame: pd.DataFrame) -> np.ndarray:
+        """Which rows of `frame` (holding the trial columns) belong to a collapsed trial.
+
+        A merge rather than tuples in a set, so a null trial key matches itself.
+        """
+        columns = list(self.columns)
+        if self.trials.empty or frame.empty:
+            return np.zeros(len(frame), dtype=bool)
+        marked = frame[columns].merge(
+            self.trials[columns].drop_duplicates(), on=columns, how="left", indicator=True
+        )
+        return (marked["_merge"] == "both").to_numpy()
+
+    def leave_out(self, frame: pd.DataFrame) -> tuple[pd.DataFrame, int, list[str]]:
+        """`frame` without its collapsed trials, how many rows went, and the notes a claim
+        carries: the count, and whether collapse could be checked at all."""
+        left_out = self.mask(frame)
+        n_left_out = int(left_out.sum())
+        notes = [f"{n_left_out} collapsed trial(s) left out"] if n_left_out else []
+        if not self.applied:
+            notes.append(
+                "collapse not checked (see Collapsed trials): a collapsed trial may decide this"
+            )
+        elif self.unchecked:
+            notes.append("collapse only partly checked (see Collapsed trials)")
+        return frame[~left_out], n_left_out, notes
 
 
 def find_collapsed(results: pd.DataFrame | str | os.PathLike) -> Collapse:
@@ -67,8 +97,9 @@ def find_collapsed(results: pd.DataFrame | str | os.PathLike) -> Collapse:
     the number of classes is not guessed.
     """
     table = load_results(results)
-    trials = table[list(TRIAL)].drop_duplicates()
-    reasons: dict[tuple[float, object], list[str]] = {}
+    columns = trial_columns(table)
+    trials = table[columns].drop_duplicates()
+    reasons: list[dict] = []
     unchecked: list[str] = []
     applied: list[str] = []
     present = set(table["metric"])
@@ -81,7 +112,7 @@ def find_collapsed(results: pd.DataFrame | str | os.PathLike) -> Collapse:
     else:
         try:
             accuracy = _per_trial(table, "test_accuracy").merge(
-                _per_trial(table, "chance_accuracy"), on=list(TRIAL), suffixes=("", "_chance")
+                _per_trial(table, "chance_accuracy"), on=columns, suffixes=("", "_chance")
             )
         except ValueError as error:
             unchecked.append(f"accuracy near chance: not checked ({error})")
@@ -95,11 +126,13 @@ def find_collapsed(results: pd.DataFrame | str | os.PathLike) -> Collapse:
                 )
             chance = accuracy["value_chance"]
             accuracy["limit"] = chance + COLLAPSE_ACCURACY_MARGIN * (1.0 - chance)
-            # itertuples keeps each column's type (a seed stays an int).
-            for r in accuracy[accuracy["value"] <= accuracy["limit"]].itertuples(index=False):
-                reasons.setdefault((r.alpha, r.seed), []).append(
-                    f"clean accuracy {r.value:.3f} ≤ {r.limit:.3f} (chance "
-                    f"{r.value_chance:.3f} + {COLLAPSE_ACCURACY_MARGIN:g} × (1 − chance))"
+            for _, r in accuracy[accuracy["value"] <= accuracy["limit"]].iterrows():
+                reasons.append(
+                    {
+                        **{c: r[c] for c in columns},
+                        "reason": f"clean accuracy {r['value']:.3f} ≤ {r['limit']:.3f} (chance "
+                        f"{r['value_chance']:.3f} + {COLLAPSE_ACCURACY_MARGIN:g} × (1 − chance))",
+                    }
                 )
 
     if "silent_fraction" not in present:
@@ -113,24 +146,30 @@ def find_collapsed(results: pd.DataFrame | str | os.PathLike) -> Collapse:
             applied.append("silent units")
             layered = rows[rows["layer"].notna()]
             rows = layered if not layered.empty else rows.assign(layer="network mean")
-            per = rows.groupby([*TRIAL, "layer"], sort=False)["value"].mean().reset_index()
-            worst = per.loc[per.groupby(list(TRIAL), sort=False)["value"].idxmax()]
+            layers = rows.groupby([*columns, "layer"], dropna=False, sort=False)["value"]
+            per = layers.mean().reset_index()
+            worst = per.loc[per.groupby(columns, dropna=False, sort=False)["value"].idxmax()]
             lacking = len(trials) - len(worst)
             if lacking:
                 unchecked.append(
                     f"silent units: not checked for {lacking} trial(s) lacking silent_fraction"
                 )
-            for r in worst[worst["value"] > COLLAPSE_SILENT_FRACTION].itertuples(index=False):
-                reasons.setdefault((r.alpha, r.seed), []).append(
-                    f"{r.value:.0%} of {r.layer}'s units silent (> {COLLAPSE_SILENT_FRACTION:.0%})"
+            for _, r in worst[worst["value"] > COLLAPSE_SILENT_FRACTION].iterrows():
+                reasons.append(
+                    {
+                        **{c: r[c] for c in columns},
+                        "reason": f"{r['value']:.0%} of {r['layer']}'s units silent "
+                        f"(> {COLLAPSE_SILENT_FRACTION:.0%})",
+                    }
                 )
 
-    collapsed = pd.DataFrame(
-        [(a, seed, "; ".join(words)) for (a, seed), words in reasons.items()],
-        columns=["alpha", "seed", "reason"],
-    )
-    collapsed = collapsed.sort_values(["alpha", "seed"]).reset_index(drop=True)
-    return Collapse(collapsed, tuple(unchecked), len(trials), tuple(applied))
+    collapsed = pd.DataFrame.from_records(reasons, columns=[*columns, "reason"])
+    # Keep each column's type (a seed stays an int, as in the table).
+    collapsed = collapsed.astype(trials.dtypes.to_dict())
+    # One row per trial, its criteria joined in the order they were applied.
+    joined = collapsed.groupby(columns, dropna=False, sort=False)["reason"].agg("; ".join)
+    collapsed = joined.reset_index().sort_values(columns).reset_index(drop=True)
+    return Collapse(collapsed, tuple(unchecked), len(trials), tuple(applied), tuple(columns))
 
 
 _SETTING_WORDS = {"split": "split", "samples": "samples per trial", "step_size": "PGD step size"}
@@ -195,13 +234,14 @@ def _near_cap(table: pd.DataFrame) -> pd.DataFrame:
     Columns: metric, layer, flagged (trials near the cap), trials, cap (the smallest cap seen).
     Empty when nothing is near the cap; ValueError when the table has no dimensionality_cap.
     """
-    caps = _rows(table, "dimensionality_cap")
-    caps = caps.groupby([*TRIAL, "layer"], sort=False)["value"].min().rename("cap").reset_index()
+    columns = [*trial_columns(table), "layer"]
+    smallest = _rows(table, "dimensionality_cap").groupby(columns, dropna=False, sort=False)
+    caps = smallest["value"].min().rename("cap").reset_index()
     records = []
     for metric in _DIMENSIONALITY_METRICS:
         if metric not in set(table["metric"]):
             continue
-        values = _per_trial(table, metric, ("layer",)).merge(caps, on=[*TRIAL, "layer"])
+        values = _per_trial(table, metric, ("layer",)).merge(caps, on=columns)
         values["near"] = values["value"] >= (1.0 - NEAR_CAP) * values["cap"]
         for layer, group in values.groupby("layer", sort=False):
             if group["near"].any():

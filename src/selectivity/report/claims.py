@@ -28,8 +28,8 @@ from selectivity.report.stats import (
     load_results,
     percentile_bootstrap,
     spearman,
+    trial_columns,
 )
-from selectivity.schema import TRIAL
 
 __all__ = [
     "CLAIMS",
@@ -86,9 +86,10 @@ def _adversarial_minus_corruption(table: pd.DataFrame) -> pd.DataFrame:
     """Per trial: early-layer dimensionality of adversarial minus corruption changes."""
     adversarial = _trial_metric("dimensionality_adversarial", early=True)(table)
     corruption = _trial_metric("dimensionality_corruption", early=True)(table)
-    merged = adversarial.merge(corruption, on=list(TRIAL), suffixes=("_adv", "_corr"))
+    columns = trial_columns(adversarial)
+    merged = adversarial.merge(corruption, on=columns, suffixes=("_adv", "_corr"))
     merged["value"] = merged["value_adv"] - merged["value_corr"]
-    return merged[[*TRIAL, "value"]]
+    return merged[[*columns, "value"]]
 
 
 def _corruption_minus_clean(table: pd.DataFrame) -> pd.DataFrame:
@@ -98,11 +99,12 @@ def _corruption_minus_clean(table: pd.DataFrame) -> pd.DataFrame:
     """
     corruption = _per_trial(table, "dimensionality_corruption", ("layer",))
     clean = _per_trial(table, "dimensionality", ("layer",))
-    merged = corruption.merge(clean, on=[*TRIAL, "layer"], suffixes=("_corr", "_clean"))
+    columns = trial_columns(clean)
+    merged = corruption.merge(clean, on=[*columns, "layer"], suffixes=("_corr", "_clean"))
     if merged.empty:
         raise ValueError("dimensionality and dimensionality_corruption share no layer and trial")
     merged["value"] = merged["value_corr"] - merged["value_clean"]
-    return merged.groupby(list(TRIAL), sort=False)["value"].mean().reset_index()
+    return merged.groupby(columns, dropna=False, sort=False)["value"].mean().reset_index()
 
 
 def _relative_to_clean(
@@ -125,10 +127,11 @@ def _relative_to_clean(
             clean, words = _per_trial(table, metric, (), clean_where), "its unperturbed rows"
         except ValueError:
             clean, words = _per_trial(table, "test_accuracy"), "test_accuracy"
-        merged = attacked.merge(clean, on=list(TRIAL), suffixes=("", "_clean"))
+        columns = trial_columns(attacked)
+        merged = attacked.merge(clean, on=columns, suffixes=("", "_clean"))
         with np.errstate(divide="ignore", invalid="ignore"):
             merged["value"] = merged["value"] / merged["value_clean"]
-        return merged[[*TRIAL, "value"]], f"{metric} / {words}, computed here"
+        return merged[[*columns, "value"]], f"{metric} / {words}, computed here"
 
     return build
 
@@ -330,17 +333,23 @@ def _difference_of_means(a: np.ndarray, b: np.ndarray, axis: int = -1) -> np.nda
 
 
 def _contrast(
-    trials: pd.DataFrame, confidence: float, n_resamples: int, seed: int
+    trials: pd.DataFrame,
+    confidence: float,
+    n_resamples: int,
+    seed: int,
+    column: str = "alpha",
+    largest: bool = False,
 ) -> tuple[float, float, float]:
     """Mean y at the most negative alpha minus mean y at alpha = 0, with a bootstrapped CI.
 
+    `column`, `largest`: the same at the largest value of another column (a method's strength).
     The two groups of trials are resampled each on its own (unpaired: different trials).
     """
-    lowest = trials["alpha"].min()
-    if not lowest < 0 or not (trials["alpha"] == 0).any():
+    end = trials[column].max() if largest else trials[column].min()
+    if not (end > 0 if largest else end < 0) or not (trials[column] == 0).any():
         return (math.nan, math.nan, math.nan)
-    a = trials.loc[trials["alpha"] == lowest, "y"].to_numpy(dtype=float)
-    b = trials.loc[trials["alpha"] == 0, "y"].to_numpy(dtype=float)
+    a = trials.loc[trials[column] == end, "y"].to_numpy(dtype=float)
+    b = trials.loc[trials[column] == 0, "y"].to_numpy(dtype=float)
     low, high = percentile_bootstrap(
         (a, b), _difference_of_means, False, confidence, n_resamples, seed
     )
@@ -396,19 +405,19 @@ def _fewest_samples(table: pd.DataFrame, metrics: Sequence[str]) -> float:
     return float(counts.min()) if not counts.empty else math.nan
 
 
-def _blank_row(spec: ClaimSpec, x_kind: str, statistic: str) -> dict:
-    """The claims-table row of `spec` before testing: verdict "not tested", numbers NaN."""
-    if spec.check is not None:
-        rule = f"{spec.y_label} and {spec.check_label} must agree"
-    else:
-        rule = "the 95% CI against 0"
-    return {
-        "claim": spec.text,
-        "key": spec.key,
-        "source": spec.source,
-        "x": _X_WORDS[x_kind],
-        "statistic": statistic,
-        "expected": "> 0" if spec.expected > 0 else "< 0",
+def _untested_row(**fields: object) -> dict:
+    """A claims-table row before testing: verdict "not tested", numbers NaN, counts 0.
+
+    `fields` set the claim's own columns (claim, key, source, x, statistic, expected,
+    verdict_rule, trials_used, ...); fields not among the columns are appended after them.
+    """
+    row: dict = {
+        "claim": "",
+        "key": "",
+        "source": "",
+        "x": "",
+        "statistic": "",
+        "expected": "",
         "estimate": math.nan,
         "ci_low": math.nan,
         "ci_high": math.nan,
@@ -416,8 +425,8 @@ def _blank_row(spec: ClaimSpec, x_kind: str, statistic: str) -> dict:
         "check_estimate": math.nan,
         "check_ci_low": math.nan,
         "check_ci_high": math.nan,
-        "verdict_rule": rule,
-        "trials_used": "all trials" if spec.frame == "regularizer" else "collapsed trials left out",
+        "verdict_rule": "",
+        "trials_used": "collapsed trials left out",
         "n_trials": 0,
         "n_alphas": 0,
         "seeds_per_alpha": "",
@@ -429,6 +438,26 @@ def _blank_row(spec: ClaimSpec, x_kind: str, statistic: str) -> dict:
         "verdict": "not tested",
         "note": "",
     }
+    row.update(fields)
+    return row
+
+
+def _blank_row(spec: ClaimSpec, x_kind: str, statistic: str) -> dict:
+    """The claims-table row of `spec` before testing: verdict "not tested", numbers NaN."""
+    if spec.check is not None:
+        rule = f"{spec.y_label} and {spec.check_label} must agree"
+    else:
+        rule = "the 95% CI against 0"
+    return _untested_row(
+        claim=spec.text,
+        key=spec.key,
+        source=spec.source,
+        x=_X_WORDS[x_kind],
+        statistic=statistic,
+        expected="> 0" if spec.expected > 0 else "< 0",
+        verdict_rule=rule,
+        trials_used="all trials" if spec.frame == "regularizer" else "collapsed trials left out",
+    )
 
 
 def _claim_trials(
@@ -439,12 +468,13 @@ def _claim_trials(
     x_problem: str,
     collapse: Collapse,
 ) -> tuple[pd.DataFrame, int, list[str]]:
-    """The trials a claim is tested on (columns alpha, seed, x, y, sorted by trial).
+    """The trials a claim is tested on (trial columns, x, y; sorted by trial).
 
     Returns them with the number of collapsed trials left out and the notes saying what was done.
     """
+    columns = trial_columns(y)
     if x_kind == "selectivity" and x_trials is not None:
-        trials = y.merge(x_trials.rename(columns={"value": "x"}), on=list(TRIAL))
+        trials = y.merge(x_trials.rename(columns={"value": "x"}), on=columns)
     else:
         # Paired claims do not use x; alpha keeps the contrast and the counts per alpha.
         trials = y.assign(x=y["alpha"])
@@ -454,21 +484,11 @@ def _claim_trials(
         notes.append(f"network selectivity unusable ({x_problem}): α used in its place")
     n_left_out = 0
     if spec.frame == "selectivity":
-        collapsed = collapse.keys()
-        left_out = [k in collapsed for k in zip(trials["alpha"], trials["seed"], strict=True)]
-        trials = trials[~np.asarray(left_out, dtype=bool)]
-        n_left_out = int(sum(left_out))
-        if n_left_out:
-            notes.append(f"{n_left_out} collapsed trial(s) left out")
-        if not collapse.applied:
-            notes.append(
-                "collapse not checked (see Collapsed trials): a collapsed trial may decide this"
-            )
-        elif collapse.unchecked:
-            notes.append("collapse only partly checked (see Collapsed trials)")
+        trials, n_left_out, collapse_notes = collapse.leave_out(trials)
+        notes.extend(collapse_notes)
     if spec.subset is not None:
         trials = spec.subset(trials)
-    return trials.sort_values(list(TRIAL)).reset_index(drop=True), n_left_out, notes
+    return trials.sort_values(columns).reset_index(drop=True), n_left_out, notes
 
 
 def _check_verdict(
@@ -496,7 +516,8 @@ def _check_verdict(
             f"{spec.check_label} unavailable ({error}); {spec.y_label} alone can follow "
             "clean accuracy"
         )
-    paired = trials[[*TRIAL, "x"]].merge(check_y.rename(columns={"value": "y"}))
+    columns = trial_columns(check_y)
+    paired = trials[[*columns, "x"]].merge(check_y.rename(columns={"value": "y"}), on=columns)
     paired = paired.dropna(subset=["y"]).reset_index(drop=True)
     checked = _statistic(paired, spec.kind, confidence, n_resamples, seed)
     row.update(check_estimate=checked[0], check_ci_low=checked[1], check_ci_high=checked[2])

@@ -49,8 +49,8 @@ from selectivity.report.stats import (
     _per_trial,
     _rows,
     summarise,
+    trial_columns,
 )
-from selectivity.schema import TRIAL
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -78,7 +78,7 @@ def _normalised_corruption_table(table: pd.DataFrame) -> pd.DataFrame:
     """corruption_accuracy / test_accuracy of the same trial, per corruption and severity."""
     corrupted = _rows(table, "corruption_accuracy")
     clean = _per_trial(table, "test_accuracy").rename(columns={"value": "clean"})
-    merged = corrupted.merge(clean, on=list(TRIAL), how="inner")
+    merged = corrupted.merge(clean, on=trial_columns(table), how="inner")
     merged["value"] = merged["value"] / merged["clean"]
     return _derived(merged.drop(columns=["clean"]), "corruption_accuracy_normalised")
 
@@ -97,7 +97,7 @@ def plot_accuracy_vs_selectivity(table: pd.DataFrame, ax: Axes | None = None) ->
     acc = summarise(table, "test_accuracy")
     both = sel.merge(acc, on="alpha", suffixes=("_sel", "_acc"))
     trials = _per_trial(table, "selectivity").merge(
-        _per_trial(table, "test_accuracy"), on=list(TRIAL)
+        _per_trial(table, "test_accuracy"), on=trial_columns(table)
     )
     ax.scatter(
         trials["value_x"],
@@ -495,7 +495,8 @@ def plot_silent_units(table: pd.DataFrame, ax: Sequence[Axes] | None = None) -> 
     rows = _rows(table, "silent_fraction")
     if rows["layer"].notna().any():
         per_layer = _per_trial(table, "silent_fraction", ("layer",), {"layer": lambda s: s.notna()})
-        worst = per_layer.groupby(list(TRIAL), sort=False)["value"].max().reset_index()
+        trials = per_layer.groupby(trial_columns(table), dropna=False, sort=False)
+        worst = trials["value"].max().reset_index()
         summary = summarise(_derived(worst, "silent_fraction_max"), "silent_fraction_max")
         _line_ci(left, summary["alpha"], summary, "tab:red", "largest layer", marker="s")
     left.axhline(COLLAPSE_SILENT_FRACTION, color="tab:red", ls=":", lw=1.0)

@@ -8,6 +8,7 @@ import base64
 import html
 import io
 import os
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,6 +25,9 @@ from selectivity.report.checks import (
 )
 from selectivity.report.claims import MIN_ALPHAS, MIN_SAMPLES, MIN_TRIALS, SOURCES, evaluate_claims
 from selectivity.report.figures import FIGURES, FigureSpec
+from selectivity.report.method_claims import MIN_LEVELS, evaluate_method_claims
+from selectivity.report.method_figures import METHOD_FIGURES
+from selectivity.report.methods import Experiment, experiments, unassigned
 from selectivity.report.plotting import _alphas, _figure_of
 from selectivity.report.stats import (
     N_RESAMPLES,
@@ -32,10 +36,11 @@ from selectivity.report.stats import (
     _range_text,
     load_results,
     summary_table,
+    trial_columns,
 )
-from selectivity.schema import TRIAL
 
 if TYPE_CHECKING:
+    from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
 __all__ = ["write_report"]
@@ -105,14 +110,18 @@ def _collapse_html(collapse: Collapse) -> str:
         "figures.</p>",
     ]
     if len(collapse.trials):
-        lines.append("<table><thead><tr><th>α</th><th>seed</th><th>why</th></tr></thead><tbody>")
-        lines.extend(
-            f"<tr><td>{_fmt_alpha(float(alpha))}</td><td>{html.escape(str(seed))}</td>"
-            f"<td>{html.escape(str(reason))}</td></tr>"
-            for alpha, seed, reason in collapse.trials[["alpha", "seed", "reason"]].itertuples(
-                index=False, name=None
-            )
+        # Swept keys beyond alpha and seed (method strengths) get a column each.
+        others = [c for c in collapse.columns if c not in ("alpha", "seed")]
+        heads = "".join(f"<th>{html.escape(c)}</th>" for c in others)
+        lines.append(
+            f"<table><thead><tr><th>α</th><th>seed</th>{heads}<th>why</th></tr></thead><tbody>"
         )
+        for _, r in collapse.trials.iterrows():
+            cells = "".join(f"<td>{html.escape(str(r[c]))}</td>" for c in others)
+            lines.append(
+                f"<tr><td>{_fmt_alpha(float(r['alpha']))}</td><td>{html.escape(str(r['seed']))}</td>"
+                f"{cells}<td>{html.escape(str(r['reason']))}</td></tr>"
+            )
         lines.append("</tbody></table>")
     else:
         lines.append("<p>No trial met a criterion that could be checked.</p>")
@@ -135,7 +144,7 @@ th, td { border: 1px solid #ddd; padding: 4px 6px; vertical-align: top; text-ali
 th { background: #f4f4f4; }
 .src { color: #777; font-size: 0.9em; }
 td.supported { background: #e3f4e1; } td.contradicted { background: #fbe1e1; }
-td.inconclusive { background: #f3f3f3; }
+td.inconclusive { background: #f3f3f3; } td.not-tested { background: #fdf3d8; }
 figure { margin: 1.5em 0; } figure img { max-width: 100%; border: 1px solid #eee; }
 figcaption { font-size: 0.9em; color: #444; max-width: 1000px; }
 """
@@ -169,18 +178,26 @@ def write_report(
     summary = summary_table(table, n_resamples=n_resamples, seed=seed)
     write_bytes(out / "summary.csv", summary.to_csv(index=False).encode())
     collapse = find_collapsed(table)
-    claims = evaluate_claims(table, n_resamples=n_resamples, seed=seed, collapse=collapse)
-    write_bytes(out / "claims.csv", claims.to_csv(index=False).encode())
+    # The papers' claims and figures read the alpha experiment: every training method off.
+    found = experiments(table)
+    alpha = next((e.table for e in found if not e.training), table.iloc[:0])
+    claims = evaluate_claims(alpha, n_resamples=n_resamples, seed=seed, collapse=collapse)
+    method_claims = evaluate_method_claims(
+        table, n_resamples=n_resamples, seed=seed, collapse=collapse
+    )
+    both = claims if method_claims.empty else pd.concat([claims, method_claims], ignore_index=True)
+    write_bytes(out / "claims.csv", both.to_csv(index=False).encode())
 
-    figures, skipped = _draw_figures(table, out / "figures")
+    figures, skipped = _draw_figures(alpha, out / "figures")
     parts = [
-        *_head_html(table, n_resamples),
+        *_head_html(alpha, n_resamples, _experiments_html(table, found)),
         _claims_html(claims),
         _collapse_html(collapse),
         "<p class='src'>Sources: "
         + "; ".join(f"{html.escape(k)} = {html.escape(v)}" for k, v in SOURCES.items())
         + ".</p>",
         *_figures_html(figures, skipped),
+        *_training_html(found, method_claims, out / "figures"),
     ]
     if failed is not None:
         parts.append(f"<h2>Failed trials ({len(failed)})</h2>")
@@ -211,16 +228,33 @@ def _draw_figures(
         except ValueError as error:
             skipped.append((spec.name, str(error)))
             continue
-        data = _png(_figure_of(drawn))
-        write_bytes(folder / f"{spec.name}.png", data)
-        figures.append((spec, caption, base64.b64encode(data).decode("ascii")))
+        figures.append((spec, caption, _save_png(drawn, folder / f"{spec.name}.png")))
     return figures, skipped
 
 
-def _head_html(table: pd.DataFrame, n_resamples: int) -> list[str]:
-    """The page head, the sweep's description and how the claims table reads."""
+def _save_png(drawn: Axes | Figure, path: Path) -> str:
+    """Write the figure `drawn` (a plot function's return) as a PNG to `path`; its base64 text."""
+    data = _png(_figure_of(drawn))
+    write_bytes(path, data)
+    return base64.b64encode(data).decode("ascii")
+
+
+def _figure_html(name: str, title: str, encoded: str, caption: str) -> str:
+    """A figure embedded in the page (base64 PNG) with its caption."""
+    return (
+        f"<figure id='{html.escape(name)}'><img alt='{html.escape(title)}' src='data:image/png;base64,{encoded}'>"
+        f"<figcaption><b>{html.escape(title)}</b> ({html.escape(name)}.png). {html.escape(caption)}</figcaption></figure>"
+    )
+
+
+def _head_html(table: pd.DataFrame, n_resamples: int, described: list[str]) -> list[str]:
+    """The page head, the sweep's description and how the claims table reads.
+
+    table: the alpha experiment's rows; described: the list of the sweep's experiments, when it
+    has more than that one (then the description is the alpha experiment's).
+    """
     alphas = _alphas(table)
-    trials = table[list(TRIAL)].drop_duplicates()
+    trials = table[trial_columns(table)].drop_duplicates()
     per_alpha = trials.groupby("alpha").size()
     present = _appearance(table["metric"])
     return [
@@ -228,9 +262,10 @@ def _head_html(table: pd.DataFrame, n_resamples: int) -> list[str]:
         "<title>Class selectivity and robustness: sweep report</title>",
         f"<style>{_CSS}</style></head><body>",
         "<h1>Class selectivity and robustness: sweep report</h1>",
-        f"<p>{len(trials)} trials: {len(alphas)} α values ({html.escape(', '.join(_fmt_alpha(a) for a in alphas))}), "
+        f"<p>{'α experiment: ' if described else ''}{len(trials)} trials: {len(alphas)} α values ({html.escape(', '.join(_fmt_alpha(a) for a in alphas))}), "
         f"{_range_text(per_alpha)} seeds per α; "
         f"{len(table)} result rows; metrics: {html.escape(', '.join(present))}.</p>",
+        *described,
         "<h2>Claims of the papers, tested on this table</h2>",
         "<p>Each claim is tested against the variable it is about (column x): claims about the "
         "regularizer's effect use Spearman's ρ across trials between α (the manipulated variable) and "
@@ -249,16 +284,40 @@ def _head_html(table: pd.DataFrame, n_resamples: int) -> list[str]:
     ]
 
 
+def _experiments_html(table: pd.DataFrame, found: list[Experiment]) -> list[str]:
+    """The sweep's experiments, when it trained robustness methods too (nothing otherwise)."""
+    if not any(e.training for e in found):
+        pooled = [c for e in found for c in e.pooled()]
+        if not pooled:
+            return []
+        return [
+            f"<p>Swept keys besides α and seed: {html.escape(', '.join(pooled))}. Trials differing "
+            "in them are pooled per α as seeds are (summary.csv keeps them apart).</p>"
+        ]
+    items = [f"<li><b>{html.escape(e.title)}</b>: {html.escape(e.describe())}</li>" for e in found]
+    left = unassigned(table, found)
+    if len(left):
+        items.append(
+            f"<li><b>In no experiment</b>: {len(left)} trial(s) with several methods on, or a "
+            "method at another α than its experiment's; they enter summary.csv only.</li>"
+        )
+    return [
+        "<p>This sweep holds several experiments. The claims and figures of the papers below read "
+        "the trials with every robustness-training method off; each method's experiment (the "
+        "trials at one α with the other methods off, the baseline at strength 0 included) has "
+        "its own section, <a href='#training'>Robustness training → selectivity</a>.</p><ul>",
+        *items,
+        "</ul>",
+    ]
+
+
 def _figures_html(
     figures: list[tuple[FigureSpec, str, str]], skipped: list[tuple[str, str]]
 ) -> list[str]:
     """The figures with their captions, then the ones skipped and why."""
     parts = ["<h2>Figures</h2>"]
     for spec, caption, encoded in figures:
-        parts.append(
-            f"<figure id='{spec.name}'><img alt='{html.escape(spec.title)}' src='data:image/png;base64,{encoded}'>"
-            f"<figcaption><b>{html.escape(spec.title)}</b> ({spec.name}.png). {html.escape(caption)}</figcaption></figure>"
-        )
+        parts.append(_figure_html(spec.name, spec.title, encoded, caption))
     parts.append("<h2>Skipped figures</h2>")
     if skipped:
         parts.append("<ul>")
@@ -268,4 +327,83 @@ def _figures_html(
         parts.append("</ul>")
     else:
         parts.append("<p>None: every figure had its metrics.</p>")
+    return parts
+
+
+def _method_claims_html(claims: pd.DataFrame) -> str:
+    """The method claims, every row (a "not tested" row says why: that is a finding here)."""
+    lines = [
+        "<table class='claims'><thead><tr><th>claim</th><th>experiment</th><th>statistic</th>"
+        "<th>expected</th><th>estimate [95% CI]</th><th>robustness bought [95% CI]</th>"
+        "<th>direction found</th><th>Δ μ_SI largest strength − 0 [95% CI]</th><th>n</th>"
+        "<th>verdict</th></tr></thead><tbody>"
+    ]
+    for _, r in claims.iterrows():
+        n = (
+            f"{r['n_trials']} trials ({r['n_levels']} {r['strength']} values × "
+            f"{r['seeds_per_level']} seeds, α = {_fmt_alpha(float(r['alpha']))}); collapsed "
+            f"trials left out: {r['n_collapsed_left_out']}"
+        )
+        lines.append(
+            "<tr>"
+            f"<td>{html.escape(r['claim'])}<br><span class='src'>{html.escape(r['source'])}</span></td>"
+            f"<td>{html.escape(r['experiment'])}</td><td>{html.escape(r['statistic'])}</td>"
+            f"<td>{html.escape(r['expected'])}</td>"
+            f"<td>{_fmt(r['estimate'])} [{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}]</td>"
+            f"<td>{html.escape(r['check_statistic'])}: {_fmt(r['check_estimate'])} "
+            f"[{_fmt(r['check_ci_low'])}, {_fmt(r['check_ci_high'])}]</td>"
+            f"<td>{html.escape(r['direction'])}</td>"
+            f"<td>{_fmt(r['contrast'])} [{_fmt(r['contrast_low'])}, {_fmt(r['contrast_high'])}]</td>"
+            f"<td>{html.escape(n)}</td>"
+            f"<td class='{r['verdict'].replace(' ', '-')}'>{r['verdict']}<br><span class='src'>rule: "
+            f"{html.escape(r['verdict_rule'])}; {html.escape(r['note'])}</span></td>"
+            "</tr>"
+        )
+    lines.append("</tbody></table>")
+    return "\n".join(lines)
+
+
+def _training_html(found: list[Experiment], claims: pd.DataFrame, folder: Path) -> list[str]:
+    """The section "Robustness training → selectivity": claims, then each method's figure.
+
+    Nothing when the sweep trained no robustness method.
+    """
+    methods = [e for e in found if e.training]
+    if not methods:
+        return []
+    parts = [
+        "<h2 id='training'>Robustness training → selectivity</h2>",
+        "<p>The second direction of the link (authors' summary of arXiv:2010.07693): methods that "
+        "improve robustness to corruptions should lower class selectivity, methods that improve "
+        "adversarial robustness should raise it. Each method's experiment is the trials at one α "
+        "with the other methods off; x is the method's strength (0 = off). A claim is about a method "
+        "that <i>improves</i> robustness, so it is tested only where the method raised the robustness "
+        "it is for in this sweep (Spearman ρ between strength and that robustness, 95% CI above 0); "
+        "otherwise it is <b>not tested</b>, and the note says what the method did. Then: "
+        "<b>supported</b> / <b>contradicted</b> when the 95% CI of ρ(strength, μ_SI) excludes 0 on "
+        "the claim's / the other side, <b>inconclusive</b> when it includes 0 or with fewer than "
+        f"{MIN_TRIALS} trials, {MIN_LEVELS} strengths or {MIN_SAMPLES} images per trial. Collapsed "
+        "trials are left out. Robustness of the mix method is measured on the corruptions held out "
+        "of its training set only.</p>",
+    ]
+    if not claims.empty:
+        parts.append(_method_claims_html(claims))
+    for experiment in methods:
+        for spec in METHOD_FIGURES:
+            if spec.method != experiment.method.name:
+                continue
+            variant = re.sub(r"[^A-Za-z0-9_.-]", "_", experiment.variant or "")
+            name = spec.name + (f"_{variant}" if variant else "")
+            try:
+                drawn = spec.draw(experiment.table, experiment=experiment.name)
+                caption = (
+                    spec.caption(experiment) + " " + _settings_text(experiment.table, spec.settings)
+                )
+            except ValueError as error:
+                parts.append(
+                    f"<p>Figure {html.escape(name)} skipped: {html.escape(str(error))}</p>"
+                )
+                continue
+            encoded = _save_png(drawn, folder / f"{name}.png")
+            parts.append(_figure_html(name, f"{spec.title} ({experiment.title})", encoded, caption))
     return parts

@@ -22,11 +22,13 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from selectivity.schema import COLUMNS as SCHEMA_COLUMNS
 from selectivity.schema import KEYS, SETTINGS, TRIAL
 
 __all__ = [
     "COLUMNS",
     "CONFIDENCE",
+    "METHOD_KEYS",
     "N_RESAMPLES",
     "bootstrap_ci",
     "load_results",
@@ -34,11 +36,25 @@ __all__ = [
     "spearman",
     "summarise",
     "summary_table",
+    "trial_columns",
 ]
 
 COLUMNS = (*TRIAL, "metric", *KEYS, *SETTINGS, "value")
 N_RESAMPLES = 2000
 CONFIDENCE = 0.95
+# The robustness-training strengths a sweep may grid over (TrainConfig keys; 0 = method off). A
+# column is present only where it was swept; a missing value in it means the key's default, 0.
+METHOD_KEYS = ("noise_std", "mix_severity", "adv_eps")
+
+
+def trial_columns(table: pd.DataFrame) -> list[str]:
+    """The columns that name a trial: alpha, seed and every swept key, in the table's order.
+
+    A sweep's table puts its trial columns in front of `metric`; here they are every column that
+    is not one of the schema's (metric, keys, settings, value), so the answer does not depend on
+    the column order. Per-trial frames (trial columns, `value`, perhaps `layer`) answer the same.
+    """
+    return [c for c in table.columns if c not in SCHEMA_COLUMNS]
 
 
 def load_results(results: pd.DataFrame | str | os.PathLike) -> pd.DataFrame:
@@ -47,6 +63,7 @@ def load_results(results: pd.DataFrame | str | os.PathLike) -> pd.DataFrame:
     `results` is a DataFrame or the path of a .parquet or .csv file. Key columns missing from the
     input (and the settings columns split, samples, step_size, absent from older tables) are added
     as nulls and `value` becomes float; `alpha`, `seed`, `metric` and `value` are required.
+    Method strengths (`METHOD_KEYS`) present become float, a missing one 0 (the key's default).
     """
     if isinstance(results, pd.DataFrame):
         table = results.copy()
@@ -60,6 +77,9 @@ def load_results(results: pd.DataFrame | str | os.PathLike) -> pd.DataFrame:
         if column not in table.columns:
             table[column] = np.nan
     table["alpha"] = table["alpha"].astype(float)
+    for column in METHOD_KEYS:
+        if column in table.columns:
+            table[column] = pd.to_numeric(table[column], errors="coerce").astype(float).fillna(0.0)
     table["value"] = pd.to_numeric(table["value"], errors="coerce").astype(float)
     return table
 
@@ -220,7 +240,7 @@ def _per_trial(
     by: Sequence[str] = (),
     where: Mapping[str, object] | None = None,
 ) -> pd.DataFrame:
-    """One value per trial (alpha, seed) and `by` group: the mean over the keys not in `by`.
+    """One value per trial (`trial_columns`) and `by` group: the mean over the keys not in `by`.
 
     `selectivity` has a network-level row (layer null) besides its per-layer rows; when `layer`
     is neither grouped by nor filtered, the network-level rows are used rather than a mixture.
@@ -230,7 +250,7 @@ def _per_trial(
         network = rows["layer"].isna()
         if network.any() and not network.all():
             rows = rows[network]
-    keys = list(dict.fromkeys([*TRIAL, *by]))
+    keys = list(dict.fromkeys([*trial_columns(table), *by]))
     return rows.groupby(keys, dropna=False, sort=False)["value"].mean().reset_index()
 
 
@@ -300,19 +320,22 @@ def summary_table(
 ) -> pd.DataFrame:
     """`summarise` for every metric, grouped by alpha and every key and setting that metric sets.
 
-    Columns: metric, alpha, layer, corruption, severity, eps, steps, split, samples, step_size,
+    Also grouped by the sweep's other trial columns but seed (method strengths), which follow
+    alpha. Columns: metric, alpha, [other trial columns], layer, corruption, severity, eps, steps, split, samples, step_size,
     mean, ci_low, ci_high, n. Network-level selectivity appears with a null layer next to the
     per-layer rows. Settings are grouped by, so numbers measured differently never share a mean.
     """
     table = load_results(table)
+    groups = [c for c in trial_columns(table) if c != "seed"]
+    groups = ["alpha", *(c for c in groups if c != "alpha")]
     parts = []
     for metric in _appearance(table["metric"]):
         rows = table[table["metric"] == metric]
         keys = [c for c in (*KEYS, *SETTINGS) if rows[c].notna().any()]
-        part = summarise(table, metric, by=("alpha", *keys), n_resamples=n_resamples, seed=seed)
+        part = summarise(table, metric, by=(*groups, *keys), n_resamples=n_resamples, seed=seed)
         part.insert(0, "metric", metric)
         parts.append(part)
-    columns = ["metric", "alpha", *KEYS, *SETTINGS, "mean", "ci_low", "ci_high", "n"]
+    columns = ["metric", *groups, *KEYS, *SETTINGS, "mean", "ci_low", "ci_high", "n"]
     if not parts:
         return pd.DataFrame(columns=columns)
     return pd.concat([p.reindex(columns=columns) for p in parts], ignore_index=True)
@@ -325,7 +348,7 @@ def _derived(frame: pd.DataFrame, metric: str) -> pd.DataFrame:
     for column in (*KEYS, *SETTINGS):
         if column not in out.columns:
             out[column] = np.nan
-    return out[list(COLUMNS)]
+    return out[[*trial_columns(frame), *SCHEMA_COLUMNS]]
 
 
 # How keys and counts are written in captions, notes and the HTML.
