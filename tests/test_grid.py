@@ -2,6 +2,7 @@
 
 import json
 import math
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -250,3 +251,40 @@ def test_a_swept_suite_brings_its_own_sample_bounds():
     assert bounds == {"quick": 500, "full": None}
     split = split_grids({"grid": {"seed": [1]}, "lr": 0.1})
     assert split == ({"lr": 0.1}, ({"seed": (1,)},))
+
+
+def test_grid_imports_config_only_and_no_torch():
+    import ast
+    import subprocess
+    import sys
+
+    import selectivity.grid
+
+    tree = ast.parse(Path(selectivity.grid.__file__).read_text())
+    modules = {
+        node.module
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("selectivity")
+    }
+    assert modules == {"selectivity.config"}
+    code = "import sys, selectivity.grid; print('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout == (
+        "False\n"
+    )
+
+
+def test_only_scalars_have_folder_names():
+    with pytest.raises(TypeError, match="a grid value is a number"):
+        value_name((1, 2))
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [(None, "config file not found"), ("{", "is not valid JSON"), ("[1]", "JSON object of keys")],
+)
+def test_unreadable_config_files_are_one_line_errors(tmp_path, text, message):
+    path = tmp_path / "sweep.json"
+    if text is not None:
+        path.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        load_config_file(path)

@@ -467,3 +467,30 @@ def test_cli_failed_trials_are_named_by_every_swept_key(tmp_path, run_cli, monke
     )  # fmt: skip
     assert code == 1
     assert "failed: lr=10 alpha=0 seed=0: RuntimeError: diverged" in stdout
+
+
+def test_gather_refuses_trial_records_it_cannot_read(tmp_path, fake_trials):
+    out = tmp_path / "s"
+    run_sweep(out, [CLEAN, {"seeds": (0,)}], grids=[{"lr": [0.5]}], progress=False)
+    record = out / "lr=0.5" / "alpha=0" / "seed=0" / "trial.json"
+    good = json.loads(record.read_text())
+    for damaged, message in (
+        ({k: v for k, v in good.items() if k != "lr"}, "lacks the trial's lr; delete"),
+        ({**good, "lr": "fast"}, "holds a bad value: lr: expected float"),
+    ):
+        record.write_text(json.dumps(damaged))
+        with pytest.raises(FileError, match=message):
+            gather(out)
+    record.write_text(json.dumps(good))
+    assert gather(out)["lr"].tolist() == [0.5]
+    stamp = json.loads((out / "sweep.json").read_text())
+    (out / "sweep.json").write_text(json.dumps({**stamp, "swept_keys": "lr"}))
+    with pytest.raises(FileError, match="holds no list of swept_keys"):
+        gather(out)
+
+
+def test_gather_of_trial_folders_without_a_sweep_record_reads_alpha_x_seed(tmp_path, fake_trials):
+    out = tmp_path / "s"
+    run_sweep(out, [CLEAN, {"alphas": (0.0, -1.0), "seeds": (0,)}], progress=False)
+    (out / "sweep.json").unlink()
+    assert gather(out)[["alpha", "seed"]].values.tolist() == [[-1.0, 0], [0.0, 0]]

@@ -362,7 +362,7 @@ GridOption = Annotated[
         "--grid",
         help="key=v1,v2,... (values parsed as --set parses one); repeatable: the trials are the "
         "product of the keys. A grid without seed takes `seeds`; alpha stays at its key's value "
-        "unless the grid names it. Replaces the preset's grid (alphas x seeds).",
+        "unless the grid names it. Replaces the preset's or file's grid.",
     ),
 ]
 

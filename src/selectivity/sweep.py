@@ -73,6 +73,7 @@ from selectivity.grid import (
 from selectivity.trial import generate_shared_corruptions, train_and_evaluate
 
 __all__ = [
+    "Plan",
     "SweepError",
     "Trial",
     "alpha_name",
