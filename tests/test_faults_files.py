@@ -370,7 +370,7 @@ def test_a_sweep_with_a_failed_trial_exits_non_zero(tmp_path, run_cli):
 
 
 def test_a_resumed_trial_records_its_total_seconds(tmp_path, monkeypatch):
-    trial = Trial(0.0, 0, tmp_path / "trial", {**SWEEP, "epochs": 3})
+    trial = Trial({"alpha": 0.0, "seed": 0}, tmp_path / "trial", {**SWEEP, "epochs": 3})
     real = measure_module.measure_selectivity
     calls = {"n": 0}
 

@@ -343,6 +343,7 @@ def _sweep_overrides(
     config_file: Path | None,
     set_: list[str] | None,
     device: str | None,
+    grid: list[str] | None,
 ) -> list[dict]:
     if preset is not None and config_file is not None:
         raise UserError("give either --preset or a CONFIG_FILE, not both")
@@ -351,20 +352,36 @@ def _sweep_overrides(
         if config_file is None
         else cfg.load_config_file(config_file)
     )
-    return [base, _assignments(set_, device, "sweep")]
+    assigned = _assignments(set_, device, "sweep")
+    if not grid:
+        return [base, assigned]
+    return [base, assigned, {"grids": [cfg.parse_grid(grid, assigned)]}]
+
+
+GridOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--grid",
+        help="key=v1,v2,... (values parsed as --set parses one); repeatable: the trials are the "
+        "product of the keys. A grid without seed takes `seeds`; alpha stays at its key's value "
+        "unless the grid names it. Replaces the preset's or file's grid.",
+    ),
+]
 
 
 @app.command()
 def sweep(
     out: Annotated[Path, typer.Option("--out", help="Sweep folder (created, or resumed).")],
     config_file: Annotated[
-        Path | None, typer.Argument(help="JSON file of keys, instead of --preset.")
+        Path | None,
+        typer.Argument(help="JSON file of keys (may hold a grid or grids), instead of --preset."),
     ] = None,
     preset: Annotated[
         str | None,
         typer.Option(help="demo, resnet20-cifar10, resnet18-tinyimagenet, resnet50-tinyimagenet"),
     ] = None,
     set_: SetOption = None,
+    grid: GridOption = None,
     device: DeviceOption = None,
     ray_address: Annotated[
         str | None,
@@ -372,10 +389,11 @@ def sweep(
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet")] = False,
 ) -> None:
-    """Train and evaluate the grid alphas x seeds; gather SWEEP_DIR/results.parquet."""
+    """Train and evaluate a grid (alphas x seeds, or --grid over any keys); gather
+    SWEEP_DIR/results.parquet."""
     from selectivity.sweep import run_sweep
 
-    overrides = _sweep_overrides(preset, config_file, set_, device)
+    overrides = _sweep_overrides(preset, config_file, set_, device, grid)
     if ray_address:
         overrides.append({"executor": "ray", "ray_address": ray_address})
     trials = run_sweep(out, overrides, progress=not quiet)
@@ -384,15 +402,14 @@ def sweep(
 
 
 def _print_trials(trials, out: Path) -> None:
+    from selectivity.grid import describe
+    from selectivity.schema import trial_columns
+
     done = int((trials["status"] == "done").sum())
     typer.echo(f"{done} of {len(trials)} trials done; results in {out / 'results.parquet'}")
-    from selectivity.sweep import alpha_name
-
-    failed = trials[trials["status"] != "done"]
-    for _, row in failed.iterrows():
-        typer.echo(
-            f"  failed: alpha={alpha_name(row['alpha'])} seed={row['seed']}: {row['reason']}"
-        )
+    columns = trial_columns(trials)
+    for _, row in trials[trials["status"] != "done"].iterrows():
+        typer.echo(f"  failed: {describe({c: row[c] for c in columns})}: {row['reason']}")
 
 
 def _exit_if_trials_failed(trials, out: Path) -> None:

@@ -34,10 +34,17 @@ __all__ = [
     "TrainConfig",
     "build",
     "check_device",
+    "check_grid",
     "describe_keys",
+    "grid_keys",
+    "key_defaults",
+    "key_types",
     "parse_assignments",
+    "parse_grid",
+    "split_grids",
     "to_dict",
     "train_preset",
+    "typed",
 ]
 
 
@@ -255,10 +262,13 @@ PAPER_ALPHAS: tuple[float, ...] = (
 
 @dataclass(frozen=True)
 class SweepConfig:
-    """The grid and its engine. Trials are alpha x seed; every other key reaches each trial."""
+    """The grid and its engine. Without a grid (`grids`, `--grid`) the trials are alphas x seeds;
+    a grid that does not name seed takes `seeds`. Every other key reaches each trial."""
 
-    alphas: tuple[float, ...] = _key(PAPER_ALPHAS, "regularizer strengths of the grid")
-    seeds: tuple[int, ...] = _key(tuple(range(20)), "seeds of the grid: one trial per alpha, seed")
+    alphas: tuple[float, ...] = _key(
+        PAPER_ALPHAS, "regularizer strengths of a sweep without a grid"
+    )
+    seeds: tuple[int, ...] = _key(tuple(range(20)), "seeds of every grid that names no seed")
     executor: str = _key("local", "local (processes on this machine) or ray")
     workers: int | None = _key(
         None, "local: trials run at once; none: one per 2 cores (at least 1)"
@@ -462,6 +472,25 @@ def parse_assignments(assignments: Iterable[str]) -> dict[str, Any]:
     return parsed
 
 
+def key_types() -> dict[str, Any]:
+    """Key -> declared type, over every config class (Optional and unions as declared)."""
+    return _all_fields()
+
+
+def key_defaults() -> dict[str, Any]:
+    """Key -> default value, over every config class; tuples as lists (as JSON records hold them)."""
+    return {
+        field.name: list(field.default) if isinstance(field.default, tuple) else field.default
+        for cls in _CLASSES
+        for field in fields(cls)
+    }
+
+
+def typed(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Check keys and coerce already-parsed values (from JSON or presets) to declared types."""
+    return _typed(values)
+
+
 def _typed(values: Mapping[str, Any]) -> dict[str, Any]:
     """Check keys and coerce already-parsed values (from JSON or presets) to declared types."""
     known = _all_fields()
@@ -497,19 +526,165 @@ def sweep_preset(name: str) -> dict[str, Any]:
     return dict(SWEEP_PRESETS[name])
 
 
+# --- grids ---------------------------------------------------------------------------------
+#
+# A grid is {key: values}: its trials are the Cartesian product of the values. A sweep runs one
+# grid or the union of several; `selectivity.grid` expands them into trials and names them.
+
+
+def _is_list_type(hint: Any) -> bool:
+    return any(
+        typing.get_origin(arg) is tuple for arg in (hint, *typing.get_args(hint)) if arg is not None
+    )
+
+
+def grid_keys() -> dict[str, Any]:
+    """Key -> declared type of every key a grid may sweep: the training and evaluation keys that
+    hold one value. List keys (milestones, fgsm_eps, corruptions, ...) hold a list per trial, and
+    sweep keys say how the sweep runs, not what a trial is."""
+    types_ = {
+        name: hint
+        for cls in (TrainConfig, EvalConfig)
+        for name, hint in typing.get_type_hints(cls).items()
+    }
+    return {name: hint for name, hint in types_.items() if not _is_list_type(hint)}
+
+
+_PLURALS = {"alphas": "alpha", "seeds": "seed"}
+
+
+def _check_grid_key(key: str, option: str) -> Any:
+    """The declared type of grid key `key`; ConfigError (one line) naming why it cannot be one."""
+    known = grid_keys()
+    if key in known:
+        return known[key]
+    if key in _PLURALS:
+        raise ConfigError(
+            f"{key} is a sweep key, not a grid key: sweep {_PLURALS[key]} ({option} "
+            f"{_PLURALS[key]}=...)"
+        )
+    if key in {f.name for f in fields(SweepConfig)}:
+        raise ConfigError(f"{key} is a sweep key (how the sweep runs), not a grid key")
+    if key in _all_fields():
+        raise ConfigError(
+            f"{key} holds a list per trial and cannot be a grid key; run one sweep per list"
+        )
+    raise ConfigError(f"unknown grid key {key!r}; known keys: {', '.join(sorted(known))}")
+
+
+def _grid_values(key: str, values: Iterable[Any], hint: Any) -> tuple[Any, ...]:
+    typed_values = tuple(_coerce(value, hint, key) for value in values)
+    _check(len(typed_values) > 0, f"grid key {key} has no values")
+    _check(
+        all(not (isinstance(v, float) and v != v) for v in typed_values),
+        f"grid key {key}: NaN is not a value to sweep",
+    )
+    _check(len(set(typed_values)) == len(typed_values), f"grid key {key} has duplicates")
+    return typed_values
+
+
+def check_grid(grid: Mapping[str, Any], option: str = "grid") -> dict[str, tuple[Any, ...]]:
+    """{key: [values]} (a config file's `grid`, a preset's, Python's) -> {key: typed values}.
+
+    ConfigError (one line) for a key a grid cannot sweep, values that are not a list, no values,
+    duplicates or NaN. `option` names where the grid came from, for the messages.
+    """
+    if not isinstance(grid, Mapping) or not grid:
+        raise ConfigError(f"{option} must map keys to lists of values, got {grid!r}")
+    checked = {}
+    for key, values in grid.items():
+        hint = _check_grid_key(key, option)
+        if isinstance(values, (str, bytes, Mapping)) or not isinstance(values, Iterable):
+            raise ConfigError(f"grid key {key}: expected a list of values, got {values!r}")
+        checked[key] = _grid_values(key, values, hint)
+    return checked
+
+
+def parse_grid(
+    items: Iterable[str], assigned: Mapping[str, Any] | None = None
+) -> dict[str, tuple[Any, ...]]:
+    """--grid ['noise_std=0,0.1', 'seed=0,1'] -> {'noise_std': (0.0, 0.1), 'seed': (0, 1)}.
+
+    Values are parsed as `--set` parses one value of the key (so `seed=0,1` gives ints and
+    `pgd_eps=0,8/255` floats). ConfigError for a key given twice or also in `assigned` (the
+    --set keys: one value for a key the grid sweeps would go unused), and as `check_grid`.
+    """
+    grid: dict[str, tuple[Any, ...]] = {}
+    for item in items:
+        if "=" not in item:
+            raise ConfigError(f"--grid expects key=value,value,..., got {item!r}")
+        key, text = item.split("=", 1)
+        key = key.strip().replace("-", "_")
+        hint = _check_grid_key(key, "--grid")
+        _check(key not in grid, f"grid key {key} is given twice (--grid {key}=a,b,... lists all)")
+        grid[key] = _grid_values(key, [v.strip() for v in text.split(",") if v.strip()], hint)
+    for key in sorted(assigned or {}):
+        _check(
+            key != "alphas",
+            "alphas is the alpha list of a sweep without --grid; with --grid, sweep alpha as "
+            "--grid alpha=...",
+        )
+        _check(key not in grid, f"{key} is given by both --set and --grid; give it in one place")
+        _check(
+            _PLURALS.get(key) not in grid,
+            "seeds (--set) and seed (--grid) both give the seeds; give them in one place",
+        )
+    return grid
+
+
+def split_grids(
+    values: Mapping[str, Any], where: str = "keys"
+) -> tuple[dict[str, Any], tuple[dict[str, tuple[Any, ...]], ...] | None]:
+    """(the other keys, the grids) of a map of keys that may hold `grid` (one grid) or `grids`
+    (a list of grids: the sweep runs their union); grids None when it holds neither."""
+    rest = {k: v for k, v in values.items() if k not in ("grid", "grids")}
+    if "grid" in values and "grids" in values:
+        raise ConfigError(f"{where} give both grid and grids; give one")
+    if "grid" in values:
+        return rest, (check_grid(values["grid"], "grid"),)
+    if "grids" not in values:
+        return rest, None
+    grids = values["grids"]
+    if isinstance(grids, (str, bytes, Mapping)) or not isinstance(grids, Iterable):
+        raise ConfigError(f"grids must be a list of grids ({{key: [values]}}), got {grids!r}")
+    checked = tuple(check_grid(grid, "a grid in grids") for grid in grids)
+    _check(len(checked) > 0, "grids is empty: it lists no grid")
+    return rest, checked
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [key for key, _ in pairs]
+    twice = sorted({key for key in keys if keys.count(key) > 1})
+    if twice:
+        raise ConfigError(f"key {twice[0]!r} is given twice")
+    return dict(pairs)
+
+
 def load_config_file(path: str | Path) -> dict[str, Any]:
-    """A JSON object of keys, as written in `config.json` or by hand."""
+    """A JSON object of keys, as written in `config.json` or by hand. A sweep's may hold `grid`
+    ({key: [values]}) or `grids` (a list of such maps: the sweep runs their union)."""
     try:
-        values = json.loads(Path(path).read_text())
+        values = json.loads(Path(path).read_text(), object_pairs_hook=_unique_keys)
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
     except json.JSONDecodeError as error:
         raise ConfigError(
             f"config file {path} is not valid JSON: {error.msg} at line {error.lineno}"
         ) from None
+    except ConfigError as error:
+        raise ConfigError(f"config file {path}: {error}") from None
     if not isinstance(values, dict):
         raise ConfigError(f"config file {path} must hold a JSON object of keys")
-    return _typed(values)
+    try:
+        rest, grids = split_grids(values, "the file")
+        _check(
+            grids is None or "alphas" not in rest,
+            "alphas is the alpha list of a sweep without a grid; with a grid, name alpha in it",
+        )
+        typed_values = _typed(rest)
+    except ConfigError as error:
+        raise ConfigError(f"config file {path}: {error}") from None
+    return typed_values if grids is None else {**typed_values, "grids": grids}
 
 
 def to_dict(config: Any) -> dict[str, Any]:

@@ -3,8 +3,9 @@
 A result table is tidy: one measurement per row. `KEYS` say what was measured (which layer,
 corruption, severity, attack radius, attack steps); `SETTINGS` say how (which split, on how many
 images, with which attack step size), so that a number never travels without what decided it.
-A sweep's `results.parquet` adds its trial columns (`TRIAL`) in front. docs/results.md describes
-every column and metric with its units.
+A sweep's `results.parquet` adds its trial columns in front: one per key the sweep swept, `TRIAL`
+(alpha and seed) always among them; `trial_columns` names them. docs/results.md describes every
+column and metric with its units.
 
 This module imports pandas only (no torch), so the report path can read it anywhere.
 """
@@ -16,9 +17,22 @@ from typing import Any
 
 import pandas as pd
 
-__all__ = ["COLUMNS", "DTYPES", "KEYS", "METRICS", "SETTINGS", "TRIAL", "frame"]
+__all__ = [
+    "COLUMNS",
+    "DTYPES",
+    "KEYS",
+    "METRICS",
+    "SETTINGS",
+    "TRIAL",
+    "TRIAL_STATUS",
+    "frame",
+    "trial_columns",
+]
 
+# The trial columns every sweep table has; a sweep over other keys adds one column per key.
 TRIAL = ("alpha", "seed")
+# What trials.parquet says of each trial, after its trial columns.
+TRIAL_STATUS = ("status", "reason", "seconds")
 KEYS = ("layer", "corruption", "severity", "eps", "steps")
 SETTINGS = ("split", "samples", "step_size")
 COLUMNS = ("metric", *KEYS, *SETTINGS, "value")
@@ -72,3 +86,11 @@ def frame(rows: Iterable[Mapping[str, Any]], extra: Iterable[str] = ()) -> pd.Da
     extra = tuple(extra)
     table = pd.DataFrame(list(rows), columns=[*extra, *COLUMNS])
     return table.astype({column: DTYPES[column] for column in COLUMNS})
+
+
+def trial_columns(table: pd.DataFrame) -> tuple[str, ...]:
+    """The columns that identify a trial in a sweep's results.parquet or trials.parquet, in table
+    order: every column that is not the schema's (`COLUMNS`) nor a status (`TRIAL_STATUS`).
+    They are alpha and seed, and one column per other key the sweep swept (noise_std, lr, ...):
+    rows of one trial agree on all of them, and two trials differ in at least one."""
+    return tuple(c for c in table.columns if c not in COLUMNS and c not in TRIAL_STATUS)

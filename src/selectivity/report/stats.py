@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from selectivity import schema
 from selectivity.schema import COLUMNS as SCHEMA_COLUMNS
 from selectivity.schema import KEYS, SETTINGS, TRIAL
 
@@ -48,13 +49,10 @@ METHOD_KEYS = ("noise_std", "mix_severity", "adv_eps")
 
 
 def trial_columns(table: pd.DataFrame) -> list[str]:
-    """The columns that name a trial: alpha, seed and every swept key, in the table's order.
-
-    A sweep's table puts its trial columns in front of `metric`; here they are every column that
-    is not one of the schema's (metric, keys, settings, value), so the answer does not depend on
-    the column order. Per-trial frames (trial columns, `value`, perhaps `layer`) answer the same.
-    """
-    return [c for c in table.columns if c not in SCHEMA_COLUMNS]
+    """The columns that name a trial: alpha, seed and every swept key, in the table's order
+    (`selectivity.schema.trial_columns`: every column that is not a schema or status column, so
+    per-trial frames of trial columns, `value` and perhaps `layer` answer the same)."""
+    return list(schema.trial_columns(table))
 
 
 def load_results(results: pd.DataFrame | str | os.PathLike) -> pd.DataFrame:

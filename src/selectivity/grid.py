@@ -1,0 +1,180 @@
+"""The trials of a sweep: grids over any keys, their union, and the folder that names each trial.
+
+A grid is {key: values} over training and evaluation keys (`config.grid_keys`); its trials are
+the Cartesian product of the values. A sweep runs one grid or the union of several, each trial
+once: a trial that two grids name (the shared baseline of alpha x seed and noise_std x seed,
+alpha 0 and noise_std 0) runs once, in one folder.
+
+Every trial has a value for every key that any of the sweep's grids names (its *swept keys*),
+plus alpha and seed: a grid that does not name a swept key takes the sweep's value of that key,
+and one that does not name seed takes the `seeds` list. A trial's folder names all of them, one
+level per key, in a fixed order: the other swept keys in alphabetical order, then alpha, then
+seed. A sweep of alpha x seed alone is therefore `alpha=<a>/seed=<s>`, as before grids existed:
+
+    SWEEP_DIR/alpha=0.1/seed=3/
+    SWEEP_DIR/lr=0.05/noise_std=0.1/alpha=0/seed=3/
+
+A level is `key=text`, where `--set key=text` gives the value back exactly (floats in their
+shortest exact form, see `alpha_name`; true/false; none; words percent-encoded where they hold a
+character a folder name cannot, such as `/`), so that two values never share a folder.
+
+This module imports config and pandas only (no torch).
+"""
+
+from __future__ import annotations
+
+import itertools
+import types
+import typing
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pandas as pd
+
+from selectivity.config import key_types
+
+__all__ = [
+    "ALPHA",
+    "SEED",
+    "alpha_name",
+    "describe",
+    "expand",
+    "layout",
+    "sort_key",
+    "sweep_grids",
+    "trial_dir",
+    "trial_frame",
+    "trial_path",
+    "value_name",
+]
+
+ALPHA, SEED = "alpha", "seed"
+
+
+def alpha_name(alpha: float) -> str:
+    """Text that reads back as `alpha` exactly: the short `:g` form where it is exact (-1, 0.1,
+    10, 1e-05, 1e+30), else the shortest round-trip repr (0.1234567, where `:g` says 0.123457)."""
+    short = f"{alpha:g}"
+    return short if float(short) == alpha else repr(float(alpha))
+
+
+def value_name(value: Any) -> str:
+    """The text of one value in a folder name; `--set key=<text>` parses it back exactly.
+
+    Floats as `alpha_name`, ints in decimal, true/false, none, and words percent-encoded
+    (`quote`, nothing kept: `/` becomes %2F, letters, digits and `_.-~` stay as they are).
+    """
+    if value is None or value is pd.NA:
+        return "none"
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        value = value.item()  # a numpy scalar, from a table's row
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return alpha_name(value)
+    if isinstance(value, str):
+        return quote(value, safe="")
+    raise TypeError(f"a grid value is a number, a word, true/false or none, not {value!r}")
+
+
+def layout(keys: Iterable[str]) -> tuple[str, ...]:
+    """The folder levels of a sweep that sweeps `keys`: the others sorted, then alpha, then seed
+    (both always present)."""
+    others = sorted(set(keys) - {ALPHA, SEED})
+    return (*others, ALPHA, SEED)
+
+
+def trial_path(values: Mapping[str, Any]) -> Path:
+    """The folder of a trial relative to its sweep folder; `values` holds every level's value."""
+    return Path(*(f"{key}={value_name(values[key])}" for key in layout(values)))
+
+
+def trial_dir(sweep_dir: str | Path, values: Mapping[str, Any]) -> Path:
+    """SWEEP_DIR/<key>=<value>/.../alpha=<a>/seed=<s>: lossless, so no two trials share it."""
+    return Path(sweep_dir) / trial_path(values)
+
+
+def describe(values: Mapping[str, Any]) -> str:
+    """'noise_std=0.1 alpha=0 seed=3': a trial in one line, in folder order."""
+    return " ".join(f"{key}={value_name(values[key])}" for key in layout(values))
+
+
+def sweep_grids(
+    grids: Sequence[Mapping[str, tuple[Any, ...]]] | None,
+    alphas: tuple[float, ...],
+    seeds: tuple[int, ...],
+) -> tuple[dict[str, tuple[Any, ...]], ...]:
+    """The grids a sweep runs: without grids, alphas x seeds (the papers' sweep); a grid that
+    names no seed takes `seeds`. A grid that names no alpha keeps alpha at its key's value: a
+    grid over noise_std asks for noise_std, not for noise_std at every alpha."""
+    if not grids:
+        return ({ALPHA: tuple(alphas), SEED: tuple(seeds)},)
+    return tuple({**grid, SEED: tuple(grid.get(SEED, seeds))} for grid in grids)
+
+
+def expand(
+    grids: Sequence[Mapping[str, tuple[Any, ...]]], base: Mapping[str, Any]
+) -> tuple[tuple[str, ...], list[dict[str, Any]]]:
+    """(folder levels, every trial's values) of the union of `grids`, in run order: grid by grid,
+    each as the product in folder order (so alpha x seed runs alpha by alpha, as before).
+
+    base: the sweep's keys; a grid takes from it the value of each swept key it does not name.
+    A trial that several grids name appears once (the first time).
+    """
+    levels = layout(key for grid in grids for key in grid)
+    trials: dict[Path, dict[str, Any]] = {}
+    for grid in grids:
+        named = [key for key in levels if key in grid]
+        for combination in itertools.product(*(grid[key] for key in named)):
+            chosen = dict(zip(named, combination, strict=True))
+            values = {key: chosen[key] if key in chosen else base[key] for key in levels}
+            trials.setdefault(trial_path(values), values)
+    return levels, list(trials.values())
+
+
+def sort_key(values: Mapping[str, Any], keys: Sequence[str]) -> tuple[tuple[int, Any], ...]:
+    """Order of trials in the tables: by each key in folder order; numbers before words before
+    none, so that a key that takes a number or a word (pgd_step_size) still sorts."""
+    return tuple(
+        (2, "")
+        if values[key] is None
+        else (1, values[key])
+        if isinstance(values[key], str)
+        else (0, values[key])
+        for key in keys
+    )
+
+
+_DTYPES = {float: ("float64", "Float64"), int: ("int64", "Int64"), bool: ("bool", "boolean")}
+
+
+def _column(values: list[Any], hint: Any) -> pd.Series:
+    """One trial column, typed by the key's declared type: float64, int64, bool, string, or the
+    nullable kind (Float64, Int64, boolean) for a key that may be none. A key that takes a
+    number or a word is a number column when every value is a number, else text as named."""
+    args = (
+        typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else ()
+    )
+    optional = type(None) in args
+    kinds = [arg for arg in args if arg is not type(None)] or [hint]
+    if str in kinds and len(kinds) > 1:
+        if any(isinstance(value, str) for value in values):
+            return pd.Series([None if v is None else value_name(v) for v in values], dtype="string")
+        kinds.remove(str)
+    if kinds[0] is str:
+        return pd.Series(values, dtype="string")
+    plain, nullable = _DTYPES[kinds[0]]
+    return pd.Series(values, dtype=nullable if optional or None in values else plain)
+
+
+def trial_frame(trials: Sequence[Mapping[str, Any]], keys: Sequence[str]) -> pd.DataFrame:
+    """One row per trial, one typed column per key (alpha float64 and seed int64, as ever)."""
+    types_ = key_types()
+    return pd.DataFrame(
+        {key: _column([trial[key] for trial in trials], types_[key]) for key in keys},
+        index=pd.RangeIndex(len(trials)),
+    )
