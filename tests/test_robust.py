@@ -17,6 +17,7 @@ from selectivity.config import (
     TrainConfig,
     build,
     parse_assignments,
+    suite_defaults,
     sweep_preset,
     train_preset,
 )
@@ -30,6 +31,7 @@ from selectivity.probe import ActivationProbe
 from selectivity.regularizer import batch_network_selectivity
 from selectivity.runs import load_model
 from selectivity.train import train, train_model
+from selectivity.trial import train_and_evaluate
 
 FAST = {"epochs": 3, "milestones": (2,), "num_threads": 1}
 
@@ -404,3 +406,48 @@ def test_resume_mid_run_gives_the_uninterrupted_numbers(tmp_path, monkeypatch, m
         model_a.state_dict().items(), model_b.state_dict().values(), strict=True
     ):
         assert torch.equal(pa, pb), name
+
+
+# --- end to end ------------------------------------------------------------------------------
+
+
+def test_cli_trains_with_a_method_and_refuses_a_bad_one_in_one_line(tmp_path, run_cli):
+    base = ["train", "--preset", "digits", "--quiet", "--set", "epochs=1", "--set", "num_threads=1"]
+    code, _, err = run_cli(*base, "--out", tmp_path / "bad", "--set", "adv_method=cw")
+    assert code != 0 and "adv_method must be pgd or fgsm" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    code, _, err = run_cli(
+        *base, "--out", tmp_path / "run", "--set", "adv_eps=8/255", "--set", "adv_steps=2"
+    )
+    assert code == 0, err
+    config = load_model(tmp_path / "run", "best")[0]
+    assert config.adv_eps == pytest.approx(8 / 255) and config.adv_method == "pgd"
+
+
+def test_a_mix_trial_reports_the_held_out_corruptions_apart(tmp_path):
+    keys = {
+        **suite_defaults("quick"),
+        **train_preset("digits"),
+        "epochs": 1,
+        "milestones": (),
+        "num_threads": 1,
+        "mix_severity": 1,
+        "mix_width": 1,
+        "generate_corruptions": True,
+        "corruptions": ("gaussian_noise", "speckle_noise"),
+        "severities": (1, 5),
+        "max_samples": 60,
+        "analysis_samples": 40,
+        "fgsm_eps": (4 / 255,),
+        "pgd_steps": (0, 1),
+        "dimensionality_pgd_steps": 1,
+        "gradient_max_units": 4,
+    }
+    train_and_evaluate(keys, tmp_path / "trial")
+    table = pd.read_parquet(tmp_path / "trial" / "evaluation.parquet")
+    corrupted = table[table["metric"] == "corruption_accuracy"]
+    assert set(corrupted["corruption"]) == {"gaussian_noise", "speckle_noise"}
+    held_out = corrupted[corrupted["corruption"] == "gaussian_noise"]["value"].mean()
+    row = table[table["metric"] == "corruption_accuracy_heldout_mean"]
+    assert len(row) == 1 and row["value"].iloc[0] == pytest.approx(held_out)
+    assert row["samples"].iloc[0] == 60
