@@ -120,7 +120,7 @@ class FGSM:
         self, model: nn.Module, x: Tensor, y: Tensor, generator: torch.Generator | None = None
     ) -> Tensor:
         """x (N, C, H, W) in [0, 1], y (N,) -> x_adv like x. `generator`: the random start's
-        source (unused without one: FGSM is then deterministic)."""
+        source (unused without a random start: FGSM is then deterministic)."""
         _check_inputs(x, y)
         if self.eps == 0:
             return x.detach().clone()
