@@ -9,7 +9,11 @@ more than it adds to a plain step (it regularizes the one training forward, not 
 Variants are interleaved round by round (the order reversed every other round) so that drifting
 machine load hits them alike; each reported ratio is the median of per-round ratios.
 
+On a CPU shared with other work, `--cpu-time` times the process's own CPU seconds on one thread
+(`time.process_time`) instead of wall-clock seconds, which other processes' load distorts.
+
     python benchmarks/robust_training.py [--rounds 5] [--steps 3] [--pgd-steps 7] [--device auto]
+        [--cpu-time]
 """
 
 from __future__ import annotations
@@ -48,7 +52,15 @@ def method_configs(pgd_steps: int) -> dict[str, TrainConfig]:
 
 
 def training_steps(
-    model, optimizer, x, y, config: TrainConfig, regularize: bool, steps: int, device
+    model,
+    optimizer,
+    x,
+    y,
+    config: TrainConfig,
+    regularize: bool,
+    steps: int,
+    device,
+    clock=time.perf_counter,
 ) -> float:
     """Seconds per step: the method's batch and one SGD step (with the regularizer if asked)."""
     model.train()
@@ -56,13 +68,13 @@ def training_steps(
     generator = torch.Generator().manual_seed(0)
     regularizer = SelectivityRegularizer(model, 10) if regularize else None
     _sync(device)
-    started = time.perf_counter()
+    started = clock()
     with regularizer if regularizer is not None else contextlib.nullcontext():
         for _ in range(steps):
             batch = training_batch(model, x, y, config, generator, attack)
             train_step(model, batch, y, optimizer, regularizer, -1.0 if regularize else 0.0)
         _sync(device)
-    return (time.perf_counter() - started) / steps
+    return (clock() - started) / steps
 
 
 def main() -> None:
@@ -72,26 +84,36 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--pgd-steps", type=int, default=7)
     parser.add_argument("--device", default="auto")
+    parser.add_argument(
+        "--cpu-time", action="store_true", help="one thread, timed in process CPU seconds"
+    )
     args = parser.parse_args()
     device = resolve_device(args.device)
+    clock = time.perf_counter
+    if args.cpu_time:
+        torch.set_num_threads(1)
+        clock = time.process_time
     torch.manual_seed(0)
     model = create_model("resnet20", 10).to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
     x = torch.rand(args.batch, 3, 32, 32, device=device)
     y = torch.arange(args.batch, device=device) % 10
-    print(f"device {device}, torch {torch.__version__}, threads {torch.get_num_threads()}")
+    print(
+        f"device {device}, torch {torch.__version__}, threads {torch.get_num_threads()}, "
+        f"{'process CPU' if args.cpu_time else 'wall-clock'} seconds"
+    )
 
     configs = method_configs(args.pgd_steps)
     variants = [(name, regularize) for name in configs for regularize in (False, True)]
     for name, regularize in variants:  # warm-up
-        training_steps(model, optimizer, x, y, configs[name], regularize, 1, device)
+        training_steps(model, optimizer, x, y, configs[name], regularize, 1, device, clock)
     times: dict[tuple[str, bool], list[float]] = {variant: [] for variant in variants}
     for round_index in range(args.rounds):
         order = variants if round_index % 2 == 0 else variants[::-1]
         for name, regularize in order:
             times[name, regularize].append(
                 training_steps(
-                    model, optimizer, x, y, configs[name], regularize, args.steps, device
+                    model, optimizer, x, y, configs[name], regularize, args.steps, device, clock
                 )
             )
 
