@@ -2,7 +2,8 @@
 
 Training-step time (the method's batch, then the package's `train_step`) over a plain step,
 ResNet20, 32x32 random images, batch 128: Gaussian noise, corruption mix, FGSM with random start,
-PGD-k (expected: about k + 1 plain steps, k attack passes of forward and backward plus the step),
+PGD-k (expected: at most about k + 1 plain steps, k attack passes of forward and backward plus
+the step; an attack pass takes no weight gradients and makes no update, so it costs less),
 each also with the regularizer (alpha != 0). Target: the regularizer adds to a method's step no
 more than it adds to a plain step (it regularizes the one training forward, not the attack's).
 
@@ -137,7 +138,7 @@ def main() -> None:
         f"  the regularizer multiplies a plain step by {plain_reg:.3f}; "
         f"a method's step by at most that (target)"
     )
-    print(f"  pgd-{args.pgd_steps} / plain expected about {args.pgd_steps + 1}")
+    print(f"  pgd-{args.pgd_steps} / plain expected at most about {args.pgd_steps + 1}")
 
 
 if __name__ == "__main__":
