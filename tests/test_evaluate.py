@@ -50,6 +50,7 @@ def test_evaluation_table_has_every_metric(run_dir):
         "corruption_accuracy",
         "corruption_accuracy_mean",
         "corruption_accuracy_relative",
+        "corruption_accuracy_heldout_mean",
         "fgsm_accuracy",
         "fgsm_accuracy_relative",
         "pgd_accuracy",

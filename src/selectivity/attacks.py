@@ -9,7 +9,11 @@ coordinate and inside [0, 1].
 
 During an attack the model runs in eval mode (batch-norm running statistics, no dropout, so one
 sample's perturbation does not depend on the others in its batch). Every module's own
-training flag is restored afterwards, also when the forward pass raises. Gradients are taken with
+training flag is restored afterwards, also when the forward pass raises. Adversarial training
+(`selectivity.robust`) may instead run the attack in the mode the caller set (`use_eval_mode=
+False`): with the model in train mode, batch norm then normalises each attack pass with the
+batch's own statistics and updates its running statistics, as Madry et al.'s and Wong et al.'s
+training code do. Gradients are taken with
 `torch.autograd.grad` with respect to the input only, so no `.grad` is left on parameters and
 no parameter gradient is computed at all.
 
@@ -18,6 +22,7 @@ Accuracy under attack over a whole data set: `measure.accuracy_under_attack`, `p
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -77,29 +82,62 @@ def _uniform_noise(x: Tensor, eps: float, generator: torch.Generator | None) -> 
     return (draw("uniform", x.shape, generator, x.device, x.dtype) * 2 - 1).mul_(eps)
 
 
+def _attack_mode(model: nn.Module, use_eval_mode: bool) -> contextlib.AbstractContextManager:
+    """Eval mode for the attack's passes, or the mode the caller set."""
+    return eval_mode(model) if use_eval_mode else contextlib.nullcontext(model)
+
+
+def _ball(x0: Tensor, eps: float) -> tuple[Tensor, Tensor]:
+    """Lower and upper bounds of the eps-ball around x0 intersected with [0, 1]."""
+    return (x0 - eps).clamp_(min=0), (x0 + eps).clamp_(max=1)
+
+
 @dataclass(frozen=True)
 class FGSM:
     """Fast gradient sign method: x' = clip(x + eps * sign(grad_x CE), 0, 1).
 
     eps: L-infinity radius in [0, 1] pixel units, >= 0. eps = 0 returns x unchanged.
+    random_start: begin at a uniform point of the eps-ball (clipped to [0, 1]) drawn from
+    `generator` and take one step of `step_size` from there, projected back onto the ball and
+    [0, 1]: the "fast" adversarial training of Wong et al. 2020 (step 1.25 * eps). step_size:
+    None: eps. use_eval_mode: False runs the model in the mode the caller set (module docstring).
     """
 
     eps: float
+    random_start: bool = False
+    step_size: float | None = None
+    use_eval_mode: bool = True
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.eps) and self.eps >= 0):
             raise ValueError(f"FGSM eps must be finite and >= 0, got {self.eps}")
+        if self.step_size is not None and not (
+            math.isfinite(self.step_size) and self.step_size > 0
+        ):
+            raise ValueError(f"FGSM step_size must be finite and > 0, got {self.step_size}")
 
     def __call__(
         self, model: nn.Module, x: Tensor, y: Tensor, generator: torch.Generator | None = None
     ) -> Tensor:
-        """x (N, C, H, W) in [0, 1], y (N,) -> x_adv like x. `generator` is unused (FGSM is deterministic)."""
+        """x (N, C, H, W) in [0, 1], y (N,) -> x_adv like x. `generator`: the random start's
+        source (unused without a random start: FGSM is then deterministic)."""
         _check_inputs(x, y)
         if self.eps == 0:
             return x.detach().clone()
-        with eval_mode(model):
-            grad = input_gradient(model, _fast_layout(x), y)
-        return (x.detach() + self.eps * grad.sign()).clamp_(0, 1)
+        step = self.eps if self.step_size is None else self.step_size
+        if not self.random_start and step == self.eps:
+            # From x itself a step of eps stays in the ball: clipping to [0, 1] is the projection.
+            with _attack_mode(model, self.use_eval_mode):
+                grad = input_gradient(model, _fast_layout(x), y)
+            return (x.detach() + self.eps * grad.sign()).clamp_(0, 1)
+        x0 = _fast_layout(x.detach())
+        lower, upper = _ball(x0, self.eps)
+        start = x0
+        if self.random_start:
+            start = torch.clamp(x0 + _uniform_noise(x0, self.eps, generator), lower, upper)
+        with _attack_mode(model, self.use_eval_mode):
+            grad = input_gradient(model, start, y)
+        return torch.clamp(start + step * grad.sign(), lower, upper)
 
 
 @dataclass(frozen=True)
@@ -113,13 +151,15 @@ class PGD:
     eps: radius, >= 0. step_size: > 0; the paper's 1e-4 is the default (its appendix A.1.4).
     steps: >= 0; steps = 0 or eps = 0 returns x unchanged. random_start: begin at a uniform
     point of the eps-ball (clipped to [0, 1]) drawn from `generator`; off by default, as in the
-    paper, so that PGD-k is the first k steps of PGD-K (see `iterates`).
+    paper, so that PGD-k is the first k steps of PGD-K (see `iterates`). use_eval_mode: False
+    runs the model in the mode the caller set (module docstring).
     """
 
     eps: float
     step_size: float = 1e-4
     steps: int = 10
     random_start: bool = False
+    use_eval_mode: bool = True
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.eps) and self.eps >= 0):
@@ -134,19 +174,18 @@ class PGD:
     ) -> Iterator[Tensor]:
         """Yield the adversarial batch after each of the `steps` steps (step 1 first).
 
-        The model stays in eval mode while the iterator is being consumed; its flags come back
+        The model stays in eval mode (unless `use_eval_mode` is off) while the iterator is being consumed; its flags come back
         when the iterator is exhausted or closed. Yields nothing when steps = 0 or eps = 0.
         """
         _check_inputs(x, y)
         if self.steps == 0 or self.eps == 0:
             return
         x0 = _fast_layout(x.detach())
-        lower = (x0 - self.eps).clamp_(min=0)
-        upper = (x0 + self.eps).clamp_(max=1)
+        lower, upper = _ball(x0, self.eps)
         x_adv = x0.clone()
         if self.random_start:
             x_adv = torch.clamp(x_adv + _uniform_noise(x0, self.eps, generator), lower, upper)
-        with eval_mode(model):
+        with _attack_mode(model, self.use_eval_mode):
             for _ in range(self.steps):
                 grad = input_gradient(model, x_adv, y)
                 x_adv = torch.clamp(x_adv + self.step_size * grad.sign(), lower, upper)

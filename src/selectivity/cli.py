@@ -378,7 +378,7 @@ def sweep(
     ] = None,
     preset: Annotated[
         str | None,
-        typer.Option(help="demo, resnet20-cifar10, resnet18-tinyimagenet, resnet50-tinyimagenet"),
+        typer.Option(help=f"One of: {', '.join(cfg.SWEEP_PRESETS)}"),
     ] = None,
     set_: SetOption = None,
     grid: GridOption = None,

@@ -282,7 +282,11 @@ def evaluate_model(
         accuracy(model, test, context.batch, device) if len(test) < len(data.test) else None
     )
     frames.append(
-        schema.frame(_derived_rows(pd.concat(frames, ignore_index=True), clean_on_subset))
+        schema.frame(
+            _derived_rows(
+                pd.concat(frames, ignore_index=True), clean_on_subset, train_config.mix_subset()
+            )
+        )
     )
     return _write_table(run_dir, frames, notes)
 
@@ -546,8 +550,11 @@ def _write_table(run_dir: Path, frames: list[pd.DataFrame], notes: list[str]) ->
     return table
 
 
-def _derived_rows(table: pd.DataFrame, clean_accuracy: float | None = None) -> list[dict[str, Any]]:
-    """Mean corrupted accuracy, and corrupted, FGSM and PGD accuracy relative to clean accuracy.
+def _derived_rows(
+    table: pd.DataFrame, clean_accuracy: float | None = None, trained_on: tuple[str, ...] = ()
+) -> list[dict[str, Any]]:
+    """Mean corrupted accuracy (also over the corruptions not in `trained_on`, the run's
+    corruption-mix training subset), and corrupted, FGSM and PGD accuracy relative to clean.
 
     clean_accuracy: on the images the attacks and corruptions ran on; None: they ran on the whole
     test set, whose `test_accuracy` row is used. Each relative row keeps its source row's keys.
@@ -570,6 +577,13 @@ def _derived_rows(table: pd.DataFrame, clean_accuracy: float | None = None) -> l
             _row("corruption_accuracy_mean", mean, **settings),
             _row("corruption_accuracy_relative", relative(mean), **settings),
         ]
+        held_out = corrupted[~corrupted["corruption"].isin(trained_on)]
+        if len(held_out):
+            rows.append(
+                _row(
+                    "corruption_accuracy_heldout_mean", float(held_out["value"].mean()), **settings
+                )
+            )
     for attack in ("fgsm", "pgd"):
         for _, row in table[table["metric"] == f"{attack}_accuracy"].iterrows():
             rows.append(_row(f"{attack}_accuracy_relative", relative(row["value"]), **keys(row)))

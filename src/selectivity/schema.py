@@ -62,6 +62,7 @@ METRICS = {
     "corruption_accuracy": "accuracy on one corruption at one severity",
     "corruption_accuracy_mean": "mean corruption_accuracy over all corruptions and severities",
     "corruption_accuracy_relative": "corruption_accuracy_mean / clean accuracy on the same images",
+    "corruption_accuracy_heldout_mean": "the mean over corruptions outside the run's mix_subset",
     "fgsm_accuracy": "accuracy under FGSM at eps",
     "fgsm_accuracy_relative": "fgsm_accuracy / clean accuracy on the same images",
     "pgd_accuracy": "accuracy under PGD at eps after steps",

@@ -38,6 +38,7 @@ from selectivity.measure import measure_selectivity
 from selectivity.models import eval_mode
 from selectivity.probe import check_layers
 from selectivity.regularizer import SelectivityRegularizer
+from selectivity.robust import check_methods, training_attack, training_batch
 from selectivity.runs import (
     ENGINE_KEYS,
     RunError,
@@ -81,6 +82,7 @@ def _check_start(
 ) -> None:
     """ConfigError for what would otherwise fail (or silently do nothing) after the run began."""
     check_layers(model, config.selectivity_layers, "selectivity_layers")
+    check_methods(config, data.in_channels)
     size = len(data.train)
     if config.batch_size > size:
         raise ConfigError(
@@ -305,16 +307,20 @@ def _train_epoch(
     epoch: int,
 ) -> dict[str, float]:
     """One pass over the training split; the epoch's mean train_loss, train_cross_entropy and
-    train_batch_selectivity (NaN without the regularizer), per image."""
+    train_batch_selectivity (NaN without the regularizer), per image. Each batch goes through
+    the data set's augmentation, then the robustness-training methods that are on
+    (`robust.training_batch`); the step, and the regularizer, see the result."""
     model.train()
     totals = {"loss": 0.0, "cross_entropy": 0.0, "batch_selectivity": 0.0}
     seen = 0
+    attack = training_attack(config)
     with regularizer if regularizer is not None else contextlib.nullcontext():
         for x, y in data.train.batches(
             config.batch_size, device, shuffle=True, generator=generator, drop_last=True
         ):
             if data.augment is not None:
                 x = data.augment(x, generator)
+            x = training_batch(model, x, y, config, generator, attack)
             x = x.contiguous(memory_format=layout)
             loss, cross_entropy, mu_si = train_step(
                 model, x, y, optimizer, regularizer, config.alpha

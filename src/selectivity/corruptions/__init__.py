@@ -27,7 +27,13 @@ from torch import Tensor
 
 from selectivity.corruptions import blur, digital, noise, weather
 from selectivity.corruptions._ops import Context, Rng
-from selectivity.corruptions.tables import CORRUPTIONS, TABLES, get_table, table_for_size
+from selectivity.corruptions.tables import (
+    CORRUPTIONS,
+    TABLES,
+    TRAINING_SUBSET,
+    get_table,
+    table_for_size,
+)
 from selectivity.corruptions.weather import (
     FROST_INSTALL_HINT,
     FrostTexturesMissing,
@@ -37,6 +43,7 @@ from selectivity.corruptions.weather import (
 __all__ = [
     "CORRUPTIONS",
     "TABLES",
+    "TRAINING_SUBSET",
     "FrostTexturesMissing",
     "corrupt",
     "generate_corruption_set",
