@@ -7,13 +7,13 @@ import warnings
 
 import pandas as pd
 import pytest
-import standins
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 import selectivity
+import standins
 from selectivity import EmptyCaptureError, NegativeActivationError, Units
 from selectivity.data import DataError, as_images, labelled, load_dataset
 from selectivity.evaluate import eval_config
@@ -188,7 +188,7 @@ def test_class_count_from_labels_classes_attribute_or_given(digits):
     assert labelled((x, y), num_classes=12).num_classes == 12
 
     class Named(TensorDataset):
-        classes = [f"c{i}" for i in range(11)]
+        classes = tuple(f"c{i}" for i in range(11))
 
     named = labelled(Named(x, y))
     assert named.num_classes == 11 and named.class_names[0] == "c0"

@@ -33,6 +33,7 @@ from selectivity.evaluate import evaluate_model
 from selectivity.files import atomic_path, one_line
 from selectivity.measure import measure_model
 from selectivity.models import ModelError, Normalize, create_model
+from selectivity.probe import check_layers
 from selectivity.runs import check_data, load_model, read_config, resolve_device
 
 __all__ = [
@@ -165,24 +166,28 @@ def parse_normalize(text: str, channels: int) -> tuple[list[float], list[float]]
 
 def with_normalization(model: nn.Module, mean: list[float], std: list[float]) -> nn.Module:
     """`model` with inputs normalised by (x - mean) / std first, for a model that expects
-    normalised images: attacks and corruptions then work on [0, 1] pixels. The module names of
-    `model` stay as they are (the normaliser runs as a forward pre-hook of an added submodule,
-    `input_normalize`, which moves with the model)."""
+    normalised images: attacks and corruptions then work on [0, 1] pixels. Runs as a forward
+    pre-hook, so the model's modules, their names and its state dict stay as they are (a
+    submodule would be run by an nn.Sequential); the statistics follow the input's device."""
     normalizer = Normalize(mean, std)
-    model.add_module("input_normalize", normalizer)
 
     def normalize(module: nn.Module, args: tuple) -> tuple:
-        return (normalizer(args[0]), *args[1:])
+        return (normalizer.to(args[0].device)(args[0]), *args[1:])
 
     model.register_forward_pre_hook(normalize)
     return model
 
 
 def user_model(
-    spec: str, weights: Path | None, normalize: str | None, data: DataSplits
+    spec: str,
+    weights: Path | None,
+    normalize: str | None,
+    data: DataSplits,
+    layers: tuple[str, ...] | None = None,
 ) -> nn.Module:
     """The model of `spec` (module:factory or a registered name) with `weights` loaded and
-    `normalize` in front, in eval mode, checked on two test images of `data`."""
+    `normalize` in front, in eval mode, checked on two test images of `data`; `layers` must
+    name modules of it."""
     if ":" in spec:
         model = import_model(spec)
     else:
@@ -192,6 +197,7 @@ def user_model(
     if normalize is not None:
         mean, std = parse_normalize(normalize, data.in_channels)
         model = with_normalization(model, mean, std)
+    check_layers(model, layers, "selectivity_layers")
     model.eval()
     x, _ = data.test.batch(slice(0, 2))
     try:
@@ -222,6 +228,7 @@ def measure_run(
     config = build(TrainConfig, to_dict(read_config(run_dir)), keys)
     target = resolve_device(config.device)
     _, model, state = load_model(run_dir, checkpoint, target)
+    check_layers(model, config.selectivity_layers, "selectivity_layers")
     data = load_dataset(config.dataset, config.data_dir, config.seed, config.image_size)
     check_data(state, data, Path(run_dir) / f"checkpoint_{checkpoint}.pt")
     table = _measure(model, data, split, config, target)
@@ -241,7 +248,8 @@ def measure_user(
     """The per-unit table of a user's model on a split of the data `keys` name (dataset,
     data_dir, image_size), written to OUT/selectivity.parquet when `out` is given."""
     config, data = _data(keys)
-    model = user_model(spec, weights, normalize, data).to(resolve_device(config.device))
+    model = user_model(spec, weights, normalize, data, config.selectivity_layers)
+    model = model.to(resolve_device(config.device))
     table = _measure(model, data, split, config, resolve_device(config.device))
     name = "selectivity.parquet" if split == "test" else f"selectivity-{split}.parquet"
     return table, _write(table, out / name) if out is not None else None
@@ -281,7 +289,7 @@ def evaluate_user(
     with `out`, written to OUT/evaluation.parquet with its parts (resumable)."""
     train_config, data = _data(data_keys)
     device = resolve_device(train_config.device)
-    model = user_model(spec, weights, normalize, data)
+    model = user_model(spec, weights, normalize, data, train_config.selectivity_layers)
     return evaluate_model(
         model,
         data,
