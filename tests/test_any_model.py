@@ -222,3 +222,26 @@ def test_a_shuffling_loader_is_refused(digits):
     loader = DataLoader(TensorDataset(*digits), batch_size=8, shuffle=True)
     with pytest.raises(DataError, match="shuffles"):
         as_images(loader)
+
+
+def test_set_level_passes_and_corruption_generation_take_any_data(digits, tmp_path):
+    from selectivity import attacks
+    from selectivity.corruptions import generate_corruption_set
+    from selectivity.data import ImageSet
+    from selectivity.measure import accuracy, accuracy_under_attack, dataset_jacobian_norm
+
+    x, y = digits
+    model = standins.torchvision_resnet()
+    loader = DataLoader(TensorDataset(x, y), batch_size=16)
+    images = ImageSet(x, y)
+    assert accuracy(model, loader) == accuracy(model, images)
+    fgsm = attacks.FGSM(2 / 255)
+    assert accuracy_under_attack(model, loader, fgsm) == accuracy_under_attack(model, images, fgsm)
+    assert dataset_jacobian_norm(model, (x, y), projections=None) == dataset_jacobian_norm(
+        model, images, projections=None
+    )
+    kwargs = {"corruptions": ["gaussian_noise"], "severities": [1], "progress": False}
+    generate_corruption_set(TensorDataset(x, y), tmp_path / "a", **kwargs)
+    generate_corruption_set(images, tmp_path / "b", **kwargs)
+    name = "gaussian_noise.npy"
+    assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()

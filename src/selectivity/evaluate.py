@@ -584,7 +584,7 @@ def _dimensionality_rows(
 # The parts, in the order they run and resume; each is written to evaluation/<name>.parquet.
 # None marks where the corruption parts go: one per corruption of the set, named
 # corruption-<corruption>, each measured by `_corruption`.
-_PARTS: tuple[tuple[str, Callable[[_Context], Rows] | None], ...] = (
+_PARTS: list[tuple[str, Callable[[_Context], Rows] | None]] = [
     ("clean", _clean),
     ("corruption", None),
     ("fgsm", _fgsm),
@@ -592,7 +592,7 @@ _PARTS: tuple[tuple[str, Callable[[_Context], Rows] | None], ...] = (
     ("jacobian", _jacobian),
     ("gradients", _gradients),
     ("dimensionality", _dimensionality),
-)
+]
 
 
 def dimensionality_cap(samples: int, dims: int) -> float:

@@ -22,7 +22,13 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset, RandomSampler
+from torch.utils.data import (
+    DataLoader,
+    Dataset,
+    RandomSampler,
+    SubsetRandomSampler,
+    WeightedRandomSampler,
+)
 
 from selectivity.data.images import DataError, DataSplits, ImageSet
 
@@ -68,10 +74,11 @@ def as_images(data: Any) -> ImageSet:
     if _is_pair(data):
         return _checked(torch.as_tensor(data[0]), torch.as_tensor(data[1]), "the images tensor")
     if isinstance(data, DataLoader):
-        if isinstance(data.sampler, RandomSampler):
+        if isinstance(data.sampler, (RandomSampler, SubsetRandomSampler, WeightedRandomSampler)):
             raise DataError(
-                "the DataLoader shuffles (shuffle=True): each pass would see the images in "
-                "another order; pass its dataset, or a DataLoader with shuffle=False"
+                f"the DataLoader shuffles ({type(data.sampler).__name__}): each pass would see "
+                "other images or another order; pass its dataset, or a DataLoader with "
+                "shuffle=False"
             )
         return _from_batches(data, "the DataLoader's batches")
     if isinstance(data, Dataset) and hasattr(data, "__len__"):
