@@ -175,7 +175,8 @@ def test_evaluate_model_writes_only_with_out_dir_and_resumes(digits, tmp_path, m
     stamp = (out / "evaluation" / "clean.parquet").stat().st_mtime_ns
     selectivity.evaluate_model(model, digits, config, out_dir=out)
     assert (out / "evaluation" / "clean.parquet").stat().st_mtime_ns == stamp
-    other = selectivity.evaluate_model(standins.wide_resnet(), digits, config, out_dir=out)
+    with pytest.warns(FunctionalReluWarning):
+        other = selectivity.evaluate_model(standins.wide_resnet(), digits, config, out_dir=out)
     assert any("replaced the evaluation" in note for note in other.attrs["notes"])
 
 

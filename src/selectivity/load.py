@@ -19,6 +19,7 @@ from __future__ import annotations
 import importlib
 import io
 import pickle
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,7 @@ from selectivity.config import EvalConfig, TrainConfig, build, to_dict
 from selectivity.data import DataSplits, load_dataset
 from selectivity.evaluate import evaluate_model
 from selectivity.files import atomic_path, one_line
-from selectivity.measure import measure_model
+from selectivity.measure import FunctionalReluWarning, measure_model
 from selectivity.models import ModelError, Normalize, create_model
 from selectivity.probe import check_layers
 from selectivity.runs import check_data, load_model, read_config, resolve_device
@@ -258,15 +259,18 @@ def measure_user(
 def _measure(
     model: nn.Module, data: DataSplits, split: str, config: TrainConfig, device: torch.device
 ) -> pd.DataFrame:
-    return measure_model(
-        model,
-        getattr(data, split),
-        num_classes=data.num_classes,
-        layers=config.selectivity_layers,
-        batch_size=config.eval_batch_size,
-        device=device,
-        split=split,
-    )
+    with warnings.catch_warnings():
+        # The command prints the table's notes, which say the same in one line.
+        warnings.simplefilter("ignore", FunctionalReluWarning)
+        return measure_model(
+            model,
+            getattr(data, split),
+            num_classes=data.num_classes,
+            layers=config.selectivity_layers,
+            batch_size=config.eval_batch_size,
+            device=device,
+            split=split,
+        )
 
 
 def _write(table: pd.DataFrame, path: Path) -> Path:
@@ -290,15 +294,17 @@ def evaluate_user(
     train_config, data = _data(data_keys)
     device = resolve_device(train_config.device)
     model = user_model(spec, weights, normalize, data, train_config.selectivity_layers)
-    return evaluate_model(
-        model,
-        data,
-        config,
-        out_dir=out,
-        layers=train_config.selectivity_layers,
-        batch_size=train_config.eval_batch_size,
-        seed=train_config.seed,
-        device=device,
-        dataset=train_config.dataset,
-        progress=progress,
-    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FunctionalReluWarning)  # a note in the table says it
+        return evaluate_model(
+            model,
+            data,
+            config,
+            out_dir=out,
+            layers=train_config.selectivity_layers,
+            batch_size=train_config.eval_batch_size,
+            seed=train_config.seed,
+            device=device,
+            dataset=train_config.dataset,
+            progress=progress,
+        )
