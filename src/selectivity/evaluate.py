@@ -21,6 +21,7 @@ import math
 import shutil
 import tempfile
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -270,8 +271,10 @@ def evaluate_model(
     notes = [parts.replaced_note] if parts.replaced_note else []
     note = unmeasured_relu_note(model, test.images, layers)
     notes += [note] if note else []
-    with tempfile.TemporaryDirectory(prefix="selectivity-corruptions-") as scratch:
-        frames = _run_parts(context, parts, notes, run_dir or Path(scratch), clean_only)
+    # A temporary folder only for a corruption set generated without an out_dir.
+    scratch = run_dir is None and config.generate_corruptions and not clean_only
+    with tempfile.TemporaryDirectory(prefix="selectivity-") if scratch else nullcontext() as tmp:
+        frames = _run_parts(context, parts, notes, run_dir or Path(tmp or "."), clean_only)
     if clean_only:
         return _write_table(run_dir, frames, notes)
     # Corrupted and attacked accuracy are measured on the `max_samples` subset: normalise by
