@@ -133,7 +133,7 @@ def small_disk(tmp_path):
         (("corrupt", "--set", "seed=3", "--out", "x"), "corruption_seed", None),
         (("train", "--out", "x", "--bogus"), "--bogus", "selectivity train"),
         (("train", "--out", "x", "--set"), "requires an argument", None),
-        (("measure",), "Missing argument", "selectivity measure"),
+        (("measure",), "give a RUN_DIR or --model", None),
         (("report", "a", "b"), "unexpected extra argument", "selectivity report"),
         (
             ("train", "--out", "x", "--set", "suite=quick"),

@@ -162,17 +162,25 @@ def test_signed_activations_are_refused_naming_the_layer():
         acc.update({"relu1": signed.abs(), "tanh": signed}, labels)
 
 
-def test_measure_refuses_a_gelu_site_and_names_it():
+def test_measure_reads_a_gelu_site_as_its_positive_part_or_refuses_it_when_told():
     from selectivity.data import ImageSet
     from selectivity.measure import measure_selectivity
+    from selectivity.probe import Units
 
     torch.manual_seed(0)
     model = torch.nn.Sequential(
         torch.nn.Flatten(), torch.nn.Linear(12, 8), torch.nn.GELU(), torch.nn.Linear(8, 3)
     )
     images = ImageSet(torch.rand(30, 3, 2, 2), torch.arange(30) % 3)
+    result = measure_selectivity(model, images, 3, layers=["2"])
+    x, y = images.batch(slice(0, 30))
+    with torch.no_grad():
+        positive = model[2](model[1](model[0](x))).clamp_min(0)
+    torch.testing.assert_close(result.per_layer["2"], class_selectivity(positive, y, 3).double())
+    # Signed outputs of a site that is not a ReLU-like activation (here: positive_part=False
+    # turns the rule off) are refused, naming the layer.
     with pytest.raises(NegativeActivationError, match="layer '2'"):
-        measure_selectivity(model, images, 3, layers=["2"])
+        measure_selectivity(model, images, 3, layers=Units(("2",), positive_part=False))
 
 
 def test_every_pass_refuses_an_empty_data_set():

@@ -58,6 +58,11 @@ CORRUPT_KEYS = frozenset(
     }
 )
 ALL_KEYS = _keys(cfg.TrainConfig, cfg.EvalConfig, cfg.SweepConfig)
+# What measuring or evaluating a user's model (--model) reads besides evaluation keys: its data
+# and how it is read.
+MODEL_KEYS = frozenset(
+    {"dataset", "data_dir", "image_size", "seed", "device", "eval_batch_size", "selectivity_layers"}
+)
 
 
 def _assignments(
@@ -92,7 +97,8 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from selectivity.files import FileError
     from selectivity.loggers import MissingPackageError
     from selectivity.metrics import NegativeActivationError
-    from selectivity.probe import UnknownLayerError
+    from selectivity.models import ModelError
+    from selectivity.probe import EmptyCaptureError, UnknownLayerError
     from selectivity.runs import RunError
     from selectivity.sweep import SweepError
     from selectivity.train import TrainingDiverged
@@ -102,6 +108,8 @@ def _user_errors() -> tuple[type[BaseException], ...]:
         DataError,
         NegativeActivationError,
         UnknownLayerError,
+        EmptyCaptureError,
+        ModelError,
         FileError,
         MissingPackageError,
         RunError,
@@ -137,90 +145,88 @@ def train(
     )
 
 
+RunDirArgument = Annotated[
+    Path | None,
+    typer.Argument(help="A run folder made by `selectivity train` (or give --model)."),
+]
+ModelOption = Annotated[
+    str | None,
+    typer.Option(
+        "--model",
+        help="Your model instead of a run folder: package.module:factory (called with no "
+        "arguments) or a registered name; the data comes from --set dataset=... data_dir=...",
+    ),
+]
+WeightsOption = Annotated[
+    Path | None,
+    typer.Option("--weights", help="State dict for --model (torch.save(model.state_dict()))."),
+]
+NormalizeOption = Annotated[
+    str | None,
+    typer.Option(
+        "--normalize",
+        help="mean,std (or C means then C stds) when --model expects normalised inputs.",
+    ),
+]
+OutOption = Annotated[
+    Path | None, typer.Option("--out", help="Folder for the tables of --model (default: none).")
+]
+
+
+def _source(
+    run_dir: Path | None, model: str | None, weights: Path | None, normalize: str | None
+) -> None:
+    """UserError unless exactly one of RUN_DIR and --model is given, with its own options."""
+    if (run_dir is None) == (model is None):
+        raise UserError("give a RUN_DIR or --model package.module:factory, not both or neither")
+    if model is None and (weights is not None or normalize is not None):
+        raise UserError("--weights and --normalize go with --model")
+
+
 @app.command()
 def measure(
-    run_dir: Annotated[Path, typer.Argument(help="A run folder made by `selectivity train`.")],
+    run_dir: RunDirArgument = None,
     split: Annotated[str, typer.Option(help="test, val or train")] = "test",
     checkpoint: Annotated[str, typer.Option(help="best or last")] = "best",
+    model: ModelOption = None,
+    weights: WeightsOption = None,
+    normalize: NormalizeOption = None,
+    out: OutOption = None,
     set_: SetOption = None,
     device: DeviceOption = None,
 ) -> None:
     """Class selectivity of every unit: writes RUN_DIR/selectivity.parquet (test split;
-    selectivity-val.parquet, selectivity-train.parquet for the others) and prints mu_SI."""
-    import pandas as pd
+    selectivity-val.parquet, selectivity-train.parquet for the others) and prints mu_SI.
+    With --model, of your own model on the data --set names, written to --out."""
+    from selectivity.load import measure_run, measure_user
+    from selectivity.summary import selectivity_lines
 
-    from selectivity.data import load_dataset
-    from selectivity.files import atomic_path
-    from selectivity.measure import measure_selectivity
-    from selectivity.probe import check_layers
-    from selectivity.runs import check_data, load_model, read_config, resolve_device
-
+    _source(run_dir, model, weights, normalize)
     if split not in ("test", "val", "train"):
         raise UserError(f"--split must be test, val or train, got {split!r}")
     if checkpoint not in ("best", "last"):
         raise UserError(f"--checkpoint must be best or last, got {checkpoint!r}")
-    overrides = _assignments(set_, device, "measure", TRAIN_KEYS)
-    config = cfg.build(cfg.TrainConfig, cfg.to_dict(read_config(run_dir)), overrides)
-    target = resolve_device(config.device)
-    _, model, state = load_model(run_dir, checkpoint, target)
-    check_layers(model, config.selectivity_layers, "selectivity_layers")
-    data = load_dataset(config.dataset, config.data_dir, config.seed, config.image_size)
-    images = getattr(data, split)
-    check_data(state, data, Path(run_dir) / f"checkpoint_{checkpoint}.pt")
-    result = measure_selectivity(
-        model,
-        images,
-        data.num_classes,
-        config.selectivity_layers,
-        config.eval_batch_size,
-        target,
-    )
-    rows = [
-        {
-            "layer": layer,
-            "unit": unit,
-            "si": float(si),
-            "preferred_class": int(cls),
-            "silent": bool(silent),
-            "split": split,
-            "samples": len(images),
-        }
-        for layer, values in result.per_layer.items()
-        for unit, (si, cls, silent) in enumerate(
-            zip(
-                values.tolist(),
-                result.preferred_class[layer].tolist(),
-                result.silent[layer].tolist(),
-                strict=True,
-            )
-        )
-    ]
-    # One file per split, so measuring val never replaces the test table the papers report.
-    path = Path(run_dir) / (
-        "selectivity.parquet" if split == "test" else f"selectivity-{split}.parquet"
-    )
-    with atomic_path(path) as temporary:
-        pd.DataFrame(rows).to_parquet(temporary, index=False)
-    # Silent units score 0 by definition, so a layer's mean SI falls as units die: show the mean
-    # over live units and the silent count beside it.
-    live = result.layer_live_means()
-    typer.echo(f"{'layer':<24} {'units':>6} {'silent':>6} {'mean SI':>8} {'live SI':>8}")
-    for layer, mean in result.layer_means().items():
-        typer.echo(
-            f"{layer:<24} {result.per_layer[layer].numel():>6} "
-            f"{int(result.silent[layer].sum()):>6} {mean:>8.4f} {live[layer]:>8.4f}"
-        )
-    typer.echo(
-        f"mu_SI ({split}, {len(images)} images): {result.network:.4f}   "
-        f"over live units: {result.network_live:.4f}   "
-        f"silent fraction: {result.silent_fraction:.4f}   accuracy: {result.accuracy:.4f}"
-    )
-    typer.echo(f"wrote {path}")
+    path: Path | None
+    if run_dir is not None:
+        if out is not None:
+            raise UserError("--out goes with --model; a run folder's tables stay in it")
+        overrides = _assignments(set_, device, "measure", TRAIN_KEYS)
+        table, path = measure_run(run_dir, split, checkpoint, overrides)
+    else:
+        assert model is not None  # _source
+        keys = _assignments(set_, device, "measure --model", MODEL_KEYS)
+        table, path = measure_user(model, weights, normalize, split, keys, out)
+    for note in table.attrs.get("notes", []):
+        typer.echo(f"note: {note}")
+    for line in selectivity_lines(table):
+        typer.echo(line)
+    if path is not None:
+        typer.echo(f"wrote {path}")
 
 
 @app.command()
 def evaluate(
-    run_dir: Annotated[Path, typer.Argument(help="A run folder made by `selectivity train`.")],
+    run_dir: RunDirArgument = None,
     suite: Annotated[
         str, typer.Option(help="quick (bounded samples) or full (everything)")
     ] = "full",
@@ -238,28 +244,48 @@ def evaluate(
             help="Generate the corruption set from the test images (kept in RUN_DIR/corruptions).",
         ),
     ] = False,
+    model: ModelOption = None,
+    weights: WeightsOption = None,
+    normalize: NormalizeOption = None,
+    out: OutOption = None,
     set_: SetOption = None,
     device: DeviceOption = None,
     quiet: Annotated[bool, typer.Option("--quiet")] = False,
 ) -> None:
-    """Corruptions, FGSM/PGD, Jacobian, gradient variability and dimensionality of one run."""
-    from selectivity.evaluate import eval_config, summarise_evaluation
+    """Corruptions, FGSM/PGD, Jacobian, gradient variability and dimensionality of one run,
+    or of your own model (--model) on the data --set names."""
+    from selectivity.evaluate import eval_config
     from selectivity.evaluate import evaluate as run_evaluation
+    from selectivity.load import evaluate_user
+    from selectivity.summary import summarise_evaluation
 
+    _source(run_dir, model, weights, normalize)
     if corruptions_dir is not None and generate_corruptions:
         raise UserError("give either --corruptions-dir or --generate-corruptions, not both")
-    overrides = _assignments(set_, device, "evaluate", EVALUATE_KEYS)
+    accepted = EVALUATE_KEYS if model is None else EVALUATE_KEYS | MODEL_KEYS
+    overrides = _assignments(set_, device, "evaluate", accepted)
+    data_keys = {k: overrides.pop(k) for k in MODEL_KEYS - {"device"} if k in overrides}
     target = overrides.pop("device", None)
     flags: dict[str, object] = {"generate_corruptions": generate_corruptions}
     if corruptions_dir is not None:
         flags["corruptions_dir"] = str(corruptions_dir)
     config = eval_config(suite, overrides, flags)
-    table = run_evaluation(run_dir, config, device=target, progress=not quiet)
+    if run_dir is not None:
+        if out is not None:
+            raise UserError("--out goes with --model; a run folder's tables stay in it")
+        table = run_evaluation(run_dir, config, device=target, progress=not quiet)
+        path: Path | None = Path(run_dir) / "evaluation.parquet"
+    else:
+        assert model is not None  # _source
+        keys = {**data_keys, **({"device": target} if target is not None else {})}
+        table = evaluate_user(model, weights, normalize, keys, config, out, not quiet)
+        path = out / "evaluation.parquet" if out is not None else None
     for note in table.attrs.get("notes", []):
         typer.echo(f"note: {note}")
     for line in summarise_evaluation(table):
         typer.echo(line)
-    typer.echo(f"wrote {Path(run_dir) / 'evaluation.parquet'} ({len(table)} rows)")
+    if path is not None:
+        typer.echo(f"wrote {path} ({len(table)} rows)")
 
 
 @app.command()

@@ -1,14 +1,15 @@
 """Everything the papers measure about one trained network, as one tidy table.
 
-    evaluate(run_dir, EvalConfig) -> DataFrame with the columns of `selectivity.schema`
-    evaluate_model(model, data, EvalConfig, run_dir, ...)   the same for a model in memory
+    evaluate_model(model, data, EvalConfig, out_dir=...) -> DataFrame (`selectivity.schema`)
+        any nn.Module on [0, 1] images, any data (Dataset, DataLoader, tensors, DataSplits)
+    evaluate(run_dir, EvalConfig)   the same for the best checkpoint of a run folder
 
 The work is split into parts, listed in order in `_PARTS` (clean, each corruption, fgsm, pgd,
-jacobian, gradients, dimensionality), each a function of one `_Context`. Each finished part is
-written to `RUN_DIR/evaluation/<part>.parquet`, so an interrupted evaluation resumes at the first
-unfinished part; `RUN_DIR/evaluation.parquet` is assembled from the parts at the end. Parts are
-keyed by the evaluation config: changing it starts afresh, and a note in the table's notes names
-the keys that changed. Every row says what produced it (split, samples, attack step size). Metric
+jacobian, gradients, dimensionality), each a function of one `_Context`. With an `out_dir`,
+each finished part is written to `OUT_DIR/evaluation/<part>.parquet`, so an interrupted
+evaluation resumes at the first unfinished part; `OUT_DIR/evaluation.parquet` is assembled from
+the parts at the end. Parts are keyed by the evaluation config and what was evaluated: changing
+it starts afresh, and a note in the table's notes names the keys that changed. Every row says what produced it (split, samples, attack step size). Metric
 names and keys: `selectivity.schema` and docs/results.md.
 """
 
@@ -18,7 +19,9 @@ import hashlib
 import json
 import math
 import shutil
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -32,8 +35,10 @@ from tqdm.auto import tqdm
 
 from selectivity import attacks, corruptions, schema, stability
 from selectivity.config import EvalConfig, TrainConfig, build, suite_defaults, to_dict
-from selectivity.corruptions.store import follows_test_order, open_corrupted, stored_corruptions
-from selectivity.data import DataError, DataSplits, ImageSet, load_dataset
+from selectivity.corruptions.generate import corruption_source
+from selectivity.corruptions.store import follows_test_order, open_corrupted
+from selectivity.corruptions.tables import TRAINING_SUBSET
+from selectivity.data import DataSplits, ImageSet, Labelled, labelled, load_dataset
 from selectivity.files import (
     atomic_path,
     differing_keys,
@@ -48,13 +53,16 @@ from selectivity.measure import (
     dataset_jacobian_norm,
     layer_activations,
     measure_selectivity,
+    model_device,
     pgd_over_steps,
+    unmeasured_relu_note,
 )
 from selectivity.metrics import pca_dimensionality
 from selectivity.models import eval_mode
+from selectivity.probe import Sites, unwrap
 from selectivity.runs import check_data, load_model, resolve_device
 
-__all__ = ["eval_config", "evaluate", "evaluate_model", "summarise_evaluation"]
+__all__ = ["eval_config", "evaluate", "evaluate_model", "run_settings"]
 
 # Bumped when the rows of a part change, so that parts written by an older version are redone.
 _TABLE_VERSION = 2
@@ -92,7 +100,7 @@ def _sample_indices(count: int, limit: int | str | None) -> np.ndarray:
     return np.sort(np.random.default_rng(0).permutation(count)[:limit])
 
 
-def _dimensionality_corruption(config: EvalConfig, dataset: str) -> str:
+def _dimensionality_corruption(config: EvalConfig, dataset: str | None) -> str:
     if config.dimensionality_corruption is not None:
         return config.dimensionality_corruption
     # The papers' representative corruptions: brightness on Tiny ImageNet-C, motion blur on CIFAR-10-C.
@@ -100,16 +108,18 @@ def _dimensionality_corruption(config: EvalConfig, dataset: str) -> str:
 
 
 class _Parts:
-    """Finished parts on disk, keyed by a hash of the evaluation config."""
+    """Finished parts on disk, keyed by a hash of the evaluation config (no folder: none kept)."""
 
-    def __init__(self, run_dir: Path, key: dict[str, Any]):
-        self.folder = run_dir / "evaluation"
+    def __init__(self, run_dir: Path | None, key: dict[str, Any]):
+        # Keys in which the evaluation found here, and replaced, differed; None: none replaced.
+        self.replaced: list[str] | None = None
+        self.folder = run_dir / "evaluation" if run_dir is not None else None
+        if self.folder is None:
+            return
         fingerprint = hashlib.sha256(
             json.dumps(key, sort_keys=True, default=str).encode()
         ).hexdigest()[:16]
         stamp = self.folder / "config.json"
-        # Keys in which the evaluation found here, and replaced, differed; None: none replaced.
-        self.replaced: list[str] | None = None
         previous = read_json(stamp, self._advice) if stamp.is_file() else {}
         if self.folder.exists() and previous.get("fingerprint") != fingerprint:
             self.replaced = _differing(previous.get("config"), key)
@@ -138,11 +148,10 @@ class _Parts:
     def _advice(self) -> str:
         return f"; delete {self.folder} to evaluate afresh"
 
-    def path(self, name: str) -> Path:
-        return self.folder / f"{name}.parquet"
-
     def get(self, name: str, compute: Callable[[], list[dict[str, Any]]]) -> pd.DataFrame:
-        path = self.path(name)
+        if self.folder is None:
+            return schema.frame(compute())
+        path = self.folder / f"{name}.parquet"
         if path.exists():
             return read_table(path, schema.COLUMNS, self._advice)
         frame = schema.frame(compute())
@@ -167,41 +176,6 @@ def _differing(recorded: Any, key: dict[str, Any]) -> list[str]:
     return names or ["an older version of selectivity"]
 
 
-def _corruption_source(
-    run_dir: Path, config: EvalConfig, data: DataSplits, device: torch.device, progress: bool
-) -> tuple[Path | None, list[str], str | None]:
-    """(folder of the corruption set, corruptions to evaluate, note) or (None, [], why not)."""
-    if config.corruptions_dir is not None:
-        root = Path(config.corruptions_dir)
-        names = stored_corruptions(root)
-    elif config.generate_corruptions:
-        root = run_dir / "corruptions"
-        names = list(config.corruptions or corruptions.runnable_corruptions())
-        corruptions.generate_corruption_set(
-            data.test,
-            root,
-            seed=config.corruption_seed,
-            corruptions=names,
-            table=config.corruption_table,
-            device=device,
-            progress=progress,
-        )
-    else:
-        return None, [], "corruptions skipped: give --corruptions-dir DIR or --generate-corruptions"
-    if config.corruptions is not None:
-        missing = sorted(set(config.corruptions) - set(names))
-        if missing:
-            raise DataError(
-                f"corruption(s) {', '.join(missing)} not found in {root}; it has {', '.join(names) or 'none'}"
-            )
-        names = [n for n in names if n in config.corruptions]
-    if not names:
-        raise DataError(
-            f"no corruption sets found in {root}: expected <name>.npy with labels.npy, or <name>/<severity>/<wnid>/*.JPEG"
-        )
-    return root, names, None
-
-
 def evaluate(
     run_dir: str | Path,
     config: EvalConfig,
@@ -224,91 +198,185 @@ def evaluate(
     )
     check_data(checkpoint, data, run_dir / "checkpoint_best.pt")
     return evaluate_model(
-        model, data, config, run_dir, train_config, checkpoint, device_, progress, clean_only
-    )
+        model, data, config, **run_settings(train_config, checkpoint, run_dir), device=device_,
+        progress=progress, clean_only=clean_only,
+    )  # fmt: skip
+
+
+def run_settings(train_config: TrainConfig, best: dict[str, Any], run_dir: Path) -> dict[str, Any]:
+    """The keyword arguments of `evaluate_model` for the run in `run_dir` whose best checkpoint
+    is `best`: its layers, batch size, seed and data set, the checkpoint's validation accuracy,
+    and parts keyed by the checkpoint's epoch."""
+    return {
+        "out_dir": run_dir,
+        "layers": train_config.selectivity_layers,
+        "batch_size": train_config.eval_batch_size,
+        "seed": train_config.seed,
+        "dataset": train_config.dataset,
+        "val_accuracy": best.get("val_accuracy", math.nan),
+        "identity": {"checkpoint_epoch": best.get("epoch")},
+        "trained_corruptions": train_config.mix_subset(),
+    }
 
 
 def evaluate_model(
     model: nn.Module,
-    data: DataSplits,
-    config: EvalConfig,
-    run_dir: Path,
-    train_config: TrainConfig,
-    best: dict[str, Any],
-    device: torch.device,
-    progress: bool = True,
+    data: Any,
+    config: EvalConfig | None = None,
+    *,
+    num_classes: int | None = None,
+    out_dir: str | Path | None = None,
+    layers: Sites = None,
+    batch_size: int = 256,
+    seed: int = 0,
+    device: torch.device | str | None = None,
+    dataset: str | None = None,
+    val_accuracy: float | None = None,
+    identity: dict[str, Any] | None = None,
+    trained_corruptions: Sequence[str] = TRAINING_SUBSET,
+    progress: bool = False,
     clean_only: bool = False,
 ) -> pd.DataFrame:
-    """Evaluate a trained `model` (on `device`; put in eval mode) on the data it was trained on;
-    write and return RUN_DIR/evaluation.parquet, with the finished parts in RUN_DIR/evaluation/.
+    """Evaluate any `model` on test data; return the tidy table of `selectivity.schema`.
 
-    train_config: the run's config (layers, batch size, seed, data set); best: the record of the
-    checkpoint whose weights `model` holds (its `epoch` keys the parts, its `val_accuracy` is a
-    row). clean_only: as in `evaluate`.
+    model: an nn.Module taking float (N, C, H, W) images in [0, 1] (normalisation inside it; a
+        `torch.compile`d one runs as its original module); put in eval mode. data: a DataSplits
+        (its test split), or anything `data.as_images` reads: a torch Dataset, a non-shuffling
+        DataLoader, a pair of tensors (images, labels), batches. num_classes: None takes it from
+        the data. config: what to measure (default EvalConfig(), the full suite). Corruptions:
+        `config.corruptions_dir`, or `config.generate_corruptions` from the test images (into
+        OUT_DIR/corruptions, or a temporary folder removed afterwards); neither skips them.
+    out_dir: None writes nothing; a folder gets OUT_DIR/evaluation.parquet and each finished part
+        in OUT_DIR/evaluation/, so an interrupted evaluation resumes. Parts are keyed by the
+        config and `identity` (None: a digest of the weights, the test data and these settings).
+    layers: which outputs are units (names or a `probe.Units`; default every nn.ReLU call
+        site). batch_size: images per forward; seed: the random streams of the attacks'
+        projections and corruptions. device: where to run (the model is moved there; default
+        its own). dataset: the data set's name (picks the dimensionality corruption);
+        val_accuracy: a row for the checkpoint's validation accuracy, when given.
+    trained_corruptions: corruptions the model may have trained on (the corruption mix's
+        operations): `corruption_accuracy_heldout_mean` leaves them out.
+    clean_only: only the clean part (accuracy, chance, selectivity, silent fraction).
+    The table's `attrs["notes"]` says what was skipped or replaced.
     """
-    run_dir = Path(run_dir)
-    remove_stale_temporaries(run_dir)  # of a run or an evaluation killed while writing
-    model.eval()
-    context = _Context.of(model, data, config, train_config, best, device, progress)
-    parts = _Parts(
-        run_dir,
-        {
-            "eval": to_dict(config),
-            "checkpoint_epoch": best.get("epoch"),
-            "table": _TABLE_VERSION,
-        },
-    )
-    frames: list[pd.DataFrame] = []
+    model = unwrap(model)
+    config = config if config is not None else EvalConfig()
+    device_ = torch.device(device) if device is not None else model_device(model)
+    model.to(device_).eval()
+    test = labelled(data, num_classes)
+    run_dir = Path(out_dir) if out_dir is not None else None
+    if run_dir is not None:
+        remove_stale_temporaries(run_dir)  # of a run or an evaluation killed while writing
+    context = _Context.of(
+        model, data, test, config, layers, batch_size, seed, dataset, val_accuracy, device_,
+        progress,
+    )  # fmt: skip
+    key = identity if identity is not None else _identity(model, test, layers, batch_size, seed)
+    parts = _Parts(run_dir, {"eval": to_dict(config), **key, "table": _TABLE_VERSION})
     notes = [parts.replaced_note] if parts.replaced_note else []
-    for name, part in _PARTS:
-        if clean_only and name != "clean":
-            return _write_table(run_dir, frames, notes)
-        if part is not None:
-            frames.append(parts.get(name, partial(part, context)))
-            continue
-        # The corruption set is found (or generated) only once the clean part is done.
-        root, corruption_names, note = _corruption_source(run_dir, config, data, device, progress)
-        notes += [note] if note else []
-        for corruption in tqdm(
-            corruption_names, desc="corruptions", disable=not progress, leave=False
-        ):
-            assert root is not None  # the names are empty when there is no corruption set
-            measure = partial(_corruption, context, root, corruption)
-            frames.append(parts.get(f"{name}-{corruption}", measure))
+    note = unmeasured_relu_note(model, test.images, layers)
+    notes += [note] if note else []
+    # A temporary folder only for a corruption set generated without an out_dir.
+    scratch = run_dir is None and config.generate_corruptions and not clean_only
+    with tempfile.TemporaryDirectory(prefix="selectivity-") if scratch else nullcontext() as tmp:
+        frames = _run_parts(context, parts, notes, run_dir or Path(tmp or "."), clean_only)
+    if clean_only:
+        return _write_table(run_dir, frames, notes)
     # Corrupted and attacked accuracy are measured on the `max_samples` subset: normalise by
     # clean accuracy on the same images, not on the whole test set.
-    test = context.test
+    subset = context.test
     clean_on_subset = (
-        accuracy(model, test, context.batch, device) if len(test) < len(data.test) else None
+        accuracy(model, subset, context.batch, device_) if len(subset) < len(test.images) else None
     )
     frames.append(
         schema.frame(
             _derived_rows(
-                pd.concat(frames, ignore_index=True), clean_on_subset, train_config.mix_subset()
+                pd.concat(frames, ignore_index=True), clean_on_subset, tuple(trained_corruptions)
             )
         )
     )
     return _write_table(run_dir, frames, notes)
 
 
+def _run_parts(
+    c: _Context, parts: _Parts, notes: list[str], folder: Path, clean_only: bool
+) -> list[pd.DataFrame]:
+    """The frames of the parts in `_PARTS` order (only the clean part when `clean_only`); a
+    generated corruption set goes to FOLDER/corruptions."""
+    frames: list[pd.DataFrame] = []
+    for name, part in _PARTS:
+        if clean_only and name != "clean":
+            break
+        if part is not None:
+            frames.append(parts.get(name, partial(part, c)))
+            continue
+        # The corruption set is found (or generated) only once the clean part is done.
+        if c.config.corruptions_dir is None and not c.config.generate_corruptions:
+            notes.append(
+                "corruptions skipped: give --corruptions-dir DIR or --generate-corruptions"
+            )
+            continue
+        root, corruption_names = corruption_source(
+            c.whole,
+            c.config.corruptions_dir,
+            folder / "corruptions",
+            c.config.corruptions,
+            seed=c.config.corruption_seed,
+            table=c.config.corruption_table,
+            device=c.device,
+            progress=c.progress,
+        )
+        for corruption in tqdm(
+            corruption_names, desc="corruptions", disable=not c.progress, leave=False
+        ):
+            measure = partial(_corruption, c, root, corruption)
+            frames.append(parts.get(f"{name}-{corruption}", measure))
+    return frames
+
+
+def _identity(
+    model: nn.Module, test: Labelled, layers: Sites, batch_size: int, seed: int
+) -> dict[str, Any]:
+    """What an evaluation's parts depend on besides its config: digests of the weights and of
+    the test set, and the settings that change results."""
+    weights = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        weights.update(name.encode())
+        weights.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    images = hashlib.sha256(test.images.labels.numpy().tobytes())
+    for x, _ in test.images.batches(1024):
+        images.update(x.numpy().tobytes())
+    return {
+        "weights_sha256": weights.hexdigest(),
+        "data_sha256": images.hexdigest(),
+        "num_classes": test.num_classes,
+        "layers": repr(layers),
+        "batch_size": batch_size,
+        "seed": seed,
+    }
+
+
 @dataclass(frozen=True)
 class _Context:
     """What the parts of one evaluation read, built once.
 
-    test: the `max_samples` subset of the test split (attacks and corruptions run on it);
-    analysis: the `analysis_samples` subset (Jacobian, gradients, dimensionality).
+    whole: the test set; test: its `max_samples` subset (attacks and corruptions run on it);
+    analysis: its `analysis_samples` subset (Jacobian, gradients, dimensionality).
     """
 
     model: nn.Module
-    data: DataSplits
     config: EvalConfig
     device: torch.device
     progress: bool
-    layers: tuple[str, ...] | None  # None: every ReLU call site
+    layers: Sites  # None: every ReLU call site
     batch: int
     seed: int
-    dataset: str
-    val_accuracy: float
+    dataset: str | None
+    val_accuracy: float | None
+    val_samples: int | None
+    num_classes: int
+    class_names: list[str]
+    whole: ImageSet
     test: ImageSet
     analysis: ImageSet
 
@@ -316,26 +384,34 @@ class _Context:
     def of(
         cls,
         model: nn.Module,
-        data: DataSplits,
+        data: Any,
+        test: Labelled,
         config: EvalConfig,
-        train_config: TrainConfig,
-        best: dict[str, Any],
+        layers: Sites,
+        batch: int,
+        seed: int,
+        dataset: str | None,
+        val_accuracy: float | None,
         device: torch.device,
         progress: bool,
     ) -> _Context:
+        whole = test.images
         return cls(
             model=model,
-            data=data,
             config=config,
             device=device,
             progress=progress,
-            layers=train_config.selectivity_layers,
-            batch=train_config.eval_batch_size,
-            seed=train_config.seed,
-            dataset=train_config.dataset,
-            val_accuracy=best.get("val_accuracy", math.nan),
-            test=data.test.subset(_sample_indices(len(data.test), config.max_samples)),
-            analysis=data.test.subset(_sample_indices(len(data.test), config.analysis_samples)),
+            layers=layers,
+            batch=batch,
+            seed=seed,
+            dataset=dataset if dataset is not None else getattr(data, "name", None),
+            val_accuracy=val_accuracy,
+            val_samples=len(data.val) if isinstance(data, DataSplits) else None,
+            num_classes=test.num_classes,
+            class_names=test.class_names,
+            whole=whole,
+            test=whole.subset(_sample_indices(len(whole), config.max_samples)),
+            analysis=whole.subset(_sample_indices(len(whole), config.analysis_samples)),
         )
 
     def generator(self) -> torch.Generator:
@@ -356,14 +432,13 @@ class _Context:
 def _clean(c: _Context) -> Rows:
     """Accuracy and selectivity (network and per layer) over the whole clean test set, as in the
     papers: both from one pass; chance accuracy; the checkpoint's validation accuracy."""
-    result = measure_selectivity(
-        c.model, c.data.test, c.data.num_classes, c.layers, c.batch, c.device
-    )
-    whole = {"split": "test", "samples": len(c.data.test)}
-    rows = [
-        _row("test_accuracy", result.accuracy, **whole),
-        _row("val_accuracy", c.val_accuracy, split="val", samples=len(c.data.val)),
-        _row("chance_accuracy", 1 / c.data.num_classes),
+    result = measure_selectivity(c.model, c.whole, c.num_classes, c.layers, c.batch, c.device)
+    whole = {"split": "test", "samples": len(c.whole)}
+    rows = [_row("test_accuracy", result.accuracy, **whole)]
+    if c.val_accuracy is not None:
+        rows.append(_row("val_accuracy", c.val_accuracy, split="val", samples=c.val_samples))
+    rows += [
+        _row("chance_accuracy", 1 / c.num_classes),
         _row("selectivity", result.network, **whole),
         _row("selectivity_live", result.network_live, **whole),
         _row("silent_fraction", result.silent_fraction, **whole),
@@ -385,8 +460,8 @@ def _corruption(c: _Context, root: Path, name: str) -> Rows:
             root,
             name,
             severity,
-            class_names=c.data.class_names,
-            expected=c.data.test if follows_test_order(root) else None,
+            class_names=c.class_names or None,
+            expected=c.whole if follows_test_order(root) else None,
         )
         subset = corrupted.subset(_sample_indices(len(corrupted), c.config.max_samples))
         rows.append(
@@ -521,7 +596,7 @@ def _dimensionality_rows(
 # The parts, in the order they run and resume; each is written to evaluation/<name>.parquet.
 # None marks where the corruption parts go: one per corruption of the set, named
 # corruption-<corruption>, each measured by `_corruption`.
-_PARTS: tuple[tuple[str, Callable[[_Context], Rows] | None], ...] = (
+_PARTS: list[tuple[str, Callable[[_Context], Rows] | None]] = [
     ("clean", _clean),
     ("corruption", None),
     ("fgsm", _fgsm),
@@ -529,7 +604,7 @@ _PARTS: tuple[tuple[str, Callable[[_Context], Rows] | None], ...] = (
     ("jacobian", _jacobian),
     ("gradients", _gradients),
     ("dimensionality", _dimensionality),
-)
+]
 
 
 def dimensionality_cap(samples: int, dims: int) -> float:
@@ -542,10 +617,13 @@ def dimensionality_cap(samples: int, dims: int) -> float:
     return min(samples - 1, dims) / dims
 
 
-def _write_table(run_dir: Path, frames: list[pd.DataFrame], notes: list[str]) -> pd.DataFrame:
+def _write_table(
+    run_dir: Path | None, frames: list[pd.DataFrame], notes: list[str]
+) -> pd.DataFrame:
     table = pd.concat(frames, ignore_index=True)
-    with atomic_path(run_dir / "evaluation.parquet") as temporary:
-        table.to_parquet(temporary, index=False)
+    if run_dir is not None:
+        with atomic_path(run_dir / "evaluation.parquet") as temporary:
+            table.to_parquet(temporary, index=False)
     table.attrs["notes"] = notes
     return table
 
@@ -588,112 +666,3 @@ def _derived_rows(
         for _, row in table[table["metric"] == f"{attack}_accuracy"].iterrows():
             rows.append(_row(f"{attack}_accuracy_relative", relative(row["value"]), **keys(row)))
     return rows
-
-
-def _pixels(value: float) -> str:
-    """A distance in [0, 1] pixel units, also in grey levels: '0.0314 (8/255)'."""
-    return f"{value:.3g} ({value * 255:.3g}/255)"
-
-
-def summarise_evaluation(table: pd.DataFrame) -> list[str]:
-    """A few lines for the terminal: the headline numbers of an evaluation table, each with the
-    settings that decide it (sample counts, attack step sizes, how far PGD actually went)."""
-    return [
-        *_headline_lines(table),
-        *_fgsm_lines(table),
-        *_pgd_lines(table),
-        *_dimensionality_lines(table),
-    ]
-
-
-def _rows_of(table: pd.DataFrame, metric: str, **keys: Any) -> pd.DataFrame:
-    """The rows of `metric` whose `keys` have the given values (None: null)."""
-    rows = table[table["metric"] == metric]
-    for key, wanted in keys.items():
-        rows = rows[rows[key].isna()] if wanted is None else rows[rows[key] == wanted]
-    return rows
-
-
-def _samples(table: pd.DataFrame, metric: str) -> str:
-    """'test, N=359' for the first row of `metric`, '' when it has no sample count."""
-    rows = _rows_of(table, metric)
-    if not len(rows) or pd.isna(rows["samples"].iloc[0]):
-        return ""
-    return f"{rows['split'].iloc[0]}, N={int(rows['samples'].iloc[0])}"
-
-
-def _headline_lines(table: pd.DataFrame) -> list[str]:
-    """One line per whole-network number present: its value and the samples it was measured on."""
-    lines = []
-    for label, metric in (
-        ("clean accuracy", "test_accuracy"),
-        ("chance accuracy", "chance_accuracy"),
-        ("selectivity mu_SI", "selectivity"),
-        ("mu_SI over live units", "selectivity_live"),
-        ("silent units (fraction)", "silent_fraction"),
-        ("corrupted accuracy (mean)", "corruption_accuracy_mean"),
-        ("corrupted / clean", "corruption_accuracy_relative"),
-        ("Jacobian norm", "jacobian_norm"),
-    ):
-        rows = _rows_of(table, metric, layer=None)
-        if len(rows):
-            where = _samples(table, metric)
-            lines.append(
-                f"{label:<28} {float(rows['value'].iloc[0]):.4f}"
-                + (f"  ({where})" if where else "")
-            )
-    return lines
-
-
-def _fgsm_lines(table: pd.DataFrame) -> list[str]:
-    fgsm = table[table["metric"] == "fgsm_accuracy"]
-    if not len(fgsm):
-        return []
-    return [
-        "FGSM accuracy by eps*255     "
-        + "  ".join(f"{e * 255:g}:{v:.3f}" for e, v in zip(fgsm["eps"], fgsm["value"], strict=True))
-        + f"  (step = eps; {_samples(table, 'fgsm_accuracy')})"
-    ]
-
-
-def _pgd_lines(table: pd.DataFrame) -> list[str]:
-    """PGD accuracy by steps with its eps and step size; whether the eps-ball was reached."""
-    pgd = table[table["metric"] == "pgd_accuracy"]
-    if not len(pgd):
-        return []
-    eps, step = float(pgd["eps"].iloc[0]), float(pgd["step_size"].iloc[0])
-    lines = [
-        f"PGD accuracy by steps (eps*255={eps * 255:g}, step {_pixels(step)}; "
-        f"{_samples(table, 'pgd_accuracy')})  "
-        + "  ".join(f"{int(s)}:{v:.3f}" for s, v in zip(pgd["steps"], pgd["value"], strict=True))
-    ]
-    reached = _rows_of(table, "pgd_linf_max")
-    if len(reached):
-        furthest = float(reached["value"].max())
-        binds = (
-            "the eps-ball binds"
-            if furthest >= eps * (1 - 1e-4)
-            else "the eps-ball never binds: the attack is weaker than its eps"
-        )
-        lines.append(f"PGD reached L-inf (max)      {_pixels(furthest)} of eps: {binds}")
-    return lines
-
-
-def _dimensionality_lines(table: pd.DataFrame) -> list[str]:
-    """First and last layer of each dimensionality measure, with the caps N samples set."""
-    lines = []
-    cap = _rows_of(table, "dimensionality_cap")
-    for metric in ("dimensionality", "dimensionality_corruption", "dimensionality_adversarial"):
-        rows = table[table["metric"] == metric]
-        if len(rows):
-            note = (
-                f" (N={int(rows['samples'].iloc[0])}: cap first {cap['value'].iloc[0]:.3f}, "
-                f"last {cap['value'].iloc[-1]:.3f})"
-                if len(cap)
-                else ""
-            )
-            lines.append(
-                f"{metric:<28} first layer {rows['value'].iloc[0]:.3f}, "
-                f"last layer {rows['value'].iloc[-1]:.3f}{note}"
-            )
-    return lines

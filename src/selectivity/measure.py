@@ -4,7 +4,10 @@
 of evaluation's, runs through it, with the model in eval mode (training's shuffled loop is
 apart). The per-batch work is done by tensor functions (`attacks`, `stability`, `metrics`); this
 module sums their results over the batches. A data set is anything with a length and
-`batches(batch_size, device)`, such as `data.ImageSet`.
+`batches(batch_size, device)`, such as `data.ImageSet`, or anything `data.as_images` reads (a
+torch Dataset, a DataLoader, a pair of tensors, batches).
+
+    measure_model(model, data) -> DataFrame   per-unit selectivity of any model on any data
 
 Activations are reduced to per-class sums batch by batch (`SelectivityAccumulator`), so a
 ResNet50 over 10k images never holds more than one batch of activations.
@@ -13,21 +16,32 @@ ResNet50 over 10k images never holds more than one batch of activations.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
+import pandas as pd
 import torch
 from torch import Tensor, nn
 
 from selectivity.attacks import PGD, Attack
+from selectivity.data import as_images, labelled
 from selectivity.metrics import SelectivityAccumulator, network_selectivity, unit_activations
 from selectivity.models import eval_mode
-from selectivity.probe import ActivationProbe
+from selectivity.probe import (
+    ActivationProbe,
+    Sites,
+    as_units,
+    default_sites,
+    functional_relu_calls,
+    unwrap,
+)
 from selectivity.stability import jacobian_frobenius_norm
 
 __all__ = [
+    "FunctionalReluWarning",
     "Images",
     "SelectivityResult",
     "StepScore",
@@ -37,9 +51,18 @@ __all__ = [
     "dataset_jacobian_norm",
     "in_batches",
     "layer_activations",
+    "measure_model",
     "measure_selectivity",
+    "model_device",
     "pgd_over_steps",
+    "selectivity_table",
+    "unmeasured_relu_note",
 ]
+
+
+# What the functions here take as data: an `Images` (such as `data.ImageSet`) or anything
+# `data.as_images` reads (a torch Dataset, a non-shuffling DataLoader, (images, labels), batches).
+Data = Any
 
 
 class Images(Protocol):
@@ -51,6 +74,13 @@ class Images(Protocol):
     def batches(
         self, batch_size: int, device: torch.device | str = "cpu"
     ) -> Iterable[tuple[Tensor, Tensor]]: ...
+
+
+def _readable(images: Any) -> Images:
+    """`images` when it has a length and `batches` (an ImageSet), else `data.as_images(images)`."""
+    if hasattr(images, "batches") and hasattr(images, "__len__"):
+        return images
+    return as_images(images)
 
 
 @contextmanager
@@ -131,9 +161,9 @@ class SelectivityResult:
 @torch.inference_mode()
 def measure_selectivity(
     model: nn.Module,
-    images: Images,
+    images: Data,
     num_classes: int,
-    layers: Iterable[str] | None = None,
+    layers: Sites = None,
     batch_size: int = 1024,
     device: torch.device | str = "cpu",
 ) -> SelectivityResult:
@@ -141,6 +171,7 @@ def measure_selectivity(
 
     Raises NegativeActivationError naming the layer when a unit site gives negative values.
     """
+    images = _readable(images)
     accumulator = SelectivityAccumulator(num_classes)
     correct = 0
     with (
@@ -162,19 +193,25 @@ def measure_selectivity(
 
 @torch.inference_mode()
 def accuracy(
-    model: nn.Module, images: Images, batch_size: int = 1024, device: torch.device | str = "cpu"
+    model: nn.Module, images: Data, batch_size: int = 1024, device: torch.device | str = "cpu"
 ) -> float:
     """Top-1 accuracy, fraction in [0, 1]."""
+    images = _readable(images)
     with in_batches(model, images, batch_size, device) as batches:
         correct = sum(int((model(x).argmax(1) == y).sum()) for x, y in batches)
     return correct / len(images)
 
 
+def _flat_copy(activations: Tensor) -> Tensor:
+    """(N, D) copy: a model may later change its output in place (inplace ReLUs, `+=`)."""
+    return activations.flatten(1).clone()
+
+
 @torch.no_grad()
 def layer_activations(
     model: nn.Module,
-    images: Images,
-    layers: Iterable[str] | None,
+    images: Data,
+    layers: Sites,
     batch_size: int,
     device: torch.device | str = "cpu",
     transform: Callable[[Tensor, Tensor], Tensor] | None = None,
@@ -184,10 +221,11 @@ def layer_activations(
     transform: (x, y) -> x', applied to each batch first, with autograd on (an attack, say).
     Memory: all N rows of every layer (this is for analysis subsets, not whole training sets).
     """
+    images = _readable(images)
     chunks: dict[str, list[Tensor]] = {}
     with (
         in_batches(model, images, batch_size, device) as batches,
-        ActivationProbe(model, layers=layers, reduce=lambda a: a.flatten(1), detach=True) as probe,
+        ActivationProbe(model, layers=layers, reduce=_flat_copy, detach=True) as probe,
     ):
         for x, y in batches:
             if transform is not None:
@@ -201,7 +239,7 @@ def layer_activations(
 
 def accuracy_under_attack(
     model: nn.Module,
-    images: Images,
+    images: Data,
     attack: Attack,
     batch_size: int = 256,
     device: torch.device | str = "cpu",
@@ -213,6 +251,7 @@ def accuracy_under_attack(
     correct in expectation, and skipping them would tie the result to the batch composition).
     `generator` feeds the attack's random start, if any. Eval mode throughout, restored after.
     """
+    images = _readable(images)
     with in_batches(model, images, batch_size, device) as batches:
         correct = sum(_correct(model, attack(model, x, y, generator), y) for x, y in batches)
     return correct / len(images)
@@ -230,7 +269,7 @@ class StepScore:
 
 def pgd_over_steps(
     model: nn.Module,
-    images: Images,
+    images: Data,
     attack: PGD,
     steps: Sequence[int],
     batch_size: int = 256,
@@ -244,6 +283,7 @@ def pgd_over_steps(
     scores the clean images (distance 0). `attack.steps` is ignored. The distance shows whether
     the eps-ball binds: k steps of size s reach at most k * s.
     """
+    images = _readable(images)
     wanted = sorted({int(k) for k in steps})
     if not wanted or wanted[0] < 0:
         raise ValueError(f"steps must be a non-empty list of ints >= 0, got {list(steps)}")
@@ -271,7 +311,7 @@ def pgd_over_steps(
 
 def accuracy_over_steps(
     model: nn.Module,
-    images: Images,
+    images: Data,
     attack: PGD,
     steps: Sequence[int],
     batch_size: int = 256,
@@ -288,7 +328,7 @@ def accuracy_over_steps(
 
 def dataset_jacobian_norm(
     model: nn.Module,
-    images: Images,
+    images: Data,
     batch_size: int = 128,
     device: torch.device | str = "cpu",
     projections: int | None = 1,
@@ -299,9 +339,101 @@ def dataset_jacobian_norm(
     Per batch `stability.jacobian_frobenius_norm` (its module docstring: the estimator and its
     bias); `generator` draws the random projections, batch after batch.
     """
+    images = _readable(images)
     with in_batches(model, images, batch_size, device) as batches:
         total = sum(
             float(jacobian_frobenius_norm(model, x, projections, generator).double().sum())
             for x, _ in batches
         )
     return total / len(images)
+
+
+class FunctionalReluWarning(UserWarning):
+    """The model applies ReLUs in `forward` (F.relu) that no module hook sees: not measured."""
+
+
+def model_device(model: nn.Module) -> torch.device:
+    """The device of the model's first parameter or buffer (cpu for a model with neither)."""
+    for tensor in (*model.parameters(), *model.buffers()):
+        return tensor.device
+    return torch.device("cpu")
+
+
+def unmeasured_relu_note(model: nn.Module, images: Images, layers: Sites) -> str | None:
+    """A note (and a FunctionalReluWarning) when `layers` leaves the default ReLU module sites
+    and a forward of `model` on two images of `images` applies ReLUs outside modules."""
+    units = as_units(layers)
+    if units.layers is not None or nn.ReLU not in units.types:
+        return None
+    if not default_sites(model, units.types):
+        return None  # the probe refuses the model, saying what to do
+    x, _ = next(iter(images.batches(2, model_device(model))))
+    with eval_mode(model):
+        calls = functional_relu_calls(model, x)
+    if not calls:
+        return None
+    note = (
+        f"{calls} ReLU call(s) in {type(model).__name__}.forward are functional (F.relu), not "
+        "nn.ReLU modules, and are not measured: name the blocks whose outputs are units "
+        "(layers=[...]; --set selectivity_layers=...) or use nn.ReLU modules"
+    )
+    warnings.warn(note, FunctionalReluWarning, stacklevel=3)
+    return note
+
+
+def measure_model(
+    model: nn.Module,
+    data: Data,
+    *,
+    num_classes: int | None = None,
+    layers: Sites = None,
+    batch_size: int = 256,
+    device: torch.device | str | None = None,
+    split: str = "test",
+) -> pd.DataFrame:
+    """Class selectivity of every unit of any `model` over all of `data`, one row per unit.
+
+    model: any nn.Module taking float (N, C, H, W) images in [0, 1] (a `torch.compile`d one is
+        measured through its original module). data: anything `data.as_images` reads; a
+        DataSplits gives its test split. num_classes: None takes it from the data (its `classes`
+        attribute or the largest label + 1). layers: which outputs are units, as names or a
+        `probe.Units` (default every nn.ReLU call site). device: default the model's.
+    Returns columns layer, unit, si (in [0, 1]), preferred_class, silent (never fired), split,
+    samples; `table.attrs` holds accuracy (top-1 fraction from the same pass), selectivity
+    (mu_SI) and notes (such as unmeasured F.relu calls).
+    """
+    model = unwrap(model)
+    target = torch.device(device) if device is not None else model_device(model)
+    test = labelled(data, num_classes)
+    note = unmeasured_relu_note(model, test.images, layers)
+    result = measure_selectivity(model, test.images, test.num_classes, layers, batch_size, target)
+    table = selectivity_table(result, split)
+    table.attrs.update(
+        accuracy=result.accuracy, selectivity=result.network, notes=[note] if note else []
+    )
+    return table
+
+
+def selectivity_table(result: SelectivityResult, split: str) -> pd.DataFrame:
+    """One row per unit of `result`: layer, unit, si, preferred_class, silent, split, samples."""
+    rows = [
+        {
+            "layer": layer,
+            "unit": unit,
+            "si": float(si),
+            "preferred_class": int(cls),
+            "silent": bool(silent),
+            "split": split,
+            "samples": result.samples,
+        }
+        for layer, values in result.per_layer.items()
+        for unit, (si, cls, silent) in enumerate(
+            zip(
+                values.tolist(),
+                result.preferred_class[layer].tolist(),
+                result.silent[layer].tolist(),
+                strict=True,
+            )
+        )
+    ]
+    return pd.DataFrame(rows)

@@ -47,7 +47,8 @@ def require_non_negative(activations: Tensor, layer: str | None = None) -> None:
         raise NegativeActivationError(
             f"{where} has negative values (min {smallest.item():.3g}): class selectivity is "
             "defined for non-negative responses (read units after a ReLU; GELU, Tanh, "
-            "LeakyReLU or raw conv outputs are signed)"
+            "LeakyReLU or raw conv outputs are signed; probe.Units(positive_part=True) reads "
+            "them as max(a, 0))"
         )
 
 

@@ -3,6 +3,10 @@
 Every model takes inputs in [0, 1] of shape (N, in_channels, H, W); normalisation, when asked
 for, is the first module of the model so that attacks and corruptions work in pixel space.
 Every ReLU call site is its own `nn.ReLU` module, so `ActivationProbe` sees one layer per site.
+
+Installed packages add models through the entry point group `selectivity.models` (name ->
+factory `(num_classes, in_channels) -> nn.Module`; see `registry`), found by `create_model` and
+`list_models` like the built-in ones.
 """
 
 from __future__ import annotations
@@ -16,9 +20,24 @@ from torch import Tensor, nn
 
 from selectivity.registry import Registry
 
-__all__ = ["Normalize", "create_model", "eval_mode", "list_models", "register_model"]
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "ModelError",
+    "Normalize",
+    "create_model",
+    "eval_mode",
+    "list_models",
+    "register_model",
+]
 
-_MODELS: Registry[Callable[..., nn.Module]] = Registry("model")
+ENTRY_POINT_GROUP = "selectivity.models"
+
+
+class ModelError(ValueError):
+    """A model cannot be found, built or loaded; the message is one line."""
+
+
+_MODELS: Registry[Callable[..., nn.Module]] = Registry("model", ModelError, ENTRY_POINT_GROUP)
 
 
 def register_model(name: str) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
@@ -37,8 +56,14 @@ def create_model(
     mean: Sequence[float] | None = None,
     std: Sequence[float] | None = None,
 ) -> nn.Module:
-    """Build a registered model. mean/std (one value per channel) add an input normalisation."""
+    """Build a registered model (or one of an entry point). mean/std (one value per channel) add
+    an input normalisation. ModelError for an unknown name, a broken entry point or a factory
+    that returns no nn.Module."""
     model = _MODELS.get(name)(num_classes=num_classes, in_channels=in_channels)
+    if not isinstance(model, nn.Module):
+        raise ModelError(
+            f"model {name!r}: its factory returned a {type(model).__name__}, not an nn.Module"
+        )
     if mean is not None or std is not None:
         # A submodule rather than a wrapper, so unit-site names do not depend on normalisation.
         model.normalize = Normalize(mean or [0.0] * in_channels, std or [1.0] * in_channels)

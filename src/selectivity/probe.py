@@ -10,6 +10,22 @@ Other activation modules (GELU, Tanh, LeakyReLU, ...) are not units by default: 
 selectivity index is defined for non-negative responses. A probe that chose its sites itself
 lists the activation modules it passed over in `probe.skipped` and warns about them
 (`SkippedActivationsWarning`), so a GELU network is never measured on a silent subset.
+
+Which outputs count as units is a `Units` (module types, or named modules: an activation or
+any block, such as a torchvision `layer1.0`, whose output is then the layer), accepted wherever
+`layers` is. Signed activations: the index needs non-negative responses and the papers, which
+use ReLU networks, say nothing about others. A site whose module is a ReLU-like activation with
+a bounded negative lobe (GELU, SiLU, Mish, ELU, CELU, SELU, Hardswish, LeakyReLU, PReLU, RReLU:
+`RECTIFIED_TYPES`) is read as its positive part max(a, 0), elementwise before the spatial mean:
+what a ReLU there would pass on. A shift (a - min) is not used, since the index is not
+shift-invariant and the minimum would depend on the data. Any other site with a negative value
+(a block output, a Tanh) raises `NegativeActivationError`, unless `Units(positive_part=True)`
+asks for the positive part there too.
+
+A network that applies `F.relu` in `forward` has no module to hook at that call: measure the
+outputs of its blocks (`Units(layers=(...))`), or use `nn.ReLU` modules. `functional_relu_calls`
+counts such calls, so a measurement can warn about them. A `torch.compile`d model is probed
+through its original module (`unwrap`): compiled graphs need not run hooks added later.
 """
 
 from __future__ import annotations
@@ -17,20 +33,28 @@ from __future__ import annotations
 import warnings
 import weakref
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.overrides import TorchFunctionMode
 
 __all__ = [
     "ACTIVATION_TYPES",
+    "RECTIFIED_TYPES",
     "UNIT_TYPES",
     "ActivationProbe",
     "EmptyCaptureError",
+    "Sites",
     "SkippedActivationsWarning",
+    "Units",
     "UnknownLayerError",
     "check_layers",
     "default_sites",
+    "functional_relu_calls",
     "skipped_activations",
+    "unwrap",
 ]
 
 UNIT_TYPES: tuple[type[nn.Module], ...] = (nn.ReLU,)
@@ -61,6 +85,105 @@ ACTIVATION_TYPES: tuple[type[nn.Module], ...] = (
     nn.Softsign,
     nn.Threshold,
 )
+
+# ReLU-like activations with a bounded or small negative part: read as max(a, 0) (module docstring).
+RECTIFIED_TYPES: tuple[type[nn.Module], ...] = (
+    nn.GELU,
+    nn.SiLU,
+    nn.Mish,
+    nn.ELU,
+    nn.CELU,
+    nn.SELU,
+    nn.Hardswish,
+    nn.LeakyReLU,
+    nn.PReLU,
+    nn.RReLU,
+)
+
+
+@dataclass(frozen=True)
+class Units:
+    """Which module outputs are units, and how signed ones are read.
+
+    layers: module names as in `model.named_modules()` (activations, or blocks whose output is
+        the layer); None: every module of `types`. types: the module types that are units when
+        `layers` is None. positive_part: None reads `RECTIFIED_TYPES` sites as max(a, 0) and any
+        other as it is (a negative value is then an error); True reads every site as max(a, 0);
+        False none.
+    """
+
+    layers: tuple[str, ...] | None = None
+    types: tuple[type[nn.Module], ...] = (nn.ReLU,)
+    positive_part: bool | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.layers, str):
+            raise TypeError(
+                f"Units.layers must be a sequence of names, got the string {self.layers!r}"
+            )
+        if self.layers is not None:
+            object.__setattr__(self, "layers", tuple(self.layers))
+        if not self.types or not all(
+            isinstance(t, type) and issubclass(t, nn.Module) for t in self.types
+        ):
+            raise TypeError(f"Units.types must be nn.Module classes, got {self.types!r}")
+
+    def rectified(self, module: nn.Module) -> bool:
+        """Whether the output of `module` is read as its positive part."""
+        if self.positive_part is None:
+            return isinstance(module, RECTIFIED_TYPES)
+        return self.positive_part
+
+
+# What measurement functions accept as `layers`: names, a Units, or None (every ReLU call site).
+Sites = Iterable[str] | Units | None
+
+
+def as_units(layers: Sites, unit_types: tuple[type[nn.Module], ...] = UNIT_TYPES) -> Units:
+    """`layers` as a Units (names or None: with `unit_types`)."""
+    if isinstance(layers, Units):
+        return layers
+    return Units(None if layers is None else tuple(layers), unit_types)
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The module a `torch.compile`d model wraps (its `_orig_mod`); any other model itself."""
+    inner = getattr(model, "_orig_mod", None)
+    return inner if isinstance(inner, nn.Module) else model
+
+
+_RELU_FUNCTIONS = {F.relu, F.relu_, torch.relu, torch.relu_, Tensor.relu, Tensor.relu_}
+
+
+class _CountRelu(TorchFunctionMode):
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+        if func in _RELU_FUNCTIONS:
+            self.calls += 1
+        return func(*args, **(kwargs or {}))
+
+
+@torch.no_grad()
+def functional_relu_calls(model: nn.Module, x: Tensor) -> int:
+    """How many ReLUs one forward of `model` on `x` applies outside an `nn.ReLU` module
+    (F.relu, torch.relu, Tensor.relu in `forward`): call sites no module hook sees."""
+    relus = [m for m in model.modules() if isinstance(m, nn.ReLU)]
+    inside = [0]
+
+    def count(module: nn.Module, inputs: tuple, output: object) -> None:
+        inside[0] += 1
+
+    handles = [m.register_forward_hook(count) for m in relus]
+    try:
+        with _CountRelu() as counter:
+            model(x)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return max(counter.calls - inside[0], 0)
 
 
 class EmptyCaptureError(RuntimeError):
@@ -93,13 +216,12 @@ class UnknownLayerError(ValueError):
     """Layer names that are not modules of the model."""
 
 
-def check_layers(
-    model: nn.Module, layers: Iterable[str] | None, what: str = "layer name(s)"
-) -> None:
+def check_layers(model: nn.Module, layers: Sites, what: str = "layer name(s)") -> None:
     """UnknownLayerError naming the entries of `layers` that are not modules of `model` (None: the
     default sites, always known), and the names the model has. `what` names the option."""
-    modules = [name for name, _ in model.named_modules() if name]
-    unknown = [name for name in layers or () if name not in modules]
+    names = as_units(layers).layers
+    modules = [name for name, _ in unwrap(model).named_modules() if name]
+    unknown = [name for name in names or () if name not in modules]
     if unknown:
         raise UnknownLayerError(
             f"unknown {what} {', '.join(unknown)}; {type(model).__name__} has {', '.join(modules[:50])}"
@@ -109,8 +231,10 @@ def check_layers(
 class ActivationProbe:
     """Context manager that records unit-site outputs, one entry per call, per forward.
 
-    model: any nn.Module. layers: module names as in `model.named_modules()`; default every
-        module of `unit_types` (nn.ReLU). Explicit layers are taken as given.
+    model: any nn.Module (a `torch.compile`d one is probed through `unwrap(model)`: names as
+        in the original module). layers: module names as in `model.named_modules()`, or a
+        `Units`; default every module of `unit_types` (nn.ReLU). Explicit layers are taken as
+        given. Sites that `Units.rectified` names are recorded as max(a, 0).
     reduce: optional function applied to each output inside the hook (for instance
         `metrics.unit_activations`, which keeps only (N, C) spatial means).
     detach: store detached tensors (analysis) or keep the graph (the regularizer).
@@ -127,30 +251,37 @@ class ActivationProbe:
     def __init__(
         self,
         model: nn.Module,
-        layers: Iterable[str] | None = None,
+        layers: Sites = None,
         reduce: Callable[[Tensor], Tensor] | None = None,
         detach: bool = False,
         unit_types: tuple[type[nn.Module], ...] = UNIT_TYPES,
     ):
+        units = as_units(layers, unit_types)
+        self._compiled = unwrap(model) is not model
+        model = unwrap(model)
         self.model = model
         modules = dict(model.named_modules())
-        names = default_sites(model, unit_types) if layers is None else list(layers)
-        self.skipped = skipped_activations(model, unit_types) if layers is None else []
+        chosen = units.layers is None
+        names = default_sites(model, units.types) if chosen else list(units.layers or ())
+        self.skipped = skipped_activations(model, units.types) if chosen else []
         check_layers(model, names)
-        kinds = ", ".join(t.__name__ for t in unit_types)
+        kinds = ", ".join(t.__name__ for t in units.types)
         if not names:
             skipped = f"; skipped {', '.join(self.skipped)}" if self.skipped else ""
             raise EmptyCaptureError(
-                f"{type(model).__name__} has no unit sites (no {kinds} modules{skipped}); "
-                "pass layers=[...] or unit_types=(...)"
+                f"{type(model).__name__} has no unit sites (no {kinds} modules{skipped}); pass "
+                "unit_types=(...) (e.g. nn.GELU, read as max(a, 0)), or layers=[...] naming the "
+                "modules or blocks whose outputs are units (needed when forward calls F.relu)"
             )
         if self.skipped:
             warnings.warn(
                 f"not measured as units (not {kinds}): {', '.join(self.skipped)}; pass "
-                "unit_types=(...) to include non-negative activations",
+                "unit_types=(...) to include them",
                 SkippedActivationsWarning,
                 stacklevel=2,
             )
+        self.units = units
+        self._rectified = {name for name in names if units.rectified(modules[name])}
         self.layers = names
         self.reduce = reduce
         self.detach = detach
@@ -161,11 +292,15 @@ class ActivationProbe:
         self._forwards = 0
 
     def _record(self, name: str) -> Callable:
+        rectify = name in self._rectified
+
         def hook(module: nn.Module, inputs: tuple, output: Tensor) -> None:
             count = self._calls.get(name, 0) + 1
             self._calls[name] = count
             key = name if count == 1 else f"{name}#{count}"
             value = output.detach() if self.detach else output
+            if rectify:
+                value = value.clamp_min(0)
             if self.reduce is not None:
                 value = self.reduce(value)
             # A weak reference: holding the raw output would keep every full map alive.
@@ -210,7 +345,13 @@ class ActivationProbe:
         if self._forwards == 0:
             raise EmptyCaptureError("the probe has seen no forward pass of its model")
         if not self._captured:
+            compiled = (
+                "; a torch.compile'd model runs compiled code that skips hooks added later: "
+                "call its original module (model._orig_mod) while probing"
+                if self._compiled
+                else ""
+            )
             raise EmptyCaptureError(
-                f"no unit site fired during the forward pass (sites: {self.layers})"
+                f"no unit site fired during the forward pass (sites: {self.layers}){compiled}"
             )
         return dict(self._captured)

@@ -40,14 +40,14 @@ unit is rescaled; both are computed per layer, on a random subset of at most
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
 
 from selectivity.metrics import unit_activations
 from selectivity.models import eval_mode
-from selectivity.probe import ActivationProbe
+from selectivity.probe import ActivationProbe, Sites
 from selectivity.rng import draw
 
 __all__ = [
@@ -174,7 +174,7 @@ def _select_units(
 def input_unit_gradient_norms(
     model: nn.Module,
     x: Tensor,
-    layers: Iterable[str] | None = None,
+    layers: Sites = None,
     max_units_per_layer: int | None = None,
     generator: torch.Generator | None = None,
     batch_size: int | None = None,
@@ -269,7 +269,7 @@ def gradient_variability(norms: Tensor) -> tuple[float, float]:
 def layer_gradient_variability(
     model: nn.Module,
     x: Tensor,
-    layers: Iterable[str] | None = None,
+    layers: Sites = None,
     max_units_per_layer: int | None = None,
     generator: torch.Generator | None = None,
     batch_size: int | None = None,

@@ -20,7 +20,7 @@ import torch
 from selectivity import corruptions
 from selectivity.config import EvalConfig, TrainConfig, build
 from selectivity.data import load_dataset
-from selectivity.evaluate import evaluate_model
+from selectivity.evaluate import evaluate_model, run_settings
 from selectivity.runs import resolve_device
 from selectivity.train import train_model
 
@@ -48,10 +48,8 @@ def train_and_evaluate(keys: Mapping[str, Any], directory: Path, progress: bool 
         model,
         trained.data,
         eval_config,
-        directory,
-        train_config,
-        trained.best,
-        trained.device,
+        **run_settings(train_config, trained.best, directory),
+        device=trained.device,
         progress=progress,
         clean_only=not keys.get("evaluate", True),
     )

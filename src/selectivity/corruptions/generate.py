@@ -40,17 +40,18 @@ from selectivity.corruptions.store import (
     is_complete,
     save_json,
     save_npy,
+    stored_corruptions,
     write_rows,
 )
 from selectivity.corruptions.tables import get_table, table_for_size
-from selectivity.data import ImageSet
+from selectivity.data import DataError, ImageSet, as_images
 from selectivity.files import (
     read_json,
     refuse_other_contents,
     remove_stale_temporaries,
 )
 
-__all__ = ["derived_seed", "generate_corruption_set"]
+__all__ = ["corruption_source", "derived_seed", "generate_corruption_set"]
 
 # Settings that must agree for files of one folder to belong to one set.
 _IDENTITY_KEYS = (
@@ -93,7 +94,7 @@ def _check_severities(severities: Sequence[int]) -> list[int]:
 
 
 def generate_corruption_set(
-    images: ImageSet,
+    images: ImageSet | Any,
     out_dir: str | os.PathLike,
     seed: int = 0,
     corruptions: Iterable[str] | None = None,
@@ -106,6 +107,7 @@ def generate_corruption_set(
 ) -> list[str]:
     """Write a corruption set of `images` into `out_dir` (layout in the module docstring).
 
+    images: an ImageSet, or anything `data.as_images` reads (a Dataset, a DataLoader, tensors).
     corruptions: names (None: `runnable_corruptions()`), written in the conventional order.
     severities: which levels, in the order their row blocks appear. table: severity table (None:
     by image size). batch_size: images per `corrupt` call; part of the set's identity, since draws
@@ -118,6 +120,7 @@ def generate_corruption_set(
     FileError, a ValueError), and a metadata.json that is not a JSON object FileError.
     Returns the paths of the corruption files written by this call, in order.
     """
+    images = as_images(images)
     names = _check_names(corruptions)
     levels = _check_severities(severities)
     if batch_size < 1:
@@ -252,3 +255,41 @@ def _corrupted_blocks(
             y = corrupt(x, name, severity, generator=generator, table=table_name)
             yield truncate_to_uint8(y).permute(0, 2, 3, 1).contiguous().cpu().numpy()
             bar.update(1)
+
+
+def corruption_source(
+    images: ImageSet,
+    directory: str | os.PathLike | None,
+    generate_into: Path | None,
+    wanted: Sequence[str] | None = None,
+    **generate: Any,
+) -> tuple[Path, list[str]]:
+    """(folder of a corruption set, the corruptions of it to evaluate), for an evaluation.
+
+    directory: a set on disk (CIFAR-10-C or Tiny-ImageNet-C layout, or one `generate_corruption_set`
+    wrote); else generate_into: generate the set of `images` there (or complete it) with the
+    keyword arguments `generate` (seed, table, device, progress). wanted: only these
+    corruptions (None: all the set has, or all that can run). Raises DataError for a requested
+    corruption the set lacks, or a folder with no corruption set.
+    """
+    if directory is not None:
+        root = Path(directory)
+        names = stored_corruptions(root)
+    elif generate_into is not None:
+        root = generate_into
+        names = list(wanted or runnable_corruptions())
+        generate_corruption_set(images, root, corruptions=names, **generate)
+    else:
+        raise ValueError("corruption_source needs a directory or a folder to generate into")
+    if wanted is not None:
+        missing = sorted(set(wanted) - set(names))
+        if missing:
+            raise DataError(
+                f"corruption(s) {', '.join(missing)} not found in {root}; it has {', '.join(names) or 'none'}"
+            )
+        names = [n for n in names if n in wanted]
+    if not names:
+        raise DataError(
+            f"no corruption sets found in {root}: expected <name>.npy with labels.npy, or <name>/<severity>/<wnid>/*.JPEG"
+        )
+    return root, names

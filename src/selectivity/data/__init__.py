@@ -13,6 +13,9 @@ Data sets (`load_dataset(name, data_dir, seed, image_size)`):
 - ``svhn``: SVHN cropped digits, the ``.mat`` files.
 - ``folder``: a user's images, one sub-folder per class.
 
+A user's own data (a torch Dataset, a DataLoader, a pair of tensors, batches) becomes an
+`ImageSet` through `as_images` / `labelled` (module `adapt`), wherever an ImageSet is taken.
+
 Corruption sets (CIFAR-10-C, Tiny-ImageNet-C) are read by `selectivity.corruptions.store`, which
 shares the JPEG decoding cache (`decoded_cached`).
 
@@ -28,6 +31,7 @@ registry) <- `decode` (decoding, the decoded-array cache) <- one module per sour
 imported.
 """
 
+from selectivity.data.adapt import Labelled, as_images, count_classes, labelled
 from selectivity.data.cifar10 import CIFAR10_FOLDER as CIFAR10_FOLDER
 from selectivity.data.cifar10 import load_cifar10
 from selectivity.data.decode import CACHE_DIR_NAME as CACHE_DIR_NAME
@@ -55,8 +59,12 @@ __all__ = [
     "DataError",
     "DataSplits",
     "ImageSet",
+    "Labelled",
+    "as_images",
+    "count_classes",
     "default_data_dir",
     "flip_and_crop",
+    "labelled",
     "list_datasets",
     "load_cifar10",
     "load_dataset",

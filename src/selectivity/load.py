@@ -1,0 +1,310 @@
+"""Where `measure` and `evaluate` get a model and its data: a run folder, or a user's model.
+
+    import_model("package.module:factory")       the factory called with no arguments
+    load_weights(model, "weights.pt")            a state dict, weights_only=True
+    parse_normalize("0.5,0.25", channels)        (mean, std) per channel
+    with_normalization(model, mean, std)         normalise inputs in front of the model
+    user_model(spec, weights, normalize, data)   all four, checked on a batch of the data
+    measure_run(run_dir, split, checkpoint, keys) / measure_user(...)   the measure command
+    evaluate_user(...)                           the evaluate command for a user's model
+
+A model spec is `package.module:factory` (any callable returning an nn.Module: a function or a
+class, called with no arguments; wrap one that needs arguments in a function of your own), or
+the name of a registered model (`create_model`, entry points included), built for the data's
+classes and channels. Every failure is a `ModelError` of one line.
+"""
+
+from __future__ import annotations
+
+import importlib
+import io
+import pickle
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+from torch import Tensor, nn
+
+from selectivity.config import EvalConfig, TrainConfig, build, to_dict
+from selectivity.data import DataSplits, load_dataset
+from selectivity.evaluate import evaluate_model
+from selectivity.files import atomic_path, one_line
+from selectivity.measure import FunctionalReluWarning, measure_model
+from selectivity.models import ModelError, Normalize, create_model
+from selectivity.probe import check_layers
+from selectivity.runs import check_data, load_model, read_config, resolve_device
+
+__all__ = [
+    "evaluate_user",
+    "import_model",
+    "load_weights",
+    "measure_run",
+    "measure_user",
+    "parse_normalize",
+    "user_model",
+    "with_normalization",
+]
+
+
+def import_model(spec: str) -> nn.Module:
+    """The nn.Module that `package.module:factory` returns when called with no arguments."""
+    module_name, _, attribute = spec.partition(":")
+    if not module_name or not attribute:
+        raise ModelError(f"--model must be package.module:factory, got {spec!r}")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as error:  # an import error, or any error of the module's own code
+        raise ModelError(
+            f"cannot import {module_name!r} for --model {spec}: {one_line(error, with_type=True)}"
+        ) from None
+    factory: Any = module
+    for part in attribute.split("."):
+        if not hasattr(factory, part):
+            raise ModelError(
+                f"module {module_name!r} has no attribute {attribute!r} (--model {spec})"
+            )
+        factory = getattr(factory, part)
+    if not callable(factory):
+        raise ModelError(f"{spec} is a {type(factory).__name__}, not a callable factory")
+    try:
+        model = factory()
+    except Exception as error:
+        raise ModelError(
+            f"{spec}() failed: {one_line(error, with_type=True)} (it is called with no "
+            "arguments: wrap it in a function that passes them)"
+        ) from None
+    if not isinstance(model, nn.Module):
+        raise ModelError(f"{spec}() returned a {type(model).__name__}, not an nn.Module")
+    return model
+
+
+def load_weights(model: nn.Module, path: str | Path) -> None:
+    """Load the state dict saved in `path` into `model` (strict), read with weights_only=True.
+
+    A dict holding the state dict under "state_dict" or "model" (a training checkpoint) is
+    accepted too. ModelError for a missing, truncated or foreign file, and for keys or shapes
+    that do not match the model (the first few keys named).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"weights file not found: {path}")
+    try:
+        # weights_only: loading a file from elsewhere must not run its code.
+        state = torch.load(io.BytesIO(path.read_bytes()), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        if "weights_only" in str(error) or "Unsupported global" in str(error):
+            raise ModelError(
+                f"{path} holds objects other than tensors (a whole pickled model?); save "
+                "model.state_dict() instead: selectivity loads weights only"
+            ) from None
+        raise ModelError(f"cannot read weights {path}: {one_line(error)}") from None
+    except Exception as error:  # truncated or not a torch file at all
+        raise ModelError(
+            f"cannot read weights {path} (truncated, or not a torch file): {one_line(error)}"
+        ) from None
+    for key in ("state_dict", "model"):
+        if isinstance(state, Mapping) and isinstance(state.get(key), Mapping):
+            state = state[key]
+    if not isinstance(state, Mapping) or not all(isinstance(v, Tensor) for v in state.values()):
+        raise ModelError(f"{path} is not a state dict (name -> tensor), got {type(state).__name__}")
+    missing, unexpected = _differing_keys(model, state)
+    if missing or unexpected:
+        hint = (
+            " (saved from DataParallel? its keys start with 'module.')"
+            if unexpected and all(k.startswith("module.") for k in unexpected)
+            else ""
+        )
+        raise ModelError(
+            f"{path} does not fit the model: missing {_few(missing)}; unexpected "
+            f"{_few(unexpected)}{hint}"
+        )
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as error:
+        lines = [line.strip() for line in str(error).splitlines() if "size mismatch" in line]
+        raise ModelError(
+            f"{path} does not fit the model: {lines[0] if lines else one_line(error)}"
+        ) from None
+
+
+def _differing_keys(model: nn.Module, state: Mapping[str, Tensor]) -> tuple[list[str], list[str]]:
+    wanted = set(model.state_dict())
+    return sorted(wanted - set(state)), sorted(set(state) - wanted)
+
+
+def _few(keys: list[str], count: int = 3) -> str:
+    if not keys:
+        return "none"
+    more = f" and {len(keys) - count} more" if len(keys) > count else ""
+    return ", ".join(keys[:count]) + more
+
+
+def parse_normalize(text: str, channels: int) -> tuple[list[float], list[float]]:
+    """'mean,std' (one pair for every channel) or 'm1,...,mC,s1,...,sC' -> (means, stds)."""
+    try:
+        values = [float(part) for part in text.split(",")]
+    except ValueError:
+        raise ModelError(
+            f"--normalize takes numbers mean,std (or {channels} means then {channels} stds), "
+            f"got {text!r}"
+        ) from None
+    if len(values) == 2:
+        means, stds = [values[0]] * channels, [values[1]] * channels
+    elif len(values) == 2 * channels:
+        means, stds = values[:channels], values[channels:]
+    else:
+        raise ModelError(
+            f"--normalize takes 2 numbers (mean,std) or {2 * channels} ({channels} means then "
+            f"{channels} stds) for {channels}-channel images, got {len(values)}"
+        )
+    if not all(s > 0 for s in stds):
+        raise ModelError(f"--normalize: every std must be > 0, got {stds}")
+    return means, stds
+
+
+def with_normalization(model: nn.Module, mean: list[float], std: list[float]) -> nn.Module:
+    """`model` with inputs normalised by (x - mean) / std first, for a model that expects
+    normalised images: attacks and corruptions then work on [0, 1] pixels. Runs as a forward
+    pre-hook, so the model's modules, their names and its state dict stay as they are (a
+    submodule would be run by an nn.Sequential); the statistics follow the input's device."""
+    normalizer = Normalize(mean, std)
+
+    def normalize(module: nn.Module, args: tuple) -> tuple:
+        return (normalizer.to(args[0].device)(args[0]), *args[1:])
+
+    model.register_forward_pre_hook(normalize)
+    return model
+
+
+def user_model(
+    spec: str,
+    weights: Path | None,
+    normalize: str | None,
+    data: DataSplits,
+    layers: tuple[str, ...] | None = None,
+) -> nn.Module:
+    """The model of `spec` (module:factory or a registered name) with `weights` loaded and
+    `normalize` in front, in eval mode, checked on two test images of `data`; `layers` must
+    name modules of it."""
+    if ":" in spec:
+        model = import_model(spec)
+    else:
+        model = create_model(spec, data.num_classes, data.in_channels)
+    if weights is not None:
+        load_weights(model, weights)
+    if normalize is not None:
+        mean, std = parse_normalize(normalize, data.in_channels)
+        model = with_normalization(model, mean, std)
+    check_layers(model, layers, "selectivity_layers")
+    model.eval()
+    x, _ = data.test.batch(slice(0, 2))
+    try:
+        with torch.no_grad():
+            logits = model(x)
+    except Exception as error:
+        raise ModelError(
+            f"{spec} fails on {data.name} images of shape {tuple(x.shape[1:])}: {one_line(error)}"
+        ) from None
+    if not isinstance(logits, Tensor) or logits.ndim != 2 or logits.shape[1] < data.num_classes:
+        shape = tuple(logits.shape) if isinstance(logits, Tensor) else type(logits).__name__
+        raise ModelError(
+            f"{spec} must return logits (N, {data.num_classes}) for {data.name}, got {shape}"
+        )
+    return model
+
+
+def _data(keys: Mapping[str, Any]) -> tuple[TrainConfig, DataSplits]:
+    config = build(TrainConfig, keys)
+    return config, load_dataset(config.dataset, config.data_dir, config.seed, config.image_size)
+
+
+def measure_run(
+    run_dir: Path, split: str, checkpoint: str, keys: Mapping[str, Any]
+) -> tuple[pd.DataFrame, Path]:
+    """The per-unit table of a run's checkpoint (best or last) on a split of its data, written
+    to RUN_DIR/selectivity.parquet (selectivity-<split>.parquet for val and train)."""
+    config = build(TrainConfig, to_dict(read_config(run_dir)), keys)
+    target = resolve_device(config.device)
+    _, model, state = load_model(run_dir, checkpoint, target)
+    check_layers(model, config.selectivity_layers, "selectivity_layers")
+    data = load_dataset(config.dataset, config.data_dir, config.seed, config.image_size)
+    check_data(state, data, Path(run_dir) / f"checkpoint_{checkpoint}.pt")
+    table = _measure(model, data, split, config, target)
+    # One file per split, so measuring val never replaces the test table the papers report.
+    name = "selectivity.parquet" if split == "test" else f"selectivity-{split}.parquet"
+    return table, _write(table, Path(run_dir) / name)
+
+
+def measure_user(
+    spec: str,
+    weights: Path | None,
+    normalize: str | None,
+    split: str,
+    keys: Mapping[str, Any],
+    out: Path | None,
+) -> tuple[pd.DataFrame, Path | None]:
+    """The per-unit table of a user's model on a split of the data `keys` name (dataset,
+    data_dir, image_size), written to OUT/selectivity.parquet when `out` is given."""
+    config, data = _data(keys)
+    model = user_model(spec, weights, normalize, data, config.selectivity_layers)
+    model = model.to(resolve_device(config.device))
+    table = _measure(model, data, split, config, resolve_device(config.device))
+    name = "selectivity.parquet" if split == "test" else f"selectivity-{split}.parquet"
+    return table, _write(table, out / name) if out is not None else None
+
+
+def _measure(
+    model: nn.Module, data: DataSplits, split: str, config: TrainConfig, device: torch.device
+) -> pd.DataFrame:
+    with warnings.catch_warnings():
+        # The command prints the table's notes, which say the same in one line.
+        warnings.simplefilter("ignore", FunctionalReluWarning)
+        return measure_model(
+            model,
+            getattr(data, split),
+            num_classes=data.num_classes,
+            layers=config.selectivity_layers,
+            batch_size=config.eval_batch_size,
+            device=device,
+            split=split,
+        )
+
+
+def _write(table: pd.DataFrame, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as temporary:
+        table.to_parquet(temporary, index=False)
+    return path
+
+
+def evaluate_user(
+    spec: str,
+    weights: Path | None,
+    normalize: str | None,
+    data_keys: Mapping[str, Any],
+    config: EvalConfig,
+    out: Path | None,
+    progress: bool,
+) -> pd.DataFrame:
+    """The evaluation table of a user's model on the test split of the data `data_keys` name;
+    with `out`, written to OUT/evaluation.parquet with its parts (resumable)."""
+    train_config, data = _data(data_keys)
+    device = resolve_device(train_config.device)
+    model = user_model(spec, weights, normalize, data, train_config.selectivity_layers)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FunctionalReluWarning)  # a note in the table says it
+        return evaluate_model(
+            model,
+            data,
+            config,
+            out_dir=out,
+            layers=train_config.selectivity_layers,
+            batch_size=train_config.eval_batch_size,
+            seed=train_config.seed,
+            device=device,
+            dataset=train_config.dataset,
+            progress=progress,
+        )
