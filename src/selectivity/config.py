@@ -125,6 +125,16 @@ class EvalConfig:
     # Samples for Jacobian, gradient variability, dimensionality; "all": the whole test set.
     # Dimensionality is capped by (N - 1) / D, so N matters: rows carry it.
     analysis_samples: int | str = 1000
+    # AutoAttack (pyautoattack): standard (deterministic models) | rand (randomised models) | off
+    autoattack_version: str = "standard"
+    autoattack_attacks: tuple[str, ...] | None = None  # None: the version's ensemble, in order
+    autoattack_eps: tuple[float, ...] | None = None  # L-inf radii; None: pgd_eps only
+    autoattack_samples: int | None = None  # images of the max_samples subset; None: all of them
+    autoattack_iterations: int = 100  # APGD and FAB iterations per run (the package's 100)
+    autoattack_target_classes: int = 9  # APGD-T and FAB-T target classes (capped at classes - 1)
+    autoattack_square_queries: int = 5000  # Square's queries per image (the package's 5000)
+    # A large radius where accuracy must approach 0 (masking flag large_eps); None: no such run.
+    masking_eps: float | None = 0.5
 
     def __post_init__(self) -> None:
         _check(
@@ -147,6 +157,7 @@ class EvalConfig:
             f"analysis_samples must be an integer >= 2 or all, got {self.analysis_samples!r}",
         )
         _check(1 <= self.dimensionality_severity <= 5, "dimensionality_severity must be in 1..5")
+        self._check_autoattack()
         from selectivity.corruptions.tables import CORRUPTIONS, TABLES
 
         for name in (*(self.corruptions or ()), self.dimensionality_corruption):
@@ -161,6 +172,32 @@ class EvalConfig:
         _check(
             self.corruption_table is None or self.corruption_table in TABLES,
             f"unknown corruption_table {self.corruption_table!r}; known: {', '.join(TABLES)}",
+        )
+
+    def _check_autoattack(self) -> None:
+        from selectivity.worstcase import ATTACKS, VERSIONS
+
+        versions = (*VERSIONS, "off")
+        _check(
+            self.autoattack_version in versions,
+            f"autoattack_version must be one of {', '.join(versions)}, got {self.autoattack_version!r}",
+        )
+        unknown = sorted(set(self.autoattack_attacks or ()) - set(ATTACKS))
+        _check(not unknown, f"unknown autoattack_attacks {unknown}; known: {', '.join(ATTACKS)}")
+        _check(
+            self.autoattack_attacks is None or len(self.autoattack_attacks) > 0,
+            "autoattack_attacks names none (none: the version's ensemble)",
+        )
+        radii = (*(self.autoattack_eps or ()), self.masking_eps or 0.0)
+        _check(all(0 <= e <= 1 for e in radii), "autoattack_eps and masking_eps must be in [0, 1]")
+        _check(
+            self.autoattack_samples is None or self.autoattack_samples >= 1,
+            "autoattack_samples must be >= 1 (none: all max_samples images)",
+        )
+        _check(
+            min(self.autoattack_iterations, self.autoattack_target_classes) >= 1
+            and self.autoattack_square_queries >= 1,
+            "autoattack_iterations, autoattack_target_classes, autoattack_square_queries must be >= 1",
         )
 
     def pgd_step(self, steps: int) -> float:
@@ -182,6 +219,12 @@ EVAL_SUITES: dict[str, dict[str, Any]] = {
         "fgsm_eps": (0.0, 1 / 255, 4 / 255, 8 / 255),
         "pgd_steps": (0, 1, 5, 25),
         "gradient_max_units": 8,
+        # AutoAttack's white-box half (no FAB-T, no Square) with a quarter of its iterations and
+        # 3 target classes, on 200 images: ~1/20 of the standard version's gradient evaluations.
+        "autoattack_attacks": ("apgd-ce", "apgd-t"),
+        "autoattack_samples": 200,
+        "autoattack_iterations": 25,
+        "autoattack_target_classes": 3,
     },
 }
 

@@ -30,7 +30,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from selectivity import attacks, corruptions, schema, stability
+from selectivity import attacks, corruptions, masking, schema, stability, worstcase
 from selectivity.config import EvalConfig, TrainConfig, build, suite_defaults, to_dict
 from selectivity.corruptions.store import follows_test_order, open_corrupted, stored_corruptions
 from selectivity.data import DataError, DataSplits, ImageSet, load_dataset
@@ -249,7 +249,7 @@ def evaluate_model(
     run_dir = Path(run_dir)
     remove_stale_temporaries(run_dir)  # of a run or an evaluation killed while writing
     model.eval()
-    context = _Context.of(model, data, config, train_config, best, device, progress)
+    context = _Context.of(model, data, config, train_config, best, device, progress, run_dir)
     parts = _Parts(
         run_dir,
         {
@@ -307,6 +307,7 @@ class _Context:
     val_accuracy: float
     test: ImageSet
     analysis: ImageSet
+    folder: Path  # RUN_DIR/evaluation: where a part keeps its own state (AutoAttack's)
 
     @classmethod
     def of(
@@ -318,6 +319,7 @@ class _Context:
         best: dict[str, Any],
         device: torch.device,
         progress: bool,
+        run_dir: Path,
     ) -> _Context:
         return cls(
             model=model,
@@ -332,6 +334,7 @@ class _Context:
             val_accuracy=best.get("val_accuracy", math.nan),
             test=data.test.subset(_sample_indices(len(data.test), config.max_samples)),
             analysis=data.test.subset(_sample_indices(len(data.test), config.analysis_samples)),
+            folder=run_dir / "evaluation",
         )
 
     def generator(self) -> torch.Generator:
@@ -522,6 +525,7 @@ _PARTS: tuple[tuple[str, Callable[[_Context], Rows] | None], ...] = (
     ("corruption", None),
     ("fgsm", _fgsm),
     ("pgd", _pgd_rows),
+    ("autoattack", worstcase.autoattack_rows),
     ("jacobian", _jacobian),
     ("gradients", _gradients),
     ("dimensionality", _dimensionality),
@@ -573,7 +577,7 @@ def _derived_rows(table: pd.DataFrame, clean_accuracy: float | None = None) -> l
     for attack in ("fgsm", "pgd"):
         for _, row in table[table["metric"] == f"{attack}_accuracy"].iterrows():
             rows.append(_row(f"{attack}_accuracy_relative", relative(row["value"]), **keys(row)))
-    return rows
+    return rows + masking.flag_rows(table)
 
 
 def _pixels(value: float) -> str:
@@ -588,6 +592,7 @@ def summarise_evaluation(table: pd.DataFrame) -> list[str]:
         *_headline_lines(table),
         *_fgsm_lines(table),
         *_pgd_lines(table),
+        *masking.flag_lines(table),
         *_dimensionality_lines(table),
     ]
 
