@@ -91,7 +91,7 @@ def test_plain_network_is_not_flagged(trained, tmp_path):
         "autoattack_below_pgd": 0.0,
         "large_eps": 0.0,
         "fgsm_stronger": 0.0,
-        "pgd_loss_flat": 0.0,
+        "flat_loss": 0.0,
     }
     assert math.isnan(flags["square_stronger"].value)  # the quick suite runs no Square
     assert "Square did not run" in flags["square_stronger"].reason
@@ -117,7 +117,7 @@ def test_saturated_network_is_flagged_and_autoattack_still_breaks_it(trained, tm
     assert ensemble < clean - 0.3
     flags = _flags(table)
     assert flags["autoattack_below_pgd"].value == 1.0
-    assert flags["pgd_loss_flat"].value == 1.0
+    assert flags["flat_loss"].value == 1.0
     assert "AutoAttack" in flags["autoattack_below_pgd"].reason
     assert _value(table, "masking_autoattack_below_pgd") == 1.0
     lines = masking.flag_lines(table)
@@ -216,7 +216,7 @@ def test_flags_by_hand():
     assert math.isnan(flags["fgsm_stronger"].value)
     assert flags["square_stronger"].value == 1.0  # 0.12 -> 0.10 > 0.002
     assert flags["large_eps"].value == 1.0 and "APGD-CE 0.250" in flags["large_eps"].reason
-    assert flags["pgd_loss_flat"].value == 1.0  # rise 0.005 < 0.01 nats
+    assert flags["flat_loss"].value == 1.0  # rise 0.005 < 0.01 nats
     # With a step that reaches eps, the same numbers are flagged.
     reach = [
         {**r, "step_size": eps / 10} if r["metric"].startswith(("pgd", "masking_pgd")) else r

@@ -18,7 +18,7 @@ evaluating adversarial robustness") and AutoAttack's own checks; thresholds are 
   APGD-CE's alone, stays above LARGE_EPS_CHANCE_FACTOR x chance accuracy.
 - fgsm_stronger: FGSM accuracy more than FGSM_MARGIN below PGD's (most steps) at PGD's eps;
   not testable when PGD cannot reach its eps.
-- pgd_loss_flat: PGD's mean cross-entropy (over the images correct before the attack) after its
+- flat_loss: PGD's mean cross-entropy (over the images correct before the attack) after its
   last step exceeds the clean value by less than LOSS_RISE nats.
 """
 
@@ -181,7 +181,7 @@ def _fgsm_stronger(table: pd.DataFrame) -> tuple[float, str]:
     return float(slow - fast > FGSM_MARGIN), words
 
 
-def _pgd_loss_flat(table: pd.DataFrame) -> tuple[float, str]:
+def _flat_loss(table: pd.DataFrame) -> tuple[float, str]:
     losses = _rows(table, "masking_pgd_loss")
     last = _last_step(losses)
     clean = losses[losses["steps"].astype("Float64") == 0]
@@ -205,7 +205,7 @@ FLAGS: dict[str, tuple[str, Callable[[pd.DataFrame], tuple[float, str]]]] = {
     "square_stronger": ("black-box Square stronger than the white-box attacks", _square_stronger),
     "large_eps": ("accuracy does not approach 0 at a large eps", _large_eps),
     "fgsm_stronger": ("FGSM stronger than PGD at the same eps", _fgsm_stronger),
-    "pgd_loss_flat": ("PGD loss does not rise with steps", _pgd_loss_flat),
+    "flat_loss": ("PGD loss does not rise with steps", _flat_loss),
 }
 
 

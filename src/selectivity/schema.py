@@ -74,7 +74,7 @@ METRICS = {
     "masking_square_stronger": "flag: Square beats the white-box attacks (1 / 0 / NaN)",
     "masking_large_eps": "flag: accuracy stays high at eps >= 0.5 (1 / 0 / NaN)",
     "masking_fgsm_stronger": "flag: FGSM beats PGD at PGD's eps (1 / 0 / NaN)",
-    "masking_pgd_loss_flat": "flag: PGD's loss does not rise with steps (1 / 0 / NaN)",
+    "masking_flat_loss": "flag: PGD's loss does not rise with steps (1 / 0 / NaN)",
 }
 
 
