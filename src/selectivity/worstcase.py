@@ -43,7 +43,7 @@ from selectivity.config import ConfigError, EvalConfig
 from selectivity.data import ImageSet
 from selectivity.models import eval_mode
 
-__all__ = ["ATTACKS", "VERSIONS", "autoattack_rows", "pgd_trace", "robust_flags"]
+__all__ = ["ATTACKS", "VERSIONS", "autoattack_rows", "pgd_trace", "robust_flags", "run_chain"]
 
 # Each version's ensemble, in the order the package runs it.
 VERSIONS: dict[str, tuple[str, ...]] = {
@@ -98,22 +98,46 @@ def autoattack_rows(c: WorstCaseContext) -> Rows:
     with eval_mode(c.model):
         clean = _predict(c.model, x, c.batch) == y
     rows = [_row("autoattack_accuracy", clean.float().mean().item(), eps=0.0, **keys)]
-    folder = c.folder / "autoattack"
-    folder.mkdir(parents=True, exist_ok=True)
     radii = eps_values(config)
     for eps in tqdm(radii, desc="autoattack", disable=not c.progress, leave=False):
-        flags = clean.clone()
-        for attack in order:
-            survivors = flags.nonzero().flatten()
-            if len(survivors):
-                state = folder / f"eps{eps:.6g}-{attack}.json"
-                step = robust_flags(c.model, x[survivors], y[survivors], eps, attack, config, state, c.seed, c.batch)
-                flags[survivors] = step.to(flags.device)
-            accuracy = flags.float().mean().item()
+        folder = c.folder / "autoattack"
+        after = run_chain(c.model, x, y, clean, eps, order, config, folder, c.seed, c.batch)
+        for attack, accuracy in after.items():
             rows.append(_row(f"autoattack_accuracy_{attack}", accuracy, eps=eps, **keys))
-        rows.append(_row("autoattack_accuracy", flags.float().mean().item(), eps=eps, **keys))
+        rows.append(_row("autoattack_accuracy", list(after.values())[-1], eps=eps, **keys))
     rows += _pgd_rows(c, images, keys)
     return rows
+
+
+def run_chain(
+    model: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    clean: Tensor,
+    eps: float,
+    order: Sequence[str],
+    config: EvalConfig,
+    folder: Path,
+    seed: int,
+    batch: int,
+) -> dict[str, float]:
+    """The attacks of `order`, each on the images the ones before left correct, at radius eps.
+
+    x (N, C, H, W) in [0, 1], y (N,), clean (N,) bool: correct before any attack. Returns
+    attack -> accuracy over all N images after it (cumulative); state files go to `folder`.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    flags, after = clean.clone(), {}
+    for attack in order:
+        survivors = flags.nonzero().flatten()
+        if len(survivors):
+            state = folder / f"eps{eps:.6g}-{attack}.json"
+            step = robust_flags(
+                model, x[survivors], y[survivors], eps, attack, config, state, seed, batch
+            )
+            flags[survivors] = step.to(flags.device)
+        after[attack] = flags.float().mean().item()
+    return after
 
 
 def _row(metric: str, value: float, **keys: Any) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from selectivity.report.checks import (
 from selectivity.report.claims import MIN_ALPHAS, MIN_SAMPLES, MIN_TRIALS, SOURCES, evaluate_claims
 from selectivity.report.figures import FIGURES, FigureSpec
 from selectivity.report.plotting import _alphas, _figure_of
+from selectivity.report.worstcase import WORST_CASE_FIGURES, masked_html
 from selectivity.report.stats import (
     N_RESAMPLES,
     _appearance,
@@ -177,6 +178,7 @@ def write_report(
         *_head_html(table, n_resamples),
         _claims_html(claims),
         _collapse_html(collapse),
+        masked_html(table),
         "<p class='src'>Sources: "
         + "; ".join(f"{html.escape(k)} = {html.escape(v)}" for k, v in SOURCES.items())
         + ".</p>",
@@ -202,7 +204,7 @@ def _draw_figures(
     """Every figure the table allows, written to folder/<name>.png: ([(spec, caption, base64
     PNG)], [(name, why skipped)])."""
     figures, skipped = [], []
-    for spec in FIGURES:
+    for spec in (*FIGURES, *WORST_CASE_FIGURES):
         try:
             drawn = spec.draw(table)
             caption = spec.caption(table)
