@@ -72,9 +72,9 @@ def main() -> None:
 
         demo = {k: v for k, v in SWEEP_PRESETS["demo"].items() if k.startswith("autoattack")}
         settings: list[tuple[str, EvalConfig]] = [
-            ("AutoAttack standard (package defaults)", eval_config("full")),
             ("AutoAttack quick suite", eval_config("quick")),
-            (f"AutoAttack demo preset {demo}", eval_config("full", demo)),
+            ("AutoAttack demo preset", eval_config("full", demo)),
+            ("AutoAttack standard (package defaults)", eval_config("full")),
         ]
         for index, (name, eval_settings) in enumerate(settings):
             order = eval_settings.autoattack_attacks or VERSIONS[eval_settings.autoattack_version]
@@ -90,8 +90,7 @@ def main() -> None:
             )
             steps = ", ".join(f"{attack} {value:.3f}" for attack, value in after.items())
             print(f"    after each attack: {steps}")
-        if len(settings[2][0]) > 44:
-            print(f"\n  demo preset: {demo}")
+        print(f"\n  demo preset: {demo}")
 
 
 if __name__ == "__main__":

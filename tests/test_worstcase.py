@@ -6,7 +6,6 @@ import math
 
 import pandas as pd
 import pytest
-import torch
 from torch import nn
 
 from selectivity import masking
@@ -121,7 +120,9 @@ def test_saturated_network_is_flagged_and_autoattack_still_breaks_it(trained, tm
     assert "AutoAttack" in flags["autoattack_below_pgd"].reason
     assert _value(table, "masking_autoattack_below_pgd") == 1.0
     lines = masking.flag_lines(table)
-    assert any(line.startswith("masking autoattack_below_pgd") and "FLAGGED" in line for line in lines)
+    assert any(
+        line.startswith("masking autoattack_below_pgd") and "FLAGGED" in line for line in lines
+    )
 
 
 def test_interrupted_autoattack_resumes_to_the_same_numbers(trained, tmp_path, monkeypatch):
@@ -199,7 +200,14 @@ def test_flags_by_hand():
         {"metric": "fgsm_accuracy", "eps": eps, "value": 0.30},
         {"metric": "pgd_accuracy", "eps": eps, "steps": 0, "step_size": 1e-4, "value": 0.9},
         {"metric": "pgd_accuracy", "eps": eps, "steps": 50, "step_size": 1e-4, "value": 0.8},
-        {"metric": "masking_pgd_accuracy", "eps": eps, "steps": 50, "step_size": 1e-4, "samples": 100, "value": 0.8},
+        {
+            "metric": "masking_pgd_accuracy",
+            "eps": eps,
+            "steps": 50,
+            "step_size": 1e-4,
+            "samples": 100,
+            "value": 0.8,
+        },
         {"metric": "masking_pgd_loss", "eps": eps, "steps": 0, "step_size": 1e-4, "value": 0.2},
         {"metric": "masking_pgd_loss", "eps": eps, "steps": 50, "step_size": 1e-4, "value": 0.205},
         {"metric": "autoattack_accuracy", "eps": eps, "value": 0.10},

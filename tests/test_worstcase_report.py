@@ -35,7 +35,8 @@ def _sweep(aa_sign: float = 1.0, masked=(10.0, 2)) -> pd.DataFrame:
             loss_end = 2.0
             if (alpha, seed) == masked:
                 pgd, aa, loss_end = 0.95, 0.05, 0.0
-            def add(metric, value, **keys):
+
+            def add(metric, value, alpha=alpha, seed=seed, **keys):
                 rows.append({"alpha": alpha, "seed": seed, "metric": metric, "value": value,
                              "split": "test", "samples": 400, **keys})  # fmt: skip
 
@@ -104,4 +105,7 @@ def test_report_has_the_figure_and_the_flags(tmp_path):
     path = write_report(_sweep(), tmp_path, n_resamples=100)
     text = path.read_text()
     assert "Gradient-masking flags (1 of 15 networks flagged)" in text
-    assert "id='pgd_vs_autoattack'" in text and (tmp_path / "figures" / "pgd_vs_autoattack.png").exists()
+    assert (
+        "id='pgd_vs_autoattack'" in text
+        and (tmp_path / "figures" / "pgd_vs_autoattack.png").exists()
+    )

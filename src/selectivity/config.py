@@ -333,6 +333,13 @@ SWEEP_PRESETS: dict[str, dict[str, Any]] = {
         "pgd_steps": (0, 1, 2, 5, 10, 25),
         "gradient_max_units": 16,
         "analysis_samples": 359,
+        # AutoAttack's white-box half plus a short Square (so the Square check can be tested),
+        # at 8/255 and 0.5, on 200 images: benchmarks/autoattack.py measures its cost.
+        "autoattack_attacks": ("apgd-ce", "apgd-t", "square"),
+        "autoattack_samples": 200,
+        "autoattack_iterations": 25,
+        "autoattack_target_classes": 3,
+        "autoattack_square_queries": 500,
     },
     "resnet20-cifar10": {
         **TRAIN_PRESETS["resnet20-cifar10"],

@@ -29,6 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 __all__ = [
@@ -84,7 +85,7 @@ def _last_step(rows: pd.DataFrame) -> pd.Series | None:
     rows = rows[rows["steps"].astype("Float64") > 0]
     if not len(rows):
         return None
-    return rows.loc[rows["steps"].astype(float).idxmax()]
+    return rows.iloc[int(np.argmax(rows["steps"].astype(float).to_numpy()))]
 
 
 def _reach(row: pd.Series) -> str | None:
@@ -109,7 +110,10 @@ def _autoattack_below_pgd(table: pd.DataFrame) -> tuple[float, str]:
     unreachable = _reach(pgd)
     if unreachable:
         return math.nan, unreachable
-    aa, gap = float(ensemble["value"].iloc[0]), float(pgd["value"]) - float(ensemble["value"].iloc[0])
+    aa, gap = (
+        float(ensemble["value"].iloc[0]),
+        float(pgd["value"]) - float(ensemble["value"].iloc[0]),
+    )
     words = (
         f"AutoAttack {aa:.3f} vs PGD-{int(pgd['steps'])} {float(pgd['value']):.3f} at eps "
         f"{_eps_text(eps)} (N={int(pgd['samples'])}): {gap:+.3f} for PGD, threshold "
@@ -186,7 +190,10 @@ def _flat_loss(table: pd.DataFrame) -> tuple[float, str]:
     last = _last_step(losses)
     clean = losses[losses["steps"].astype("Float64") == 0]
     if last is None or not len(clean):
-        return math.nan, "no PGD loss at 0 steps and after > 0 steps (autoattack part off or absent)"
+        return (
+            math.nan,
+            "no PGD loss at 0 steps and after > 0 steps (autoattack part off or absent)",
+        )
     start, end = float(clean["value"].iloc[0]), float(last["value"])
     if math.isnan(start) or math.isnan(end):
         return math.nan, "no image classified correctly before PGD: no loss to follow"

@@ -27,7 +27,7 @@ import json
 import logging
 import math
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
@@ -63,14 +63,22 @@ Rows = list[dict[str, Any]]
 class WorstCaseContext(Protocol):
     """What the part reads of evaluation's context (`evaluate._Context` is one)."""
 
-    model: nn.Module
-    config: EvalConfig
-    device: torch.device
-    progress: bool
-    batch: int
-    seed: int
-    test: ImageSet
-    folder: Path
+    @property
+    def model(self) -> nn.Module: ...
+    @property
+    def config(self) -> EvalConfig: ...
+    @property
+    def device(self) -> torch.device: ...
+    @property
+    def progress(self) -> bool: ...
+    @property
+    def batch(self) -> int: ...
+    @property
+    def seed(self) -> int: ...
+    @property
+    def test(self) -> ImageSet: ...
+    @property
+    def folder(self) -> Path: ...
 
 
 def eps_values(config: EvalConfig) -> list[float]:
@@ -321,8 +329,7 @@ def pgd_trace(
                 correct[k] += int((logits.argmax(1) == y).sum())
                 loss = F.cross_entropy(logits[start], y[start], reduction="sum")
                 loss_sum[k] += float(loss)
-        iterates.close()  # restores the model's mode flags now, not when collected
+        if isinstance(iterates, Generator):
+            iterates.close()  # restores the model's mode flags now, not when collected
     n = len(images)
-    return {
-        k: (correct[k] / n, loss_sum[k] / attacked if attacked else math.nan) for k in wanted
-    }
+    return {k: (correct[k] / n, loss_sum[k] / attacked if attacked else math.nan) for k in wanted}

@@ -25,7 +25,6 @@ from selectivity.report.checks import (
 from selectivity.report.claims import MIN_ALPHAS, MIN_SAMPLES, MIN_TRIALS, SOURCES, evaluate_claims
 from selectivity.report.figures import FIGURES, FigureSpec
 from selectivity.report.plotting import _alphas, _figure_of
-from selectivity.report.worstcase import WORST_CASE_FIGURES, masked_html
 from selectivity.report.stats import (
     N_RESAMPLES,
     _appearance,
@@ -34,6 +33,7 @@ from selectivity.report.stats import (
     load_results,
     summary_table,
 )
+from selectivity.report.worstcase import WORST_CASE_FIGURES, masked_html
 from selectivity.schema import TRIAL
 
 if TYPE_CHECKING:

@@ -183,7 +183,9 @@ def masked_html(table: pd.DataFrame) -> str:
         "cannot reach its ε (steps × step size &lt; ε).</p>",
     ]
     if len(flagged):
-        lines.append("<table><thead><tr><th>trial</th><th>flag</th><th>why</th></tr></thead><tbody>")
+        lines.append(
+            "<table><thead><tr><th>trial</th><th>flag</th><th>why</th></tr></thead><tbody>"
+        )
         for _, row in flagged.iterrows():
             lines.append(
                 f"<tr><td>{html.escape(_trial_text(row, _trial_columns(table)))}</td>"
