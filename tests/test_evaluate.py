@@ -208,6 +208,7 @@ def test_cli_evaluate_prints_a_summary(run_dir, run_cli):
     assert "clean accuracy" in out and "PGD accuracy" in out and "evaluation.parquet" in out
     assert "step 0.0157 (4/255)" in out and "the eps-ball binds" in out and "step = eps" in out
     assert "mu_SI over live units" in out and "N=60: cap" in out
+    assert "masking autoattack_below_pgd" in out and "masking flat_loss" in out
     code, _, err = run_cli("evaluate", run_dir, "--set", "epochs=3")
     assert code == 2 and "evaluation keys" in err
 
