@@ -155,6 +155,21 @@ def test_interrupted_autoattack_resumes_to_the_same_numbers(trained, tmp_path, m
     assert kept.stat().st_mtime_ns == stamp
 
 
+def test_the_callers_tracer_survives_the_package(trained, tmp_path):
+    import sys
+
+    def tracer(frame, event, arg):
+        return None
+
+    previous = sys.gettrace()
+    sys.settrace(tracer)
+    try:
+        _evaluate(trained, trained[1].model, tmp_path, masking_eps=None)
+        assert sys.gettrace() is tracer
+    finally:
+        sys.settrace(previous)
+
+
 def test_autoattack_off_and_bad_keys(trained, tmp_path):
     table = _evaluate(trained, trained[1].model, tmp_path, autoattack_version="off")
     assert not table["metric"].str.startswith("autoattack").any()

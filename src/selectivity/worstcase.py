@@ -264,14 +264,19 @@ class _Collect(logging.Handler):
 def _quiet() -> Iterator[None]:
     """The package logs through the `auto-attack` logger (its own checks warn there: zero
     gradients, a randomised model under `standard`, Square beating the white-box attacks);
-    each distinct warning is printed once as `autoattack: ...` on stderr, nothing else."""
+    each distinct warning is printed once as `autoattack: ...` on stderr, nothing else.
+
+    Its check for dynamic defences ends with sys.settrace(None), which would switch off a
+    tracer running in this thread (coverage, a debugger): the caller's tracer is put back."""
     logger = logging.getLogger("auto-attack")
     handler, propagate = _Collect(), logger.propagate
     logger.addHandler(handler)
     logger.propagate = False
+    tracer = sys.gettrace()
     try:
         yield
     finally:
+        sys.settrace(tracer)
         logger.removeHandler(handler)
         logger.propagate = propagate
         for message in handler.messages:
