@@ -4,6 +4,7 @@ import pandas as pd
 import pytest
 import torch
 
+from selectivity import masking
 from selectivity.config import ConfigError, TrainConfig, build, parse_assignments, train_preset
 from selectivity.evaluate import eval_config, evaluate
 from selectivity.metrics import pca_dimensionality
@@ -64,6 +65,13 @@ def test_evaluation_table_has_every_metric(run_dir):
         "dimensionality_corruption",
         "dimensionality_adversarial",
         "dimensionality_cap",
+        # the quick suite's AutoAttack (APGD-CE, APGD-T) and the masking flags
+        "autoattack_accuracy",
+        "autoattack_accuracy_apgd-ce",
+        "autoattack_accuracy_apgd-t",
+        "masking_pgd_accuracy",
+        "masking_pgd_loss",
+        *(f"masking_{name}" for name in masking.FLAGS),
     }
     corrupted = table[table["metric"] == "corruption_accuracy"]
     assert len(corrupted) == 3 * 5 and corrupted["value"].between(0, 1).all()
@@ -94,7 +102,12 @@ def test_evaluation_table_has_every_metric(run_dir):
     assert fgsm_relative.loc[4 / 255] == pytest.approx(fgsm.loc[4 / 255] / fgsm.loc[0.0])
 
     # Every row says what produced it.
-    assert table["split"].notna().sum() == len(table) - 1  # all but chance_accuracy
+    flag_rows = table["metric"].str.startswith("masking_") & ~table["metric"].str.startswith(
+        "masking_pgd"
+    )
+    assert flag_rows.sum() == len(masking.FLAGS)
+    # all but chance_accuracy and the flags (read from other rows)
+    assert table["split"].notna().sum() == len(table) - 1 - len(masking.FLAGS)
     assert (table.loc[table["metric"] == "val_accuracy", "split"] == "val").all()
     assert table.loc[table["metric"] == "chance_accuracy", "value"].item() == 0.1
     assert (table.loc[table["metric"] == "test_accuracy", "samples"] == 359).all()
@@ -196,6 +209,7 @@ def test_cli_evaluate_prints_a_summary(run_dir, run_cli):
     assert "clean accuracy" in out and "PGD accuracy" in out and "evaluation.parquet" in out
     assert "step 0.0157 (4/255)" in out and "the eps-ball binds" in out and "step = eps" in out
     assert "mu_SI over live units" in out and "N=60: cap" in out
+    assert "masking autoattack_below_pgd" in out and "masking flat_loss" in out
     code, _, err = run_cli("evaluate", run_dir, "--set", "epochs=3")
     assert code == 2 and "evaluation keys" in err
 

@@ -268,6 +268,27 @@ class EvalConfig:
     analysis_samples: int | str = _key(
         1000, "test images for Jacobian, gradient variability, dimensionality; or all"
     )
+    # AutoAttack (pyautoattack): the `autoattack` evaluation part and the masking flags.
+    autoattack_version: str = _key(
+        "standard", "AutoAttack: standard (deterministic models), rand (randomised) or off"
+    )
+    autoattack_attacks: tuple[str, ...] | None = _key(
+        None, "AutoAttack attacks, in order; none: the version's ensemble"
+    )
+    autoattack_eps: tuple[float, ...] | None = _key(
+        None, "AutoAttack L-inf radii, [0, 1] pixel units; none: pgd_eps only"
+    )
+    autoattack_samples: int | None = _key(
+        None, "AutoAttack images, drawn from the max_samples subset; none: all of them"
+    )
+    autoattack_iterations: int = _key(100, "APGD and FAB iterations per run (the package's 100)")
+    autoattack_target_classes: int = _key(
+        9, "APGD-T and FAB-T target classes (capped at classes - 1)"
+    )
+    autoattack_square_queries: int = _key(5000, "Square's queries per image (the package's 5000)")
+    masking_eps: float | None = _key(
+        0.5, "large radius where accuracy must approach 0 (masking flag large_eps); none: no run"
+    )
 
     def __post_init__(self) -> None:
         _check(
@@ -290,6 +311,7 @@ class EvalConfig:
             f"analysis_samples must be an integer >= 2 or all, got {self.analysis_samples!r}",
         )
         _check(1 <= self.dimensionality_severity <= 5, "dimensionality_severity must be in 1..5")
+        self._check_autoattack()
         from selectivity.corruptions.tables import CORRUPTIONS, TABLES
 
         for name in (*(self.corruptions or ()), self.dimensionality_corruption):
@@ -304,6 +326,32 @@ class EvalConfig:
         _check(
             self.corruption_table is None or self.corruption_table in TABLES,
             f"unknown corruption_table {self.corruption_table!r}; known: {', '.join(TABLES)}",
+        )
+
+    def _check_autoattack(self) -> None:
+        from selectivity.worstcase import ATTACKS, VERSIONS
+
+        versions = (*VERSIONS, "off")
+        _check(
+            self.autoattack_version in versions,
+            f"autoattack_version must be one of {', '.join(versions)}, got {self.autoattack_version!r}",
+        )
+        unknown = sorted(set(self.autoattack_attacks or ()) - set(ATTACKS))
+        _check(not unknown, f"unknown autoattack_attacks {unknown}; known: {', '.join(ATTACKS)}")
+        _check(
+            self.autoattack_attacks is None or len(self.autoattack_attacks) > 0,
+            "autoattack_attacks names none (none: the version's ensemble)",
+        )
+        radii = (*(self.autoattack_eps or ()), self.masking_eps or 0.0)
+        _check(all(0 <= e <= 1 for e in radii), "autoattack_eps and masking_eps must be in [0, 1]")
+        _check(
+            self.autoattack_samples is None or self.autoattack_samples >= 1,
+            "autoattack_samples must be >= 1 (none: all max_samples images)",
+        )
+        _check(
+            min(self.autoattack_iterations, self.autoattack_target_classes) >= 1
+            and self.autoattack_square_queries >= 1,
+            "autoattack_iterations, autoattack_target_classes, autoattack_square_queries must be >= 1",
         )
 
     def pgd_step(self, steps: int) -> float:
@@ -325,6 +373,12 @@ EVAL_SUITES: dict[str, dict[str, Any]] = {
         "fgsm_eps": (0.0, 1 / 255, 4 / 255, 8 / 255),
         "pgd_steps": (0, 1, 5, 25),
         "gradient_max_units": 8,
+        # AutoAttack's white-box half (no FAB-T, no Square) with a quarter of its iterations and
+        # 3 target classes, on 200 images: ~1/20 of the standard version's gradient evaluations.
+        "autoattack_attacks": ("apgd-ce", "apgd-t"),
+        "autoattack_samples": 200,
+        "autoattack_iterations": 25,
+        "autoattack_target_classes": 3,
     },
 }
 
@@ -458,6 +512,13 @@ SWEEP_PRESETS: dict[str, dict[str, Any]] = {
         "pgd_steps": (0, 1, 2, 5, 10, 25),
         "gradient_max_units": 16,
         "analysis_samples": 359,
+        # The quick suite's AutoAttack (APGD-CE, APGD-T; 25 iterations, 3 targets) on 100
+        # images, at 8/255 and 0.5: ~17x PGD-25's time per image (benchmarks/autoattack.py).
+        # Square is left out: 500 queries alone cost ~50x PGD-25 per image on this tiny net.
+        "autoattack_attacks": ("apgd-ce", "apgd-t"),
+        "autoattack_samples": 100,
+        "autoattack_iterations": 25,
+        "autoattack_target_classes": 3,
     },
     "resnet20-cifar10": {
         **TRAIN_PRESETS["resnet20-cifar10"],

@@ -33,7 +33,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from selectivity import attacks, corruptions, schema, stability
+from selectivity import attacks, corruptions, masking, schema, stability, worstcase
 from selectivity.config import EvalConfig, TrainConfig, build, suite_defaults, to_dict
 from selectivity.corruptions.generate import corruption_source
 from selectivity.corruptions.store import follows_test_order, open_corrupted
@@ -267,19 +267,21 @@ def evaluate_model(
     run_dir = Path(out_dir) if out_dir is not None else None
     if run_dir is not None:
         remove_stale_temporaries(run_dir)  # of a run or an evaluation killed while writing
-    context = _Context.of(
-        model, data, test, config, layers, batch_size, seed, dataset, val_accuracy, device_,
-        progress,
-    )  # fmt: skip
     key = identity if identity is not None else _identity(model, test, layers, batch_size, seed)
     parts = _Parts(run_dir, {"eval": to_dict(config), **key, "table": _TABLE_VERSION})
     notes = [parts.replaced_note] if parts.replaced_note else []
     note = unmeasured_relu_note(model, test.images, layers)
     notes += [note] if note else []
-    # A temporary folder only for a corruption set generated without an out_dir.
-    scratch = run_dir is None and config.generate_corruptions and not clean_only
+    # Without an out_dir, a temporary folder for what parts keep while they run (a generated
+    # corruption set, AutoAttack's state files).
+    scratch = run_dir is None and not clean_only
     with tempfile.TemporaryDirectory(prefix="selectivity-") if scratch else nullcontext() as tmp:
-        frames = _run_parts(context, parts, notes, run_dir or Path(tmp or "."), clean_only)
+        work = run_dir or Path(tmp or ".")
+        context = _Context.of(
+            model, data, test, config, layers, batch_size, seed, dataset, val_accuracy, device_,
+            progress, work,
+        )  # fmt: skip
+        frames = _run_parts(context, parts, notes, work, clean_only)
     if clean_only:
         return _write_table(run_dir, frames, notes)
     # Corrupted and attacked accuracy are measured on the `max_samples` subset: normalise by
@@ -379,6 +381,7 @@ class _Context:
     whole: ImageSet
     test: ImageSet
     analysis: ImageSet
+    folder: Path  # OUT_DIR/evaluation (or a temporary one): where a part keeps its state
 
     @classmethod
     def of(
@@ -394,6 +397,7 @@ class _Context:
         val_accuracy: float | None,
         device: torch.device,
         progress: bool,
+        work: Path,
     ) -> _Context:
         whole = test.images
         return cls(
@@ -412,6 +416,7 @@ class _Context:
             whole=whole,
             test=whole.subset(_sample_indices(len(whole), config.max_samples)),
             analysis=whole.subset(_sample_indices(len(whole), config.analysis_samples)),
+            folder=work / "evaluation",
         )
 
     def generator(self) -> torch.Generator:
@@ -601,6 +606,7 @@ _PARTS: list[tuple[str, Callable[[_Context], Rows] | None]] = [
     ("corruption", None),
     ("fgsm", _fgsm),
     ("pgd", _pgd_rows),
+    ("autoattack", worstcase.autoattack_rows),
     ("jacobian", _jacobian),
     ("gradients", _gradients),
     ("dimensionality", _dimensionality),
@@ -665,4 +671,4 @@ def _derived_rows(
     for attack in ("fgsm", "pgd"):
         for _, row in table[table["metric"] == f"{attack}_accuracy"].iterrows():
             rows.append(_row(f"{attack}_accuracy_relative", relative(row["value"]), **keys(row)))
-    return rows
+    return rows + masking.flag_rows(table)

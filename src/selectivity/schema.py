@@ -76,6 +76,20 @@ METRICS = {
     "dimensionality_corruption": "the same, of clean minus corrupted activations",
     "dimensionality_adversarial": "the same, of clean minus PGD activations",
     "dimensionality_cap": "min(N - 1, D) / D: the largest dimensionality N samples can show",
+    "autoattack_accuracy": "accuracy after the whole AutoAttack ensemble at eps (eps 0: clean)",
+    "autoattack_accuracy_apgd-ce": "accuracy left after APGD-CE, cumulative (RobustBench's order)",
+    "autoattack_accuracy_apgd-dlr": "accuracy left after APGD-DLR (rand version), cumulative",
+    "autoattack_accuracy_apgd-t": "accuracy left after APGD-T (targeted DLR), cumulative",
+    "autoattack_accuracy_fab": "accuracy left after FAB (untargeted), cumulative",
+    "autoattack_accuracy_fab-t": "accuracy left after FAB-T, cumulative",
+    "autoattack_accuracy_square": "accuracy left after Square (black-box), cumulative",
+    "masking_pgd_accuracy": "accuracy under the evaluation's PGD on the AutoAttack images",
+    "masking_pgd_loss": "its mean cross-entropy (nats) over images correct before the attack",
+    "masking_autoattack_below_pgd": "flag: 1 flagged, 0 not, NaN not testable (masking.py)",
+    "masking_square_stronger": "flag: Square beats the white-box attacks (1 / 0 / NaN)",
+    "masking_large_eps": "flag: accuracy stays high at eps >= 0.5 (1 / 0 / NaN)",
+    "masking_fgsm_stronger": "flag: FGSM beats PGD at PGD's eps (1 / 0 / NaN)",
+    "masking_flat_loss": "flag: PGD's loss does not rise with steps (1 / 0 / NaN)",
 }
 
 

@@ -11,6 +11,8 @@ from typing import Any
 
 import pandas as pd
 
+from selectivity import masking
+
 __all__ = ["selectivity_lines", "summarise_evaluation"]
 
 
@@ -26,6 +28,7 @@ def summarise_evaluation(table: pd.DataFrame) -> list[str]:
         *_headline_lines(table),
         *_fgsm_lines(table),
         *_pgd_lines(table),
+        *masking.flag_lines(table),
         *_dimensionality_lines(table),
     ]
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from selectivity.masking import LARGE_EPS
 from selectivity.report.checks import Collapse, find_collapsed
 from selectivity.report.stats import (
     CONFIDENCE,
@@ -176,6 +177,8 @@ class ClaimSpec:
 
 _POSITIVE = {"eps": lambda s: s > 0}
 _PGD_POSITIVE = {"eps": lambda s: s > 0, "steps": lambda s: s > 0}
+# AutoAttack's radii without the large one of the masking check, where every network is broken.
+_AA_EPS = {"eps": lambda s: (s > 0) & (s < LARGE_EPS)}
 
 CLAIMS: tuple[ClaimSpec, ...] = (
     ClaimSpec(
@@ -230,6 +233,18 @@ CLAIMS: tuple[ClaimSpec, ...] = (
         check=_relative_to_clean("pgd_accuracy", _PGD_POSITIVE, {"steps": 0}),
         check_label="PGD accuracy / clean accuracy",
         metrics=("pgd_accuracy",),
+    ),
+    ClaimSpec(
+        "autoattack",
+        "The PGD claim re-tested on AutoAttack, the worst case measured (mean over 0 < ε < "
+        f"{LARGE_EPS:g}); the note says whether the two verdicts agree.",
+        "ICML-W 2020: Fig. 2b, A7b (attack: Croce & Hein 2020)",
+        "AutoAttack accuracy",
+        _trial_metric("autoattack_accuracy", _AA_EPS),
+        +1,
+        check=_relative_to_clean("autoattack_accuracy", _AA_EPS, {"eps": 0.0}),
+        check_label="AutoAttack accuracy / clean accuracy",
+        metrics=("autoattack_accuracy",),
     ),
     ClaimSpec(
         "jacobian",
@@ -644,7 +659,22 @@ def evaluate_claims(
         )
         for spec in CLAIMS
     ]
+    _compare(rows, "pgd", "autoattack", "AutoAttack")
     return pd.DataFrame.from_records(rows)
+
+
+def _compare(rows: list[dict], key: str, other: str, name: str) -> None:
+    """Notes on claim `other` (a re-test of claim `key` with a stronger attack, `name`) saying
+    whether its verdict agrees with `key`'s; on `key` too when they disagree."""
+    by_key = {row["key"]: row for row in rows}
+    first, second = by_key.get(key), by_key.get(other)
+    if first is None or second is None or "not tested" in (first["verdict"], second["verdict"]):
+        return
+    if first["verdict"] == second["verdict"]:
+        second["note"] += f"; agrees with the {key} claim ({first['verdict']})"
+        return
+    second["note"] += f"; DISAGREES with the {key} claim ({first['verdict']})"
+    first["note"] += f"; DISAGREES with {name} ({second['verdict']}): see claim {other}"
 
 
 # --------------------------------------------------------------------------------------------

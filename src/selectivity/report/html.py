@@ -38,6 +38,7 @@ from selectivity.report.stats import (
     summary_table,
     trial_columns,
 )
+from selectivity.report.worstcase import WORST_CASE_FIGURES, masked_html
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -193,6 +194,7 @@ def write_report(
         *_head_html(alpha, n_resamples, _experiments_html(table, found)),
         _claims_html(claims),
         _collapse_html(collapse),
+        masked_html(table),
         "<p class='src'>Sources: "
         + "; ".join(f"{html.escape(k)} = {html.escape(v)}" for k, v in SOURCES.items())
         + ".</p>",
@@ -219,7 +221,7 @@ def _draw_figures(
     """Every figure the table allows, written to folder/<name>.png: ([(spec, caption, base64
     PNG)], [(name, why skipped)])."""
     figures, skipped = [], []
-    for spec in FIGURES:
+    for spec in (*FIGURES, *WORST_CASE_FIGURES):
         try:
             drawn = spec.draw(table)
             caption = spec.caption(table)
