@@ -135,5 +135,5 @@ def test_every_documented_type_is_the_written_one(written):
 def test_every_metric_of_the_schema_is_documented():
     text = DOC.read_text()
     table = text[text.index("| metric | keys set | value |") :].split("\n\n")[0]
-    names = set(re.findall(r"^\| `([a-z_]+)` \|", table, flags=re.MULTILINE))
+    names = set(re.findall(r"^\| `([a-z_-]+)` \|", table, flags=re.MULTILINE))
     assert names == set(schema.METRICS)

@@ -70,7 +70,7 @@ def test_keys_command_groups_keys_with_type_default_and_meaning(run_cli):
         ("epoch", ["epochs"]),
         ("batchsize", ["batch_size", "eval_batch_size"]),
         ("tensor_board", ["tensorboard"]),
-        ("eps", ["epochs", "pgd_eps", "adv_eps", "fgsm_eps"]),
+        ("eps", ["epochs", "pgd_eps", "adv_eps", "fgsm_eps", "masking_eps"]),
     ],
 )
 def test_an_unknown_key_names_the_closest_keys(key, suggested):

@@ -10,7 +10,7 @@ from torch import nn
 
 from selectivity import masking
 from selectivity.config import ConfigError, TrainConfig, build, train_preset
-from selectivity.evaluate import eval_config, evaluate_model
+from selectivity.evaluate import eval_config, evaluate_model, run_settings
 from selectivity.train import train_model
 
 # The quick suite's AutoAttack (APGD-CE, APGD-T) on 48 images, at 16/255 and at 0.5.
@@ -55,10 +55,8 @@ def _evaluate(trained, model, folder, **keys):
         model,
         result.data,
         eval_config("quick", CONFIG, keys),
-        folder,
-        config,
-        result.best,
-        result.device,
+        **run_settings(config, result.best, folder),
+        device=result.device,
         progress=False,
     )
 

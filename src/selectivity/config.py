@@ -519,6 +519,9 @@ SWEEP_PRESETS: dict[str, dict[str, Any]] = {
         "autoattack_samples": 100,
         "autoattack_iterations": 25,
         "autoattack_target_classes": 3,
+        # Adversarial training in the demo's grid: PGD-3 (step auto: 2.5 * eps / 3), a third of
+        # the default 7 steps' cost on a net that a few steps already attack at full strength.
+        "adv_steps": 3,
     },
     "resnet20-cifar10": {
         **TRAIN_PRESETS["resnet20-cifar10"],
@@ -559,6 +562,15 @@ SWEEP_PRESETS: dict[str, dict[str, Any]] = {
         "dimensionality_corruption": "brightness",
     },
 }
+
+# `selectivity demo`: one sweep over the demo preset's seeds, the union of three grids that
+# share the baseline trial (alpha 0, no noise, no attack): the papers' direction (alpha) and
+# the second one (Gaussian-noise and PGD adversarial training, each against its strength).
+DEMO_GRIDS: tuple[dict[str, tuple[float, ...]], ...] = (
+    {"alpha": (-10.0, -1.0, 0.0, 1.0, 10.0)},
+    {"noise_std": (0.0, 0.1, 0.2, 0.4)},
+    {"adv_eps": (0.0, 4 / 255, 8 / 255, 16 / 255)},
+)
 
 _CLASSES = (TrainConfig, EvalConfig, SweepConfig)
 
