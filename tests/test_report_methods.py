@@ -343,7 +343,24 @@ def test_collapsed_method_trials_are_left_out():
     assert list(collapse.trials.columns) == ["alpha", "seed", "noise_std", "reason"]
     row = _row(_method_claims(table), "noise_training_lowers_selectivity")
     assert row["n_collapsed_left_out"] == 1 and row["n_trials"] == 8
-    assert "1 collapsed trial(s) left out" in row["note"]
+    assert "1 trial(s) near chance left out" in row["note"]
+
+
+def test_units_a_method_silences_do_not_leave_an_accurate_trial_out():
+    # Adversarial training silences most of a layer but keeps accuracy: the trials stay in the
+    # claim (silencing units is part of what the method does to mu_SI), while the papers'
+    # collapse rule would leave them out of the alpha claims.
+    table = make_union(methods=("adv_eps",))
+    strongest = table["adv_eps"] == table["adv_eps"].max()
+    silent = strongest & (table["metric"] == "silent_fraction")
+    table.loc[silent, "value"] = 0.7
+    assert len(find_collapsed(table).trials) == len(set(table.loc[strongest, "seed"]))
+    row = _row(_method_claims(table), "adversarial_training_raises_selectivity")
+    assert row["n_collapsed_left_out"] == 0
+    radii = set(table.loc[table["alpha"] == 0, "adv_eps"])
+    assert row["n_trials"] == len(radii) * len(set(table["seed"]))
+    assert "context: μ_SI over live units: ρ = " in row["note"]
+    assert "silent fraction: ρ = " in row["note"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -445,9 +462,10 @@ def test_the_methods_are_the_strength_keys_load_results_knows():
 
 def test_method_claims_say_when_collapse_could_not_be_checked():
     table = make_union(methods=("noise_std",))
+    # Silent units do not leave a method trial out, so their absence leaves nothing unchecked.
     partly = table[table["metric"] != "silent_fraction"]
     row = _row(_method_claims(partly), "noise_training_lowers_selectivity")
-    assert "collapse only partly checked" in row["note"]
+    assert "collapse" not in row["note"]
     neither = partly[partly["metric"] != "chance_accuracy"]
     row = _row(_method_claims(neither), "noise_training_lowers_selectivity")
     assert "collapse not checked" in row["note"] and row["verdict"] == "supported"

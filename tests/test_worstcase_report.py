@@ -109,3 +109,21 @@ def test_report_has_the_figure_and_the_flags(tmp_path):
         "id='pgd_vs_autoattack'" in text
         and (tmp_path / "figures" / "pgd_vs_autoattack.png").exists()
     )
+
+
+def test_the_adversarial_training_section_draws_pgd_against_autoattack_per_radius(tmp_path):
+    # The same synthetic trials, read as PGD training radii at alpha 0 instead of alphas.
+    table = _sweep()
+    radii = {alpha: i / 255 for i, alpha in enumerate(ALPHAS)}
+    table.insert(0, "adv_eps", table["alpha"].map(radii))
+    table["alpha"] = 0.0
+    report = write_report(table, tmp_path, n_resamples=50).read_text()
+    assert "pgd_vs_autoattack_adv_eps" in report
+    assert (tmp_path / "figures" / "pgd_vs_autoattack_adv_eps.png").is_file()
+    legend = plot_pgd_vs_autoattack(table, by="adv_eps").get_legend()
+    assert legend.get_title().get_text() == "adv_eps" and len(legend.get_texts()) == len(ALPHAS)
+
+
+def test_an_alpha_only_sweep_has_no_per_radius_autoattack_figure(tmp_path):
+    report = write_report(_sweep(), tmp_path, n_resamples=50).read_text()
+    assert "pgd_vs_autoattack_adv_eps" not in report

@@ -71,6 +71,17 @@ class Collapse:
         )
         return (marked["_merge"] == "both").to_numpy()
 
+    def near_chance(self) -> Collapse:
+        """Only the trials collapsed by accuracy (near chance), whatever their silent units.
+
+        The robustness-training claims use this: units a method silences are part of what the
+        method does to mu_SI (silent units count 0, as in the papers), not a failed training."""
+        accuracy = self.trials["reason"].str.contains("clean accuracy", regex=False)
+        applied = tuple(a for a in self.applied if a == "accuracy near chance")
+        unchecked = tuple(u for u in self.unchecked if u.startswith("accuracy near chance"))
+        trials = self.trials[accuracy].reset_index(drop=True)
+        return Collapse(trials, unchecked, self.n_trials, applied, self.columns)
+
     def leave_out(self, frame: pd.DataFrame) -> tuple[pd.DataFrame, int, list[str]]:
         """`frame` without its collapsed trials, how many rows went, and the notes a claim
         carries: the count, and whether collapse could be checked at all."""

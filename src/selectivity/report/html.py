@@ -38,7 +38,7 @@ from selectivity.report.stats import (
     summary_table,
     trial_columns,
 )
-from selectivity.report.worstcase import WORST_CASE_FIGURES, masked_html
+from selectivity.report.worstcase import WORST_CASE_FIGURES, masked_html, plot_pgd_vs_autoattack
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -384,8 +384,10 @@ def _training_html(found: list[Experiment], claims: pd.DataFrame, folder: Path) 
         "otherwise it is <b>not tested</b>, and the note says what the method did. Then: "
         "<b>supported</b> / <b>contradicted</b> when the 95% CI of ρ(strength, μ_SI) excludes 0 on "
         "the claim's / the other side, <b>inconclusive</b> when it includes 0 or with fewer than "
-        f"{MIN_TRIALS} trials, {MIN_LEVELS} strengths or {MIN_SAMPLES} images per trial. Collapsed "
-        "trials are left out. Robustness of the mix method is measured on the corruptions held out "
+        f"{MIN_TRIALS} trials, {MIN_LEVELS} strengths or {MIN_SAMPLES} images per trial. Trials "
+        "whose accuracy fell to near chance are left out; units a method silences stay in (they are "
+        "part of what it does to μ_SI, counting 0 as in the papers), and each note gives the same "
+        "ρ over live units and for the silent fraction as context. Robustness of the mix method is measured on the corruptions held out "
         "of its training set only.</p>",
     ]
     if not claims.empty:
@@ -408,4 +410,26 @@ def _training_html(found: list[Experiment], claims: pd.DataFrame, folder: Path) 
                 continue
             encoded = _save_png(drawn, folder / f"{name}.png")
             parts.append(_figure_html(name, f"{spec.title} ({experiment.title})", encoded, caption))
+        parts += _autoattack_by_strength(experiment, folder)
     return parts
+
+
+def _autoattack_by_strength(experiment: Experiment, folder: Path) -> list[str]:
+    """PGD against AutoAttack per strength of an adversarial-training experiment (nothing when
+    the sweep ran no AutoAttack): a method that buys PGD robustness by masking gradients lies
+    below the diagonal at large strengths."""
+    if experiment.method.key != "adv_eps":
+        return []
+    try:
+        drawn = plot_pgd_vs_autoattack(experiment.table, by=experiment.method.key)
+    except ValueError:  # no AutoAttack rows
+        return []
+    name = f"pgd_vs_autoattack_{experiment.method.key}"
+    if experiment.variant:
+        name += "_" + re.sub(r"[^A-Za-z0-9_.-]", "_", experiment.variant)
+    caption = (
+        f"As the PGD-against-AutoAttack figure above, one colour per training radius "
+        f"({experiment.method.key}) of the {experiment.title} experiment."
+    )
+    encoded = _save_png(drawn, folder / f"{name}.png")
+    return [_figure_html(name, f"PGD against AutoAttack ({experiment.title})", encoded, caption)]

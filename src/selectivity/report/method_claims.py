@@ -166,7 +166,8 @@ def _trials(
 ) -> tuple[pd.DataFrame, str, int, list[str]]:
     """Per trial: x (strength), y (network mu_SI), r (robustness, NaN where absent).
 
-    Collapsed trials left out. Returns (trials, the robustness's words, trials left out, notes
+    Trials collapsed to near-chance accuracy left out (silent units alone do not leave a trial
+    out here: silencing units is part of what a method does to mu_SI). Returns (trials, the robustness's words, trials left out, notes
     on collapse); ValueError when selectivity or the robustness metric is absent.
     """
     table = experiment.table
@@ -177,7 +178,8 @@ def _trials(
         robustness.rename(columns={"value": "r"}), on=columns, how="left"
     )
     trials["x"] = trials[experiment.method.key].astype(float)
-    trials, n_left_out, notes = collapse.leave_out(trials.dropna(subset=["y"]))
+    trials, n_left_out, notes = collapse.near_chance().leave_out(trials.dropna(subset=["y"]))
+    notes = [note.replace("collapsed trial(s)", "trial(s) near chance") for note in notes]
     return trials.sort_values(columns).reset_index(drop=True), words, n_left_out, notes
 
 
@@ -259,9 +261,38 @@ def _method_claim_row(
     else:
         verdict, reason = _verdict(estimate, low, high, spec.expected)
         reason += f"; {title} raised {words} (95% CI of its ρ above 0)"
+    live = _live_text(experiment, trials, confidence, n_resamples, seed)
+    reason += f"; {live}" if live else ""
     row["verdict"] = verdict
     row["note"] = "; ".join([*notes, reason])
     return row
+
+
+def _live_text(
+    experiment: Experiment, trials: pd.DataFrame, confidence: float, n_resamples: int, seed: int
+) -> str:
+    """Context, not the verdict: the same correlation over live units only (`selectivity_live`)
+    and the silent fraction's, so a reader sees how much of a change in mu_SI is units a method
+    silenced (they count 0 in mu_SI)."""
+    parts = []
+    for metric, words in (
+        ("selectivity_live", "μ_SI over live units"),
+        ("silent_fraction", "silent fraction"),
+    ):
+        try:
+            values = _per_trial(experiment.table, metric)
+        except ValueError:
+            continue
+        columns = trial_columns(values)
+        kept = trials[[*columns, "x"]].merge(values, on=columns).rename(columns={"value": "y"})
+        kept = kept.dropna(subset=["y"])
+        if len(kept) < 3:
+            continue
+        rho, low, high = _statistic(kept, "correlation", confidence, n_resamples, seed)
+        if not np.isfinite(rho):  # constant values: no ranks to correlate
+            continue
+        parts.append(f"{words}: ρ = {rho:.2f} [{low:.2f}, {high:.2f}]")
+    return ("context: " + ", ".join(parts)) if parts else ""
 
 
 def evaluate_method_claims(
@@ -274,8 +305,8 @@ def evaluate_method_claims(
 ) -> pd.DataFrame:
     """Test each claim of `METHOD_CLAIMS` on the experiments of its method in a results table.
 
-    Experiments: `methods.experiments`. Collapsed trials (`find_collapsed` of the whole table, or
-    `collapse` when given) are left out. One row per claim and experiment (an adversarial experiment per attack
+    Experiments: `methods.experiments`. Trials collapsed to near-chance accuracy (`find_collapsed` of the
+    whole table, or `collapse` when given, `Collapse.near_chance`) are left out. One row per claim and experiment (an adversarial experiment per attack
     where several were swept); none for a method the sweep did not train. Columns: those of
     `evaluate_claims` plus experiment, strength (the strength column), alpha (the experiment's
     alpha), n_levels and seeds_per_level; x is the strength, check_* the robustness the method

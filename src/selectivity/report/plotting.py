@@ -133,17 +133,18 @@ def _line_ci(
     ax.fill_between(x, summary["ci_low"], summary["ci_high"], color=color, alpha=0.18, lw=0)
 
 
-def _alpha_legend(target, colors: Mapping[float, tuple], **kwargs) -> None:
-    """Legend of alpha colours on an Axes or Figure."""
+def _alpha_legend(target, colors: Mapping[float, tuple], title: str = "α", **kwargs) -> None:
+    """Legend of alpha colours (or of another trial column's, named by `title`) on an Axes or
+    Figure."""
     handles = [
         _matplotlib().lines.Line2D([], [], color=c, marker="o", ms=5, lw=1.6, label=_fmt_alpha(a))
         for a, c in sorted(colors.items())
     ]
-    target.legend(handles=handles, title="α", frameon=False, **kwargs)
+    target.legend(handles=handles, title=title, frameon=False, **kwargs)
 
 
-def _outside_legend(ax: Axes, colors: Mapping[float, tuple]) -> None:
-    _alpha_legend(ax, colors, loc="center left", bbox_to_anchor=(1.01, 0.5))
+def _outside_legend(ax: Axes, colors: Mapping[float, tuple], title: str = "α") -> None:
+    _alpha_legend(ax, colors, title, loc="center left", bbox_to_anchor=(1.01, 0.5))
 
 
 def _percent_axis(axis) -> None:

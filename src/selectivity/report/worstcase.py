@@ -100,7 +100,7 @@ def plot_pgd_vs_autoattack(table: pd.DataFrame, ax: Axes | None = None, by: str 
     _percent_axis(ax.xaxis)
     _percent_axis(ax.yaxis)
     ax.set_title("PGD vs AutoAttack, ε = " + ", ".join(_fmt_eps(e) for e in eps))
-    _outside_legend(ax, colors)
+    _outside_legend(ax, colors, "α" if by == "alpha" else by)
     return ax
 
 
