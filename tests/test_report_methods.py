@@ -541,3 +541,12 @@ def test_constant_values_give_no_interval_and_say_so():
     row = _row(_method_claims(flat), "noise_training_lowers_selectivity")
     assert row["direction"] == "no monotone relation"
     assert row["verdict"] == "inconclusive" and "no usable bootstrap interval" in row["note"]
+
+
+def test_the_collapsed_trials_table_writes_swept_values_in_their_short_form(tmp_path):
+    table = make_union(methods=("adv_eps",), levels={"adv_eps": (0.0, 4 / 255, 8 / 255)})
+    strongest = table["adv_eps"] == 8 / 255
+    table.loc[strongest & (table["metric"] == "silent_fraction"), "value"] = 0.7
+    page = write_report(table, tmp_path, n_resamples=50).read_text()
+    section = page[page.index("Collapsed trials") :]
+    assert "<td>8/255</td>" in section and "0.0313725" not in section

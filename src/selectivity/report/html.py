@@ -33,6 +33,7 @@ from selectivity.report.stats import (
     N_RESAMPLES,
     _appearance,
     _fmt_alpha,
+    _fmt_eps,
     _range_text,
     load_results,
     summary_table,
@@ -99,6 +100,14 @@ def _claims_html(claims: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def _cell(column: str, value: object) -> str:
+    """A trial column's value as text: a radius (a column named *eps) in 8-bit grey levels where
+    it is a whole number of them (8/255), other floats in their short form (0.1)."""
+    if isinstance(value, float):
+        return _fmt_eps(value) if column.endswith("eps") else f"{value:g}"
+    return str(value)
+
+
 def _collapse_html(collapse: Collapse) -> str:
     """The collapsed trials, the criteria, and what could not be checked."""
     lines = [
@@ -108,7 +117,8 @@ def _collapse_html(collapse: Collapse) -> str:
         f"{COLLAPSE_SILENT_FRACTION:.0%} of some layer's units are silent on the test set. Silent units "
         "score SI 0 by the formula, so such trials carry μ_SI and accuracy down together; they are "
         "left out of the claims above except the regularizer's effect on accuracy, and kept in the "
-        "figures.</p>",
+        "figures. The robustness-training claims leave out only those near chance: units a "
+        "training method silences are part of what it does to μ_SI.</p>",
     ]
     if len(collapse.trials):
         # Swept keys beyond alpha and seed (method strengths) get a column each.
@@ -118,7 +128,7 @@ def _collapse_html(collapse: Collapse) -> str:
             f"<table><thead><tr><th>α</th><th>seed</th>{heads}<th>why</th></tr></thead><tbody>"
         )
         for _, r in collapse.trials.iterrows():
-            cells = "".join(f"<td>{html.escape(str(r[c]))}</td>" for c in others)
+            cells = "".join(f"<td>{html.escape(_cell(c, r[c]))}</td>" for c in others)
             lines.append(
                 f"<tr><td>{_fmt_alpha(float(r['alpha']))}</td><td>{html.escape(str(r['seed']))}</td>"
                 f"{cells}<td>{html.escape(str(r['reason']))}</td></tr>"

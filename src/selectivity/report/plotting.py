@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, cast
 import numpy as np
 import pandas as pd
 
-from selectivity.report.stats import _fmt_alpha, _range_text, load_results
+from selectivity.report.stats import _fmt_alpha, _fmt_eps, _range_text, load_results
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -134,10 +134,11 @@ def _line_ci(
 
 
 def _alpha_legend(target, colors: Mapping[float, tuple], title: str = "α", **kwargs) -> None:
-    """Legend of alpha colours (or of another trial column's, named by `title`) on an Axes or
-    Figure."""
+    """Legend of alpha colours (or of another trial column's, named by `title`: a radius column,
+    *eps, reads in grey levels) on an Axes or Figure."""
+    fmt = _fmt_eps if title.endswith("eps") else _fmt_alpha
     handles = [
-        _matplotlib().lines.Line2D([], [], color=c, marker="o", ms=5, lw=1.6, label=_fmt_alpha(a))
+        _matplotlib().lines.Line2D([], [], color=c, marker="o", ms=5, lw=1.6, label=fmt(a))
         for a, c in sorted(colors.items())
     ]
     target.legend(handles=handles, title=title, frameon=False, **kwargs)
