@@ -481,3 +481,44 @@ def test_a_corruption_set_folder_of_other_settings_or_damaged_is_one_line(tmp_pa
     (out / "metadata.json").write_text('{"table": ')
     code, _, err = run_cli(*args)
     assert code == 2 and f"{out / 'metadata.json'} is not valid JSON" in one_line(err)
+
+
+def test_a_warning_reaches_the_user_as_one_line(tmp_path):
+    # A model with a GELU beside its ReLU: the GELU is not measured by default, and the CLI
+    # says so in one line, not with Python's file, line number and source line.
+    (tmp_path / "gelu_and_relu.py").write_text(
+        "from torch import nn\n"
+        "def make():\n"
+        "    return nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.GELU(), nn.Flatten(),\n"
+        "                         nn.Linear(4 * 16 * 16, 8), nn.ReLU(), nn.Linear(8, 10))\n"
+    )
+    sys.path.insert(0, str(tmp_path))
+    try:
+        import gelu_and_relu
+
+        torch.save(gelu_and_relu.make().state_dict(), tmp_path / "w.pt")
+    finally:
+        sys.path.remove(str(tmp_path))
+    weights = ["--weights", str(tmp_path / "w.pt")]
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "selectivity.cli",
+            "measure",
+            "--model",
+            "gelu_and_relu:make",
+            *weights,
+            "--set",
+            "dataset=digits",
+            "--device",
+            "cpu",
+        ],
+        env={**os.environ, "PYTHONPATH": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("selectivity: warning: not measured as units (not ReLU): 1 (GELU)")

@@ -10,6 +10,7 @@ import dataclasses
 import errno
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Annotated
 
@@ -593,9 +594,15 @@ def _fail(message: str) -> None:
     sys.exit(2)
 
 
+def _warning_line(message: Warning | str, category: type[Warning], *_: object, **__: object) -> str:
+    return f"selectivity: warning: {one_line(message) if isinstance(message, BaseException) else message}\n"
+
+
 def main() -> None:
     """Console entry point: user errors become one line on stderr and exit code 2."""
     usage_errors = _click_exceptions()
+    # Warnings are for the user, not the developer: one line each, without the source line.
+    warnings.formatwarning = _warning_line
     try:
         code = app(prog_name="selectivity", standalone_mode=False)
     except _user_errors() as error:
