@@ -10,17 +10,17 @@ import pytest
 from selectivity import schema
 from selectivity.config import (
     ConfigError,
-    grid_keys,
     key_types,
     load_config_file,
     parse_assignments,
-    parse_grid,
-    split_grids,
 )
 from selectivity.grid import (
     describe,
     expand,
+    grid_keys,
     layout,
+    parse_grid,
+    split_grids,
     sweep_grids,
     trial_dir,
     trial_frame,

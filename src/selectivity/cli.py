@@ -382,7 +382,9 @@ def _sweep_overrides(
     assigned = _assignments(set_, device, "sweep")
     if not grid:
         return [base, assigned]
-    return [base, assigned, {"grids": [cfg.parse_grid(grid, assigned)]}]
+    from selectivity.grid import parse_grid
+
+    return [base, assigned, {"grids": [parse_grid(grid, assigned)]}]
 
 
 GridOption = Annotated[
@@ -480,8 +482,9 @@ def demo(
     device: DeviceOption = None,
     quiet: Annotated[bool, typer.Option("--quiet")] = False,
 ) -> None:
-    """The whole pipeline on the embedded digits: one sweep (5 alphas; Gaussian-noise and PGD
-    adversarial training at 3 strengths each; 3 seeds; see config.DEMO_GRIDS), then the report."""
+    """The whole pipeline on the embedded digits: one sweep (5 alphas; Gaussian-noise,
+    corruption-mix and PGD adversarial training at 3 strengths each; 3 seeds; see
+    config.DEMO_GRIDS), then the report."""
     import time
 
     import pandas as pd

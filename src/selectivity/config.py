@@ -1,4 +1,5 @@
-"""Configuration: frozen dataclasses, the papers' presets, and `--set key=value` parsing.
+"""Configuration: frozen dataclasses, reading presets (`selectivity.presets`), config files
+and `--set key=value`.
 
 One flat key space serves every command: a key names a field of `TrainConfig`, `EvalConfig` or
 `SweepConfig` (their names do not overlap), so `--set epochs=3` reaches training whether it is
@@ -22,6 +23,14 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from selectivity.presets import (  # noqa: F401 - re-exported: config is where keys are read
+    DEMO_GRIDS,
+    EVAL_SUITES,
+    PAPER_ALPHAS,
+    SWEEP_PRESETS,
+    TRAIN_PRESETS,
+)
+
 __all__ = [
     "CONFIG_GROUPS",
     "EVAL_SUITES",
@@ -35,14 +44,10 @@ __all__ = [
     "TrainConfig",
     "build",
     "check_device",
-    "check_grid",
     "describe_keys",
-    "grid_keys",
     "key_defaults",
     "key_types",
     "parse_assignments",
-    "parse_grid",
-    "split_grids",
     "to_dict",
     "train_preset",
     "typed",
@@ -365,48 +370,10 @@ class EvalConfig:
         return 2.5 * self.pgd_eps / steps if steps > 0 else 0.0
 
 
-EVAL_SUITES: dict[str, dict[str, Any]] = {
-    "full": {},
-    "quick": {
-        "max_samples": 500,
-        "analysis_samples": 200,
-        "fgsm_eps": (0.0, 1 / 255, 4 / 255, 8 / 255),
-        "pgd_steps": (0, 1, 5, 25),
-        "gradient_max_units": 8,
-        # AutoAttack's white-box half (no FAB-T, no Square) with a quarter of its iterations and
-        # 3 target classes, on 200 images: ~1/20 of the standard version's gradient evaluations.
-        "autoattack_attacks": ("apgd-ce", "apgd-t"),
-        "autoattack_samples": 200,
-        "autoattack_iterations": 25,
-        "autoattack_target_classes": 3,
-    },
-}
-
-
 def suite_defaults(suite: str) -> dict[str, Any]:
     """The keys a suite sets beneath the preset's and the user's; ConfigError for an unknown suite."""
     _check(suite in EVAL_SUITES, f"suite must be one of {sorted(EVAL_SUITES)}, got {suite!r}")
     return {**EVAL_SUITES[suite], "suite": suite}
-
-
-# Symmetric around 0 and log-spaced in |alpha|; the seed texts do not list the papers' grid.
-PAPER_ALPHAS: tuple[float, ...] = (
-    -100.0,
-    -30.0,
-    -10.0,
-    -3.0,
-    -1.0,
-    -0.3,
-    -0.1,
-    0.0,
-    0.1,
-    0.3,
-    1.0,
-    3.0,
-    10.0,
-    30.0,
-    100.0,
-)
 
 
 @dataclass(frozen=True)
@@ -442,135 +409,6 @@ class SweepConfig:
             "cpus_per_trial must be > 0, gpus_per_trial >= 0",
         )
 
-
-_RESNET18_TINYIMAGENET: dict[str, Any] = {
-    "model": "resnet18",
-    "dataset": "tinyimagenet",
-    "epochs": 90,
-    "batch_size": 4096,
-    "milestones": (35, 50, 65, 80),
-}
-
-TRAIN_PRESETS: dict[str, dict[str, Any]] = {
-    "resnet20-cifar10": {},
-    "resnet18-tinyimagenet": _RESNET18_TINYIMAGENET,
-    "resnet50-tinyimagenet": {
-        "model": "resnet50",
-        "dataset": "tinyimagenet",
-        "epochs": 90,
-        "batch_size": 4096,
-        "milestones": (35, 50, 65, 80),
-    },
-    # Robustness training at the papers' scale (README "Robustness training"). Noise: half of
-    # each batch, sigma at the top of the benchmark's own gaussian_noise table (CIFAR-10-C:
-    # 0.04..0.10; Tiny-ImageNet-C: 0.04..0.18). Adversarial: Madry et al.'s CIFAR10 PGD (8/255,
-    # step 2/255, 7 steps, random start, attack in train mode); Tiny ImageNet at half the
-    # radius with the same step ratio, as is common at 64x64.
-    "resnet20-cifar10-noise": {"noise_std": 0.1, "noise_prob": 0.5},
-    "resnet20-cifar10-adv": {"adv_eps": 8 / 255, "adv_steps": 7, "adv_step_size": 2 / 255},
-    "resnet18-tinyimagenet-noise": {
-        **_RESNET18_TINYIMAGENET,
-        "noise_std": 0.18,
-        "noise_prob": 0.5,
-    },
-    "resnet18-tinyimagenet-adv": {
-        **_RESNET18_TINYIMAGENET,
-        "adv_eps": 4 / 255,
-        "adv_steps": 7,
-        "adv_step_size": 1 / 255,
-    },
-    # Seconds per run on a CPU: for tests, the demo and trying things out.
-    "digits": {
-        "model": "digitsnet",
-        "dataset": "digits",
-        "epochs": 12,
-        "batch_size": 64,
-        "lr": 0.05,
-        "milestones": (9,),
-        "eval_batch_size": 512,
-    },
-}
-
-# The papers' presets keep the paper's PGD step (appendix A.1.4), to reproduce its numbers: with
-# pgd_steps up to 50 a pixel moves at most 50 * 1e-4 = 1.3/255, so the 8/255 ball never binds
-# and the attack is weaker than its eps says (the rows' pgd_linf_max shows how far it went).
-# --set pgd_step_size=auto gives the Madry-strength attack of that radius.
-_PAPER_PGD: dict[str, Any] = {"pgd_step_size": 1e-4}
-
-SWEEP_PRESETS: dict[str, dict[str, Any]] = {
-    "demo": {
-        **TRAIN_PRESETS["digits"],
-        "alphas": (-10.0, -1.0, 0.0, 1.0, 10.0),
-        "seeds": (0, 1, 2),
-        "generate_corruptions": True,
-        "fgsm_eps": (0.0, 1 / 255, 2 / 255, 4 / 255, 8 / 255, 16 / 255),
-        "pgd_eps": 8 / 255,
-        # 2/255, not the paper's 1e-4: at 1e-4 the 25 steps move a pixel by 0.6/255 at most and
-        # the 8/255 ball never binds; at 2/255 it binds after 4 steps, so the demo shows a real
-        # attack of that radius.
-        "pgd_step_size": 2 / 255,
-        "pgd_steps": (0, 1, 2, 5, 10, 25),
-        "gradient_max_units": 16,
-        "analysis_samples": 359,
-        # The quick suite's AutoAttack (APGD-CE, APGD-T; 25 iterations, 3 targets) on 100
-        # images, at 8/255 and 0.5: ~17x PGD-25's time per image (benchmarks/autoattack.py).
-        # Square is left out: 500 queries alone cost ~50x PGD-25 per image on this tiny net.
-        "autoattack_attacks": ("apgd-ce", "apgd-t"),
-        "autoattack_samples": 100,
-        "autoattack_iterations": 25,
-        "autoattack_target_classes": 3,
-        # Adversarial training in the demo's grid: PGD-3 (step auto: 2.5 * eps / 3), a third of
-        # the default 7 steps' cost on a net that a few steps already attack at full strength.
-        "adv_steps": 3,
-    },
-    "resnet20-cifar10": {
-        **TRAIN_PRESETS["resnet20-cifar10"],
-        **_PAPER_PGD,
-        "dimensionality_corruption": "motion_blur",
-    },
-    "resnet18-tinyimagenet": {
-        **TRAIN_PRESETS["resnet18-tinyimagenet"],
-        **_PAPER_PGD,
-        "dimensionality_corruption": "brightness",
-    },
-    "resnet50-tinyimagenet": {
-        **TRAIN_PRESETS["resnet50-tinyimagenet"],
-        **_PAPER_PGD,
-        "dimensionality_corruption": "brightness",
-    },
-    "resnet20-cifar10-noise": {
-        **TRAIN_PRESETS["resnet20-cifar10-noise"],
-        **_PAPER_PGD,
-        "dimensionality_corruption": "motion_blur",
-    },
-    # Adversarially trained nets are tested with a Madry-strength PGD of each length (step
-    # 2.5 * eps / steps): at the paper's 1e-4 the ball never binds and no robustness would show.
-    "resnet20-cifar10-adv": {
-        **TRAIN_PRESETS["resnet20-cifar10-adv"],
-        "pgd_step_size": "auto",
-        "dimensionality_corruption": "motion_blur",
-    },
-    "resnet18-tinyimagenet-noise": {
-        **TRAIN_PRESETS["resnet18-tinyimagenet-noise"],
-        **_PAPER_PGD,
-        "dimensionality_corruption": "brightness",
-    },
-    "resnet18-tinyimagenet-adv": {
-        **TRAIN_PRESETS["resnet18-tinyimagenet-adv"],
-        "pgd_eps": 4 / 255,
-        "pgd_step_size": "auto",
-        "dimensionality_corruption": "brightness",
-    },
-}
-
-# `selectivity demo`: one sweep over the demo preset's seeds, the union of three grids that
-# share the baseline trial (alpha 0, no noise, no attack): the papers' direction (alpha) and
-# the second one (Gaussian-noise and PGD adversarial training, each against its strength).
-DEMO_GRIDS: tuple[dict[str, tuple[float, ...]], ...] = (
-    {"alpha": (-10.0, -1.0, 0.0, 1.0, 10.0)},
-    {"noise_std": (0.0, 0.1, 0.2, 0.4)},
-    {"adv_eps": (0.0, 4 / 255, 8 / 255, 16 / 255)},
-)
 
 _CLASSES = (TrainConfig, EvalConfig, SweepConfig)
 
@@ -737,132 +575,6 @@ def sweep_preset(name: str) -> dict[str, Any]:
     return dict(SWEEP_PRESETS[name])
 
 
-# --- grids ---------------------------------------------------------------------------------
-#
-# A grid is {key: values}: its trials are the Cartesian product of the values. A sweep runs one
-# grid or the union of several; `selectivity.grid` expands them into trials and names them.
-
-
-def _is_list_type(hint: Any) -> bool:
-    return any(
-        typing.get_origin(arg) is tuple for arg in (hint, *typing.get_args(hint)) if arg is not None
-    )
-
-
-def grid_keys() -> dict[str, Any]:
-    """Key -> declared type of every key a grid may sweep: the training and evaluation keys that
-    hold one value. List keys (milestones, fgsm_eps, corruptions, ...) hold a list per trial, and
-    sweep keys say how the sweep runs, not what a trial is."""
-    types_ = {
-        name: hint
-        for cls in (TrainConfig, EvalConfig)
-        for name, hint in typing.get_type_hints(cls).items()
-    }
-    return {name: hint for name, hint in types_.items() if not _is_list_type(hint)}
-
-
-_PLURALS = {"alphas": "alpha", "seeds": "seed"}
-
-
-def _check_grid_key(key: str, option: str) -> Any:
-    """The declared type of grid key `key`; ConfigError (one line) naming why it cannot be one."""
-    known = grid_keys()
-    if key in known:
-        return known[key]
-    if key in _PLURALS:
-        raise ConfigError(
-            f"{key} is a sweep key, not a grid key: sweep {_PLURALS[key]} ({option} "
-            f"{_PLURALS[key]}=...)"
-        )
-    if key in {f.name for f in fields(SweepConfig)}:
-        raise ConfigError(f"{key} is a sweep key (how the sweep runs), not a grid key")
-    if key in _all_fields():
-        raise ConfigError(
-            f"{key} holds a list per trial and cannot be a grid key; run one sweep per list"
-        )
-    raise ConfigError(f"unknown grid key {key!r}; known keys: {', '.join(sorted(known))}")
-
-
-def _grid_values(key: str, values: Iterable[Any], hint: Any) -> tuple[Any, ...]:
-    typed_values = tuple(_coerce(value, hint, key) for value in values)
-    _check(len(typed_values) > 0, f"grid key {key} has no values")
-    _check(
-        all(not (isinstance(v, float) and v != v) for v in typed_values),
-        f"grid key {key}: NaN is not a value to sweep",
-    )
-    _check(len(set(typed_values)) == len(typed_values), f"grid key {key} has duplicates")
-    return typed_values
-
-
-def check_grid(grid: Mapping[str, Any], option: str = "grid") -> dict[str, tuple[Any, ...]]:
-    """{key: [values]} (a config file's `grid`, a preset's, Python's) -> {key: typed values}.
-
-    ConfigError (one line) for a key a grid cannot sweep, values that are not a list, no values,
-    duplicates or NaN. `option` names where the grid came from, for the messages.
-    """
-    if not isinstance(grid, Mapping) or not grid:
-        raise ConfigError(f"{option} must map keys to lists of values, got {grid!r}")
-    checked = {}
-    for key, values in grid.items():
-        hint = _check_grid_key(key, option)
-        if isinstance(values, (str, bytes, Mapping)) or not isinstance(values, Iterable):
-            raise ConfigError(f"grid key {key}: expected a list of values, got {values!r}")
-        checked[key] = _grid_values(key, values, hint)
-    return checked
-
-
-def parse_grid(
-    items: Iterable[str], assigned: Mapping[str, Any] | None = None
-) -> dict[str, tuple[Any, ...]]:
-    """--grid ['noise_std=0,0.1', 'seed=0,1'] -> {'noise_std': (0.0, 0.1), 'seed': (0, 1)}.
-
-    Values are parsed as `--set` parses one value of the key (so `seed=0,1` gives ints and
-    `pgd_eps=0,8/255` floats). ConfigError for a key given twice or also in `assigned` (the
-    --set keys: one value for a key the grid sweeps would go unused), and as `check_grid`.
-    """
-    grid: dict[str, tuple[Any, ...]] = {}
-    for item in items:
-        if "=" not in item:
-            raise ConfigError(f"--grid expects key=value,value,..., got {item!r}")
-        key, text = item.split("=", 1)
-        key = key.strip().replace("-", "_")
-        hint = _check_grid_key(key, "--grid")
-        _check(key not in grid, f"grid key {key} is given twice (--grid {key}=a,b,... lists all)")
-        grid[key] = _grid_values(key, [v.strip() for v in text.split(",") if v.strip()], hint)
-    for key in sorted(assigned or {}):
-        _check(
-            key != "alphas",
-            "alphas is the alpha list of a sweep without --grid; with --grid, sweep alpha as "
-            "--grid alpha=...",
-        )
-        _check(key not in grid, f"{key} is given by both --set and --grid; give it in one place")
-        _check(
-            _PLURALS.get(key) not in grid,
-            "seeds (--set) and seed (--grid) both give the seeds; give them in one place",
-        )
-    return grid
-
-
-def split_grids(
-    values: Mapping[str, Any], where: str = "keys"
-) -> tuple[dict[str, Any], tuple[dict[str, tuple[Any, ...]], ...] | None]:
-    """(the other keys, the grids) of a map of keys that may hold `grid` (one grid) or `grids`
-    (a list of grids: the sweep runs their union); grids None when it holds neither."""
-    rest = {k: v for k, v in values.items() if k not in ("grid", "grids")}
-    if "grid" in values and "grids" in values:
-        raise ConfigError(f"{where} give both grid and grids; give one")
-    if "grid" in values:
-        return rest, (check_grid(values["grid"], "grid"),)
-    if "grids" not in values:
-        return rest, None
-    grids = values["grids"]
-    if isinstance(grids, (str, bytes, Mapping)) or not isinstance(grids, Iterable):
-        raise ConfigError(f"grids must be a list of grids ({{key: [values]}}), got {grids!r}")
-    checked = tuple(check_grid(grid, "a grid in grids") for grid in grids)
-    _check(len(checked) > 0, "grids is empty: it lists no grid")
-    return rest, checked
-
-
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     keys = [key for key, _ in pairs]
     twice = sorted({key for key in keys if keys.count(key) > 1})
@@ -886,6 +598,8 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"config file {path}: {error}") from None
     if not isinstance(values, dict):
         raise ConfigError(f"config file {path} must hold a JSON object of keys")
+    from selectivity.grid import split_grids  # grid reads keys through this module
+
     try:
         rest, grids = split_grids(values, "the file")
         _check(

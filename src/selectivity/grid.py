@@ -23,6 +23,7 @@ This module imports config and pandas only (no torch).
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import types
 import typing
@@ -33,16 +34,27 @@ from urllib.parse import quote
 
 import pandas as pd
 
-from selectivity.config import key_types
+from selectivity.config import (
+    ConfigError,
+    EvalConfig,
+    SweepConfig,
+    TrainConfig,
+    key_types,
+    typed,
+)
 
 __all__ = [
     "ALPHA",
     "SEED",
     "alpha_name",
+    "check_grid",
     "describe",
     "expand",
+    "grid_keys",
     "layout",
+    "parse_grid",
     "sort_key",
+    "split_grids",
     "sweep_grids",
     "trial_dir",
     "trial_frame",
@@ -178,3 +190,133 @@ def trial_frame(trials: Sequence[Mapping[str, Any]], keys: Sequence[str]) -> pd.
         {key: _column([trial[key] for trial in trials], types_[key]) for key in keys},
         index=pd.RangeIndex(len(trials)),
     )
+
+
+# --- reading grids --------------------------------------------------------------------------
+#
+# From --grid text, a config file's `grid`/`grids` or Python: {key: typed values}, checked.
+
+
+def _is_list_type(hint: Any) -> bool:
+    return any(
+        typing.get_origin(arg) is tuple for arg in (hint, *typing.get_args(hint)) if arg is not None
+    )
+
+
+def grid_keys() -> dict[str, Any]:
+    """Key -> declared type of every key a grid may sweep: the training and evaluation keys that
+    hold one value. List keys (milestones, fgsm_eps, corruptions, ...) hold a list per trial, and
+    sweep keys say how the sweep runs, not what a trial is."""
+    types_ = {
+        name: hint
+        for cls in (TrainConfig, EvalConfig)
+        for name, hint in typing.get_type_hints(cls).items()
+    }
+    return {name: hint for name, hint in types_.items() if not _is_list_type(hint)}
+
+
+_PLURALS = {"alphas": "alpha", "seeds": "seed"}
+
+
+def _check_grid_key(key: str, option: str) -> Any:
+    """The declared type of grid key `key`; ConfigError (one line) naming why it cannot be one."""
+    known = grid_keys()
+    if key in known:
+        return known[key]
+    if key in _PLURALS:
+        raise ConfigError(
+            f"{key} is a sweep key, not a grid key: sweep {_PLURALS[key]} ({option} "
+            f"{_PLURALS[key]}=...)"
+        )
+    if key in {f.name for f in dataclasses.fields(SweepConfig)}:
+        raise ConfigError(f"{key} is a sweep key (how the sweep runs), not a grid key")
+    if key in key_types():
+        raise ConfigError(
+            f"{key} holds a list per trial and cannot be a grid key; run one sweep per list"
+        )
+    raise ConfigError(f"unknown grid key {key!r}; known keys: {', '.join(sorted(known))}")
+
+
+def _grid_values(key: str, values: Iterable[Any]) -> tuple[Any, ...]:
+    typed_values = tuple(typed({key: value})[key] for value in values)
+    _require(len(typed_values) > 0, f"grid key {key} has no values")
+    _require(
+        all(not (isinstance(v, float) and v != v) for v in typed_values),
+        f"grid key {key}: NaN is not a value to sweep",
+    )
+    _require(len(set(typed_values)) == len(typed_values), f"grid key {key} has duplicates")
+    return typed_values
+
+
+def check_grid(grid: Mapping[str, Any], option: str = "grid") -> dict[str, tuple[Any, ...]]:
+    """{key: [values]} (a config file's `grid`, a preset's, Python's) -> {key: typed values}.
+
+    ConfigError (one line) for a key a grid cannot sweep, values that are not a list, no values,
+    duplicates or NaN. `option` names where the grid came from, for the messages.
+    """
+    if not isinstance(grid, Mapping) or not grid:
+        raise ConfigError(f"{option} must map keys to lists of values, got {grid!r}")
+    checked = {}
+    for key, values in grid.items():
+        _check_grid_key(key, option)
+        if isinstance(values, (str, bytes, Mapping)) or not isinstance(values, Iterable):
+            raise ConfigError(f"grid key {key}: expected a list of values, got {values!r}")
+        checked[key] = _grid_values(key, values)
+    return checked
+
+
+def parse_grid(
+    items: Iterable[str], assigned: Mapping[str, Any] | None = None
+) -> dict[str, tuple[Any, ...]]:
+    """--grid ['noise_std=0,0.1', 'seed=0,1'] -> {'noise_std': (0.0, 0.1), 'seed': (0, 1)}.
+
+    Values are parsed as `--set` parses one value of the key (so `seed=0,1` gives ints and
+    `pgd_eps=0,8/255` floats). ConfigError for a key given twice or also in `assigned` (the
+    --set keys: one value for a key the grid sweeps would go unused), and as `check_grid`.
+    """
+    grid: dict[str, tuple[Any, ...]] = {}
+    for item in items:
+        if "=" not in item:
+            raise ConfigError(f"--grid expects key=value,value,..., got {item!r}")
+        key, text = item.split("=", 1)
+        key = key.strip().replace("-", "_")
+        _check_grid_key(key, "--grid")
+        _require(key not in grid, f"grid key {key} is given twice (--grid {key}=a,b,... lists all)")
+        grid[key] = _grid_values(key, [v.strip() for v in text.split(",") if v.strip()])
+    for key in sorted(assigned or {}):
+        _require(
+            key != "alphas",
+            "alphas is the alpha list of a sweep without --grid; with --grid, sweep alpha as "
+            "--grid alpha=...",
+        )
+        _require(key not in grid, f"{key} is given by both --set and --grid; give it in one place")
+        _require(
+            _PLURALS.get(key) not in grid,
+            "seeds (--set) and seed (--grid) both give the seeds; give them in one place",
+        )
+    return grid
+
+
+def split_grids(
+    values: Mapping[str, Any], where: str = "keys"
+) -> tuple[dict[str, Any], tuple[dict[str, tuple[Any, ...]], ...] | None]:
+    """(the other keys, the grids) of a map of keys that may hold `grid` (one grid) or `grids`
+    (a list of grids: the sweep runs their union); grids None when it holds neither."""
+    rest = {k: v for k, v in values.items() if k not in ("grid", "grids")}
+    if "grid" in values and "grids" in values:
+        raise ConfigError(f"{where} give both grid and grids; give one")
+    if "grid" in values:
+        return rest, (check_grid(values["grid"], "grid"),)
+    if "grids" not in values:
+        return rest, None
+    grids = values["grids"]
+    if isinstance(grids, (str, bytes, Mapping)) or not isinstance(grids, Iterable):
+        raise ConfigError(f"grids must be a list of grids ({{key: [values]}}), got {grids!r}")
+    checked = tuple(check_grid(grid, "a grid in grids") for grid in grids)
+    _require(len(checked) > 0, "grids is empty: it lists no grid")
+    return rest, checked
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise ConfigError(message)

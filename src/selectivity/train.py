@@ -178,6 +178,20 @@ def train_model(
                 closing.callback(logger.close)
 
 
+def _optimizer(
+    model: nn.Module, config: TrainConfig
+) -> tuple[torch.optim.SGD, torch.optim.lr_scheduler.MultiStepLR]:
+    """SGD with momentum and weight decay, its learning rate cut by lr_gamma at each milestone
+    (the papers' recipe, appendix A.1.1)."""
+    optimizer = torch.optim.SGD(
+        model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
+    )
+    schedule = torch.optim.lr_scheduler.MultiStepLR(
+        optimizer, milestones=list(config.milestones), gamma=config.lr_gamma
+    )
+    return optimizer, schedule
+
+
 def _train_model(
     config: TrainConfig, out_dir: str | Path, progress: bool, loggers: list[TrainingLogger]
 ) -> TrainedRun:
@@ -200,12 +214,7 @@ def _train_model(
     out_dir.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(out_dir)  # of a run killed while writing
     write_config(out_dir, config)
-    optimizer = torch.optim.SGD(
-        model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
-    )
-    schedule = torch.optim.lr_scheduler.MultiStepLR(
-        optimizer, milestones=list(config.milestones), gamma=config.lr_gamma
-    )
+    optimizer, schedule = _optimizer(model, config)
     # The data order and augmentation draw from their own CPU generator, saved with the run.
     state = _State(generator=torch.Generator().manual_seed(config.seed))
     _resume(out_dir, config, data, model, optimizer, schedule, state, device)
