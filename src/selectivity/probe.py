@@ -281,7 +281,7 @@ def check_unit_types(model: nn.Module, layers: Sites) -> None:
     has = ", ".join(f"{kind.__name__} ({count})" for kind, count in found.items())
     offered = [name for name, kind in UNIT_TYPE_NAMES.items() if kind in found]
     choose = f"--set unit_types={','.join(offered)}, or " if offered else ""
-    what = f"it has {has}" if found else "it has no activation modules"
+    what = f"it has {has}" if found else "it has no activation modules (F.relu in forward?)"
     raise EmptyCaptureError(
         f"no {looked} modules in {type(model).__name__}; {what}: {choose}name the modules or "
         "blocks whose outputs are units with --set selectivity_layers=..."
