@@ -336,7 +336,8 @@ class ActivationProbe:
         if self.skipped:
             warnings.warn(
                 f"not measured as units (not {kinds}): {', '.join(self.skipped)}; pass "
-                "unit_types=(...) to include them",
+                "unit_types=(...) (the config key unit_types, e.g. --set unit_types=gelu) to "
+                "include them",
                 SkippedActivationsWarning,
                 stacklevel=2,
             )
