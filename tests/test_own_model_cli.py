@@ -81,7 +81,7 @@ def _error(run_cli, *args):
         ("standins:not_a_module", r"returned a str, not an nn\.Module"),
         ("standins:needs_arguments", r"called with no arguments"),
         ("standins", "unknown model 'standins'"),
-        ("standins:NoModules", "no unit sites"),
+        ("standins:NoModules", r"no nn\.ReLU modules in NoModules; it has no activation"),
     ],
 )
 def test_a_bad_model_is_one_line(run_cli, model, message):

@@ -62,7 +62,16 @@ ALL_KEYS = _keys(cfg.TrainConfig, cfg.EvalConfig, cfg.SweepConfig)
 # What measuring or evaluating a user's model (--model) reads besides evaluation keys: its data
 # and how it is read.
 MODEL_KEYS = frozenset(
-    {"dataset", "data_dir", "image_size", "seed", "device", "eval_batch_size", "selectivity_layers"}
+    {
+        "dataset",
+        "data_dir",
+        "image_size",
+        "seed",
+        "device",
+        "eval_batch_size",
+        "selectivity_layers",
+        "unit_types",
+    }
 )
 
 

@@ -21,7 +21,10 @@ import typing
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from selectivity.probe import Sites
 
 from selectivity.presets import (  # noqa: F401 - re-exported: config is where keys are read
     DEMO_GRIDS,
@@ -90,7 +93,10 @@ class TrainConfig:
     eval_batch_size: int = _key(1024, "images per batch when validating, testing and evaluating")
     normalize: bool = _key(True, "per-channel input normalisation inside the model")
     selectivity_layers: tuple[str, ...] | None = _key(
-        None, "modules whose units are regularized and measured; none: every ReLU call site"
+        None, "modules whose units are regularized and measured; none: every unit_types call site"
+    )
+    unit_types: tuple[str, ...] = _key(
+        ("relu",), "module types that are units when selectivity_layers is none (gelu: max(a, 0))"
     )
     num_threads: int | None = _key(None, "torch CPU threads; none: torch's default")
     channels_last: bool = _key(False, "NHWC memory order: ~1.2x faster ResNet training on CPUs")
@@ -141,8 +147,9 @@ class TrainConfig:
         )
         _check(
             self.selectivity_layers is None or len(self.selectivity_layers) > 0,
-            "selectivity_layers names no layer (none: every ReLU call site)",
+            "selectivity_layers names no layer (none: every unit_types call site)",
         )
+        _check_unit_types(self)
         check_device(self.device)
         _check_robust(self)
         # The registry is open (`register_model`), so the names are asked for, not listed here.
@@ -152,6 +159,12 @@ class TrainConfig:
             self.model in list_models(),
             f"unknown model {self.model!r}; available: {', '.join(list_models())}",
         )
+
+    def units(self) -> Sites:
+        """The units that `selectivity_layers` and `unit_types` choose, as the probe takes them."""
+        from selectivity.probe import named_units
+
+        return named_units(self.selectivity_layers, self.unit_types)
 
     def mix_subset(self) -> tuple[str, ...]:
         """The corruptions corruption-mix training draws from (whether or not it is on): the
@@ -171,6 +184,20 @@ class TrainConfig:
 
 def _finite(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _check_unit_types(config: TrainConfig) -> None:
+    """One-line ConfigError for an unknown unit type; the names are kept in lower case."""
+    from selectivity.probe import UNIT_TYPE_NAMES
+
+    names = tuple(str(name).lower() for name in config.unit_types)
+    _check(len(names) > 0, "unit_types names no type (default: relu)")
+    for name in names:
+        _check(
+            name in UNIT_TYPE_NAMES,
+            f"unknown unit type {name!r} in unit_types; known: {', '.join(UNIT_TYPE_NAMES)}",
+        )
+    object.__setattr__(config, "unit_types", tuple(dict.fromkeys(names)))
 
 
 def _check_robust(config: TrainConfig) -> None:

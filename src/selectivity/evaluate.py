@@ -209,7 +209,7 @@ def run_settings(train_config: TrainConfig, best: dict[str, Any], run_dir: Path)
     and parts keyed by the checkpoint's epoch."""
     return {
         "out_dir": run_dir,
-        "layers": train_config.selectivity_layers,
+        "layers": train_config.units(),
         "batch_size": train_config.eval_batch_size,
         "seed": train_config.seed,
         "dataset": train_config.dataset,

@@ -34,7 +34,7 @@ from selectivity.evaluate import evaluate_model
 from selectivity.files import atomic_path, one_line
 from selectivity.measure import FunctionalReluWarning, measure_model
 from selectivity.models import ModelError, Normalize, create_model
-from selectivity.probe import check_layers
+from selectivity.probe import Sites, check_layers, check_unit_types
 from selectivity.runs import check_data, load_model, read_config, resolve_device
 
 __all__ = [
@@ -184,11 +184,11 @@ def user_model(
     weights: Path | None,
     normalize: str | None,
     data: DataSplits,
-    layers: tuple[str, ...] | None = None,
+    layers: Sites = None,
 ) -> nn.Module:
     """The model of `spec` (module:factory or a registered name) with `weights` loaded and
-    `normalize` in front, in eval mode, checked on two test images of `data`; `layers` must
-    name modules of it."""
+    `normalize` in front, in eval mode, checked on two test images of `data`; `layers` (names,
+    or a `probe.Units`) must name modules of it, or types it has."""
     if ":" in spec:
         model = import_model(spec)
     else:
@@ -199,6 +199,7 @@ def user_model(
         mean, std = parse_normalize(normalize, data.in_channels)
         model = with_normalization(model, mean, std)
     check_layers(model, layers, "selectivity_layers")
+    check_unit_types(model, layers)
     model.eval()
     x, _ = data.test.batch(slice(0, 2))
     try:
@@ -229,7 +230,8 @@ def measure_run(
     config = build(TrainConfig, to_dict(read_config(run_dir)), keys)
     target = resolve_device(config.device)
     _, model, state = load_model(run_dir, checkpoint, target)
-    check_layers(model, config.selectivity_layers, "selectivity_layers")
+    check_layers(model, config.units(), "selectivity_layers")
+    check_unit_types(model, config.units())
     data = load_dataset(config.dataset, config.data_dir, config.seed, config.image_size)
     check_data(state, data, Path(run_dir) / f"checkpoint_{checkpoint}.pt")
     table = _measure(model, data, split, config, target)
@@ -249,7 +251,7 @@ def measure_user(
     """The per-unit table of a user's model on a split of the data `keys` name (dataset,
     data_dir, image_size), written to OUT/selectivity.parquet when `out` is given."""
     config, data = _data(keys)
-    model = user_model(spec, weights, normalize, data, config.selectivity_layers)
+    model = user_model(spec, weights, normalize, data, config.units())
     model = model.to(resolve_device(config.device))
     table = _measure(model, data, split, config, resolve_device(config.device))
     name = "selectivity.parquet" if split == "test" else f"selectivity-{split}.parquet"
@@ -266,7 +268,7 @@ def _measure(
             model,
             getattr(data, split),
             num_classes=data.num_classes,
-            layers=config.selectivity_layers,
+            layers=config.units(),
             batch_size=config.eval_batch_size,
             device=device,
             split=split,
@@ -293,7 +295,7 @@ def evaluate_user(
     with `out`, written to OUT/evaluation.parquet with its parts (resumable)."""
     train_config, data = _data(data_keys)
     device = resolve_device(train_config.device)
-    model = user_model(spec, weights, normalize, data, train_config.selectivity_layers)
+    model = user_model(spec, weights, normalize, data, train_config.units())
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FunctionalReluWarning)  # a note in the table says it
         return evaluate_model(
@@ -301,7 +303,7 @@ def evaluate_user(
             data,
             config,
             out_dir=out,
-            layers=train_config.selectivity_layers,
+            layers=train_config.units(),
             batch_size=train_config.eval_batch_size,
             seed=train_config.seed,
             device=device,

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import warnings
 import weakref
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -44,6 +45,7 @@ __all__ = [
     "ACTIVATION_TYPES",
     "RECTIFIED_TYPES",
     "UNIT_TYPES",
+    "UNIT_TYPE_NAMES",
     "ActivationProbe",
     "EmptyCaptureError",
     "Sites",
@@ -51,8 +53,10 @@ __all__ = [
     "Units",
     "UnknownLayerError",
     "check_layers",
+    "check_unit_types",
     "default_sites",
     "functional_relu_calls",
+    "named_units",
     "skipped_activations",
     "unwrap",
 ]
@@ -101,6 +105,25 @@ RECTIFIED_TYPES: tuple[type[nn.Module], ...] = (
 )
 
 
+# The module types the `unit_types` config key names (lower case): ReLU, ReLU6 and the
+# `RECTIFIED_TYPES`, which are read as their positive part. Signed activations without a
+# ReLU-like shape (Tanh, ...) are left to `Units(layers=..., positive_part=True)`.
+UNIT_TYPE_NAMES: dict[str, type[nn.Module]] = {
+    "relu": nn.ReLU,
+    "relu6": nn.ReLU6,
+    "gelu": nn.GELU,
+    "silu": nn.SiLU,
+    "mish": nn.Mish,
+    "elu": nn.ELU,
+    "celu": nn.CELU,
+    "selu": nn.SELU,
+    "hardswish": nn.Hardswish,
+    "leaky_relu": nn.LeakyReLU,
+    "prelu": nn.PReLU,
+    "rrelu": nn.RReLU,
+}
+
+
 @dataclass(frozen=True)
 class Units:
     """Which module outputs are units, and how signed ones are read.
@@ -144,6 +167,21 @@ def as_units(layers: Sites, unit_types: tuple[type[nn.Module], ...] = UNIT_TYPES
     if isinstance(layers, Units):
         return layers
     return Units(None if layers is None else tuple(layers), unit_types)
+
+
+def named_units(layers: Iterable[str] | None, type_names: Iterable[str]) -> Sites:
+    """The units of the config keys `selectivity_layers` and `unit_types` (names of
+    `UNIT_TYPE_NAMES`, any case). Named layers, and every nn.ReLU (the default types), are
+    given in their plain form (names, None), so records that hold `repr(layers)` (an
+    evaluation's identity) read as before the key existed."""
+    if layers is not None:
+        return tuple(layers)
+    types = []
+    for name in type_names:
+        if name.lower() not in UNIT_TYPE_NAMES:
+            raise ValueError(f"unknown unit type {name!r}; known: {', '.join(UNIT_TYPE_NAMES)}")
+        types.append(UNIT_TYPE_NAMES[name.lower()])
+    return None if tuple(types) == UNIT_TYPES else Units(None, tuple(types))
 
 
 def unwrap(model: nn.Module) -> nn.Module:
@@ -228,6 +266,28 @@ def check_layers(model: nn.Module, layers: Sites, what: str = "layer name(s)") -
         )
 
 
+def check_unit_types(model: nn.Module, layers: Sites) -> None:
+    """EmptyCaptureError, one line, when `layers` chooses units by module type and `model` has
+    no module of those types: it names the types looked for, the activation types the model
+    has (with counts) and the config keys that choose others."""
+    units = as_units(layers)
+    model = unwrap(model)
+    if units.layers is not None or default_sites(model, units.types):
+        return
+    found = Counter(
+        type(module) for _, module in model.named_modules() if isinstance(module, ACTIVATION_TYPES)
+    )
+    looked = ", ".join(f"nn.{kind.__name__}" for kind in units.types)
+    has = ", ".join(f"{kind.__name__} ({count})" for kind, count in found.items())
+    offered = [name for name, kind in UNIT_TYPE_NAMES.items() if kind in found]
+    choose = f"--set unit_types={','.join(offered)}, or " if offered else ""
+    what = f"it has {has}" if found else "it has no activation modules (F.relu in forward?)"
+    raise EmptyCaptureError(
+        f"no {looked} modules in {type(model).__name__}; {what}: {choose}name the modules or "
+        "blocks whose outputs are units with --set selectivity_layers=..."
+    )
+
+
 class ActivationProbe:
     """Context manager that records unit-site outputs, one entry per call, per forward.
 
@@ -276,7 +336,8 @@ class ActivationProbe:
         if self.skipped:
             warnings.warn(
                 f"not measured as units (not {kinds}): {', '.join(self.skipped)}; pass "
-                "unit_types=(...) to include them",
+                "unit_types=(...) (the config key unit_types, e.g. --set unit_types=gelu) to "
+                "include them",
                 SkippedActivationsWarning,
                 stacklevel=2,
             )

@@ -8,8 +8,6 @@ layer; the per-layer means are then taken over each layer's slice, so mu_SI is u
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 import torch
 from torch import Tensor, nn
 
@@ -19,7 +17,7 @@ from selectivity.metrics import (
     selectivity_from_class_sums,
     unit_activations,
 )
-from selectivity.probe import UNIT_TYPES, ActivationProbe
+from selectivity.probe import UNIT_TYPES, ActivationProbe, Sites
 
 __all__ = ["SelectivityRegularizer", "batch_network_selectivity"]
 
@@ -55,7 +53,7 @@ class SelectivityRegularizer:
     """Context manager: while open, each forward of `model` records what mu_SI needs.
 
     model: the network being trained. num_classes: K of the labels. layers: unit sites by module
-    name (default: every module of `unit_types`, nn.ReLU). Usage, in any training loop:
+    name, or a `probe.Units` (default: every module of `unit_types`, nn.ReLU). Usage, in any training loop:
 
         with SelectivityRegularizer(model, num_classes) as reg:
             for x, y in batches:
@@ -83,7 +81,7 @@ class SelectivityRegularizer:
         self,
         model: nn.Module,
         num_classes: int,
-        layers: Iterable[str] | None = None,
+        layers: Sites = None,
         unit_types: tuple[type[nn.Module], ...] = UNIT_TYPES,
     ):
         self.num_classes = num_classes

@@ -36,7 +36,7 @@ from selectivity.files import (
 from selectivity.loggers import TensorBoardLogger, TrainingLogger, require_tensorboard
 from selectivity.measure import measure_selectivity
 from selectivity.models import eval_mode
-from selectivity.probe import check_layers
+from selectivity.probe import check_layers, check_unit_types
 from selectivity.regularizer import SelectivityRegularizer
 from selectivity.robust import check_methods, training_attack, training_batch
 from selectivity.runs import (
@@ -81,7 +81,8 @@ def _check_start(
     config: TrainConfig, data, model: torch.nn.Module, device: torch.device, layout
 ) -> None:
     """ConfigError for what would otherwise fail (or silently do nothing) after the run began."""
-    check_layers(model, config.selectivity_layers, "selectivity_layers")
+    check_layers(model, config.units(), "selectivity_layers")
+    check_unit_types(model, config.units())
     check_methods(config, data.in_channels)
     size = len(data.train)
     if config.batch_size > size:
@@ -224,7 +225,7 @@ def _train_model(
         loggers.append(TensorBoardLogger(out_dir / "tensorboard", state.start_epoch))
 
     regularizer = (
-        SelectivityRegularizer(model, data.num_classes, config.selectivity_layers)
+        SelectivityRegularizer(model, data.num_classes, config.units())
         if config.alpha != 0.0
         else None
     )
@@ -250,7 +251,7 @@ def _train_model(
             model,
             data.val,
             data.num_classes,
-            config.selectivity_layers,
+            config.units(),
             config.eval_batch_size,
             device,
         )
@@ -511,7 +512,7 @@ def _test_best(
         model,
         data.test,
         data.num_classes,
-        config.selectivity_layers,
+        config.units(),
         config.eval_batch_size,
         device,
     )
