@@ -353,8 +353,8 @@ def _method_claims_html(claims: pd.DataFrame) -> str:
     for _, r in claims.iterrows():
         n = (
             f"{r['n_trials']} trials ({r['n_levels']} {r['strength']} values × "
-            f"{r['seeds_per_level']} seeds, α = {_fmt_alpha(float(r['alpha']))}); collapsed "
-            f"trials left out: {r['n_collapsed_left_out']}"
+            f"{r['seeds_per_level']} seeds, α = {_fmt_alpha(float(r['alpha']))}); trials near "
+            f"chance left out: {r['n_collapsed_left_out']}"
         )
         lines.append(
             "<tr>"
