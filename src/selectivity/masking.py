@@ -99,27 +99,39 @@ def _reach(row: pd.Series) -> str | None:
     )
 
 
-def _autoattack_below_pgd(table: pd.DataFrame) -> tuple[float, str]:
-    pgd = _last_step(_rows(table, "masking_pgd_accuracy"))
+def _below_pgd(
+    table: pd.DataFrame, pgd_metric: str, no_pgd: str, metric: str, name: str, margin: float
+) -> tuple[float, str]:
+    """Flag when `metric` (attack `name`) at PGD's eps is more than `margin` below the accuracy
+    of PGD's most steps (`pgd_metric`): the stronger attack's gradients were not the problem."""
+    pgd = _last_step(_rows(table, pgd_metric))
     if pgd is None:
-        return math.nan, "no PGD run on the AutoAttack images (autoattack part off or absent)"
+        return math.nan, no_pgd
     eps = float(pgd["eps"])
-    ensemble = _at(_rows(table, "autoattack_accuracy"), eps)
-    if not len(ensemble):
-        return math.nan, f"no AutoAttack accuracy at PGD's eps {_eps_text(eps)}"
+    other = _at(_rows(table, metric), eps)
+    if not len(other):
+        return math.nan, f"no {name} accuracy at PGD's eps {_eps_text(eps)}"
     unreachable = _reach(pgd)
     if unreachable:
         return math.nan, unreachable
-    aa, gap = (
-        float(ensemble["value"].iloc[0]),
-        float(pgd["value"]) - float(ensemble["value"].iloc[0]),
-    )
+    value, slow = float(other["value"].iloc[0]), float(pgd["value"])
+    samples = "" if pd.isna(pgd["samples"]) else f" (N={int(pgd['samples'])})"
     words = (
-        f"AutoAttack {aa:.3f} vs PGD-{int(pgd['steps'])} {float(pgd['value']):.3f} at eps "
-        f"{_eps_text(eps)} (N={int(pgd['samples'])}): {gap:+.3f} for PGD, threshold "
-        f"{AUTOATTACK_MARGIN}"
+        f"{name} {value:.3f} vs PGD-{int(pgd['steps'])} {slow:.3f} at eps {_eps_text(eps)}"
+        f"{samples}: {slow - value:+.3f} for PGD, threshold {margin}"
     )
-    return float(gap > AUTOATTACK_MARGIN), words
+    return float(slow - value > margin), words
+
+
+def _autoattack_below_pgd(table: pd.DataFrame) -> tuple[float, str]:
+    return _below_pgd(
+        table,
+        "masking_pgd_accuracy",
+        "no PGD run on the AutoAttack images (autoattack part off or absent)",
+        "autoattack_accuracy",
+        "AutoAttack",
+        AUTOATTACK_MARGIN,
+    )
 
 
 def _square_stronger(table: pd.DataFrame) -> tuple[float, str]:
@@ -167,22 +179,14 @@ def _large_eps(table: pd.DataFrame) -> tuple[float, str]:
 
 
 def _fgsm_stronger(table: pd.DataFrame) -> tuple[float, str]:
-    pgd = _last_step(_rows(table, "pgd_accuracy"))
-    if pgd is None:
-        return math.nan, "no PGD accuracy with steps > 0"
-    eps = float(pgd["eps"])
-    fgsm = _at(_rows(table, "fgsm_accuracy"), eps)
-    if not len(fgsm):
-        return math.nan, f"no FGSM accuracy at PGD's eps {_eps_text(eps)}"
-    unreachable = _reach(pgd)
-    if unreachable:
-        return math.nan, unreachable
-    fast, slow = float(fgsm["value"].iloc[0]), float(pgd["value"])
-    words = (
-        f"FGSM {fast:.3f} vs PGD-{int(pgd['steps'])} {slow:.3f} at eps {_eps_text(eps)}: "
-        f"{slow - fast:+.3f} for PGD, threshold {FGSM_MARGIN}"
+    return _below_pgd(
+        table,
+        "pgd_accuracy",
+        "no PGD accuracy with steps > 0",
+        "fgsm_accuracy",
+        "FGSM",
+        FGSM_MARGIN,
     )
-    return float(slow - fast > FGSM_MARGIN), words
 
 
 def _flat_loss(table: pd.DataFrame) -> tuple[float, str]:
