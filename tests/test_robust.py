@@ -363,51 +363,6 @@ def test_composes_with_alpha_and_the_regularizer_sees_the_trained_on_images(
     assert differs > 0
 
 
-# --- resume ----------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "method",
-    [
-        {"noise_std": 0.2},
-        {"mix_severity": 1, "mix_width": 1},
-        {"adv_eps": 4 / 255, "adv_steps": 2},
-        {"adv_eps": 4 / 255, "adv_method": "fgsm", "adv_fraction": 0.5},
-    ],
-    ids=["noise", "mix", "pgd", "fgsm"],
-)
-def test_resume_mid_run_gives_the_uninterrupted_numbers(tmp_path, monkeypatch, method):
-    config = digits_config(**method)
-    train(config, tmp_path / "a", progress=False)
-
-    # Interrupt the second run after its second epoch's checkpoint: the third validation fails.
-    real = train_module.measure_selectivity
-    calls = {"n": 0}
-
-    def flaky(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise KeyboardInterrupt
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(train_module, "measure_selectivity", flaky)
-    with pytest.raises(KeyboardInterrupt):
-        train(config, tmp_path / "b", progress=False)
-    monkeypatch.setattr(train_module, "measure_selectivity", real)
-    assert len(pd.read_parquet(tmp_path / "b" / "metrics.parquet")) == 2
-    train(config, tmp_path / "b", progress=False)
-
-    a = pd.read_parquet(tmp_path / "a" / "metrics.parquet").drop(columns="seconds")
-    b = pd.read_parquet(tmp_path / "b" / "metrics.parquet").drop(columns="seconds")
-    pd.testing.assert_frame_equal(a, b)
-    _, model_a, _ = load_model(tmp_path / "a", "last")
-    _, model_b, _ = load_model(tmp_path / "b", "last")
-    for (name, pa), pb in zip(
-        model_a.state_dict().items(), model_b.state_dict().values(), strict=True
-    ):
-        assert torch.equal(pa, pb), name
-
-
 # --- end to end ------------------------------------------------------------------------------
 
 

@@ -45,8 +45,20 @@ def test_run_folder_contents(tmp_path):
     assert summary["test_accuracy"] > 0.5
 
 
-def test_same_seed_same_numbers_and_resume_is_exact(tmp_path, monkeypatch):
-    config = digits_config(alpha=-1.0)
+@pytest.mark.parametrize(
+    "keys",
+    [
+        {"alpha": -1.0},
+        # Each robustness-training method draws from the run's generator: resume must be exact too.
+        {"noise_std": 0.2},
+        {"mix_severity": 1, "mix_width": 1},
+        {"adv_eps": 4 / 255, "adv_steps": 2},
+        {"adv_eps": 4 / 255, "adv_method": "fgsm", "adv_fraction": 0.5},
+    ],
+    ids=["regularizer", "noise", "mix", "pgd", "fgsm"],
+)
+def test_same_seed_same_numbers_and_resume_is_exact(tmp_path, monkeypatch, keys):
+    config = digits_config(**keys)
     train(config, tmp_path / "a", progress=False)
 
     # Interrupt the second run after its second epoch's checkpoint: the third validation fails.
