@@ -564,11 +564,6 @@ def key_defaults() -> dict[str, Any]:
 
 def typed(values: Mapping[str, Any]) -> dict[str, Any]:
     """Check keys and coerce already-parsed values (from JSON or presets) to declared types."""
-    return _typed(values)
-
-
-def _typed(values: Mapping[str, Any]) -> dict[str, Any]:
-    """Check keys and coerce already-parsed values (from JSON or presets) to declared types."""
     known = _all_fields()
     out = {}
     for key, value in values.items():
@@ -583,7 +578,7 @@ def build(cls: type, *overrides: Mapping[str, Any]) -> Any:
     names = {f.name for f in fields(cls)}
     merged: dict[str, Any] = {}
     for override in overrides:
-        merged.update({k: v for k, v in _typed(override).items() if k in names})
+        merged.update({k: v for k, v in typed(override).items() if k in names})
     try:
         return cls(**merged)
     except TypeError as error:
@@ -633,7 +628,7 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
             grids is None or "alphas" not in rest,
             "alphas is the alpha list of a sweep without a grid; with a grid, name alpha in it",
         )
-        typed_values = _typed(rest)
+        typed_values = typed(rest)
     except ConfigError as error:
         raise ConfigError(f"config file {path}: {error}") from None
     return typed_values if grids is None else {**typed_values, "grids": grids}
