@@ -272,6 +272,8 @@ def evaluate_model(
     notes = [parts.replaced_note] if parts.replaced_note else []
     note = unmeasured_relu_note(model, test.images, layers)
     notes += [note] if note else []
+    if config.autoattack_version != "off" and not clean_only:
+        notes += worstcase.skipped_attacks_note(config, test.num_classes)
     # Without an out_dir, a temporary folder for what parts keep while they run (a generated
     # corruption set, AutoAttack's state files).
     scratch = run_dir is None and not clean_only

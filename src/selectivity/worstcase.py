@@ -43,7 +43,17 @@ from selectivity.config import ConfigError, EvalConfig
 from selectivity.data import ImageSet
 from selectivity.models import eval_mode
 
-__all__ = ["ATTACKS", "VERSIONS", "autoattack_rows", "pgd_trace", "robust_flags", "run_chain"]
+__all__ = [
+    "ATTACKS",
+    "MIN_CLASSES",
+    "VERSIONS",
+    "autoattack_rows",
+    "pgd_trace",
+    "robust_flags",
+    "run_chain",
+    "runnable",
+    "skipped_attacks_note",
+]
 
 # Each version's ensemble, in the order the package runs it.
 VERSIONS: dict[str, tuple[str, ...]] = {
@@ -51,6 +61,9 @@ VERSIONS: dict[str, tuple[str, ...]] = {
     "rand": ("apgd-ce", "apgd-dlr"),
 }
 ATTACKS = ("apgd-ce", "apgd-dlr", "apgd-t", "fab", "fab-t", "square")
+# The DLR losses read the logits sorted by size at fixed ranks: the third largest (untargeted),
+# the fourth (targeted); with fewer classes the package fails with an IndexError.
+MIN_CLASSES = {"apgd-dlr": 3, "apgd-t": 4}
 
 INSTALL_HINT = (
     'AutoAttack needs the optional package pyautoattack: pip install "selectivity[autoattack]" '
@@ -102,7 +115,9 @@ def autoattack_rows(c: WorstCaseContext) -> Rows:
     images = _subset(c.test, config.autoattack_samples)
     keys = {"split": "test", "samples": len(images)}
     x, y = images.batch(slice(0, len(images)), c.device)
-    order = config.autoattack_attacks or VERSIONS[config.autoattack_version]
+    order = runnable(
+        config.autoattack_attacks or VERSIONS[config.autoattack_version], _classes(c.model, x[:1])
+    )
     with eval_mode(c.model):
         clean = _predict(c.model, x, c.batch) == y
     rows = [_row("autoattack_accuracy", clean.float().mean().item(), eps=0.0, **keys)]
@@ -148,6 +163,21 @@ def run_chain(
     return after
 
 
+def runnable(order: Sequence[str], classes: int) -> tuple[str, ...]:
+    """The attacks of `order` that a model with `classes` outputs can be attacked with."""
+    return tuple(a for a in order if classes >= MIN_CLASSES.get(a, 2))
+
+
+def skipped_attacks_note(config: EvalConfig, classes: int) -> list[str]:
+    """A note naming the ensemble's attacks that `classes` outputs rule out (none: [])."""
+    order = config.autoattack_attacks or VERSIONS[config.autoattack_version]
+    skipped = [a for a in order if a not in runnable(order, classes)]
+    if not skipped:
+        return []
+    needs = ", ".join(f"{a} needs {MIN_CLASSES[a]}" for a in skipped)
+    return [f"AutoAttack ran without {', '.join(skipped)}: {classes} classes ({needs})"]
+
+
 def _row(metric: str, value: float, **keys: Any) -> dict[str, Any]:
     return {"metric": metric, "value": float(value), **keys}
 
@@ -189,8 +219,12 @@ def robust_flags(
     runner = _autoattack(model, eps, attack, config, seed, x.device, _classes(model, x[:1]))
     devices = [x.device] if x.device.type == "cuda" else []
     # The package seeds torch's global generator at every attack: keep the caller's stream.
+    # It also calls .view on its inputs' gradients: data sets stored NHWC come as permuted
+    # (channels-last) views, so it is handed contiguous copies.
     with torch.random.fork_rng(devices=devices), _quiet(), eval_mode(model):
-        runner.run_standard_evaluation(x, y, batch_size=batch, state_path=state_path)
+        runner.run_standard_evaluation(
+            x.contiguous(), y.contiguous(), batch_size=batch, state_path=state_path
+        )
     done = _finished(state_path, attack, len(x), ended=True)
     assert done is not None, f"AutoAttack left no complete state in {state_path}"
     return done
