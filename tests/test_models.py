@@ -15,6 +15,7 @@ def test_registry_lists_the_papers_models():
         "resnet34",
         "resnet50",
         "digitsnet",
+        "vgg16",
     } <= set(list_models())
     with pytest.raises(ValueError, match="unknown model"):
         create_model("vgg", 10)
@@ -57,3 +58,24 @@ def test_normalisation_lives_inside_the_model():
         {k: v for k, v in model.state_dict().items() if not k.startswith("normalize.")}
     )
     assert torch.allclose(model(x), plain((x - 0.5) / 0.25), atol=1e-6)
+
+
+def test_vgg16_is_the_cifar_variant_with_batch_norm():
+    model = create_model("vgg16", 10)
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    assert len(convs) == 13 and [c.out_channels for c in convs][-3:] == [512, 512, 512]
+    assert sum(isinstance(m, nn.BatchNorm2d) for m in model.modules()) == 13
+    # 13 conv layers of configuration D (14.71M weights) and a 512 -> 10 classifier.
+    params = sum(p.numel() for p in model.parameters())
+    assert 14.7e6 < params < 14.8e6
+    assert model(torch.rand(2, 3, 32, 32)).shape == (2, 10)
+    assert create_model("vgg16", 200)(torch.rand(1, 3, 64, 64)).shape == (1, 200)
+    relus = [name for name, m in model.named_modules() if isinstance(m, nn.ReLU)]
+    assert relus == [f"features.relu{i}" for i in range(1, 14)]
+
+
+def test_vgg16_preset_trains_vgg16_on_cifar10():
+    from selectivity.config import TrainConfig, build, train_preset
+
+    config = build(TrainConfig, train_preset("vgg16-cifar10"), {})
+    assert (config.model, config.dataset) == ("vgg16", "cifar10")

@@ -11,6 +11,7 @@ factory `(num_classes, in_channels) -> nn.Module`; see `registry`), found by `cr
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
@@ -294,6 +295,66 @@ register_model("resnet50")(
         Bottleneck, (3, 4, 6, 3), num_classes, in_channels
     )
 )
+
+
+# --- VGG16 with batch norm, the CIFAR variant ----------------------------------------------
+
+# Channels of the 13 conv layers; "M" is a 2x2 max-pool (configuration D of Simonyan & Zisserman).
+VGG16_LAYERS = (
+    64,
+    64,
+    "M",
+    128,
+    128,
+    "M",
+    256,
+    256,
+    256,
+    "M",
+    512,
+    512,
+    512,
+    "M",
+    512,
+    512,
+    512,
+    "M",
+)
+
+
+class CifarVGG(nn.Module):
+    """VGG16 with batch norm after every convolution, as CIFAR reproductions build it: the 13
+    conv-BN-ReLU layers of configuration D, and one linear classifier on the globally pooled
+    512 channels (32 px inputs leave a 1x1 map; other sizes are pooled to it).
+
+    Every ReLU is its own module (features.relu1 .. features.relu13), so each is a unit layer.
+    """
+
+    def __init__(self, num_classes: int = 10, in_channels: int = 3):
+        super().__init__()
+        self.normalize: nn.Module = nn.Identity()
+        layers: dict[str, nn.Module] = {}
+        channels, conv, pool = in_channels, 0, 0
+        for width in VGG16_LAYERS:
+            if width == "M":
+                pool += 1
+                layers[f"pool{pool}"] = nn.MaxPool2d(2)
+                continue
+            conv += 1
+            layers[f"conv{conv}"] = nn.Conv2d(channels, int(width), 3, padding=1, bias=False)
+            layers[f"bn{conv}"] = nn.BatchNorm2d(int(width))
+            layers[f"relu{conv}"] = nn.ReLU()
+            channels = int(width)
+        self.features = nn.Sequential(OrderedDict(layers))
+        self.fc = nn.Linear(channels, num_classes)
+        _init_weights(self)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.features(self.normalize(x))
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+
+
+register_model("vgg16")(lambda num_classes, in_channels: CifarVGG(num_classes, in_channels))
 
 
 # --- A small, fast net for the digits demo --------------------------------------------------
