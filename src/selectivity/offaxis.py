@@ -136,7 +136,8 @@ def rotated_selectivity_bound(
         generator_w = torch.zeros(size, size, dtype=torch.float64, device=units.device)
         generator_w.requires_grad_(True)
         optimizer = torch.optim.Adam([generator_w], lr=lr)
-        restart_best = -1.0
+        # The identity is restart 0's first candidate: its value is the axis mean, exactly.
+        restart_best = axis if restart == 0 else -1.0
         for step in range(steps + 1):
             rotation = start @ _cayley(generator_w - generator_w.T)
             value = _mean_rotated_si(units, sums, counts, rotation)
