@@ -10,7 +10,7 @@ from selectivity.offaxis import random_rotation, rotated_selectivity_bound
 
 N, K = 200, 4
 LABELS = torch.arange(N) % K
-FAST = {"restarts": 2, "steps": 60}
+FAST = {"restarts": 2, "steps": 40}
 
 
 def axis_selective_layer(offset: float = 2.0) -> torch.Tensor:
