@@ -6,7 +6,11 @@ import pytest
 import torch
 
 from selectivity.metrics import NegativeActivationError, class_selectivity
-from selectivity.offaxis import random_rotation, rotated_selectivity_bound
+from selectivity.offaxis import (
+    random_rotation,
+    rotated_selectivity_bound,
+    rotated_selectivity_rows,
+)
 
 N, K = 200, 4
 LABELS = torch.arange(N) % K
@@ -113,3 +117,16 @@ def test_bad_input_is_refused():
         rotated_selectivity_bound(units, LABELS, K, steps=-1)
     with pytest.raises(ValueError, match="two classes"):
         rotated_selectivity_bound(units, torch.zeros(N, dtype=torch.long), K, **FAST)
+
+
+def test_rows_per_layer_and_their_mean():
+    units = axis_selective_layer()
+    mixed = units @ rotation_fixing_ones(seed=1).T
+    rows = rotated_selectivity_rows({"a": units, "b": mixed}, LABELS, K, restarts=1, steps=0)
+    by = {(r["metric"], r["layer"]): r["value"] for r in rows}
+    axis_a = float(class_selectivity(units, LABELS, K).mean())
+    axis_b = float(class_selectivity(mixed, LABELS, K).mean())
+    assert by["selectivity_axis", "a"] == pytest.approx(axis_a)
+    assert by["selectivity_rotated", "b"] == pytest.approx(axis_b)  # no steps: the identity
+    assert by["selectivity_axis", None] == pytest.approx((axis_a + axis_b) / 2)
+    assert {r["samples"] for r in rows} == {N}

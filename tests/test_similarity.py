@@ -8,7 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from selectivity.similarity import canonical_correlations, linear_cka, pwcca, representation
+from selectivity.similarity import (
+    canonical_correlations,
+    linear_cka,
+    pwcca,
+    representation,
+    similarity_rows,
+)
 
 
 def hashed(n: int, p: int, a: float, b: float) -> torch.Tensor:
@@ -156,3 +162,17 @@ def test_cca_refuses_fewer_inputs_than_dimensions():
         pwcca(x, x)
     with pytest.raises(ValueError, match="more inputs than dimensions"):
         canonical_correlations(x, x)
+
+
+def test_similarity_rows_per_layer_shared_by_both():
+    x, y = smooth_pair()
+    wide = hashed(40, 50, 12.9898, 78.233)
+    rows = similarity_rows({"a": x, "b": wide, "only_here": x}, {"a": y, "b": wide})
+    by = {(r["metric"], r["layer"]): r for r in rows}
+    assert set(by) == {("pwcca", "a"), ("linear_cka", "a"), ("pwcca", "b"), ("linear_cka", "b")}
+    assert by["pwcca", "a"]["value"] == pytest.approx(pwcca(x, y))
+    assert by["linear_cka", "a"]["samples"] == 40
+    assert math.isnan(by["pwcca", "b"]["value"])  # 40 inputs for 50 units: CCA undefined
+    assert by["linear_cka", "b"]["value"] == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="same inputs"):
+        similarity_rows({"a": x}, {"a": y[:30]})

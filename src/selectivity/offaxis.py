@@ -43,7 +43,9 @@ minimum and of the index's max over classes are subgradients; restarts make up f
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -55,7 +57,12 @@ from selectivity.metrics import (
     unit_activations,
 )
 
-__all__ = ["RotatedSelectivity", "random_rotation", "rotated_selectivity_bound"]
+__all__ = [
+    "RotatedSelectivity",
+    "random_rotation",
+    "rotated_selectivity_bound",
+    "rotated_selectivity_rows",
+]
 
 
 @dataclass(frozen=True)
@@ -154,3 +161,48 @@ def rotated_selectivity_bound(
     return RotatedSelectivity(
         bound=max(best, axis), axis=axis, rotation=best_rotation, restarts=tuple(per_restart)
     )
+
+
+def rotated_selectivity_rows(
+    activations: Mapping[str, Tensor],
+    labels: Tensor,
+    num_classes: int,
+    restarts: int = 4,
+    steps: int = 100,
+    seed: int = 0,
+) -> list[dict[str, Any]]:
+    """Rows {metric, layer, samples, value}: per layer "selectivity_rotated" (the bound) and
+    "selectivity_axis" (the mean SI on the same inputs, what the bound is compared with), and
+    both averaged over layers (layer None), as mu_SI averages. activations: layer -> (N, U) or
+    feature maps of the same N inputs; labels (N,). Each layer's search uses `seed`."""
+    rows: list[dict[str, Any]] = []
+    bounds, axes = [], []
+    samples = int(labels.shape[0])
+    for layer, values in activations.items():
+        result = rotated_selectivity_bound(
+            values, labels, num_classes, restarts=restarts, steps=steps, seed=seed
+        )
+        bounds.append(result.bound)
+        axes.append(result.axis)
+        rows.append(
+            {
+                "metric": "selectivity_rotated",
+                "layer": layer,
+                "samples": samples,
+                "value": result.bound,
+            }
+        )
+        rows.append(
+            {"metric": "selectivity_axis", "layer": layer, "samples": samples, "value": result.axis}
+        )
+    if bounds:
+        for metric, values in (("selectivity_rotated", bounds), ("selectivity_axis", axes)):
+            rows.append(
+                {
+                    "metric": metric,
+                    "layer": None,
+                    "samples": samples,
+                    "value": sum(values) / len(values),
+                }
+            )
+    return rows

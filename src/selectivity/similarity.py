@@ -53,6 +53,8 @@ variance at all gives NaN (0 / 0).
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -62,6 +64,7 @@ __all__ = [
     "linear_cka",
     "pwcca",
     "representation",
+    "similarity_rows",
 ]
 
 # Relative thresholds below which a neuron counts as silent or a direction as absent.
@@ -172,3 +175,26 @@ def pwcca(x: Tensor, y: Tensor) -> float:
     weights = (directions.T @ neurons).abs().sum(dim=1)
     weights = weights / weights.sum()
     return float((weights * rho.clamp(0.0, 1.0)).sum())
+
+
+def similarity_rows(
+    reference: Mapping[str, Tensor], other: Mapping[str, Tensor]
+) -> list[dict[str, Any]]:
+    """Rows {metric: "pwcca" | "linear_cka", layer, samples, value} for each layer in both.
+
+    reference, other: layer -> activations of the same inputs in the same order ((N, U) or
+    feature maps, read by `representation`); `reference` is PWCCA's X (the alpha = 0 network).
+    A layer with no more inputs than units gets NaN for PWCCA (CCA is undefined there).
+    """
+    rows: list[dict[str, Any]] = []
+    for layer in (name for name in reference if name in other):
+        x, y = representation(reference[layer]), representation(other[layer])
+        try:
+            weighted = pwcca(x, y)
+        except ValueError:
+            if x.shape[0] != y.shape[0]:
+                raise
+            weighted = math.nan
+        for metric, value in (("pwcca", weighted), ("linear_cka", linear_cka(x, y))):
+            rows.append({"metric": metric, "layer": layer, "samples": x.shape[0], "value": value})
+    return rows
