@@ -196,13 +196,13 @@ def rotated_selectivity_rows(
             {"metric": "selectivity_axis", "layer": layer, "samples": samples, "value": result.axis}
         )
     if bounds:
-        for metric, values in (("selectivity_rotated", bounds), ("selectivity_axis", axes)):
+        for metric, means in (("selectivity_rotated", bounds), ("selectivity_axis", axes)):
             rows.append(
                 {
                     "metric": metric,
                     "layer": None,
                     "samples": samples,
-                    "value": sum(values) / len(values),
+                    "value": sum(means) / len(means),
                 }
             )
     return rows
