@@ -34,7 +34,7 @@ from selectivity.report import (
     write_report,
 )
 from selectivity.report.methods import unassigned
-from selectivity.report.stats import METHOD_KEYS
+from selectivity.report.catalog import METHOD_KEYS
 
 ALPHAS = (-1.0, 0.0, 1.0)
 SEEDS = (0, 1, 2)
