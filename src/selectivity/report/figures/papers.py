@@ -30,6 +30,7 @@ from selectivity.report.figures.style import (
     alpha_colors,
     alpha_legend,
     alphas_of,
+    eps_axis,
     figure_of,
     line_ci,
     load_matplotlib,
@@ -358,22 +359,6 @@ def _lines_by_alpha(ax: Axes, summary: pd.DataFrame, x: str) -> dict[float, tupl
     return colors
 
 
-def _eps_axis(ax: Axes, eps_values: Sequence[float]) -> None:
-    """Ticks at the grid's radii, labelled k/255. Radii usually double (1/255, 2/255, 4/255, ...):
-    on a linear axis the small ones crowd at 0 and their labels overlap, so the axis is symlog,
-    linear up to the smallest radius and logarithmic above; linscale 0.3 (log10 of 2) gives the
-    0 -> smallest step the width of one doubling."""
-    positive = [e for e in eps_values if e > 0]
-    if positive:
-        ax.set_xscale("symlog", linthresh=min(positive), linscale=0.3)
-    ticker = load_matplotlib().ticker
-    # At most 8 ticks, so that long grids keep their labels apart too.
-    ticks = list(eps_values)[:: max(1, -(-len(eps_values) // 8))]
-    ax.xaxis.set_major_locator(ticker.FixedLocator(ticks))
-    ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: eps_text(v) if v > 0 else "0"))
-    ax.xaxis.set_minor_locator(ticker.NullLocator())
-
-
 @styled
 def plot_fgsm_accuracy(table: pd.DataFrame, ax: Axes | None = None) -> Axes:
     """FGSM accuracy against eps, one line per alpha (Fig. 2a, A7a)."""
@@ -381,7 +366,7 @@ def plot_fgsm_accuracy(table: pd.DataFrame, ax: Axes | None = None) -> Axes:
     summary = summarise(table, "fgsm_accuracy", by=("alpha", "eps"))
     ax = new_axes(ax, (6.4, 4.2))
     colors = _lines_by_alpha(ax, summary, "eps")
-    _eps_axis(ax, sorted(summary["eps"].dropna().unique()))
+    eps_axis(ax, sorted(summary["eps"].dropna().unique()))
     ax.set_xlabel("FGSM ε  (L∞ radius, pixel scale [0, 1])")
     ax.set_ylabel("test accuracy under attack")
     percent_axis(ax.yaxis)

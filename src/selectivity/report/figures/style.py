@@ -1,5 +1,5 @@
 """What every figure shares: matplotlib, loaded on the first figure, the house style, alpha
-colours and axes, legends, the check that a figure's metrics are in the table, the seed counts
+colours and axes, the attack-radius axis, legends, the check that a figure's metrics are in the table, the seed counts
 captions quote, and `FigureSpec`, a figure of the report with its caption.
 
 Alpha is symmetric around 0 and log-spaced in |alpha|, so every alpha axis is symlog and alpha
@@ -43,6 +43,7 @@ __all__ = [
     "alpha_colors",
     "alpha_legend",
     "alphas_of",
+    "eps_axis",
     "figure_of",
     "line_ci",
     "load_matplotlib",
@@ -165,6 +166,25 @@ def line_ci(
     """Mean as a line with markers, its bootstrapped CI as a band."""
     ax.plot(x, summary["mean"], marker=marker, ms=4, lw=1.6, color=color, label=label)
     ax.fill_between(x, summary["ci_low"], summary["ci_high"], color=color, alpha=0.18, lw=0)
+
+
+def eps_axis(ax: Axes, eps_values: Sequence[float]) -> None:
+    """Ticks at the grid's radii (at most 8), labelled k/255 where they are whole grey levels.
+
+    Radii usually double (0, 1/255, 2/255, 4/255, 8/255): on a linear axis the small ones crowd
+    at 0 and their labels overlap. Such a grid gets a symlog axis, linear up to the smallest
+    radius and logarithmic above, with linscale 0.3 (log10 2) so that the step from 0 to the
+    smallest radius is as wide as one doubling; an evenly spaced grid keeps its linear axis.
+    """
+    positive = [e for e in eps_values if e > 0]
+    steps = np.diff(sorted({0.0, *positive}))
+    if len(steps) > 1 and not np.allclose(steps, steps[0]):
+        ax.set_xscale("symlog", linthresh=min(positive), linscale=0.3)
+    ticker = load_matplotlib().ticker
+    ticks = list(eps_values)[:: max(1, -(-len(eps_values) // 8))]
+    ax.xaxis.set_major_locator(ticker.FixedLocator(ticks))
+    ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: eps_text(v) if v > 0 else "0"))
+    ax.xaxis.set_minor_locator(ticker.NullLocator())
 
 
 def alpha_legend(target, colors: Mapping[float, tuple], title: str = "α", **kwargs) -> None:
