@@ -959,6 +959,8 @@ def test_the_package_exports_the_public_names_of_the_module():
 def _run_clean(code: str, env: dict[str, str]) -> subprocess.CompletedProcess:
     """`code` in a fresh interpreter with only PATH and `env` in its environment."""
     env = {"PATH": os.environ.get("PATH", ""), **env}
+    if "PYTHONPATH" in os.environ:  # the package under test, where it is not the installed one
+        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
     done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env
     )
@@ -1011,6 +1013,8 @@ def test_import_has_no_side_effects_and_the_first_figure_sets_up_matplotlib(tmp_
         [made] = drawn["tmp"]
         assert made.startswith("selectivity-mpl-")
         assert drawn["mplconfigdir"] == str(tmp / made)
+    # The folder made for the cache goes when the process that made it exits.
+    assert list(tmp.iterdir()) == []
 
 
 def test_report_package_does_not_need_torch(tmp_path):

@@ -18,7 +18,6 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
-from selectivity import report
 from selectivity.report import (
     METHOD_CLAIMS,
     evaluate_claims,
@@ -33,8 +32,8 @@ from selectivity.report import (
     trial_columns,
     write_report,
 )
+from selectivity.report.catalog import METHOD_KEYS
 from selectivity.report.methods import unassigned
-from selectivity.report.stats import METHOD_KEYS
 
 ALPHAS = (-1.0, 0.0, 1.0)
 SEEDS = (0, 1, 2)
@@ -454,10 +453,6 @@ def test_report_of_an_alpha_only_sweep_is_unchanged(tmp_path):
     assert list(claims.columns) == list(expected.columns)
     assert list(claims["verdict"]) == list(expected["verdict"])
     assert not list((tmp_path / "figures").glob("*_training*.png"))
-
-
-def test_the_methods_are_the_strength_keys_load_results_knows():
-    assert tuple(m.key for m in report.METHODS) == METHOD_KEYS
 
 
 def test_method_claims_say_when_collapse_could_not_be_checked():

@@ -10,12 +10,8 @@ from matplotlib.axes import Axes
 
 from selectivity import schema
 from selectivity.report import evaluate_claims, write_report
-from selectivity.report.worstcase import (
-    find_masked,
-    masked_html,
-    pgd_vs_autoattack,
-    plot_pgd_vs_autoattack,
-)
+from selectivity.report.figures import plot_pgd_vs_autoattack
+from selectivity.report.worstcase import find_masked, masked_html, pgd_vs_autoattack
 
 ALPHAS = (-10.0, -1.0, 0.0, 1.0, 10.0)
 SEEDS = (0, 1, 2)

@@ -1,7 +1,7 @@
 """Checks of what a results table allows to trust: collapsed trials, the settings behind a
 figure's numbers, whether PGD's radius binds, and dimensionality near its sample-count cap.
 
-`find_collapsed` decides which trials the selectivity-framed claims leave out; the `_..._text`
+`find_collapsed` decides which trials the selectivity-framed claims leave out; the `..._text`
 functions give the sentences that figure captions carry.
 """
 
@@ -14,16 +14,20 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from selectivity.report.stats import _fmt_eps, _per_trial, _rows, load_results, trial_columns
+from selectivity.report.stats import eps_text, load_results, metric_rows, per_trial, trial_columns
 from selectivity.schema import SETTINGS, TRIAL
 
 __all__ = [
     "BINDS_RTOL",
     "COLLAPSE_ACCURACY_MARGIN",
     "COLLAPSE_SILENT_FRACTION",
+    "DIMENSIONALITY_METRICS",
     "NEAR_CAP",
     "Collapse",
     "find_collapsed",
+    "near_cap_text",
+    "pgd_binding_text",
+    "settings_text",
 ]
 
 # A trial is collapsed (protocol §11) when its network stopped being a working classifier: clean
@@ -122,8 +126,8 @@ def find_collapsed(results: pd.DataFrame | str | os.PathLike) -> Collapse:
         )
     else:
         try:
-            accuracy = _per_trial(table, "test_accuracy").merge(
-                _per_trial(table, "chance_accuracy"), on=columns, suffixes=("", "_chance")
+            accuracy = per_trial(table, "test_accuracy").merge(
+                per_trial(table, "chance_accuracy"), on=columns, suffixes=("", "_chance")
             )
         except ValueError as error:
             unchecked.append(f"accuracy near chance: not checked ({error})")
@@ -150,7 +154,7 @@ def find_collapsed(results: pd.DataFrame | str | os.PathLike) -> Collapse:
         unchecked.append("silent units: not checked (silent_fraction absent from the table)")
     else:
         try:
-            rows = _rows(table, "silent_fraction")
+            rows = metric_rows(table, "silent_fraction")
         except ValueError as error:
             unchecked.append(f"silent units: not checked ({error})")
         else:
@@ -186,7 +190,7 @@ def find_collapsed(results: pd.DataFrame | str | os.PathLike) -> Collapse:
 _SETTING_WORDS = {"split": "split", "samples": "samples per trial", "step_size": "PGD step size"}
 
 
-def _settings_text(table: pd.DataFrame, metrics: Sequence[str]) -> str:
+def settings_text(table: pd.DataFrame, metrics: Sequence[str]) -> str:
     """The recorded settings (split, sample count, PGD step size) of `metrics`' rows, in words.
 
     The step size is named only for metrics PGD produces. Says so when the table does not record
@@ -211,7 +215,7 @@ def _settings_text(table: pd.DataFrame, metrics: Sequence[str]) -> str:
     return "Settings: " + "; ".join(words) + "."
 
 
-def _pgd_binding_text(table: pd.DataFrame, eps: float) -> str:
+def pgd_binding_text(table: pd.DataFrame, eps: float) -> str:
     """Whether PGD's eps-ball binds at `eps`: from pgd_linf_max (largest L-inf distance reached)."""
     present = set(table["metric"])
     if "pgd_linf_max" not in present:
@@ -220,19 +224,19 @@ def _pgd_binding_text(table: pd.DataFrame, eps: float) -> str:
         (table["metric"] == "pgd_linf_max") & np.isclose(table["eps"].astype(float), eps)
     ]["value"]
     if reached.dropna().empty:
-        return f"Whether the ε-ball binds is unknown: no pgd_linf_max rows at ε = {_fmt_eps(eps)}."
+        return f"Whether the ε-ball binds is unknown: no pgd_linf_max rows at ε = {eps_text(eps)}."
     largest = float(reached.max())
     mean = table[(table["metric"] == "pgd_linf_mean") & np.isclose(table["eps"].astype(float), eps)]
     mean_text = f", mean {mean['value'].mean():.3g}" if not mean.empty else ""
     if largest < eps * (1.0 - BINDS_RTOL):
         return (
             f"The ε-ball never binds: the largest L∞ distance PGD reached is {largest:.3g}"
-            f"{mean_text} (ε = {_fmt_eps(eps)}), so these accuracies measure step size × steps, not ε."
+            f"{mean_text} (ε = {eps_text(eps)}), so these accuracies measure step size × steps, not ε."
         )
-    return f"The ε-ball binds (largest L∞ distance reached {largest:.3g}{mean_text}, ε = {_fmt_eps(eps)})."
+    return f"The ε-ball binds (largest L∞ distance reached {largest:.3g}{mean_text}, ε = {eps_text(eps)})."
 
 
-_DIMENSIONALITY_METRICS = (
+DIMENSIONALITY_METRICS = (
     "dimensionality",
     "dimensionality_corruption",
     "dimensionality_adversarial",
@@ -246,13 +250,13 @@ def _near_cap(table: pd.DataFrame) -> pd.DataFrame:
     Empty when nothing is near the cap; ValueError when the table has no dimensionality_cap.
     """
     columns = [*trial_columns(table), "layer"]
-    smallest = _rows(table, "dimensionality_cap").groupby(columns, dropna=False, sort=False)
+    smallest = metric_rows(table, "dimensionality_cap").groupby(columns, dropna=False, sort=False)
     caps = smallest["value"].min().rename("cap").reset_index()
     records = []
-    for metric in _DIMENSIONALITY_METRICS:
+    for metric in DIMENSIONALITY_METRICS:
         if metric not in set(table["metric"]):
             continue
-        values = _per_trial(table, metric, ("layer",)).merge(caps, on=columns)
+        values = per_trial(table, metric, ("layer",)).merge(caps, on=columns)
         values["near"] = values["value"] >= (1.0 - NEAR_CAP) * values["cap"]
         for layer, group in values.groupby("layer", sort=False):
             if group["near"].any():
@@ -270,7 +274,8 @@ def _near_cap(table: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def _near_cap_text(table: pd.DataFrame) -> str:
+def near_cap_text(table: pd.DataFrame) -> str:
+    """The dimensionality values near their sample-count cap, in a sentence for a caption."""
     try:
         near = _near_cap(table)
     except ValueError:

@@ -15,31 +15,43 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from selectivity.files import write_bytes
+from selectivity.files import remove_stale_temporaries, write_bytes
 from selectivity.report.checks import (
     COLLAPSE_ACCURACY_MARGIN,
     COLLAPSE_SILENT_FRACTION,
     Collapse,
-    _settings_text,
     find_collapsed,
+    settings_text,
 )
-from selectivity.report.claims import MIN_ALPHAS, MIN_SAMPLES, MIN_TRIALS, SOURCES, evaluate_claims
-from selectivity.report.figures import FIGURES, FigureSpec
-from selectivity.report.method_claims import MIN_LEVELS, evaluate_method_claims
-from selectivity.report.method_figures import METHOD_FIGURES
+from selectivity.report.claims import (
+    MIN_ALPHAS,
+    MIN_LEVELS,
+    MIN_SAMPLES,
+    MIN_TRIALS,
+    SOURCES,
+    evaluate_claims,
+    evaluate_method_claims,
+)
+from selectivity.report.figures import (
+    FIGURES,
+    METHOD_FIGURES,
+    WORST_CASE_FIGURES,
+    FigureSpec,
+    plot_pgd_vs_autoattack,
+)
+from selectivity.report.figures.style import alphas_of, figure_of
 from selectivity.report.methods import Experiment, experiments, unassigned
-from selectivity.report.plotting import _alphas, _figure_of
 from selectivity.report.stats import (
     N_RESAMPLES,
-    _appearance,
-    _fmt_alpha,
-    _fmt_eps,
-    _range_text,
+    alpha_text,
+    appearance_order,
+    eps_text,
     load_results,
+    range_text,
     summary_table,
     trial_columns,
 )
-from selectivity.report.worstcase import WORST_CASE_FIGURES, masked_html, plot_pgd_vs_autoattack
+from selectivity.report.worstcase import masked_html
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -104,7 +116,7 @@ def _cell(column: str, value: object) -> str:
     """A trial column's value as text: a radius (a column named *eps) in 8-bit grey levels where
     it is a whole number of them (8/255), other floats in their short form (0.1)."""
     if isinstance(value, float):
-        return _fmt_eps(value) if column.endswith("eps") else f"{value:g}"
+        return eps_text(value) if column.endswith("eps") else f"{value:g}"
     return str(value)
 
 
@@ -130,7 +142,7 @@ def _collapse_html(collapse: Collapse) -> str:
         for _, r in collapse.trials.iterrows():
             cells = "".join(f"<td>{html.escape(_cell(c, r[c]))}</td>" for c in others)
             lines.append(
-                f"<tr><td>{_fmt_alpha(float(r['alpha']))}</td><td>{html.escape(str(r['seed']))}</td>"
+                f"<tr><td>{alpha_text(float(r['alpha']))}</td><td>{html.escape(str(r['seed']))}</td>"
                 f"{cells}<td>{html.escape(str(r['reason']))}</td></tr>"
             )
         lines.append("</tbody></table>")
@@ -176,12 +188,16 @@ def write_report(
     The collapsed trials (`find_collapsed`) follow the claims table, with the criterion each met
     and what the table did not allow to check. Figure captions name the split, sample count and
     PGD step size behind them, whether PGD's ε-ball binds, and dimensionality values near their
-    sample-count cap. Every file is written under a temporary name and renamed. Returns the path
-    of report.html.
+    sample-count cap. Every file is written under a temporary name and renamed; temporaries that
+    an interrupted earlier report left are removed, and so, once report.html is written, are the
+    figures in figures/ that this report did not write. Returns the path of report.html.
     """
     table = load_results(results)
     out = Path(out_dir)
-    (out / "figures").mkdir(parents=True, exist_ok=True)
+    folder = _FigureFolder(out / "figures")
+    folder.path.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(out)
+    remove_stale_temporaries(folder.path)
     if failed is not None and not isinstance(failed, pd.DataFrame):
         path = Path(failed)
         failed = pd.read_csv(path) if path.suffix.lower() == ".csv" else pd.read_parquet(path)
@@ -199,7 +215,7 @@ def write_report(
     both = claims if method_claims.empty else pd.concat([claims, method_claims], ignore_index=True)
     write_bytes(out / "claims.csv", both.to_csv(index=False).encode())
 
-    figures, skipped = _draw_figures(alpha, out / "figures")
+    figures, skipped = _draw_figures(alpha, folder)
     parts = [
         *_head_html(alpha, n_resamples, _experiments_html(table, found)),
         _claims_html(claims),
@@ -209,7 +225,7 @@ def write_report(
         + "; ".join(f"{html.escape(k)} = {html.escape(v)}" for k, v in SOURCES.items())
         + ".</p>",
         *_figures_html(figures, skipped),
-        *_training_html(found, method_claims, out / "figures"),
+        *_training_html(found, method_claims, folder),
     ]
     if failed is not None:
         parts.append(f"<h2>Failed trials ({len(failed)})</h2>")
@@ -222,11 +238,12 @@ def write_report(
     )
     report = out / "report.html"
     write_bytes(report, "\n".join(parts).encode("utf-8"))
+    folder.remove_others()
     return report
 
 
 def _draw_figures(
-    table: pd.DataFrame, folder: Path
+    table: pd.DataFrame, folder: _FigureFolder
 ) -> tuple[list[tuple[FigureSpec, str, str]], list[tuple[str, str]]]:
     """Every figure the table allows, written to folder/<name>.png: ([(spec, caption, base64
     PNG)], [(name, why skipped)])."""
@@ -236,19 +253,34 @@ def _draw_figures(
             drawn = spec.draw(table)
             caption = spec.caption(table)
             if spec.settings:
-                caption += " " + _settings_text(table, spec.settings)
+                caption += " " + settings_text(table, spec.settings)
         except ValueError as error:
             skipped.append((spec.name, str(error)))
             continue
-        figures.append((spec, caption, _save_png(drawn, folder / f"{spec.name}.png")))
+        figures.append((spec, caption, folder.save(drawn, spec.name)))
     return figures, skipped
 
 
-def _save_png(drawn: Axes | Figure, path: Path) -> str:
-    """Write the figure `drawn` (a plot function's return) as a PNG to `path`; its base64 text."""
-    data = _png(_figure_of(drawn))
-    write_bytes(path, data)
-    return base64.b64encode(data).decode("ascii")
+class _FigureFolder:
+    """The report's figures/ folder: the PNGs this report writes, and the clearing of the rest."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.written: set[str] = set()
+
+    def save(self, drawn: Axes | Figure, name: str) -> str:
+        """Write the figure `drawn` (a plot function's return) as <name>.png; its base64 text."""
+        data = _png(figure_of(drawn))
+        write_bytes(self.path / f"{name}.png", data)
+        self.written.add(f"{name}.png")
+        return base64.b64encode(data).decode("ascii")
+
+    def remove_others(self) -> None:
+        """Delete the PNGs this report did not write: an earlier report's figures (one whose
+        metrics this table lacks) would otherwise sit beside this report's as if they were its."""
+        for stale in self.path.glob("*.png"):
+            if stale.name not in self.written and stale.is_file():
+                stale.unlink(missing_ok=True)
 
 
 def _figure_html(name: str, title: str, encoded: str, caption: str) -> str:
@@ -265,17 +297,17 @@ def _head_html(table: pd.DataFrame, n_resamples: int, described: list[str]) -> l
     table: the alpha experiment's rows; described: the list of the sweep's experiments, when it
     has more than that one (then the description is the alpha experiment's).
     """
-    alphas = _alphas(table)
+    alphas = alphas_of(table)
     trials = table[trial_columns(table)].drop_duplicates()
     per_alpha = trials.groupby("alpha").size()
-    present = _appearance(table["metric"])
+    present = appearance_order(table["metric"])
     return [
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
         "<title>Class selectivity and robustness: sweep report</title>",
         f"<style>{_CSS}</style></head><body>",
         "<h1>Class selectivity and robustness: sweep report</h1>",
-        f"<p>{'α experiment: ' if described else ''}{len(trials)} trials: {len(alphas)} α values ({html.escape(', '.join(_fmt_alpha(a) for a in alphas))}), "
-        f"{_range_text(per_alpha)} seeds per α; "
+        f"<p>{'α experiment: ' if described else ''}{len(trials)} trials: {len(alphas)} α values ({html.escape(', '.join(alpha_text(a) for a in alphas))}), "
+        f"{range_text(per_alpha)} seeds per α; "
         f"{len(table)} result rows; metrics: {html.escape(', '.join(present))}.</p>",
         *described,
         "<h2>Claims of the papers, tested on this table</h2>",
@@ -353,7 +385,7 @@ def _method_claims_html(claims: pd.DataFrame) -> str:
     for _, r in claims.iterrows():
         n = (
             f"{r['n_trials']} trials ({r['n_levels']} {r['strength']} values × "
-            f"{r['seeds_per_level']} seeds, α = {_fmt_alpha(float(r['alpha']))}); trials near "
+            f"{r['seeds_per_level']} seeds, α = {alpha_text(float(r['alpha']))}); trials near "
             f"chance left out: {r['n_collapsed_left_out']}"
         )
         lines.append(
@@ -375,7 +407,9 @@ def _method_claims_html(claims: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def _training_html(found: list[Experiment], claims: pd.DataFrame, folder: Path) -> list[str]:
+def _training_html(
+    found: list[Experiment], claims: pd.DataFrame, folder: _FigureFolder
+) -> list[str]:
     """The section "Robustness training → selectivity": claims, then each method's figure.
 
     Nothing when the sweep trained no robustness method.
@@ -411,20 +445,20 @@ def _training_html(found: list[Experiment], claims: pd.DataFrame, folder: Path) 
             try:
                 drawn = spec.draw(experiment.table, experiment=experiment.name)
                 caption = (
-                    spec.caption(experiment) + " " + _settings_text(experiment.table, spec.settings)
+                    spec.caption(experiment) + " " + settings_text(experiment.table, spec.settings)
                 )
             except ValueError as error:
                 parts.append(
                     f"<p>Figure {html.escape(name)} skipped: {html.escape(str(error))}</p>"
                 )
                 continue
-            encoded = _save_png(drawn, folder / f"{name}.png")
+            encoded = folder.save(drawn, name)
             parts.append(_figure_html(name, f"{spec.title} ({experiment.title})", encoded, caption))
         parts += _autoattack_by_strength(experiment, folder)
     return parts
 
 
-def _autoattack_by_strength(experiment: Experiment, folder: Path) -> list[str]:
+def _autoattack_by_strength(experiment: Experiment, folder: _FigureFolder) -> list[str]:
     """PGD against AutoAttack per strength of an adversarial-training experiment (nothing when
     the sweep ran no AutoAttack): a method that buys PGD robustness by masking gradients lies
     below the diagonal at large strengths."""
@@ -441,5 +475,5 @@ def _autoattack_by_strength(experiment: Experiment, folder: Path) -> list[str]:
         f"As the PGD-against-AutoAttack figure above, one colour per training radius "
         f"({experiment.method.key}) of the {experiment.title} experiment."
     )
-    encoded = _save_png(drawn, folder / f"{name}.png")
+    encoded = folder.save(drawn, name)
     return [_figure_html(name, f"PGD against AutoAttack ({experiment.title})", encoded, caption)]

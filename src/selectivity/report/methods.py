@@ -26,54 +26,16 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from selectivity.report.catalog import METHOD_KEYS, METHODS, REGULARIZER, Method
 from selectivity.report.stats import (
-    METHOD_KEYS,
-    _fmt_alpha,
-    _fmt_eps,
-    _range_text,
+    alpha_text,
+    eps_text,
     load_results,
+    range_text,
     trial_columns,
 )
 
-__all__ = ["METHODS", "REGULARIZER", "Experiment", "Method", "experiments", "unassigned"]
-
-
-@dataclass(frozen=True)
-class Method:
-    """A robustness-training method: its name, strength column (0 = off) and how to say it."""
-
-    name: str
-    key: str
-    title: str
-    strength_label: str  # axis label: the strength and its units
-    variant_key: str = ""  # a trial column that splits the method into variants (the attack)
-
-
-METHODS: tuple[Method, ...] = (
-    Method(
-        "noise",
-        "noise_std",
-        "Gaussian-noise augmentation",
-        "training noise σ  (noise_std, pixel scale [0, 1])",
-    ),
-    Method(
-        "mix",
-        "mix_severity",
-        "Corruption-mix augmentation",
-        "corruption-mix severity  (mix_severity)",
-    ),
-    Method(
-        "adversarial",
-        "adv_eps",
-        "Adversarial training",
-        "training ε  (adv_eps, L∞, pixel scale [0, 1])",
-        variant_key="adv_method",
-    ),
-)
-
-
-# The experiment of the papers: the regularizer's scale is its "strength".
-REGULARIZER = Method("alpha", "alpha", "Regularizer (α)", "regularizer scale α")
+__all__ = ["Experiment", "experiments", "unassigned"]
 
 
 @dataclass(frozen=True)
@@ -123,12 +85,12 @@ class Experiment:
             return f"{len(trials)} trials{also}"
         levels = sorted(trials[self.method.key].unique())
         shown = [
-            _fmt_eps(v) if self.method.key == "adv_eps" and v > 0 else f"{v:g}" for v in levels
+            eps_text(v) if self.method.key == "adv_eps" and v > 0 else f"{v:g}" for v in levels
         ]
         seeds = trials.groupby(self.method.key).size()
         return (
             f"{len(trials)} trials: {self.method.key} = {', '.join(shown)} "
-            f"× {_range_text(seeds)} seeds at α = {_fmt_alpha(self.alpha)}{also}"
+            f"× {range_text(seeds)} seeds at α = {alpha_text(self.alpha)}{also}"
         )
 
 

@@ -23,17 +23,27 @@ import pandas as pd
 from scipy import stats
 
 from selectivity import schema
+from selectivity.report.catalog import METHOD_KEYS
 from selectivity.schema import COLUMNS as SCHEMA_COLUMNS
 from selectivity.schema import KEYS, SETTINGS, TRIAL
 
 __all__ = [
+    "ATTACKED",
     "COLUMNS",
     "CONFIDENCE",
-    "METHOD_KEYS",
     "N_RESAMPLES",
+    "PGD_ATTACKED",
+    "alpha_text",
+    "appearance_order",
+    "as_metric",
     "bootstrap_ci",
+    "eps_text",
     "load_results",
+    "metric_rows",
+    "per_trial",
     "percentile_bootstrap",
+    "range_text",
+    "require_metrics",
     "spearman",
     "summarise",
     "summary_table",
@@ -43,9 +53,10 @@ __all__ = [
 COLUMNS = (*TRIAL, "metric", *KEYS, *SETTINGS, "value")
 N_RESAMPLES = 2000
 CONFIDENCE = 0.95
-# The robustness-training strengths a sweep may grid over (TrainConfig keys; 0 = method off). A
-# column is present only where it was swept; a missing value in it means the key's default, 0.
-METHOD_KEYS = ("noise_std", "mix_severity", "adv_eps")
+# Row filters (`where` of `metric_rows`, `per_trial`, `summarise`) that claims and figures share:
+# rows under attack, and PGD's rows under attack with at least one step.
+ATTACKED = {"eps": lambda s: s > 0}
+PGD_ATTACKED = {"eps": lambda s: s > 0, "steps": lambda s: s > 0}
 
 
 def trial_columns(table: pd.DataFrame) -> list[str]:
@@ -87,6 +98,20 @@ def _check_bootstrap(confidence: float, n_resamples: int) -> None:
         raise ValueError(f"confidence must be in (0, 1), got {confidence}")
     if n_resamples < 1:
         raise ValueError(f"n_resamples must be positive, got {n_resamples}")
+
+
+def require_metrics(
+    table: pd.DataFrame, metrics: Sequence[str], figure: str, any_of: bool = False
+) -> list[str]:
+    """Metrics of `metrics` present in the table; ValueError naming the absent ones otherwise."""
+    present = set(table["metric"].unique())
+    have = [m for m in metrics if m in present]
+    missing = [m for m in metrics if m not in present]
+    if (any_of and not have) or (not any_of and missing):
+        raise ValueError(
+            f"figure {figure!r} needs metric(s) {missing} absent from the results table"
+        )
+    return have
 
 
 def percentile_bootstrap(
@@ -203,7 +228,7 @@ def _mask(column: pd.Series, condition: object) -> pd.Series:
     return (column == condition).fillna(False).astype(bool)
 
 
-def _rows(
+def metric_rows(
     table: pd.DataFrame, metric: str, where: Mapping[str, object] | None = None
 ) -> pd.DataFrame:
     """Rows of one metric, filtered by `where`; ValueError when the metric is absent.
@@ -227,12 +252,12 @@ def _rows(
     return rows
 
 
-def _appearance(series: pd.Series) -> list:
+def appearance_order(series: pd.Series) -> list:
     """Distinct non-null values in order of first appearance (layers in network order)."""
     return list(dict.fromkeys(series.dropna().tolist()))
 
 
-def _per_trial(
+def per_trial(
     table: pd.DataFrame,
     metric: str,
     by: Sequence[str] = (),
@@ -243,7 +268,7 @@ def _per_trial(
     `selectivity` has a network-level row (layer null) besides its per-layer rows; when `layer`
     is neither grouped by nor filtered, the network-level rows are used rather than a mixture.
     """
-    rows = _rows(table, metric, where)
+    rows = metric_rows(table, metric, where)
     if "layer" not in by and "layer" not in (where or {}):
         network = rows["layer"].isna()
         if network.any() and not network.all():
@@ -291,9 +316,9 @@ def summarise(
     unknown = [c for c in by if c not in table.columns]
     if unknown:
         raise ValueError(f"cannot group by {unknown}: not columns of the results table")
-    per = _per_trial(table, metric, by, where)
-    rows = table[table["metric"] == metric]
-    orders = {c: _appearance(rows[c]) for c in by if c in ("layer", "corruption")}
+    per = per_trial(table, metric, by, where)
+    rows = metric_rows(table, metric)
+    orders = {c: appearance_order(rows[c]) for c in by if c in ("layer", "corruption")}
     records = []
     groups = per.groupby(by, dropna=False, sort=False) if by else [((), per)]
     for key, group in groups:
@@ -327,8 +352,8 @@ def summary_table(
     groups = [c for c in trial_columns(table) if c != "seed"]
     groups = ["alpha", *(c for c in groups if c != "alpha")]
     parts = []
-    for metric in _appearance(table["metric"]):
-        rows = table[table["metric"] == metric]
+    for metric in appearance_order(table["metric"]):
+        rows = metric_rows(table, metric)
         keys = [c for c in (*KEYS, *SETTINGS) if rows[c].notna().any()]
         part = summarise(table, metric, by=(*groups, *keys), n_resamples=n_resamples, seed=seed)
         part.insert(0, "metric", metric)
@@ -339,7 +364,7 @@ def summary_table(
     return pd.concat([p.reindex(columns=columns) for p in parts], ignore_index=True)
 
 
-def _derived(frame: pd.DataFrame, metric: str) -> pd.DataFrame:
+def as_metric(frame: pd.DataFrame, metric: str) -> pd.DataFrame:
     """Per-trial values computed here, put back into the results schema so `summarise` reads them."""
     out = frame.copy()
     out["metric"] = metric
@@ -352,11 +377,11 @@ def _derived(frame: pd.DataFrame, metric: str) -> pd.DataFrame:
 # How keys and counts are written in captions, notes and the HTML.
 
 
-def _fmt_alpha(alpha: float) -> str:
+def alpha_text(alpha: float) -> str:
     return f"{alpha:g}"
 
 
-def _fmt_eps(eps: float) -> str:
+def eps_text(eps: float) -> str:
     """k/255 when eps is a whole number of 8-bit grey levels (the usual way to quote it)."""
     scaled = eps * 255.0
     if eps > 0 and abs(scaled - round(scaled)) < 1e-6:
@@ -364,7 +389,7 @@ def _fmt_eps(eps: float) -> str:
     return f"{eps:.3g}"
 
 
-def _range_text(counts: pd.Series) -> str:
+def range_text(counts: pd.Series) -> str:
     """ "3" or "2–3": the spread of a count over groups."""
     if counts.empty:
         return "0"

@@ -1,8 +1,8 @@
-"""The worst case in the report: PGD against AutoAttack accuracy, and the networks that the
-gradient-masking flags (`selectivity.masking`, a pure function of one network's rows) mark.
+"""The worst case in the report, as tables: PGD against AutoAttack accuracy, and the networks that
+the gradient-masking flags (`selectivity.masking`, a pure function of one network's rows) mark.
+The figure is `figures.worstcase.plot_pgd_vs_autoattack`.
 
     pgd_vs_autoattack(table) -> per trial: eps, PGD accuracy, AutoAttack accuracy (same images)
-    plot_pgd_vs_autoattack(table, by="alpha")   the figure, one colour per group
     find_masked(table) -> per trial and flag: value (1 / 0 / NaN) and reason
     masked_html(table) -> the report's section
 """
@@ -11,33 +11,14 @@ from __future__ import annotations
 
 import html
 import math
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from selectivity import masking
-from selectivity.report.figures import FigureSpec, _seeds
-from selectivity.report.plotting import (
-    _new_axes,
-    _outside_legend,
-    _percent_axis,
-    _require,
-    _styled,
-    alpha_colors,
-)
-from selectivity.report.stats import _fmt_alpha, _fmt_eps, bootstrap_ci, trial_columns
+from selectivity.report.stats import alpha_text, require_metrics, trial_columns
 
-if TYPE_CHECKING:
-    from matplotlib.axes import Axes
-
-__all__ = [
-    "WORST_CASE_FIGURES",
-    "find_masked",
-    "masked_html",
-    "pgd_vs_autoattack",
-    "plot_pgd_vs_autoattack",
-]
+__all__ = ["find_masked", "masked_html", "pgd_vs_autoattack"]
 
 
 def pgd_vs_autoattack(table: pd.DataFrame) -> pd.DataFrame:
@@ -45,7 +26,7 @@ def pgd_vs_autoattack(table: pd.DataFrame) -> pd.DataFrame:
     the AutoAttack images. Columns: the trial's, eps, steps, pgd, autoattack.
 
     ValueError when the table has no such pair (no autoattack part ran)."""
-    _require(table, ["masking_pgd_accuracy", "autoattack_accuracy"], "pgd_vs_autoattack")
+    require_metrics(table, ["masking_pgd_accuracy", "autoattack_accuracy"], "pgd_vs_autoattack")
     trial = trial_columns(table)
     records = []
     for key, rows in table.groupby(trial, sort=True, dropna=False):
@@ -70,70 +51,6 @@ def pgd_vs_autoattack(table: pd.DataFrame) -> pd.DataFrame:
     if not records:
         raise ValueError("no trial has PGD and AutoAttack accuracy at the same eps")
     return pd.DataFrame.from_records(records)
-
-
-@_styled
-def plot_pgd_vs_autoattack(table: pd.DataFrame, ax: Axes | None = None, by: str = "alpha") -> Axes:
-    """AutoAttack against PGD accuracy at PGD's eps, on the same images: small dots are trials,
-    large points the mean per `by` group (alpha, or a method's strength) with bootstrapped 95%
-    CIs on both axes. Below the diagonal AutoAttack finds more adversarial images than PGD."""
-    pairs = pgd_vs_autoattack(table)
-    if by not in pairs.columns:
-        raise ValueError(f"cannot group by {by!r}: not a trial column of the results table")
-    ax = _new_axes(ax, (6.0, 4.6))
-    groups = sorted(pairs[by].dropna().unique())
-    colors = alpha_colors(groups) if by == "alpha" else _ordered_colors(groups)
-    ax.plot([0, 1], [0, 1], color="0.6", lw=1, ls="--", zorder=0)
-    ax.scatter(pairs["pgd"], pairs["autoattack"], s=10, alpha=0.35, lw=0, zorder=1,
-               c=[colors[g] for g in pairs[by]])  # fmt: skip
-    for group in groups:
-        part = pairs[pairs[by] == group]
-        (mx, xl, xh), (my, yl, yh) = (
-            bootstrap_ci(part[column].to_numpy()) for column in ("pgd", "autoattack")
-        )
-        ax.errorbar(mx, my, xerr=[[mx - xl], [xh - mx]], yerr=[[my - yl], [yh - my]], fmt="o",
-                    ms=6, color=colors[group], mec="white", mew=0.6, elinewidth=1.2, zorder=3)  # fmt: skip
-    eps = sorted(pairs["eps"].unique())
-    steps = int(pairs["steps"].max())
-    ax.set_xlabel(f"PGD-{steps} accuracy (the evaluation's PGD)")
-    ax.set_ylabel("AutoAttack accuracy")
-    _percent_axis(ax.xaxis)
-    _percent_axis(ax.yaxis)
-    ax.set_title("PGD vs AutoAttack, ε = " + ", ".join(_fmt_eps(e) for e in eps))
-    _outside_legend(ax, colors, "α" if by == "alpha" else by)
-    return ax
-
-
-def _ordered_colors(groups: list) -> dict:
-    from selectivity.report.plotting import _matplotlib
-
-    cmap = _matplotlib().colormaps["viridis"]
-    shades = np.linspace(0.1, 0.9, len(groups)) if len(groups) > 1 else [0.5]
-    return {g: cmap(float(s)) for g, s in zip(groups, shades, strict=True)}
-
-
-def _caption(table: pd.DataFrame) -> str:
-    pairs = pgd_vs_autoattack(table)
-    below = int((pairs["pgd"] - pairs["autoattack"] > masking.AUTOATTACK_MARGIN).sum())
-    return (
-        "AutoAttack accuracy against the accuracy under the evaluation's own PGD (its step size "
-        "and most steps) at the same ε on the same images; large points: mean per α with "
-        f"bootstrapped 95% CIs ({_seeds(table, 'autoattack_accuracy')}), small dots: trials, "
-        f"dashed: equal accuracy. {below} of {len(pairs)} trials lie more than "
-        f"{masking.AUTOATTACK_MARGIN:g} below PGD (gradient-masking flag autoattack_below_pgd, "
-        "unless PGD cannot reach its ε)."
-    )
-
-
-WORST_CASE_FIGURES: tuple[FigureSpec, ...] = (
-    FigureSpec(
-        "pgd_vs_autoattack",
-        "PGD against AutoAttack",
-        plot_pgd_vs_autoattack,
-        _caption,
-        ("masking_pgd_accuracy", "autoattack_accuracy"),
-    ),
-)
 
 
 def find_masked(table: pd.DataFrame) -> pd.DataFrame:
@@ -206,7 +123,7 @@ def _trial_text(row: pd.Series, columns: list[str]) -> str:
     for column in columns:
         value = row[column]
         if column == "alpha" and not (isinstance(value, float) and math.isnan(value)):
-            parts.append(f"α = {_fmt_alpha(float(value))}")
+            parts.append(f"α = {alpha_text(float(value))}")
         else:
             parts.append(f"{column} = {value}")
     return ", ".join(parts)

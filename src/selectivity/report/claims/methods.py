@@ -21,25 +21,25 @@ import numpy as np
 import pandas as pd
 
 from selectivity.report.checks import Collapse, find_collapsed
-from selectivity.report.claims import (
-    _PGD_POSITIVE,
-    _POSITIVE,
+from selectivity.report.claims.engine import (
     MIN_ALPHAS,
     MIN_SAMPLES,
     MIN_TRIALS,
-    _contrast,
-    _fewest_samples,
-    _statistic,
-    _untested_row,
-    _verdict,
+    contrast_ci,
+    fewest_samples,
+    statistic_ci,
+    untested_row,
+    verdict_of,
 )
 from selectivity.report.methods import Experiment, experiments
 from selectivity.report.stats import (
+    ATTACKED,
     CONFIDENCE,
     N_RESAMPLES,
-    _per_trial,
-    _range_text,
+    PGD_ATTACKED,
     load_results,
+    per_trial,
+    range_text,
     trial_columns,
 )
 
@@ -61,7 +61,7 @@ def _robustness(
         problems = []
         for metric, words, where in options:
             try:
-                return _per_trial(table, metric, (), where), words
+                return per_trial(table, metric, (), where), words
             except ValueError as error:
                 problems.append(str(error))
         raise ValueError("; ".join(problems))
@@ -128,8 +128,8 @@ METHOD_CLAIMS: tuple[MethodClaimSpec, ...] = (
         "Adversarial training raises network selectivity.",
         +1,
         _robustness(
-            ("pgd_accuracy", "PGD accuracy (mean over ε > 0, steps > 0)", _PGD_POSITIVE),
-            ("fgsm_accuracy", "FGSM accuracy (mean over ε > 0; no PGD rows)", _POSITIVE),
+            ("pgd_accuracy", "PGD accuracy (mean over ε > 0, steps > 0)", PGD_ATTACKED),
+            ("fgsm_accuracy", "FGSM accuracy (mean over ε > 0; no PGD rows)", ATTACKED),
         ),
         "accuracy under attack",
         ("selectivity", "pgd_accuracy", "fgsm_accuracy"),
@@ -140,7 +140,7 @@ METHOD_CLAIMS: tuple[MethodClaimSpec, ...] = (
 def _blank_row(spec: MethodClaimSpec, experiment: Experiment) -> dict:
     """The claims-table row before testing: the columns of `evaluate_claims`, then the method's."""
     key = experiment.method.key
-    return _untested_row(
+    return untested_row(
         claim=spec.text,
         key=spec.key,
         source=spec.source,
@@ -171,7 +171,7 @@ def _trials(
     on collapse); ValueError when selectivity or the robustness metric is absent.
     """
     table = experiment.table
-    selectivity = _per_trial(table, "selectivity")
+    selectivity = per_trial(table, "selectivity")
     robustness, words = spec.robustness(table)
     columns = trial_columns(selectivity)
     trials = selectivity.rename(columns={"value": "y"}).merge(
@@ -219,28 +219,28 @@ def _method_claim_row(
     row.update(
         n_trials=len(trials),
         n_levels=int(counts.size),
-        seeds_per_level=_range_text(counts),
-        seeds_per_alpha=_range_text(pd.Series([len(trials)])),
+        seeds_per_level=range_text(counts),
+        seeds_per_alpha=range_text(pd.Series([len(trials)])),
         n_collapsed_left_out=n_left_out,
     )
     row["check_statistic"] = f"Spearman ρ({key}, {words}) across trials"
     if trials.empty:
         row["note"] = "; ".join([*notes, "no trials with selectivity"])
         return row
-    estimate, low, high = _statistic(trials, "correlation", confidence, n_resamples, seed)
+    estimate, low, high = statistic_ci(trials, "correlation", confidence, n_resamples, seed)
     row.update(estimate=estimate, ci_low=low, ci_high=high)
     measured = trials.dropna(subset=["r"]).rename(columns={"y": "selectivity", "r": "y"})
-    checked = _statistic(measured, "correlation", confidence, n_resamples, seed)
+    checked = statistic_ci(measured, "correlation", confidence, n_resamples, seed)
     row.update(check_estimate=checked[0], check_ci_low=checked[1], check_ci_high=checked[2])
     if np.isfinite(estimate) and estimate != 0:
         row["direction"] = f"μ_SI {'rises' if estimate > 0 else 'falls'} as {key} rises"
     else:
         row["direction"] = "no monotone relation"
     # Mean mu_SI at the largest strength minus at strength 0.
-    contrast = _contrast(trials, confidence, n_resamples, seed, column="x", largest=True)
+    contrast = contrast_ci(trials, confidence, n_resamples, seed, column="x", largest=True)
     row.update(contrast=contrast[0], contrast_low=contrast[1], contrast_high=contrast[2])
 
-    fewest = _fewest_samples(experiment.table, spec.metrics)
+    fewest = fewest_samples(experiment.table, spec.metrics)
     not_bought = _bought(title, row, words)
     if len(trials) < min_trials or counts.size < MIN_LEVELS:
         verdict = "inconclusive"
@@ -259,7 +259,7 @@ def _method_claim_row(
     elif not_bought:
         verdict, reason = "not tested", not_bought
     else:
-        verdict, reason = _verdict(estimate, low, high, spec.expected)
+        verdict, reason = verdict_of(estimate, low, high, spec.expected)
         reason += f"; {title} raised {words} (95% CI of its ρ above 0)"
     live = _live_text(experiment, trials, confidence, n_resamples, seed)
     reason += f"; {live}" if live else ""
@@ -280,7 +280,7 @@ def _live_text(
         ("silent_fraction", "silent fraction"),
     ):
         try:
-            values = _per_trial(experiment.table, metric)
+            values = per_trial(experiment.table, metric)
         except ValueError:
             continue
         columns = trial_columns(values)
@@ -288,7 +288,7 @@ def _live_text(
         kept = kept.dropna(subset=["y"])
         if len(kept) < 3:
             continue
-        rho, low, high = _statistic(kept, "correlation", confidence, n_resamples, seed)
+        rho, low, high = statistic_ci(kept, "correlation", confidence, n_resamples, seed)
         if not np.isfinite(rho):  # constant values: no ranks to correlate
             continue
         parts.append(f"{words}: ρ = {rho:.2f} [{low:.2f}, {high:.2f}]")

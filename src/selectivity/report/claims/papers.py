@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,34 +19,35 @@ import pandas as pd
 
 from selectivity.masking import LARGE_EPS
 from selectivity.report.checks import Collapse, find_collapsed
+from selectivity.report.claims.engine import (
+    MIN_ALPHAS,
+    MIN_SAMPLES,
+    MIN_TRIALS,
+    contrast_ci,
+    fewest_samples,
+    statistic_ci,
+    untested_row,
+    verdict_of,
+)
 from selectivity.report.stats import (
+    ATTACKED,
     CONFIDENCE,
     N_RESAMPLES,
-    _appearance,
-    _per_trial,
-    _range_text,
-    _rows,
+    PGD_ATTACKED,
+    appearance_order,
     load_results,
-    percentile_bootstrap,
-    spearman,
+    metric_rows,
+    per_trial,
+    range_text,
     trial_columns,
 )
 
 __all__ = [
     "CLAIMS",
-    "MIN_ALPHAS",
-    "MIN_SAMPLES",
-    "MIN_TRIALS",
     "SOURCES",
     "ClaimSpec",
     "evaluate_claims",
 ]
-
-# Correlation claims need a spread of alphas and enough trials for a CI to mean anything.
-MIN_TRIALS = 6
-MIN_ALPHAS = 3
-# A metric measured on fewer images than this per trial is too noisy to carry a verdict.
-MIN_SAMPLES = 100
 
 # The papers the claims come from, by the short names used in the report.
 SOURCES = {
@@ -65,7 +66,7 @@ def _early_layers(table: pd.DataFrame, metric: str) -> list:
     The paper sees the dimensionality effects in early layers (up to layer 9 of 17 in ResNet18,
     all of ResNet20); the first half is a fixed, model-agnostic reading of "early".
     """
-    layers = _appearance(_rows(table, metric)["layer"])
+    layers = appearance_order(metric_rows(table, metric)["layer"])
     return layers[: max(1, math.ceil(len(layers) / 2))]
 
 
@@ -78,7 +79,7 @@ def _trial_metric(
         condition = dict(where or {})
         if early:
             condition["layer"] = _early_layers(table, metric)
-        return _per_trial(table, metric, (), condition)
+        return per_trial(table, metric, (), condition)
 
     return build
 
@@ -98,8 +99,8 @@ def _corruption_minus_clean(table: pd.DataFrame) -> pd.DataFrame:
 
     Paired per layer within the trial (same layer, same images), then the mean over layers.
     """
-    corruption = _per_trial(table, "dimensionality_corruption", ("layer",))
-    clean = _per_trial(table, "dimensionality", ("layer",))
+    corruption = per_trial(table, "dimensionality_corruption", ("layer",))
+    clean = per_trial(table, "dimensionality", ("layer",))
     columns = trial_columns(clean)
     merged = corruption.merge(clean, on=[*columns, "layer"], suffixes=("_corr", "_clean"))
     if merged.empty:
@@ -122,12 +123,12 @@ def _relative_to_clean(
     def build(table: pd.DataFrame) -> tuple[pd.DataFrame, str]:
         relative = f"{metric}_relative"
         if relative in set(table["metric"]):
-            return _per_trial(table, relative, (), where), f"{relative} from the table"
-        attacked = _per_trial(table, metric, (), where)
+            return per_trial(table, relative, (), where), f"{relative} from the table"
+        attacked = per_trial(table, metric, (), where)
         try:
-            clean, words = _per_trial(table, metric, (), clean_where), "its unperturbed rows"
+            clean, words = per_trial(table, metric, (), clean_where), "its unperturbed rows"
         except ValueError:
-            clean, words = _per_trial(table, "test_accuracy"), "test_accuracy"
+            clean, words = per_trial(table, "test_accuracy"), "test_accuracy"
         columns = trial_columns(attacked)
         merged = attacked.merge(clean, on=columns, suffixes=("", "_clean"))
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -175,8 +176,6 @@ class ClaimSpec:
     metrics: tuple[str, ...] = ()
 
 
-_POSITIVE = {"eps": lambda s: s > 0}
-_PGD_POSITIVE = {"eps": lambda s: s > 0, "steps": lambda s: s > 0}
 # AutoAttack's radii without the large one of the masking check, where every network is broken.
 _AA_EPS = {"eps": lambda s: (s > 0) & (s < LARGE_EPS)}
 
@@ -217,9 +216,9 @@ CLAIMS: tuple[ClaimSpec, ...] = (
         "Less selective networks are less accurate under FGSM attack (mean over ε > 0).",
         "ICML-W 2020: Fig. 2a, A7a",
         "FGSM accuracy",
-        _trial_metric("fgsm_accuracy", _POSITIVE),
+        _trial_metric("fgsm_accuracy", ATTACKED),
         +1,
-        check=_relative_to_clean("fgsm_accuracy", _POSITIVE, {"eps": 0.0}),
+        check=_relative_to_clean("fgsm_accuracy", ATTACKED, {"eps": 0.0}),
         check_label="FGSM accuracy / clean accuracy",
         metrics=("fgsm_accuracy",),
     ),
@@ -228,9 +227,9 @@ CLAIMS: tuple[ClaimSpec, ...] = (
         "Less selective networks are less accurate under PGD attack (mean over ε > 0, steps > 0).",
         "ICML-W 2020: Fig. 2b, A7b",
         "PGD accuracy",
-        _trial_metric("pgd_accuracy", _PGD_POSITIVE),
+        _trial_metric("pgd_accuracy", PGD_ATTACKED),
         +1,
-        check=_relative_to_clean("pgd_accuracy", _PGD_POSITIVE, {"steps": 0}),
+        check=_relative_to_clean("pgd_accuracy", PGD_ATTACKED, {"steps": 0}),
         check_label="PGD accuracy / clean accuracy",
         metrics=("pgd_accuracy",),
     ),
@@ -343,118 +342,11 @@ CLAIMS: tuple[ClaimSpec, ...] = (
 )
 
 
-def _difference_of_means(a: np.ndarray, b: np.ndarray, axis: int = -1) -> np.ndarray:
-    return np.mean(a, axis=axis) - np.mean(b, axis=axis)
-
-
-def _contrast(
-    trials: pd.DataFrame,
-    confidence: float,
-    n_resamples: int,
-    seed: int,
-    column: str = "alpha",
-    largest: bool = False,
-) -> tuple[float, float, float]:
-    """Mean y at the most negative alpha minus mean y at alpha = 0, with a bootstrapped CI.
-
-    `column`, `largest`: the same at the largest value of another column (a method's strength).
-    The two groups of trials are resampled each on its own (unpaired: different trials).
-    """
-    end = trials[column].max() if largest else trials[column].min()
-    if not (end > 0 if largest else end < 0) or not (trials[column] == 0).any():
-        return (math.nan, math.nan, math.nan)
-    a = trials.loc[trials[column] == end, "y"].to_numpy(dtype=float)
-    b = trials.loc[trials[column] == 0, "y"].to_numpy(dtype=float)
-    low, high = percentile_bootstrap(
-        (a, b), _difference_of_means, False, confidence, n_resamples, seed
-    )
-    return (float(a.mean() - b.mean()), low, high)
-
-
-def _verdict(estimate: float, low: float, high: float, expected: int) -> tuple[str, str]:
-    """supported / contradicted when the CI excludes 0, inconclusive when it does not."""
-    if not (np.isfinite(low) and np.isfinite(high)):
-        return "inconclusive", "no usable bootstrap interval"
-    if low > 0 or high < 0:
-        found = 1 if low > 0 else -1
-        if found == expected:
-            return "supported", "95% CI excludes 0 in the paper's direction"
-        return "contradicted", "95% CI excludes 0 in the direction opposite to the paper"
-    return "inconclusive", "95% CI includes 0"
-
-
 _X_WORDS = {
     "alpha": "α (per trial, ordinal)",
     "selectivity": "μ_SI (measured per trial, clean test set)",
     "paired": "none: within-trial difference",
 }
-
-
-def _statistic(
-    trials: pd.DataFrame, kind: str, confidence: float, n_resamples: int, seed: int
-) -> tuple[float, float, float]:
-    """The claim's statistic on trials (columns x, y) and its bootstrapped CI over trials.
-
-    Trials are the resampling unit (x and y of a trial stay together): every trial is an
-    independent training run with its own seed. Resampling within each alpha instead (keeping the
-    design fixed) was tried and rejected: with 3 seeds per alpha it shrinks the bootstrap variance
-    by 2/3 and gave ~12% false "supported/contradicted" verdicts on pure noise, against ~5% for
-    plain resampling.
-    """
-    if trials.empty:
-        return (math.nan, math.nan, math.nan)
-    y = trials["y"].to_numpy(dtype=float)
-    if kind == "paired":
-        estimate = float(y.mean())
-        low, high = percentile_bootstrap((y,), np.mean, False, confidence, n_resamples, seed)
-    else:
-        x = trials["x"].to_numpy(dtype=float)
-        estimate = float(spearman(x, y))
-        low, high = percentile_bootstrap((x, y), spearman, True, confidence, n_resamples, seed)
-    return (estimate, low, high)
-
-
-def _fewest_samples(table: pd.DataFrame, metrics: Sequence[str]) -> float:
-    """The smallest recorded sample count of `metrics`' rows; NaN when none is recorded."""
-    counts = table.loc[table["metric"].isin(list(metrics)), "samples"].dropna()
-    return float(counts.min()) if not counts.empty else math.nan
-
-
-def _untested_row(**fields: object) -> dict:
-    """A claims-table row before testing: verdict "not tested", numbers NaN, counts 0.
-
-    `fields` set the claim's own columns (claim, key, source, x, statistic, expected,
-    verdict_rule, trials_used, ...); fields not among the columns are appended after them.
-    """
-    row: dict = {
-        "claim": "",
-        "key": "",
-        "source": "",
-        "x": "",
-        "statistic": "",
-        "expected": "",
-        "estimate": math.nan,
-        "ci_low": math.nan,
-        "ci_high": math.nan,
-        "check_statistic": "",
-        "check_estimate": math.nan,
-        "check_ci_low": math.nan,
-        "check_ci_high": math.nan,
-        "verdict_rule": "",
-        "trials_used": "collapsed trials left out",
-        "n_trials": 0,
-        "n_alphas": 0,
-        "seeds_per_alpha": "",
-        "n_collapsed_left_out": 0,
-        "direction": "",
-        "contrast": math.nan,
-        "contrast_low": math.nan,
-        "contrast_high": math.nan,
-        "verdict": "not tested",
-        "note": "",
-    }
-    row.update(fields)
-    return row
 
 
 def _blank_row(spec: ClaimSpec, x_kind: str, statistic: str) -> dict:
@@ -463,7 +355,7 @@ def _blank_row(spec: ClaimSpec, x_kind: str, statistic: str) -> dict:
         rule = f"{spec.y_label} and {spec.check_label} must agree"
     else:
         rule = "the 95% CI against 0"
-    return _untested_row(
+    return untested_row(
         claim=spec.text,
         key=spec.key,
         source=spec.source,
@@ -534,9 +426,9 @@ def _check_verdict(
     columns = trial_columns(check_y)
     paired = trials[[*columns, "x"]].merge(check_y.rename(columns={"value": "y"}), on=columns)
     paired = paired.dropna(subset=["y"]).reset_index(drop=True)
-    checked = _statistic(paired, spec.kind, confidence, n_resamples, seed)
+    checked = statistic_ci(paired, spec.kind, confidence, n_resamples, seed)
     row.update(check_estimate=checked[0], check_ci_low=checked[1], check_ci_high=checked[2])
-    check_verdict, _ = _verdict(*checked, spec.expected)
+    check_verdict, _ = verdict_of(*checked, spec.expected)
     if len(paired) < len(trials):
         return (
             "inconclusive",
@@ -579,11 +471,11 @@ def _claim_row(
     trials, n_left_out, notes = _claim_trials(spec, y, x_trials, x_kind, x_problem, collapse)
     counts = trials.groupby("alpha").size()
     row.update(n_trials=len(trials), n_alphas=int(counts.size), n_collapsed_left_out=n_left_out)
-    row["seeds_per_alpha"] = _range_text(counts)
+    row["seeds_per_alpha"] = range_text(counts)
     if len(trials) == 0:
         row["note"] = "; ".join([*notes, "no trials with this metric"])
         return row
-    estimate, low, high = _statistic(trials, spec.kind, confidence, n_resamples, seed)
+    estimate, low, high = statistic_ci(trials, spec.kind, confidence, n_resamples, seed)
     row.update(estimate=estimate, ci_low=low, ci_high=high)
     if spec.kind == "paired":
         words = spec.sign_words[0] if estimate > 0 else spec.sign_words[1]
@@ -593,15 +485,15 @@ def _claim_row(
         row["direction"] = f"{spec.y_label} {rises} as {x_name} rises"
     else:
         row["direction"] = "no monotone relation"
-    contrast = _contrast(trials, confidence, n_resamples, seed)
+    contrast = contrast_ci(trials, confidence, n_resamples, seed)
     row.update(contrast=contrast[0], contrast_low=contrast[1], contrast_high=contrast[2])
 
-    verdict, reason = _verdict(estimate, low, high, spec.expected)
+    verdict, reason = verdict_of(estimate, low, high, spec.expected)
     if spec.check is not None:
         verdict, reason = _check_verdict(
             spec, table, trials, row, verdict, reason, confidence, n_resamples, seed
         )
-    fewest = _fewest_samples(table, spec.metrics)
+    fewest = fewest_samples(table, spec.metrics)
     too_few = len(trials) < min_trials or (spec.kind == "correlation" and counts.size < MIN_ALPHAS)
     if too_few:
         verdict = "inconclusive"
@@ -650,7 +542,7 @@ def evaluate_claims(
         collapse = find_collapsed(table)
     x_trials, x_problem = None, ""
     try:
-        x_trials = _per_trial(table, "selectivity")
+        x_trials = per_trial(table, "selectivity")
     except ValueError as error:
         x_problem = str(error)
     rows = [
@@ -675,8 +567,3 @@ def _compare(rows: list[dict], key: str, other: str, name: str) -> None:
         return
     second["note"] += f"; DISAGREES with the {key} claim ({first['verdict']})"
     first["note"] += f"; DISAGREES with {name} ({second['verdict']}): see claim {other}"
-
-
-# --------------------------------------------------------------------------------------------
-# Output
-# --------------------------------------------------------------------------------------------

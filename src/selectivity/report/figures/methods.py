@@ -20,23 +20,25 @@ import numpy as np
 import pandas as pd
 
 from selectivity.report.checks import COLLAPSE_SILENT_FRACTION
-from selectivity.report.claims import _PGD_POSITIVE, _POSITIVE
-from selectivity.report.methods import Experiment, experiments
-from selectivity.report.plotting import (
-    _figure_of,
-    _line_ci,
-    _matplotlib,
-    _n_seeds_text,
-    _new_panels,
-    _percent_axis,
-    _styled,
+from selectivity.report.figures.style import (
+    figure_of,
+    line_ci,
+    load_matplotlib,
+    n_seeds_text,
+    new_panels,
+    percent_axis,
+    styled,
 )
+from selectivity.report.methods import Experiment, experiments
 from selectivity.report.stats import (
-    _appearance,
-    _derived,
-    _fmt_alpha,
-    _fmt_eps,
-    _per_trial,
+    ATTACKED,
+    PGD_ATTACKED,
+    alpha_text,
+    appearance_order,
+    as_metric,
+    eps_text,
+    metric_rows,
+    per_trial,
     summarise,
     trial_columns,
 )
@@ -66,8 +68,8 @@ _ROBUSTNESS: dict[str, tuple[_Series, ...]] = {
         ("corruption_accuracy_mean", {}, "all corruptions (mix's own included)", "tab:cyan"),
     ),
     "adversarial": (
-        ("pgd_accuracy", _PGD_POSITIVE, "PGD (mean over ε > 0, steps > 0)", "tab:red"),
-        ("fgsm_accuracy", _POSITIVE, "FGSM (mean over ε > 0)", "tab:orange"),
+        ("pgd_accuracy", PGD_ATTACKED, "PGD (mean over ε > 0, steps > 0)", "tab:red"),
+        ("fgsm_accuracy", ATTACKED, "FGSM (mean over ε > 0)", "tab:orange"),
     ),
 }
 _CMAPS = {"noise": "Greens", "mix": "Purples", "adversarial": "Oranges"}
@@ -88,17 +90,17 @@ def _strength_axis(ax: Axes, experiment: Experiment, levels: Sequence[float]) ->
     if len(levels) <= 8:
         ax.set_xticks(list(levels))
         eps = experiment.method.key == "adv_eps"
-        ax.set_xticklabels([_fmt_eps(v) if eps and v > 0 else f"{v:g}" for v in levels])
+        ax.set_xticklabels([eps_text(v) if eps and v > 0 else f"{v:g}" for v in levels])
     ax.set_xlabel(experiment.method.strength_label)
 
 
 def _selectivity_panel(ax: Axes, exp: Experiment) -> None:
     key = exp.method.key
     summary = summarise(exp.table, "selectivity", by=(key,))
-    _line_ci(ax, summary[key], summary, "0.25", r"$\mu_{SI}$ (silent units = 0)")
+    line_ci(ax, summary[key], summary, "0.25", r"$\mu_{SI}$ (silent units = 0)")
     if "selectivity_live" in set(exp.table["metric"]):
         summary = summarise(exp.table, "selectivity_live", by=(key,))
-        _line_ci(ax, summary[key], summary, "tab:blue", r"$\mu_{SI}$ over live units", "s")
+        line_ci(ax, summary[key], summary, "tab:blue", r"$\mu_{SI}$ over live units", "s")
     ax.set_ylabel("network selectivity (0–1)")
     ax.set_title("Network selectivity")
     ax.legend(frameon=False)
@@ -116,18 +118,18 @@ def _layers_panel(ax: Axes, exp: Experiment, levels: Sequence[float]) -> None:
         )
         ax.set_title("Selectivity per layer")
         return
-    layers = _appearance(summary["layer"])
+    layers = appearance_order(summary["layer"])
     position = {layer: i for i, layer in enumerate(layers)}
     positive = [v for v in levels if v > 0]
     shades = np.linspace(0.45, 0.95, len(positive)) if len(positive) > 1 else [0.75]
-    cmap = _matplotlib().colormaps[_CMAPS[exp.method.name]]
+    cmap = load_matplotlib().colormaps[_CMAPS[exp.method.name]]
     colors = {v: cmap(float(s)) for v, s in zip(positive, shades, strict=False)}
     colors[0.0] = (0.0, 0.0, 0.0, 1.0)
     for level in levels:
         part = summary[summary[key] == level]
         x = part["layer"].map(position).to_numpy(dtype=float)
-        label = _fmt_eps(level) if key == "adv_eps" and level > 0 else f"{level:g}"
-        _line_ci(ax, x, part, colors[level], label, marker=".")
+        label = eps_text(level) if key == "adv_eps" and level > 0 else f"{level:g}"
+        line_ci(ax, x, part, colors[level], label, marker=".")
     ax.set_xticks(range(len(layers)))
     ax.set_xticklabels(layers, rotation=90, fontsize=7)
     ax.set_xlabel("layer (input → output)")
@@ -145,20 +147,20 @@ def _silent_panel(ax: Axes, exp: Experiment) -> None:
         )
     else:
         summary = summarise(exp.table, "silent_fraction", by=(key,))
-        _line_ci(ax, summary[key], summary, "0.25", "mean over layers")
-        rows = exp.table[exp.table["metric"] == "silent_fraction"]
+        line_ci(ax, summary[key], summary, "0.25", "mean over layers")
+        rows = metric_rows(exp.table, "silent_fraction")
         if rows["layer"].notna().any():
-            per = _per_trial(
+            per = per_trial(
                 exp.table, "silent_fraction", ("layer",), {"layer": lambda s: s.notna()}
             )
             worst = per.groupby(trial_columns(exp.table), dropna=False, sort=False)["value"].max()
-            worst_table = _derived(worst.reset_index(), "silent_fraction_max")
+            worst_table = as_metric(worst.reset_index(), "silent_fraction_max")
             summary = summarise(worst_table, "silent_fraction_max", by=(key,))
-            _line_ci(ax, summary[key], summary, "tab:red", "largest layer", marker="s")
+            line_ci(ax, summary[key], summary, "tab:red", "largest layer", marker="s")
         ax.legend(frameon=False)
     ax.axhline(COLLAPSE_SILENT_FRACTION, color="tab:red", ls=":", lw=1.0)
     ax.set_ylim(-0.02, 1.02)
-    _percent_axis(ax.yaxis)
+    percent_axis(ax.yaxis)
     ax.set_ylabel("fraction of units silent")
     ax.set_title("Silent units")
 
@@ -174,7 +176,7 @@ def _robustness_panel(ax: Axes, exp: Experiment) -> None:
         except ValueError:
             missing.append(metric if not where else f"{metric} {dict(where)}")
             continue
-        _line_ci(ax, summary[key], summary, color, label)
+        line_ci(ax, summary[key], summary, color, label)
     if missing:
         ax.text(
             0.02,
@@ -185,7 +187,7 @@ def _robustness_panel(ax: Axes, exp: Experiment) -> None:
             color="0.4",
             va="bottom",
         )
-    _percent_axis(ax.yaxis)
+    percent_axis(ax.yaxis)
     ax.set_ylabel("test accuracy")
     ax.set_title("Robustness bought")
     ax.legend(frameon=False, fontsize=7)
@@ -201,20 +203,20 @@ def _plot_method(
             f"figure {method + '_training'!r} needs metric(s) ['selectivity'] absent from the results table"
         )
     levels = sorted(exp.table[exp.method.key].unique())
-    axes = _new_panels(ax, 4, (17.0, 4.2))
+    axes = new_panels(ax, 4, (17.0, 4.2))
     _selectivity_panel(axes[0], exp)
     _layers_panel(axes[1], exp, levels)
     _silent_panel(axes[2], exp)
     _robustness_panel(axes[3], exp)
     for axis in (axes[0], axes[2], axes[3]):
         _strength_axis(axis, exp, levels)
-    figure = _figure_of(axes[0])
+    figure = figure_of(axes[0])
     if ax is None:
-        figure.suptitle(f"{exp.title} at α = {_fmt_alpha(exp.alpha)}")
+        figure.suptitle(f"{exp.title} at α = {alpha_text(exp.alpha)}")
     return figure
 
 
-@_styled
+@styled
 def plot_noise_training(
     table: pd.DataFrame, ax: Sequence[Axes] | None = None, experiment: str | None = None
 ) -> Figure:
@@ -223,7 +225,7 @@ def plot_noise_training(
     return _plot_method(table, "noise", ax, experiment)
 
 
-@_styled
+@styled
 def plot_mix_training(
     table: pd.DataFrame, ax: Sequence[Axes] | None = None, experiment: str | None = None
 ) -> Figure:
@@ -232,7 +234,7 @@ def plot_mix_training(
     return _plot_method(table, "mix", ax, experiment)
 
 
-@_styled
+@styled
 def plot_adversarial_training(
     table: pd.DataFrame, ax: Sequence[Axes] | None = None, experiment: str | None = None
 ) -> Figure:
@@ -262,7 +264,7 @@ class MethodFigureSpec:
             f"dotted: the collapse threshold, {COLLAPSE_SILENT_FRACTION:.0%}); "
             f"{self.robustness_words} beside clean accuracy, so the figure shows whether the "
             "method bought what it is for. Lines: means over seeds; bands: bootstrapped 95% CI "
-            f"({_n_seeds_text(seeds)} per strength). Collapsed trials are drawn too."
+            f"({n_seeds_text(seeds)} per strength). Collapsed trials are drawn too."
         )
 
 

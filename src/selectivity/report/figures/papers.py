@@ -10,44 +10,45 @@ bars their bootstrapped 95% CIs (`summarise`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from selectivity.report.checks import (
-    _DIMENSIONALITY_METRICS,
     COLLAPSE_SILENT_FRACTION,
-    _near_cap_text,
-    _pgd_binding_text,
+    DIMENSIONALITY_METRICS,
+    near_cap_text,
+    pgd_binding_text,
 )
-from selectivity.report.plotting import (
+from selectivity.report.figures.style import (
     DIMENSIONALITY_LABEL,
     SELECTIVITY_LABEL,
-    _alpha_axis,
-    _alpha_legend,
-    _alphas,
-    _figure_of,
-    _line_ci,
-    _matplotlib,
-    _n_seeds_text,
-    _new_axes,
-    _new_panels,
-    _outside_legend,
-    _percent_axis,
-    _require,
-    _styled,
+    FigureSpec,
+    alpha_axis,
     alpha_colors,
+    alpha_legend,
+    alphas_of,
+    eps_axis,
+    figure_of,
+    line_ci,
+    load_matplotlib,
+    new_axes,
+    new_panels,
+    outside_legend,
+    percent_axis,
+    seeds_text,
+    styled,
 )
 from selectivity.report.stats import (
-    _appearance,
-    _derived,
-    _fmt_alpha,
-    _fmt_eps,
-    _per_trial,
-    _rows,
+    alpha_text,
+    appearance_order,
+    as_metric,
+    eps_text,
+    metric_rows,
+    per_trial,
+    require_metrics,
     summarise,
     trial_columns,
 )
@@ -59,7 +60,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FIGURES",
-    "FigureSpec",
     "plot_accuracy_per_corruption",
     "plot_accuracy_vs_selectivity",
     "plot_clean_vs_corrupted",
@@ -76,28 +76,28 @@ __all__ = [
 
 def _normalised_corruption_table(table: pd.DataFrame) -> pd.DataFrame:
     """corruption_accuracy / test_accuracy of the same trial, per corruption and severity."""
-    corrupted = _rows(table, "corruption_accuracy")
-    clean = _per_trial(table, "test_accuracy").rename(columns={"value": "clean"})
+    corrupted = metric_rows(table, "corruption_accuracy")
+    clean = per_trial(table, "test_accuracy").rename(columns={"value": "clean"})
     merged = corrupted.merge(clean, on=trial_columns(table), how="inner")
     merged["value"] = merged["value"] / merged["clean"]
-    return _derived(merged.drop(columns=["clean"]), "corruption_accuracy_normalised")
+    return as_metric(merged.drop(columns=["clean"]), "corruption_accuracy_normalised")
 
 
-@_styled
+@styled
 def plot_accuracy_vs_selectivity(table: pd.DataFrame, ax: Axes | None = None) -> Axes:
     """Clean test accuracy against network selectivity, one point per alpha (paper Fig. A1).
 
     Points: mean over seeds with bootstrapped 95% CIs on both axes; faint dots are single trials.
     One error-bar container per alpha.
     """
-    _require(table, ["selectivity", "test_accuracy"], "accuracy_vs_selectivity")
-    ax = _new_axes(ax, (6.4, 4.2))
-    colors = alpha_colors(_alphas(table))
+    require_metrics(table, ["selectivity", "test_accuracy"], "accuracy_vs_selectivity")
+    ax = new_axes(ax, (6.4, 4.2))
+    colors = alpha_colors(alphas_of(table))
     sel = summarise(table, "selectivity")
     acc = summarise(table, "test_accuracy")
     both = sel.merge(acc, on="alpha", suffixes=("_sel", "_acc"))
-    trials = _per_trial(table, "selectivity").merge(
-        _per_trial(table, "test_accuracy"), on=trial_columns(table)
+    trials = per_trial(table, "selectivity").merge(
+        per_trial(table, "test_accuracy"), on=trial_columns(table)
     )
     ax.scatter(
         trials["value_x"],
@@ -124,9 +124,9 @@ def plot_accuracy_vs_selectivity(table: pd.DataFrame, ax: Axes | None = None) ->
         )
     ax.set_xlabel(SELECTIVITY_LABEL)
     ax.set_ylabel("clean test accuracy")
-    _percent_axis(ax.yaxis)
+    percent_axis(ax.yaxis)
     ax.set_title("Accuracy vs selectivity")
-    _outside_legend(ax, {a: colors[a] for a in both["alpha"]})
+    outside_legend(ax, {a: colors[a] for a in both["alpha"]})
     return ax
 
 
@@ -134,14 +134,14 @@ def _metric_vs_alpha(ax: Axes, table: pd.DataFrame, metric: str, alphas: list[fl
     """One metric against alpha on `ax`: mean over seeds with its CI band, points coloured by alpha."""
     colors = alpha_colors(alphas)
     summary = summarise(table, metric)
-    _line_ci(ax, summary["alpha"], summary, color="0.25")
+    line_ci(ax, summary["alpha"], summary, color="0.25")
     ax.scatter(
         summary["alpha"], summary["mean"], c=[colors[a] for a in summary["alpha"]], s=30, zorder=3
     )
-    _alpha_axis(ax, alphas)
+    alpha_axis(ax, alphas)
 
 
-@_styled
+@styled
 def plot_corruption_vs_alpha(table: pd.DataFrame, ax: Sequence[Axes] | None = None) -> Figure:
     """Mean corrupted accuracy and corrupted / clean accuracy against alpha (Fig. 1a-b, A4a-b).
 
@@ -158,17 +158,17 @@ def plot_corruption_vs_alpha(table: pd.DataFrame, ax: Sequence[Axes] | None = No
             "corrupted / clean accuracy (ratio)",
         ),
     }
-    have = _require(table, list(panels), "corruption_vs_alpha", any_of=True)
-    axes = _new_panels(ax, len(have), (5.2 * len(have), 4.0))
-    alphas = _alphas(table)
+    have = require_metrics(table, list(panels), "corruption_vs_alpha", any_of=True)
+    axes = new_panels(ax, len(have), (5.2 * len(have), 4.0))
+    alphas = alphas_of(table)
     for axis, metric in zip(axes, have, strict=True):
         _metric_vs_alpha(axis, table, metric, alphas)
         title, ylabel = panels[metric]
         axis.set_title(title)
         axis.set_ylabel(ylabel)
         if metric == "corruption_accuracy_mean":
-            _percent_axis(axis.yaxis)
-    return _figure_of(axes[0])
+            percent_axis(axis.yaxis)
+    return figure_of(axes[0])
 
 
 def _three_alphas(alphas: Sequence[float]) -> list[float]:
@@ -201,7 +201,7 @@ def _dodged_points(
             lw=0,
             elinewidth=1.1,
             color=colors[alpha],
-            label=_fmt_alpha(alpha),
+            label=alpha_text(alpha),
         )
     ax.set_xticks(range(len(order)))
     ax.set_xticklabels([str(c).replace("_", " ") for c in order], rotation=40, ha="right")
@@ -211,7 +211,7 @@ def _dodged_points(
         ax.axvline(boundary, color="0.9", lw=0.6, zorder=0)
 
 
-@_styled
+@styled
 def plot_normalised_accuracy_per_corruption(
     table: pd.DataFrame, ax: Axes | None = None, severity: int | None = None
 ) -> Axes:
@@ -220,16 +220,18 @@ def plot_normalised_accuracy_per_corruption(
     Each trial's corruption accuracy is divided by its own clean accuracy, then averaged over
     severities (or taken at `severity`). One error-bar container per alpha shown (at most 3).
     """
-    _require(table, ["corruption_accuracy", "test_accuracy"], "normalised_accuracy_per_corruption")
+    require_metrics(
+        table, ["corruption_accuracy", "test_accuracy"], "normalised_accuracy_per_corruption"
+    )
     derived = _normalised_corruption_table(table)
     where = None if severity is None else {"severity": severity}
     summary = summarise(
         derived, "corruption_accuracy_normalised", by=("alpha", "corruption"), where=where
     )
-    order = _appearance(_rows(table, "corruption_accuracy")["corruption"])
-    shown = _three_alphas(_alphas(summary))
-    colors = alpha_colors(_alphas(table))
-    ax = _new_axes(ax, (max(6.5, 0.5 * len(order) + 3.0), 4.4))
+    order = appearance_order(metric_rows(table, "corruption_accuracy")["corruption"])
+    shown = _three_alphas(alphas_of(summary))
+    colors = alpha_colors(alphas_of(table))
+    ax = new_axes(ax, (max(6.5, 0.5 * len(order) + 3.0), 4.4))
     _dodged_points(ax, summary[summary["alpha"].isin(shown)], "corruption", order, shown, colors)
     ax.set_ylabel("corrupted / clean accuracy (ratio)")
     ax.set_xlabel("corruption")
@@ -239,43 +241,43 @@ def plot_normalised_accuracy_per_corruption(
     return ax
 
 
-@_styled
+@styled
 def plot_accuracy_per_corruption(table: pd.DataFrame, ax: Axes | None = None) -> Axes:
     """Corrupted accuracy per corruption (mean over severities) for every alpha (Fig. A2, A5).
 
     One error-bar container per alpha.
     """
-    _require(table, ["corruption_accuracy"], "accuracy_per_corruption")
+    require_metrics(table, ["corruption_accuracy"], "accuracy_per_corruption")
     summary = summarise(table, "corruption_accuracy", by=("alpha", "corruption"))
-    order = _appearance(_rows(table, "corruption_accuracy")["corruption"])
-    alphas = _alphas(summary)
-    colors = alpha_colors(_alphas(table))
-    ax = _new_axes(ax, (max(7.0, 0.6 * len(order) + 3.0), 4.4))
+    order = appearance_order(metric_rows(table, "corruption_accuracy")["corruption"])
+    alphas = alphas_of(summary)
+    colors = alpha_colors(alphas_of(table))
+    ax = new_axes(ax, (max(7.0, 0.6 * len(order) + 3.0), 4.4))
     _dodged_points(ax, summary, "corruption", order, alphas, colors)
     ax.set_ylabel("corrupted test accuracy\n(mean over severities)")
     ax.set_xlabel("corruption")
-    _percent_axis(ax.yaxis)
+    percent_axis(ax.yaxis)
     ax.set_title("Accuracy per corruption")
     ax.legend(title="α", frameon=False, loc="center left", bbox_to_anchor=(1.01, 0.5))
     return ax
 
 
-@_styled
+@styled
 def plot_clean_vs_corrupted(table: pd.DataFrame, ax: Axes | None = None) -> Axes:
     """Clean against corrupted accuracy, per severity (lines) and alpha (fill colour) (Fig. A3, A6).
 
     Corrupted accuracy is the mean over corruptions at one severity. One line per severity joins
     the alphas in order; marker fill = alpha, marker edge and line = severity; bars = 95% CIs.
     """
-    _require(table, ["corruption_accuracy", "test_accuracy"], "clean_vs_corrupted")
+    require_metrics(table, ["corruption_accuracy", "test_accuracy"], "clean_vs_corrupted")
     clean = summarise(table, "test_accuracy")
     corrupted = summarise(table, "corruption_accuracy", by=("alpha", "severity"))
     merged = corrupted.merge(clean, on="alpha", suffixes=("", "_clean"))
     severities = sorted(merged["severity"].dropna().unique())
-    mpl = _matplotlib()
+    mpl = load_matplotlib()
     shades = mpl.colormaps["viridis"](np.linspace(0.0, 0.85, max(len(severities), 1)))
-    colors = alpha_colors(_alphas(table))
-    ax = _new_axes(ax, (6.6, 4.6))
+    colors = alpha_colors(alphas_of(table))
+    ax = new_axes(ax, (6.6, 4.6))
     for severity, shade in zip(severities, shades, strict=True):
         part = merged[merged["severity"] == severity].sort_values("alpha")
         ax.errorbar(
@@ -311,8 +313,8 @@ def plot_clean_vs_corrupted(table: pd.DataFrame, ax: Axes | None = None) -> Axes
         )
     ax.set_xlabel("clean test accuracy")
     ax.set_ylabel("corrupted test accuracy\n(mean over corruptions)")
-    _percent_axis(ax.xaxis)
-    _percent_axis(ax.yaxis)
+    percent_axis(ax.xaxis)
+    percent_axis(ax.yaxis)
     ax.set_title("Clean vs corrupted accuracy")
 
     # One legend with two sections: constrained layout makes room for a single outside legend
@@ -323,9 +325,9 @@ def plot_clean_vs_corrupted(table: pd.DataFrame, ax: Axes | None = None) -> Axes
     severity_handles, _ = ax.get_legend_handles_labels()
     alpha_handles = [
         mpl.lines.Line2D(
-            [], [], ls="none", marker="o", ms=6, mfc=colors[a], mec="0.5", label=_fmt_alpha(a)
+            [], [], ls="none", marker="o", ms=6, mfc=colors[a], mec="0.5", label=alpha_text(a)
         )
-        for a in _alphas(merged)
+        for a in alphas_of(merged)
     ]
     handles = [
         header("severity (line, edge)"),
@@ -349,34 +351,31 @@ def plot_clean_vs_corrupted(table: pd.DataFrame, ax: Axes | None = None) -> Axes
 
 def _lines_by_alpha(ax: Axes, summary: pd.DataFrame, x: str) -> dict[float, tuple]:
     """One mean-with-CI line per alpha of `summary` against its column `x`; returns the colours."""
-    alphas = _alphas(summary)
+    alphas = alphas_of(summary)
     colors = alpha_colors(alphas)
     for alpha in alphas:
         part = summary[summary["alpha"] == alpha]
-        _line_ci(ax, part[x], part, colors[alpha], _fmt_alpha(alpha))
+        line_ci(ax, part[x], part, colors[alpha], alpha_text(alpha))
     return colors
 
 
-@_styled
+@styled
 def plot_fgsm_accuracy(table: pd.DataFrame, ax: Axes | None = None) -> Axes:
     """FGSM accuracy against eps, one line per alpha (Fig. 2a, A7a)."""
-    _require(table, ["fgsm_accuracy"], "fgsm_accuracy")
+    require_metrics(table, ["fgsm_accuracy"], "fgsm_accuracy")
     summary = summarise(table, "fgsm_accuracy", by=("alpha", "eps"))
-    ax = _new_axes(ax, (6.4, 4.2))
+    ax = new_axes(ax, (6.4, 4.2))
     colors = _lines_by_alpha(ax, summary, "eps")
-    eps_values = sorted(summary["eps"].dropna().unique())
-    if len(eps_values) <= 8:
-        ax.set_xticks(eps_values)
-        ax.set_xticklabels([_fmt_eps(e) if e > 0 else "0" for e in eps_values])
+    eps_axis(ax, sorted(summary["eps"].dropna().unique()))
     ax.set_xlabel("FGSM ε  (L∞ radius, pixel scale [0, 1])")
     ax.set_ylabel("test accuracy under attack")
-    _percent_axis(ax.yaxis)
+    percent_axis(ax.yaxis)
     ax.set_title("FGSM")
-    _outside_legend(ax, colors)
+    outside_legend(ax, colors)
     return ax
 
 
-@_styled
+@styled
 def plot_pgd_accuracy(
     table: pd.DataFrame, ax: Axes | None = None, eps: float | None = None
 ) -> Axes:
@@ -384,28 +383,28 @@ def plot_pgd_accuracy(
 
     `eps`: the attack radius to show; by default the largest present (the paper shows one).
     """
-    _require(table, ["pgd_accuracy"], "pgd_accuracy")
-    rows = _rows(table, "pgd_accuracy")
+    require_metrics(table, ["pgd_accuracy"], "pgd_accuracy")
+    rows = metric_rows(table, "pgd_accuracy")
     radii = sorted(rows["eps"].dropna().unique())
     eps = float(radii[-1]) if eps is None and radii else eps
     where = None if eps is None else {"eps": lambda s: np.isclose(s.astype(float), eps)}
     summary = summarise(table, "pgd_accuracy", by=("alpha", "steps"), where=where)
-    ax = _new_axes(ax, (6.4, 4.2))
+    ax = new_axes(ax, (6.4, 4.2))
     colors = _lines_by_alpha(ax, summary, "steps")
     ax.set_xlabel("PGD steps")
     ax.set_ylabel("test accuracy under attack")
-    _percent_axis(ax.yaxis)
-    ax.set_title("PGD" + ("" if eps is None else f", ε = {_fmt_eps(eps)}"))
-    _outside_legend(ax, colors)
+    percent_axis(ax.yaxis)
+    ax.set_title("PGD" + ("" if eps is None else f", ε = {eps_text(eps)}"))
+    outside_legend(ax, colors)
     return ax
 
 
-@_styled
+@styled
 def plot_jacobian_norm(table: pd.DataFrame, ax: Axes | None = None) -> Axes:
     """Input-output Jacobian norm against alpha, one line (Fig. 2c, A7c)."""
-    _require(table, ["jacobian_norm"], "jacobian_norm")
-    ax = _new_axes(ax, (5.6, 4.0))
-    _metric_vs_alpha(ax, table, "jacobian_norm", _alphas(table))
+    require_metrics(table, ["jacobian_norm"], "jacobian_norm")
+    ax = new_axes(ax, (5.6, 4.0))
+    _metric_vs_alpha(ax, table, "jacobian_norm", alphas_of(table))
     ax.set_ylabel(
         "Jacobian norm "
         + r"$\|\partial\,\mathrm{logits} / \partial\,\mathrm{input}\|_F$"
@@ -415,7 +414,7 @@ def plot_jacobian_norm(table: pd.DataFrame, ax: Axes | None = None) -> Axes:
     return ax
 
 
-@_styled
+@styled
 def plot_dimensionality(table: pd.DataFrame, ax: Sequence[Axes] | None = None) -> Figure:
     """Dimensionality against layer, one line per alpha (Fig. 3, A8).
 
@@ -427,22 +426,22 @@ def plot_dimensionality(table: pd.DataFrame, ax: Sequence[Axes] | None = None) -
         "dimensionality_corruption": "Change under corruption",
         "dimensionality_adversarial": "Change under adversarial attack",
     }
-    have = _require(table, list(panels), "dimensionality", any_of=True)
-    layers = _appearance(table.loc[table["metric"].isin(have), "layer"])
+    have = require_metrics(table, list(panels), "dimensionality", any_of=True)
+    layers = appearance_order(table.loc[table["metric"].isin(have), "layer"])
     panel_width = min(6.0, max(4.2, 0.22 * len(layers) + 2.0))
-    axes = _new_panels(ax, len(have), (panel_width * len(have) + 1.0, 4.8), sharey=True)
-    colors = alpha_colors(_alphas(table))
+    axes = new_panels(ax, len(have), (panel_width * len(have) + 1.0, 4.8), sharey=True)
+    colors = alpha_colors(alphas_of(table))
     position = {layer: i for i, layer in enumerate(layers)}
     for axis, metric in zip(axes, have, strict=True):
         summary = summarise(table, metric, by=("alpha", "layer"))
-        for alpha in _alphas(summary):
+        for alpha in alphas_of(summary):
             part = summary[summary["alpha"] == alpha]
-            _line_ci(
+            line_ci(
                 axis,
                 part["layer"].map(position).to_numpy(dtype=float),
                 part,
                 colors[alpha],
-                _fmt_alpha(alpha),
+                alpha_text(alpha),
                 marker=".",
             )
         axis.set_xticks(range(len(layers)))
@@ -450,12 +449,12 @@ def plot_dimensionality(table: pd.DataFrame, ax: Sequence[Axes] | None = None) -
         axis.set_xlabel("layer (input → output)")
         axis.set_title(panels[metric])
     axes[0].set_ylabel(DIMENSIONALITY_LABEL)
-    fig = _figure_of(axes[0])
-    _alpha_legend(fig, {a: colors[a] for a in _alphas(table)}, loc="outside right center")
+    fig = figure_of(axes[0])
+    alpha_legend(fig, {a: colors[a] for a in alphas_of(table)}, loc="outside right center")
     return fig
 
 
-@_styled
+@styled
 def plot_gradient_variability(table: pd.DataFrame, ax: Sequence[Axes] | None = None) -> Figure:
     """Input-unit gradient variability across samples and across units against alpha.
 
@@ -466,17 +465,17 @@ def plot_gradient_variability(table: pd.DataFrame, ax: Sequence[Axes] | None = N
         "gradient_variability_samples": "across samples",
         "gradient_variability_units": "across units",
     }
-    have = _require(table, list(panels), "gradient_variability", any_of=True)
-    axes = _new_panels(ax, len(have), (5.2 * len(have), 4.0))
-    alphas = _alphas(table)
+    have = require_metrics(table, list(panels), "gradient_variability", any_of=True)
+    axes = new_panels(ax, len(have), (5.2 * len(have), 4.0))
+    alphas = alphas_of(table)
     for axis, metric in zip(axes, have, strict=True):
         _metric_vs_alpha(axis, table, metric, alphas)
         axis.set_title(f"Input-unit gradient variability {panels[metric]}")
         axis.set_ylabel("variability (a.u., mean over layers)")
-    return _figure_of(axes[0])
+    return figure_of(axes[0])
 
 
-@_styled
+@styled
 def plot_silent_units(table: pd.DataFrame, ax: Sequence[Axes] | None = None) -> Figure:
     """Silent units against alpha, beside mu_SI and mu_SI over live units.
 
@@ -485,45 +484,42 @@ def plot_silent_units(table: pd.DataFrame, ax: Sequence[Axes] | None = None) -> 
     (silent units score 0, the papers' definition) and, where the table has it, mu_SI over live
     units only. Lines: mean over seeds, bands: bootstrapped 95% CI, as in the other figures.
     """
-    _require(table, ["silent_fraction", "selectivity"], "silent_units")
-    left, right = _new_panels(ax, 2, (10.4, 4.0))
+    require_metrics(table, ["silent_fraction", "selectivity"], "silent_units")
+    left, right = new_panels(ax, 2, (10.4, 4.0))
     for axis in (left, right):
         # Before drawing: limits autoscaled on a linear axis would stay when it turns symlog.
-        _alpha_axis(axis, _alphas(table))
+        alpha_axis(axis, alphas_of(table))
     summary = summarise(table, "silent_fraction")
-    _line_ci(left, summary["alpha"], summary, "0.25", "mean over layers")
-    rows = _rows(table, "silent_fraction")
+    line_ci(left, summary["alpha"], summary, "0.25", "mean over layers")
+    rows = metric_rows(table, "silent_fraction")
     if rows["layer"].notna().any():
-        per_layer = _per_trial(table, "silent_fraction", ("layer",), {"layer": lambda s: s.notna()})
+        per_layer = per_trial(table, "silent_fraction", ("layer",), {"layer": lambda s: s.notna()})
         trials = per_layer.groupby(trial_columns(table), dropna=False, sort=False)
         worst = trials["value"].max().reset_index()
-        summary = summarise(_derived(worst, "silent_fraction_max"), "silent_fraction_max")
-        _line_ci(left, summary["alpha"], summary, "tab:red", "largest layer", marker="s")
+        summary = summarise(as_metric(worst, "silent_fraction_max"), "silent_fraction_max")
+        line_ci(left, summary["alpha"], summary, "tab:red", "largest layer", marker="s")
     left.axhline(COLLAPSE_SILENT_FRACTION, color="tab:red", ls=":", lw=1.0)
     left.set_ylim(-0.02, 1.02)
     left.set_ylabel("fraction of units silent")
-    _percent_axis(left.yaxis)
+    percent_axis(left.yaxis)
     left.set_title("Silent units")
     left.legend(frameon=False)
     summary = summarise(table, "selectivity")
-    _line_ci(right, summary["alpha"], summary, "0.25", r"$\mu_{SI}$ (silent units = 0)")
+    line_ci(right, summary["alpha"], summary, "0.25", r"$\mu_{SI}$ (silent units = 0)")
     if "selectivity_live" in set(table["metric"]):
         summary = summarise(table, "selectivity_live")
-        _line_ci(right, summary["alpha"], summary, "tab:blue", r"$\mu_{SI}$ over live units", "s")
+        line_ci(right, summary["alpha"], summary, "tab:blue", r"$\mu_{SI}$ over live units", "s")
     right.set_ylabel("network selectivity (0–1)")
     right.set_title("Selectivity")
     right.legend(frameon=False)
-    return _figure_of(left)
-
-
-def _seeds(table: pd.DataFrame, metric: str, by: Sequence[str] = ("alpha",)) -> str:
-    return _n_seeds_text(summarise(table, metric, by=by, n_resamples=1))
+    return figure_of(left)
 
 
 def _settings(table: pd.DataFrame, metric: str, columns: Sequence[str]) -> str:
-    """The perturbation settings a metric was averaged over, in words."""
-    rows = table[table["metric"] == metric]
-    if rows.empty:
+    """The perturbation settings a metric was averaged over, in words ("" when it is absent)."""
+    try:
+        rows = metric_rows(table, metric)
+    except ValueError:
         return ""
     combos = rows[list(columns)].drop_duplicates()
     words = []
@@ -534,7 +530,7 @@ def _settings(table: pd.DataFrame, metric: str, columns: Sequence[str]) -> str:
             if pd.isna(value):
                 continue
             if column == "eps":
-                parts.append(f"ε = {_fmt_eps(float(value))}")
+                parts.append(f"ε = {eps_text(float(value))}")
             elif column == "steps":
                 parts.append(f"{int(value)} steps")
             elif column == "severity":
@@ -559,27 +555,16 @@ def _caption_dimensionality(table: pd.DataFrame) -> str:
     ]
     if missing:
         text += f" Panels left out (metric absent): {', '.join(missing)}."
-    return f"{text} {_near_cap_text(table)} Paper: Fig. 3, A8."
+    return f"{text} {near_cap_text(table)} Paper: Fig. 3, A8."
 
 
 def _caption_pgd(table: pd.DataFrame) -> str:
-    radii = sorted(_rows(table, "pgd_accuracy")["eps"].dropna().unique())
-    binding = f" {_pgd_binding_text(table, float(radii[-1]))}" if radii else ""
+    radii = sorted(metric_rows(table, "pgd_accuracy")["eps"].dropna().unique())
+    binding = f" {pgd_binding_text(table, float(radii[-1]))}" if radii else ""
     return (
         "Accuracy under PGD against the number of steps per α, at the largest ε in the table; bands: "
-        f"bootstrapped 95% CI ({_seeds(table, 'pgd_accuracy')}).{binding} Paper: Fig. 2b, A7b."
+        f"bootstrapped 95% CI ({seeds_text(table, 'pgd_accuracy')}).{binding} Paper: Fig. 2b, A7b."
     )
-
-
-@dataclass(frozen=True)
-class FigureSpec:
-    """A report figure: its file name, the function drawing it and a caption built from the table."""
-
-    name: str
-    title: str
-    draw: Callable[[pd.DataFrame], Axes | Figure]
-    caption: Callable[[pd.DataFrame], str]
-    settings: tuple[str, ...] = ()  # metrics whose split, sample count, step size decide the figure
 
 
 FIGURES: tuple[FigureSpec, ...] = (
@@ -589,7 +574,7 @@ FIGURES: tuple[FigureSpec, ...] = (
         plot_accuracy_vs_selectivity,
         lambda t: (
             "Clean test accuracy against network selectivity; large points: mean per α with bootstrapped "
-            f"95% CIs on both axes ({_seeds(t, 'test_accuracy')}), small dots: single trials; collapsed "
+            f"95% CIs on both axes ({seeds_text(t, 'test_accuracy')}), small dots: single trials; collapsed "
             "trials are shown too (see Collapsed trials). Paper: Fig. A1."
         ),
         ("selectivity", "test_accuracy"),
@@ -604,7 +589,7 @@ FIGURES: tuple[FigureSpec, ...] = (
             "papers define it (a silent unit scores 0) and, where recorded, μ_SI over live units only: "
             "where units fall silent, μ_SI falls by the formula, and the live-unit line shows how "
             "selective the units that still fire are. Bands: "
-            f"bootstrapped 95% CI over seeds ({_seeds(t, 'silent_fraction')})."
+            f"bootstrapped 95% CI over seeds ({seeds_text(t, 'silent_fraction')})."
         ),
         ("silent_fraction", "selectivity", "selectivity_live"),
     ),
@@ -615,7 +600,7 @@ FIGURES: tuple[FigureSpec, ...] = (
         lambda t: (
             "Mean accuracy over all corruptions and severities, and the same divided by clean accuracy, "
             "against α; bands: bootstrapped 95% CI over seeds"
-            f" ({_seeds(t, _require(t, ['corruption_accuracy_mean', 'corruption_accuracy_relative'], 'corruption_vs_alpha', any_of=True)[0])})."
+            f" ({seeds_text(t, require_metrics(t, ['corruption_accuracy_mean', 'corruption_accuracy_relative'], 'corruption_vs_alpha', any_of=True)[0])})."
             " Paper: Fig. 1a-b, A4a-b."
         ),
         ("corruption_accuracy_mean", "corruption_accuracy_relative"),
@@ -626,7 +611,7 @@ FIGURES: tuple[FigureSpec, ...] = (
         plot_normalised_accuracy_per_corruption,
         lambda t: (
             "Per-corruption accuracy divided by the same trial's clean accuracy, mean over severities, for "
-            f"the lowest, zero and highest α; bars: bootstrapped 95% CI ({_seeds(t, 'corruption_accuracy')}). "
+            f"the lowest, zero and highest α; bars: bootstrapped 95% CI ({seeds_text(t, 'corruption_accuracy')}). "
             "Paper: Fig. 1c, A4c (the paper's Fig. 1c uses severity 5 only)."
         ),
         ("corruption_accuracy", "test_accuracy"),
@@ -637,7 +622,7 @@ FIGURES: tuple[FigureSpec, ...] = (
         plot_accuracy_per_corruption,
         lambda t: (
             "Accuracy per corruption, mean over severities, for every α; bars: bootstrapped 95% CI "
-            f"({_seeds(t, 'corruption_accuracy')}). Paper: Fig. A2, A5."
+            f"({seeds_text(t, 'corruption_accuracy')}). Paper: Fig. A2, A5."
         ),
         ("corruption_accuracy",),
     ),
@@ -647,7 +632,7 @@ FIGURES: tuple[FigureSpec, ...] = (
         plot_clean_vs_corrupted,
         lambda t: (
             "Clean against corrupted accuracy (mean over corruptions) per severity; each line joins the α "
-            f"values at one severity; bars: bootstrapped 95% CIs ({_seeds(t, 'corruption_accuracy')}). Paper: Fig. A3, A6."
+            f"values at one severity; bars: bootstrapped 95% CIs ({seeds_text(t, 'corruption_accuracy')}). Paper: Fig. A3, A6."
         ),
         ("corruption_accuracy", "test_accuracy"),
     ),
@@ -656,7 +641,7 @@ FIGURES: tuple[FigureSpec, ...] = (
         "FGSM",
         plot_fgsm_accuracy,
         lambda t: (
-            f"Accuracy under FGSM against ε per α; bands: bootstrapped 95% CI ({_seeds(t, 'fgsm_accuracy')}). "
+            f"Accuracy under FGSM against ε per α; bands: bootstrapped 95% CI ({seeds_text(t, 'fgsm_accuracy')}). "
             "Paper: Fig. 2a, A7a."
         ),
         ("fgsm_accuracy",),
@@ -668,7 +653,7 @@ FIGURES: tuple[FigureSpec, ...] = (
         plot_jacobian_norm,
         lambda t: (
             "Frobenius norm of the input-output Jacobian (mean over test samples) against α; band: "
-            f"bootstrapped 95% CI ({_seeds(t, 'jacobian_norm')}). Paper: Fig. 2c, A7c."
+            f"bootstrapped 95% CI ({seeds_text(t, 'jacobian_norm')}). Paper: Fig. 2c, A7c."
         ),
         ("jacobian_norm",),
     ),
@@ -677,7 +662,7 @@ FIGURES: tuple[FigureSpec, ...] = (
         "Dimensionality per layer",
         plot_dimensionality,
         _caption_dimensionality,
-        _DIMENSIONALITY_METRICS,
+        DIMENSIONALITY_METRICS,
     ),
     FigureSpec(
         "gradient_variability",
@@ -686,7 +671,7 @@ FIGURES: tuple[FigureSpec, ...] = (
         lambda t: (
             "Input-unit gradient variability across samples and across units (mean over layers per trial) "
             "against α; bands: bootstrapped 95% CI over seeds"
-            f" ({_seeds(t, _require(t, ['gradient_variability_samples', 'gradient_variability_units'], 'gradient_variability', any_of=True)[0])})."
+            f" ({seeds_text(t, require_metrics(t, ['gradient_variability_samples', 'gradient_variability_units'], 'gradient_variability', any_of=True)[0])})."
             " Paper: arXiv:2010.07693 (abstract)."
         ),
         ("gradient_variability_samples", "gradient_variability_units"),
