@@ -25,7 +25,9 @@ __all__ = [
     "SETTINGS",
     "TRIAL",
     "TRIAL_STATUS",
+    "Rows",
     "frame",
+    "row",
     "trial_columns",
 ]
 
@@ -91,6 +93,18 @@ METRICS = {
     "masking_fgsm_stronger": "flag: FGSM beats PGD at PGD's eps (1 / 0 / NaN)",
     "masking_flat_loss": "flag: PGD's loss does not rise with steps (1 / 0 / NaN)",
 }
+
+
+# Rows of a result table, each as `row` makes it; `frame` turns them into the table.
+Rows = list[dict[str, Any]]
+
+
+def row(metric: str, value: float, **keys: Any) -> dict[str, Any]:
+    """One row: `metric`, its value as a float, and `keys` from KEYS and SETTINGS (absent ones
+    become null in `frame`). A key outside them is a programming error (AssertionError)."""
+    unknown = set(keys) - set(KEYS) - set(SETTINGS)
+    assert not unknown, unknown
+    return {"metric": metric, "value": float(value), **keys}
 
 
 def frame(rows: Iterable[Mapping[str, Any]], extra: Iterable[str] = ()) -> pd.DataFrame:
