@@ -27,6 +27,7 @@ __all__ = [
     "TRIAL_STATUS",
     "Rows",
     "frame",
+    "metric_rows",
     "row",
     "trial_columns",
 ]
@@ -115,6 +116,14 @@ def frame(rows: Iterable[Mapping[str, Any]], extra: Iterable[str] = ()) -> pd.Da
     extra = tuple(extra)
     table = pd.DataFrame(list(rows), columns=[*extra, *COLUMNS])
     return table.astype({column: DTYPES[column] for column in COLUMNS})
+
+
+def metric_rows(table: pd.DataFrame, metric: str, **keys: Any) -> pd.DataFrame:
+    """The rows of `metric` in a result table whose `keys` have the given values (None: null)."""
+    rows = table[table["metric"] == metric]
+    for key, wanted in keys.items():
+        rows = rows[rows[key].isna()] if wanted is None else rows[rows[key] == wanted]
+    return rows
 
 
 def trial_columns(table: pd.DataFrame) -> tuple[str, ...]:

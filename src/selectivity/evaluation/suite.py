@@ -243,7 +243,7 @@ def derived_rows(
     test set, whose `test_accuracy` row is used. Each relative row keeps its source row's keys.
     """
     if clean_accuracy is None:
-        clean_accuracy = float(table.loc[table["metric"] == "test_accuracy", "value"].iloc[0])
+        clean_accuracy = float(schema.metric_rows(table, "test_accuracy")["value"].iloc[0])
 
     def relative(value: float) -> float:
         return value / clean_accuracy if clean_accuracy > 0 else math.nan
@@ -254,7 +254,7 @@ def derived_rows(
         }
 
     rows = []
-    corrupted = table[table["metric"] == "corruption_accuracy"]
+    corrupted = schema.metric_rows(table, "corruption_accuracy")
     if len(corrupted):
         mean = float(corrupted["value"].mean())
         settings = {"split": "test", "samples": int(corrupted["samples"].max())}
@@ -268,7 +268,7 @@ def derived_rows(
                 row("corruption_accuracy_heldout_mean", float(held_out["value"].mean()), **settings)
             )
     for attack in ("fgsm", "pgd"):
-        for _, source in table[table["metric"] == f"{attack}_accuracy"].iterrows():
+        for _, source in schema.metric_rows(table, f"{attack}_accuracy").iterrows():
             rows.append(
                 row(f"{attack}_accuracy_relative", relative(source["value"]), **keys(source))
             )
