@@ -5,14 +5,14 @@
     evaluate(run_dir, EvalConfig)   the same for the best checkpoint of a run folder
 
 The work is split into parts, listed in order in `suite.PARTS` (clean, each corruption, fgsm,
-pgd, autoattack, jacobian, gradients, dimensionality), each a function of one `context.Context`. With an `out_dir`,
-each finished part is written to `OUT_DIR/evaluation/<part>.parquet`, so an interrupted
-evaluation resumes at the first unfinished part; `OUT_DIR/evaluation.parquet` is assembled from
-the parts at the end. Parts are keyed by the evaluation config and what was evaluated: changing
-it starts afresh, and a note in the table's notes names the keys that changed (`parts.PartStore`).
-Every row says what produced it (split, samples, attack step size). Metric names and keys:
-`selectivity.schema` and docs/results.md. AutoAttack and the PGD rerun beside it:
-`evaluation.autoattack`.
+pgd, autoattack, jacobian, gradients, dimensionality), each a function of one `context.Context`.
+With an `out_dir`, each finished part is written to `OUT_DIR/evaluation/<part>.parquet`, so an
+interrupted evaluation resumes at the first unfinished part; `OUT_DIR/evaluation.parquet` is
+assembled from the parts at the end. Parts are keyed by the evaluation config and what was
+evaluated: changing it starts afresh, and a note in the table's notes names the keys that
+changed (`parts.PartStore`). Every row says what produced it (split, samples, attack step
+size). Metric names and keys: `selectivity.schema` and docs/results.md. AutoAttack and the PGD
+rerun beside it: `evaluation.autoattack`.
 """
 
 from __future__ import annotations
@@ -164,8 +164,9 @@ def evaluate_model(
     with tempfile.TemporaryDirectory(prefix="selectivity-") if scratch else nullcontext() as tmp:
         work = run_dir or Path(tmp or ".")
         context = Context.of(
-            model, data, test, config, layers, batch_size, seed, dataset, val_accuracy, device_,
-            progress, work,
+            model, data, test, config, layers=layers, batch=batch_size, seed=seed,
+            dataset=dataset, val_accuracy=val_accuracy, device=device_, progress=progress,
+            work=work,
         )  # fmt: skip
         frames = _run_parts(context, parts, notes, work, clean_only)
     if clean_only:

@@ -78,6 +78,7 @@ class Context:
         data: Any,
         test: Labelled,
         config: EvalConfig,
+        *,
         layers: Sites,
         batch: int,
         seed: int,
@@ -87,6 +88,7 @@ class Context:
         progress: bool,
         work: Path,
     ) -> Context:
+        """The context of evaluating `model` on `test` (`data` labelled), the rest as named."""
         whole = test.images
         return cls(
             model=model,

@@ -1,4 +1,5 @@
-"""The resumable part store: each finished part of an evaluation as OUT_DIR/evaluation/<part>.parquet.
+"""The resumable part store: each finished part of an evaluation, as
+OUT_DIR/evaluation/<part>.parquet.
 
     parts = PartStore(out_dir, key)       key: what the parts depend on (config, weights, data)
     parts.get("fgsm", compute)            the stored table, or compute() written and returned
