@@ -4,9 +4,9 @@ Trains the demo's digits network (the `digits` preset, seed 0; ~10 s on a CPU), 
 eps 8/255 on the first N test images:
 
 - PGD-k: `selectivity.attacks.PGD`, step 2/255 (the demo's), k = 25;
-- AutoAttack through pyautoattack (`selectivity.worstcase.run_chain`), in three settings: the
-  standard version (APGD-CE, APGD-T, FAB-T, Square), the quick suite's subset (APGD-CE, APGD-T,
-  25 iterations, 3 target classes) and the demo preset's settings.
+- AutoAttack through pyautoattack (`selectivity.evaluation.autoattack.run_chain`), in three
+  settings: the standard version (APGD-CE, APGD-T, FAB-T, Square), the quick suite's subset
+  (APGD-CE, APGD-T, 25 iterations, 3 target classes) and the demo preset's settings.
 
 Prints seconds per image and the ratio to PGD-k, with each attack's accuracy beside it (an
 attack that costs less but breaks fewer images is not cheaper). AutoAttack only attacks images
@@ -25,10 +25,10 @@ from pathlib import Path
 import torch
 
 from selectivity.config import SWEEP_PRESETS, EvalConfig, TrainConfig, build, train_preset
-from selectivity.evaluate import eval_config
+from selectivity.evaluation import eval_config
+from selectivity.evaluation.autoattack import VERSIONS, run_chain
 from selectivity.runs import resolve_device
 from selectivity.train import train_model
-from selectivity.worstcase import VERSIONS, run_chain
 
 EPS = 8 / 255
 

@@ -20,8 +20,8 @@ from layouts import write_cifar, write_folder, write_svhn, write_tiny, write_tin
 from selectivity import masking
 from selectivity.corruptions.store import save_npy
 from selectivity.data import DataSplits, load_dataset, load_tinyimagenet
-from selectivity.evaluate import eval_config, evaluate_model
-from selectivity.worstcase import robust_flags
+from selectivity.evaluation import eval_config, evaluate_model
+from selectivity.evaluation.autoattack import robust_flags
 
 pytest.importorskip("pyautoattack")
 

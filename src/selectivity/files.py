@@ -4,6 +4,7 @@ so a reader (or a resumed run) never sees a half-written file.
 Temporary names are `.<name>.<pid>-<random>.tmp`: a run killed mid-write leaves such a file
 behind, and `remove_stale_temporaries` clears those whose writer is gone.
 
+Writers: `write_text`, `write_bytes`, `write_table` (Parquet), or `atomic_path` for any other.
 Reading goes through `read_json` and `read_table`: a file that is unreadable or not what it should
 be (damaged on disk, edited by hand, copied from elsewhere) is a `FileError` whose message is one
 line naming the file, never a parser's traceback.
@@ -32,6 +33,7 @@ __all__ = [
     "refuse_other_contents",
     "remove_stale_temporaries",
     "write_bytes",
+    "write_table",
     "write_text",
 ]
 
@@ -115,6 +117,12 @@ def write_text(path: str | Path, text: str) -> Path:
 
 def write_bytes(path: str | Path, data: bytes) -> Path:
     return _write(path, lambda tmp: tmp.write_bytes(data))
+
+
+def write_table(table: Any, path: str | Path) -> Path:
+    """Write DataFrame `table` to `path` as Parquet (without its index), atomically; the table's
+    reader is `read_table`."""
+    return _write(path, lambda tmp: table.to_parquet(tmp, index=False))
 
 
 def _writer_alive(pid: int, written: float) -> bool:

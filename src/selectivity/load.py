@@ -17,8 +17,6 @@ classes and channels. Every failure is a `ModelError` of one line.
 from __future__ import annotations
 
 import importlib
-import io
-import pickle
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -35,7 +33,14 @@ from selectivity.files import atomic_path, one_line
 from selectivity.measure import FunctionalReluWarning, measure_model
 from selectivity.models import ModelError, Normalize, create_model
 from selectivity.probe import Sites, check_layers, check_unit_types
-from selectivity.runs import check_data, load_model, read_config, resolve_device
+from selectivity.runs import (
+    CheckpointReadError,
+    check_data,
+    load_model,
+    read_checkpoint,
+    read_config,
+    resolve_device,
+)
 
 __all__ = [
     "evaluate_user",
@@ -92,18 +97,15 @@ def load_weights(model: nn.Module, path: str | Path) -> None:
     if not path.is_file():
         raise ModelError(f"weights file not found: {path}")
     try:
-        # weights_only: loading a file from elsewhere must not run its code.
-        state = torch.load(io.BytesIO(path.read_bytes()), map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as error:
-        if "weights_only" in str(error) or "Unsupported global" in str(error):
+        state = read_checkpoint(path, "cpu")
+    except CheckpointReadError as error:
+        if error.unsafe:
             raise ModelError(
                 f"{path} holds objects other than tensors (a whole pickled model?); save "
                 "model.state_dict() instead: selectivity loads weights only"
             ) from None
-        raise ModelError(f"cannot read weights {path}: {one_line(error)}") from None
-    except Exception as error:  # truncated or not a torch file at all
         raise ModelError(
-            f"cannot read weights {path} (truncated, or not a torch file): {one_line(error)}"
+            f"cannot read weights {path} (truncated, or not a torch file): {error}"
         ) from None
     for key in ("state_dict", "model"):
         if isinstance(state, Mapping) and isinstance(state.get(key), Mapping):

@@ -32,6 +32,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from selectivity.schema import metric_rows
+
 __all__ = [
     "AUTOATTACK_MARGIN",
     "FGSM_MARGIN",
@@ -68,10 +70,6 @@ class Flag:
         return f"masking_{self.name}"
 
 
-def _rows(table: pd.DataFrame, metric: str) -> pd.DataFrame:
-    return table[table["metric"] == metric]
-
-
 def _eps_text(eps: float) -> str:
     return f"{eps:.4g} ({eps * 255:.3g}/255)"
 
@@ -104,11 +102,11 @@ def _below_pgd(
 ) -> tuple[float, str]:
     """Flag when `metric` (attack `name`) at PGD's eps is more than `margin` below the accuracy
     of PGD's most steps (`pgd_metric`): the stronger attack's gradients were not the problem."""
-    pgd = _last_step(_rows(table, pgd_metric))
+    pgd = _last_step(metric_rows(table, pgd_metric))
     if pgd is None:
         return math.nan, no_pgd
     eps = float(pgd["eps"])
-    other = _at(_rows(table, metric), eps)
+    other = _at(metric_rows(table, metric), eps)
     if not len(other):
         return math.nan, f"no {name} accuracy at PGD's eps {_eps_text(eps)}"
     unreachable = _reach(pgd)
@@ -135,7 +133,7 @@ def _autoattack_below_pgd(table: pd.DataFrame) -> tuple[float, str]:
 
 
 def _square_stronger(table: pd.DataFrame) -> tuple[float, str]:
-    square = _rows(table, "autoattack_accuracy_square")
+    square = metric_rows(table, "autoattack_accuracy_square")
     if not len(square):
         return math.nan, "Square did not run (not in autoattack_attacks, or autoattack off)"
     white = table[
@@ -160,8 +158,8 @@ def _square_stronger(table: pd.DataFrame) -> tuple[float, str]:
 
 
 def _large_eps(table: pd.DataFrame) -> tuple[float, str]:
-    ensemble = _rows(table, "autoattack_accuracy")
-    chance = _rows(table, "chance_accuracy")
+    ensemble = metric_rows(table, "autoattack_accuracy")
+    chance = metric_rows(table, "chance_accuracy")
     if not len(ensemble) or float(ensemble["eps"].max()) < LARGE_EPS:
         return math.nan, f"no AutoAttack point at eps >= {LARGE_EPS} (set masking_eps)"
     if not len(chance):
@@ -169,7 +167,7 @@ def _large_eps(table: pd.DataFrame) -> tuple[float, str]:
     eps = float(ensemble["eps"].max())
     limit = LARGE_EPS_CHANCE_FACTOR * float(chance["value"].iloc[0])
     found = {"AutoAttack": float(_at(ensemble, eps)["value"].iloc[0])}
-    apgd = _at(_rows(table, "autoattack_accuracy_apgd-ce"), eps)
+    apgd = _at(metric_rows(table, "autoattack_accuracy_apgd-ce"), eps)
     if len(apgd):
         found["APGD-CE"] = float(apgd["value"].iloc[0])
     high = {name: value for name, value in found.items() if value > limit}
@@ -190,7 +188,7 @@ def _fgsm_stronger(table: pd.DataFrame) -> tuple[float, str]:
 
 
 def _flat_loss(table: pd.DataFrame) -> tuple[float, str]:
-    losses = _rows(table, "masking_pgd_loss")
+    losses = metric_rows(table, "masking_pgd_loss")
     last = _last_step(losses)
     clean = losses[losses["steps"].astype("Float64") == 0]
     if last is None or not len(clean):

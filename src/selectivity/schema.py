@@ -25,7 +25,10 @@ __all__ = [
     "SETTINGS",
     "TRIAL",
     "TRIAL_STATUS",
+    "Rows",
     "frame",
+    "metric_rows",
+    "row",
     "trial_columns",
 ]
 
@@ -93,6 +96,18 @@ METRICS = {
 }
 
 
+# Rows of a result table, each as `row` makes it; `frame` turns them into the table.
+Rows = list[dict[str, Any]]
+
+
+def row(metric: str, value: float, **keys: Any) -> dict[str, Any]:
+    """One row: `metric`, its value as a float, and `keys` from KEYS and SETTINGS (absent ones
+    become null in `frame`). A key outside them is a programming error (AssertionError)."""
+    unknown = set(keys) - set(KEYS) - set(SETTINGS)
+    assert not unknown, unknown
+    return {"metric": metric, "value": float(value), **keys}
+
+
 def frame(rows: Iterable[Mapping[str, Any]], extra: Iterable[str] = ()) -> pd.DataFrame:
     """Rows (dicts; absent columns become null) -> a DataFrame with the schema's columns and dtypes.
 
@@ -101,6 +116,14 @@ def frame(rows: Iterable[Mapping[str, Any]], extra: Iterable[str] = ()) -> pd.Da
     extra = tuple(extra)
     table = pd.DataFrame(list(rows), columns=[*extra, *COLUMNS])
     return table.astype({column: DTYPES[column] for column in COLUMNS})
+
+
+def metric_rows(table: pd.DataFrame, metric: str, **keys: Any) -> pd.DataFrame:
+    """The rows of `metric` in a result table whose `keys` have the given values (None: null)."""
+    rows = table[table["metric"] == metric]
+    for key, wanted in keys.items():
+        rows = rows[rows[key].isna()] if wanted is None else rows[rows[key] == wanted]
+    return rows
 
 
 def trial_columns(table: pd.DataFrame) -> tuple[str, ...]:

@@ -7,11 +7,11 @@ selectivity_lines(table)      per-layer means of a per-unit table (`measure.meas
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import pandas as pd
 
 from selectivity import masking
+from selectivity.schema import metric_rows
 
 __all__ = ["selectivity_lines", "summarise_evaluation"]
 
@@ -33,17 +33,9 @@ def summarise_evaluation(table: pd.DataFrame) -> list[str]:
     ]
 
 
-def _rows_of(table: pd.DataFrame, metric: str, **keys: Any) -> pd.DataFrame:
-    """The rows of `metric` whose `keys` have the given values (None: null)."""
-    rows = table[table["metric"] == metric]
-    for key, wanted in keys.items():
-        rows = rows[rows[key].isna()] if wanted is None else rows[rows[key] == wanted]
-    return rows
-
-
 def _samples(table: pd.DataFrame, metric: str) -> str:
     """'test, N=359' for the first row of `metric`, '' when it has no sample count."""
-    rows = _rows_of(table, metric)
+    rows = metric_rows(table, metric)
     if not len(rows) or pd.isna(rows["samples"].iloc[0]):
         return ""
     return f"{rows['split'].iloc[0]}, N={int(rows['samples'].iloc[0])}"
@@ -62,7 +54,7 @@ def _headline_lines(table: pd.DataFrame) -> list[str]:
         ("corrupted / clean", "corruption_accuracy_relative"),
         ("Jacobian norm", "jacobian_norm"),
     ):
-        rows = _rows_of(table, metric, layer=None)
+        rows = metric_rows(table, metric, layer=None)
         if len(rows):
             where = _samples(table, metric)
             lines.append(
@@ -73,7 +65,7 @@ def _headline_lines(table: pd.DataFrame) -> list[str]:
 
 
 def _fgsm_lines(table: pd.DataFrame) -> list[str]:
-    fgsm = table[table["metric"] == "fgsm_accuracy"]
+    fgsm = metric_rows(table, "fgsm_accuracy")
     if not len(fgsm):
         return []
     return [
@@ -85,7 +77,7 @@ def _fgsm_lines(table: pd.DataFrame) -> list[str]:
 
 def _pgd_lines(table: pd.DataFrame) -> list[str]:
     """PGD accuracy by steps with its eps and step size; whether the eps-ball was reached."""
-    pgd = table[table["metric"] == "pgd_accuracy"]
+    pgd = metric_rows(table, "pgd_accuracy")
     if not len(pgd):
         return []
     eps, step = float(pgd["eps"].iloc[0]), float(pgd["step_size"].iloc[0])
@@ -94,7 +86,7 @@ def _pgd_lines(table: pd.DataFrame) -> list[str]:
         f"{_samples(table, 'pgd_accuracy')})  "
         + "  ".join(f"{int(s)}:{v:.3f}" for s, v in zip(pgd["steps"], pgd["value"], strict=True))
     ]
-    reached = _rows_of(table, "pgd_linf_max")
+    reached = metric_rows(table, "pgd_linf_max")
     if len(reached):
         furthest = float(reached["value"].max())
         binds = (
@@ -109,9 +101,9 @@ def _pgd_lines(table: pd.DataFrame) -> list[str]:
 def _dimensionality_lines(table: pd.DataFrame) -> list[str]:
     """First and last layer of each dimensionality measure, with the caps N samples set."""
     lines = []
-    cap = _rows_of(table, "dimensionality_cap")
+    cap = metric_rows(table, "dimensionality_cap")
     for metric in ("dimensionality", "dimensionality_corruption", "dimensionality_adversarial"):
-        rows = table[table["metric"] == metric]
+        rows = metric_rows(table, metric)
         if len(rows):
             note = (
                 f" (N={int(rows['samples'].iloc[0])}: cap first {cap['value'].iloc[0]:.3f}, "

@@ -9,30 +9,21 @@ resumes exactly: model, optimizer, schedule and the random state of the data ord
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from selectivity.config import ConfigError, TrainConfig, to_dict
+from selectivity.config import ConfigError, TrainConfig
 from selectivity.data import DataSplits, load_dataset
-from selectivity.files import (
-    atomic_path,
-    one_line,
-    read_table,
-    refuse_other_contents,
-    remove_stale_temporaries,
-    write_text,
-)
+from selectivity.files import one_line, remove_stale_temporaries
 from selectivity.loggers import TensorBoardLogger, TrainingLogger, require_tensorboard
 from selectivity.measure import measure_selectivity
 from selectivity.models import eval_mode
@@ -40,14 +31,11 @@ from selectivity.probe import check_layers, check_unit_types
 from selectivity.regularizer import SelectivityRegularizer
 from selectivity.robust import check_methods, training_attack, training_batch
 from selectivity.runs import (
-    ENGINE_KEYS,
-    RunError,
+    RunFolder,
+    TrainingState,
     build_model,
-    check_data,
-    load_checkpoint,
-    read_config,
+    refuse_other_run,
     resolve_device,
-    save_checkpoint,
     write_config,
 )
 
@@ -193,13 +181,23 @@ def _optimizer(
     return optimizer, schedule
 
 
+@dataclass(frozen=True)
+class _Setup:
+    """What one call trains with, fixed for its length."""
+
+    config: TrainConfig
+    data: DataSplits
+    device: torch.device
+    layout: torch.memory_format  # of the batches and the model's weights
+
+
 def _train_model(
     config: TrainConfig, out_dir: str | Path, progress: bool, loggers: list[TrainingLogger]
 ) -> TrainedRun:
     started = time.perf_counter()
     out_dir = Path(out_dir)
     device = resolve_device(config.device)
-    _check_folder(config, out_dir)
+    refuse_other_run(out_dir, config)
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
 
@@ -215,15 +213,18 @@ def _train_model(
     out_dir.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(out_dir)  # of a run killed while writing
     write_config(out_dir, config)
+    folder = RunFolder.of(out_dir, config, data)
     optimizer, schedule = _optimizer(model, config)
     # The data order and augmentation draw from their own CPU generator, saved with the run.
-    state = _State(generator=torch.Generator().manual_seed(config.seed))
-    _resume(out_dir, config, data, model, optimizer, schedule, state, device)
+    generator = torch.Generator().manual_seed(config.seed)
+    state = TrainingState(model, optimizer, schedule, generator)
+    folder.resume(state, device)
     if config.tensorboard:
         # Opened after the resume: it hides what an earlier run logged from start_epoch on. In
         # `loggers`, so that train_model closes it.
         loggers.append(TensorBoardLogger(out_dir / "tensorboard", state.start_epoch))
 
+    setup = _Setup(config, data, device, layout)
     regularizer = (
         SelectivityRegularizer(model, data.num_classes, config.units())
         if config.alpha != 0.0
@@ -239,46 +240,53 @@ def _train_model(
         leave=False,
     )
     for epoch in bar:
-        epoch_started = time.perf_counter()
-        totals = _train_epoch(
-            model, data, config, optimizer, regularizer, state.generator, device, layout, epoch
-        )
-        lr = optimizer.param_groups[0]["lr"]
-        schedule.step()
-        train_seconds = time.perf_counter() - epoch_started
-        # Validation: accuracy and selectivity over the whole validation split.
-        val = measure_selectivity(
-            model,
-            data.val,
-            data.num_classes,
-            config.units(),
-            config.eval_batch_size,
-            device,
-        )
-        row = {
-            "epoch": epoch,
-            **totals,
-            "val_accuracy": val.accuracy,
-            "val_selectivity": val.network,
-            "lr": lr,
-            "seconds": train_seconds,
-        }
-        state.history.append(row)
-        if val.accuracy > state.best_val:
-            state.best_val, state.best_epoch = val.accuracy, epoch
-            _save_best(out_dir, config, data, model, epoch, val.accuracy)
-        _save_epoch(out_dir, config, data, model, optimizer, schedule, state, epoch, started)
+        row = _epoch(setup, state, regularizer, epoch)
+        if row["val_accuracy"] > state.best_val:
+            state.best_val, state.best_epoch = row["val_accuracy"], epoch
+            folder.save_best(state, epoch, row["val_accuracy"])
+        folder.save_epoch(state, epoch, started)
         for logger in loggers:
             logger.on_epoch_end(dict(row))
         bar.set_postfix(
             loss=f"{row['train_loss']:.3f}",
-            val_acc=f"{val.accuracy:.3f}",
-            val_si=f"{val.network:.3f}",
+            val_acc=f"{row['val_accuracy']:.3f}",
+            val_si=f"{row['val_selectivity']:.3f}",
         )
         if progress:
             bar.write(_epoch_line(row, regularizer is not None))
     bar.close()
-    return _test_best(out_dir, config, data, model, device, state, started)
+    return _test_best(folder, setup, state, started)
+
+
+def _epoch(
+    setup: _Setup, state: TrainingState, regularizer: SelectivityRegularizer | None, epoch: int
+) -> dict[str, Any]:
+    """Train one epoch, step the schedule, validate; the epoch's row, added to the history."""
+    config = setup.config
+    epoch_started = time.perf_counter()
+    totals = _train_epoch(setup, state, regularizer, epoch)
+    lr = state.optimizer.param_groups[0]["lr"]
+    state.schedule.step()
+    train_seconds = time.perf_counter() - epoch_started
+    # Validation: accuracy and selectivity over the whole validation split.
+    val = measure_selectivity(
+        state.model,
+        setup.data.val,
+        setup.data.num_classes,
+        config.units(),
+        config.eval_batch_size,
+        setup.device,
+    )
+    row = {
+        "epoch": epoch,
+        **totals,
+        "val_accuracy": val.accuracy,
+        "val_selectivity": val.network,
+        "lr": lr,
+        "seconds": train_seconds,
+    }
+    state.history.append(row)
+    return row
 
 
 def train_step(
@@ -306,20 +314,14 @@ def train_step(
 
 
 def _train_epoch(
-    model: nn.Module,
-    data: DataSplits,
-    config: TrainConfig,
-    optimizer: torch.optim.Optimizer,
-    regularizer: SelectivityRegularizer | None,
-    generator: torch.Generator,
-    device: torch.device,
-    layout: torch.memory_format,
-    epoch: int,
+    setup: _Setup, state: TrainingState, regularizer: SelectivityRegularizer | None, epoch: int
 ) -> dict[str, float]:
     """One pass over the training split; the epoch's mean train_loss, train_cross_entropy and
     train_batch_selectivity (NaN without the regularizer), per image. Each batch goes through
     the data set's augmentation, then the robustness-training methods that are on
     (`robust.training_batch`); the step, and the regularizer, see the result."""
+    config, data, device, layout = setup.config, setup.data, setup.device, setup.layout
+    model, optimizer, generator = state.model, state.optimizer, state.generator
     model.train()
     totals = {"loss": 0.0, "cross_entropy": 0.0, "batch_selectivity": 0.0}
     seen = 0
@@ -365,148 +367,12 @@ def _epoch_line(row: dict[str, Any], regularize: bool) -> str:
     )
 
 
-# --- the run folder: checked, resumed from, saved to -----------------------------------------
-
-
-@dataclass
-class _State:
-    """What a resumed run takes over from its last checkpoint besides the model and optimizer."""
-
-    generator: torch.Generator
-    history: list[dict[str, Any]] = field(default_factory=list)
-    start_epoch: int = 0
-    best_val: float = -1.0
-    best_epoch: int = -1
-    # Seconds spent in earlier, interrupted calls (up to their last checkpoint).
-    earlier_seconds: float = 0.0
-
-
-def _check_folder(config: TrainConfig, out_dir: Path) -> None:
-    """A run folder belongs to one config: resuming with another would mix two experiments. A
-    folder without a last checkpoint holds no run yet (a start that failed): it is reused."""
-    if (out_dir / "config.json").exists() and (out_dir / "checkpoint_last.pt").exists():
-        previous = read_config(out_dir)
-        refuse_other_contents(
-            out_dir,
-            "a run with a different config",
-            to_dict(previous),
-            to_dict(config),
-            "use another --out",
-            ignore=ENGINE_KEYS,
-        )
-
-
-def _data_shape(data: DataSplits) -> dict[str, Any]:
-    return {
-        "num_classes": data.num_classes,
-        "in_channels": data.in_channels,
-        "image_size": data.image_size,
-        "mean": list(data.mean),
-        "std": list(data.std),
-    }
-
-
-def _resume(
-    out_dir: Path,
-    config: TrainConfig,
-    data: DataSplits,
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    schedule: torch.optim.lr_scheduler.LRScheduler,
-    state: _State,
-    device: torch.device,
-) -> None:
-    """Restore model, optimizer, schedule, random state and history from the last checkpoint,
-    if there is one: the run goes on exactly as if it had not been interrupted."""
-    last_path = out_dir / "checkpoint_last.pt"
-    if not last_path.exists():
-        return
-    last = load_checkpoint(last_path, device, "last", config)
-    check_data(last, data, last_path)
-    model.load_state_dict(last["model"])
-    optimizer.load_state_dict(last["optimizer"])
-    schedule.load_state_dict(last["schedule"])
-    state.generator.set_state(last["generator"].cpu())
-    torch.set_rng_state(last["torch_rng"].cpu())
-    state.start_epoch = last["epoch"] + 1
-    state.best_val, state.best_epoch = last["best_val_accuracy"], last["best_epoch"]
-    state.earlier_seconds = last["seconds"]
-    history = read_table(out_dir / "metrics.parquet", ["epoch"]).to_dict("records")
-    if len(history) < state.start_epoch:
-        raise RunError(
-            f"{out_dir / 'metrics.parquet'} has {len(history)} epochs but the last checkpoint "
-            f"is of epoch {state.start_epoch - 1}"
-        )
-    state.history = history[: state.start_epoch]
-
-
-def _save_best(
-    out_dir: Path,
-    config: TrainConfig,
-    data: DataSplits,
-    model: nn.Module,
-    epoch: int,
-    val_accuracy: float,
-) -> None:
-    save_checkpoint(
-        out_dir / "checkpoint_best.pt",
-        {
-            "kind": "best",
-            "config": to_dict(config),
-            "data": _data_shape(data),
-            "model": model.state_dict(),
-            "epoch": epoch,
-            "val_accuracy": val_accuracy,
-        },
-    )
-
-
-def _save_epoch(
-    out_dir: Path,
-    config: TrainConfig,
-    data: DataSplits,
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    schedule: torch.optim.lr_scheduler.LRScheduler,
-    state: _State,
-    epoch: int,
-    started: float,
-) -> None:
-    """Metrics first, then the checkpoint that says this epoch is done: a crash in between
-    re-runs the epoch and overwrites its row."""
-    with atomic_path(out_dir / "metrics.parquet") as temporary:
-        pd.DataFrame(state.history).to_parquet(temporary, index=False)
-    save_checkpoint(
-        out_dir / "checkpoint_last.pt",
-        {
-            "kind": "last",
-            "config": to_dict(config),
-            "data": _data_shape(data),
-            "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "schedule": schedule.state_dict(),
-            "generator": state.generator.get_state(),
-            "torch_rng": torch.get_rng_state(),
-            "epoch": epoch,
-            "best_val_accuracy": state.best_val,
-            "best_epoch": state.best_epoch,
-            # Training time so far, so that a resumed run reports its total.
-            "seconds": state.earlier_seconds + time.perf_counter() - started,
-        },
-    )
-
-
 def _test_best(
-    out_dir: Path,
-    config: TrainConfig,
-    data: DataSplits,
-    model: nn.Module,
-    device: torch.device,
-    state: _State,
-    started: float,
+    folder: RunFolder, setup: _Setup, state: TrainingState, started: float
 ) -> TrainedRun:
-    """Load the best checkpoint's weights into `model`, test them, write summary.json."""
-    best = load_checkpoint(out_dir / "checkpoint_best.pt", device, "best", config)
+    """Load the best checkpoint's weights into the model, test them, write summary.json."""
+    config, data, model = setup.config, setup.data, state.model
+    best = folder.read_best(setup.device)
     model.load_state_dict(best.pop("model"))
     test = measure_selectivity(
         model,
@@ -514,7 +380,7 @@ def _test_best(
         data.num_classes,
         config.units(),
         config.eval_batch_size,
-        device,
+        setup.device,
     )
     summary = {
         "alpha": config.alpha,
@@ -527,5 +393,5 @@ def _test_best(
         # Seconds of training and testing, over every call that worked on this run.
         "seconds": state.earlier_seconds + time.perf_counter() - started,
     }
-    write_text(out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
-    return TrainedRun(model, data, device, best, summary)
+    folder.write_summary(summary)
+    return TrainedRun(model, data, setup.device, best, summary)
