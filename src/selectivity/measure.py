@@ -40,6 +40,7 @@ from selectivity.probe import (
     Sites,
     as_units,
     layout_note,
+    site_layouts,
     unmeasured_relu_message,
     unwrap,
 )
@@ -61,6 +62,7 @@ __all__ = [
     "model_device",
     "pgd_over_steps",
     "selectivity_table",
+    "units_note",
     "unmeasured_relu_note",
 ]
 
@@ -380,6 +382,14 @@ def unmeasured_relu_note(model: nn.Module, images: Images, layers: Sites) -> str
     if note is not None:
         warnings.warn(note, FunctionalReluWarning, stacklevel=3)
     return note
+
+
+def units_note(model: nn.Module, images: Images, layers: Sites) -> str | None:
+    """A note for a table saying how token-shaped or 1-D outputs of the unit sites were read
+    (`probe.layout_note`), from one forward on two images of `images`; None for plain (N, U)
+    and (N, C, H, W) sites."""
+    x, _ = next(iter(images.batches(2, model_device(model))))
+    return layout_note(site_layouts(model, x, layers), as_units(layers).tokens)
 
 
 def measure_model(

@@ -84,12 +84,13 @@ __all__ = [
     "UNIT_TYPE_NAMES",
     "ActivationProbe",
     "EmptyCaptureError",
+    "FunctionalReluWarning",
     "Sites",
     "SkippedActivationsWarning",
-    "FunctionalReluWarning",
     "UnitShapeError",
     "Units",
     "UnknownLayerError",
+    "activation_counts",
     "activation_kind",
     "check_layers",
     "check_unit_types",
@@ -101,6 +102,7 @@ __all__ = [
     "layout_of",
     "named_units",
     "register_activation",
+    "site_layouts",
     "skipped_activations",
     "unmeasured_relu_message",
     "unwrap",
@@ -317,6 +319,19 @@ def check_layers(model: nn.Module, layers: Sites, what: str = "layer name(s)") -
         )
 
 
+def activation_counts(model: nn.Module) -> Counter[type[nn.Module]]:
+    """The activation module classes of `model` (whatever library defines them), with counts."""
+    return Counter(
+        type(module) for _, module in model.named_modules() if activation_kind(module) is not None
+    )
+
+
+def _has(found: Counter[type[nn.Module]]) -> str:
+    if not found:
+        return "it has no activation modules (F.relu in forward?)"
+    return "it has " + ", ".join(f"{kind.__name__} ({count})" for kind, count in found.items())
+
+
 def check_unit_types(model: nn.Module, layers: Sites) -> None:
     """EmptyCaptureError, one line, when `layers` chooses units by module type and `model` has
     no module of those types: it names the types looked for, the activation types the model
@@ -325,18 +340,14 @@ def check_unit_types(model: nn.Module, layers: Sites) -> None:
     model = unwrap(model)
     if units.layers is not None or default_sites(model, units.types):
         return
-    found = Counter(
-        type(module) for _, module in model.named_modules() if activation_kind(module) is not None
-    )
+    found = activation_counts(model)
     looked = ", ".join(f"nn.{kind.__name__}" for kind in units.types)
-    has = ", ".join(f"{kind.__name__} ({count})" for kind, count in found.items())
     kinds = {activation_kind(kind) for kind in found}
     offered = [name for name in UNIT_TYPE_NAMES if name in kinds]
     choose = f"--set unit_types={','.join(offered)}, or " if offered else ""
-    what = f"it has {has}" if found else "it has no activation modules (F.relu in forward?)"
     raise EmptyCaptureError(
-        f"no {looked} modules in {type(model).__name__}; {what}: {choose}name the modules or "
-        "blocks whose outputs are units with --set selectivity_layers=..."
+        f"no {looked} modules in {type(model).__name__}; {_has(found)}: {choose}name the "
+        "modules or blocks whose outputs are units with --set selectivity_layers=..."
     )
 
 
@@ -457,6 +468,17 @@ def layout_note(layouts: Mapping[str, str], tokens: str = "mean") -> str | None:
     return "; ".join(parts) if parts else None
 
 
+def site_layouts(model: nn.Module, x: Tensor, layers: Sites = None) -> dict[str, str]:
+    """Site -> layout (`LAYOUTS`) of the unit sites `layers` chooses, from one forward of `model`
+    on `x` (a batch of two is enough) in eval mode without gradients; for `layout_note`."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SkippedActivationsWarning)
+        probe = ActivationProbe(model, layers, reduce=lambda value: value[:0], detach=True)
+    with eval_mode(probe.model), torch.no_grad(), probe:
+        probe.model(x)
+    return dict(probe.layouts)
+
+
 class ActivationProbe:
     """Context manager that records unit-site outputs, one entry per call, per forward.
 
@@ -501,11 +523,13 @@ class ActivationProbe:
         check_layers(model, names)
         kinds = ", ".join(t.__name__ for t in units.types)
         if not names:
-            skipped = f"; skipped {', '.join(self.skipped)}" if self.skipped else ""
+            more = f" and {len(self.skipped) - 6} more" if len(self.skipped) > 6 else ""
+            skipped = f": skipped {', '.join(self.skipped[:6])}{more}" if self.skipped else ""
             raise EmptyCaptureError(
-                f"{type(model).__name__} has no unit sites (no {kinds} modules{skipped}); pass "
-                "unit_types=(...) (e.g. nn.GELU, read as max(a, 0)), or layers=[...] naming the "
-                "modules or blocks whose outputs are units (needed when forward calls F.relu)"
+                f"{type(model).__name__} has no unit sites (no {kinds} modules; "
+                f"{_has(activation_counts(model))}{skipped}); pass unit_types=(...) (e.g. nn.GELU or "
+                '"gelu", read as max(a, 0)), or layers=[...] naming the modules or blocks whose '
+                "outputs are units (needed when forward calls F.relu)"
             )
         if self.skipped:
             warnings.warn(
@@ -620,7 +644,7 @@ class ActivationProbe:
     def activations(self) -> dict[str, Tensor]:
         """Site name -> output of that call in the latest forward, in call order."""
         compiled = (
-            "; a torch.compile'd model runs compiled code that skips hooks added after it first "
+            "; a torch.compile'd model runs compiled code that may skip hooks added after it first "
             "ran: call its original module (model._orig_mod) while probing, or compile after "
             "adding the probe or regularizer"
             if self._compiled

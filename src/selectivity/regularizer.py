@@ -124,7 +124,7 @@ class SelectivityRegularizer:
         if is_compiled(model):
             warnings.warn(
                 f"{type(unwrap(model)).__name__} is torch.compile'd: the regularizer hooks its "
-                "original module, and compiled code that already ran skips hooks added later; "
+                "original module, and compiled code that already ran may skip hooks added later; "
                 "compile after creating the regularizer, or train model._orig_mod",
                 CompiledModelWarning,
                 stacklevel=2,
