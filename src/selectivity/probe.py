@@ -55,6 +55,7 @@ import weakref
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -142,7 +143,9 @@ class Units:
             )
         if self.layers is not None:
             object.__setattr__(self, "layers", tuple(self.layers))
-        types = tuple(self.types) if isinstance(self.types, (tuple, list)) else ()
+        # Names ("gelu") are accepted for classes: the annotation says what is kept.
+        given: Any = self.types
+        types: tuple[Any, ...] = tuple(given) if isinstance(given, (tuple, list)) else ()
         if any(isinstance(t, str) for t in types):
             unknown = [t for t in types if isinstance(t, str) and t.lower() not in UNIT_TYPE_NAMES]
             if unknown:
@@ -190,9 +193,9 @@ def named_units(
         if name.lower() not in UNIT_TYPE_NAMES:
             raise ValueError(f"unknown unit type {name!r}; known: {', '.join(UNIT_TYPE_NAMES)}")
         types.append(UNIT_TYPE_NAMES[name.lower()])
-    rules = {"positive_part": positive_part, "tokens": tokens}
     if positive_part is not None or tokens != "mean":
-        return Units(None if layers is None else tuple(layers), tuple(types) or UNIT_TYPES, **rules)
+        named = None if layers is None else tuple(layers)
+        return Units(named, tuple(types) or UNIT_TYPES, positive_part, tokens)
     if layers is not None:
         return tuple(layers)
     return None if tuple(types) == UNIT_TYPES else Units(None, tuple(types))

@@ -159,7 +159,7 @@ def dropped_note(data: Any, read: int) -> str | None:
     only `read` of the data set's images (drop_last=True); None otherwise."""
     if not isinstance(data, DataLoader) or not isinstance(data.sampler, SequentialSampler):
         return None
-    total = len(data.dataset) if hasattr(data.dataset, "__len__") else read  # type: ignore[arg-type]
+    total = len(data.dataset) if hasattr(data.dataset, "__len__") else read
     if read >= total:
         return None
     return (
