@@ -287,6 +287,21 @@ def test_pil_images_and_lists_of_pairs_are_images(digits):
     pil_pairs = list(zip(PILItems(x, y, "L").images, y.tolist(), strict=True))
     assert torch.equal(as_images(pil_pairs).images, read.images)
 
+    class HubRows:
+        """A Hugging Face `datasets.Dataset` as it iterates: dict rows with a PIL image."""
+
+        def __init__(self, pairs: list) -> None:
+            self.rows = [{"img": image, "label": label} for image, label in pairs]
+
+        def __len__(self) -> int:
+            return len(self.rows)
+
+        def __iter__(self):
+            return iter(self.rows)
+
+    hub = as_images(Keyed(HubRows(pil_pairs), image="img", label="label"))
+    assert torch.equal(hub.images, read.images) and torch.equal(hub.labels, y)
+
 
 def test_any_channel_count_is_measured_but_corruptions_keep_grey_or_rgb(digits, tmp_path):
     x, y = digits
