@@ -6,11 +6,18 @@ probe, at a size that runs in milliseconds on 16x16 digits.
 - `TimmStyleNet`: GELU activations (nn.GELU modules) in conv blocks and an MLP, as timm's nets.
 - `RobustBenchWRN`: RobustBench's WideResNet: pre-activation BN-ReLU blocks with in-place ReLU
   modules, 1x1 conv shortcuts, no normalisation inside, and a final `F.relu` in `forward`.
+- `TinyViT`: Hugging Face's ViTForImageClassification: a class token and 16 patch tokens
+  (17 positions) through pre-norm blocks whose MLP activation is a `GELUActivation` (an
+  nn.Module of that name applying F.gelu, not an nn.GELU), returning an output object with
+  `.logits` (as `ModelOutput`); `DictOutputNet` returns a dict holding 'logits'.
+- `Conv1dNet`: a 1-D convolution over image rows, whose (N, C, L) ReLU outputs are channels.
 
 Factories take no arguments, so the CLI can import them (`--model standins:wide_resnet`).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -128,6 +135,106 @@ class NoModules(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.fc(torch.flatten(F.adaptive_avg_pool2d(F.relu(self.conv(x)), 1), 1))
+
+
+class GELUActivation(nn.Module):
+    """transformers.activations.GELUActivation: F.gelu in a module of its own class."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.gelu(x)
+
+
+@dataclass
+class ImageClassifierOutput:
+    """transformers' ImageClassifierOutput: the logits as an attribute, not the output itself."""
+
+    logits: Tensor
+    hidden_states: tuple[Tensor, ...] | None = None
+
+
+class ViTIntermediate(nn.Module):
+    def __init__(self, width: int, hidden: int):
+        super().__init__()
+        self.dense = nn.Linear(width, hidden)
+        self.intermediate_act_fn = GELUActivation()
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.intermediate_act_fn(self.dense(x))
+
+
+class ViTLayer(nn.Module):
+    def __init__(self, width: int, hidden: int):
+        super().__init__()
+        self.layernorm_before = nn.LayerNorm(width)
+        self.attention = nn.MultiheadAttention(width, 2, batch_first=True)
+        self.layernorm_after = nn.LayerNorm(width)
+        self.intermediate = ViTIntermediate(width, hidden)
+        self.output = nn.Linear(hidden, width)
+
+    def forward(self, x: Tensor) -> tuple[Tensor]:
+        h = self.layernorm_before(x)
+        x = x + self.attention(h, h, h, need_weights=False)[0]
+        return (x + self.output(self.intermediate(self.layernorm_after(x))),)
+
+
+class TinyViT(nn.Module):
+    def __init__(
+        self,
+        num_classes: int = 10,
+        in_channels: int = 1,
+        image_size: int = 16,
+        patch: int = 4,
+        width: int = 16,
+        hidden: int = 32,
+        depth: int = 2,
+    ):
+        super().__init__()
+        tokens = (image_size // patch) ** 2 + 1
+        self.patch_embeddings = nn.Conv2d(in_channels, width, patch, patch)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, width))
+        self.position_embeddings = nn.Parameter(0.02 * torch.randn(1, tokens, width))
+        self.layer = nn.ModuleList(ViTLayer(width, hidden) for _ in range(depth))
+        self.layernorm = nn.LayerNorm(width)
+        self.classifier = nn.Linear(width, num_classes)
+
+    def forward(self, pixel_values: Tensor) -> ImageClassifierOutput:
+        x = self.patch_embeddings(pixel_values).flatten(2).transpose(1, 2)
+        x = torch.cat([self.cls_token.expand(len(x), -1, -1), x], dim=1)
+        x = x + self.position_embeddings
+        for layer in self.layer:
+            x = layer(x)[0]
+        return ImageClassifierOutput(self.classifier(self.layernorm(x)[:, 0]))
+
+
+class DictOutputNet(nn.Module):
+    """A model returning {'logits': ...} (some pipelines' convention)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = TorchvisionResNet()
+
+    def forward(self, x: Tensor) -> dict[str, Tensor]:
+        return {"logits": self.net(x)}
+
+
+class Conv1dNet(nn.Module):
+    """Rows of a (N, 1, 16, 16) image as 16 channels of length 16, through a 1-D convolution."""
+
+    def __init__(self, num_classes: int = 10, width: int = 8):
+        super().__init__()
+        self.conv = nn.Conv1d(16, width, 3, padding=1)
+        self.bn = nn.BatchNorm1d(width)
+        self.relu = nn.ReLU()
+        self.fc = nn.Linear(width, num_classes)
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = self.relu(self.bn(self.conv(x.flatten(1, 2))))
+        return self.fc(out.mean(dim=2))
+
+
+def tiny_vit() -> nn.Module:
+    torch.manual_seed(0)
+    return TinyViT()
 
 
 def torchvision_resnet() -> nn.Module:

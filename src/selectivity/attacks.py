@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from selectivity.models import eval_mode
+from selectivity.models import eval_mode, logits_of
 from selectivity.rng import draw
 
 __all__ = ["FGSM", "PGD", "Attack", "input_gradient"]
@@ -56,14 +56,15 @@ def _check_inputs(x: Tensor, y: Tensor) -> None:
 def input_gradient(model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
     """Gradient of the summed cross-entropy of `model(x)` against `y` with respect to x.
 
-    x: (N, ...) float; y: (N,) int64. Returns a tensor shaped like x. The loss is summed, not
+    x: (N, ...) float; y: (N,) int64. The model may return an object with `.logits` or a dict
+    holding them (`models.logits_of`). Returns a tensor shaped like x. The loss is summed, not
     averaged, so a sample's gradient does not shrink with the batch size (a mean can round tiny
     gradients to 0 in float32, and sign(0) = 0 leaves such pixels unattacked). The model's mode is
     whatever the caller set.
     """
     with torch.enable_grad():
         x = x.detach().requires_grad_(True)
-        loss = F.cross_entropy(model(x), y, reduction="sum")
+        loss = F.cross_entropy(logits_of(model(x)), y, reduction="sum")
         (grad,) = torch.autograd.grad(loss, x)
     return grad
 

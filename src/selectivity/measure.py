@@ -9,6 +9,10 @@ torch Dataset, a DataLoader, a pair of tensors, batches).
 
     measure_model(model, data) -> DataFrame   per-unit selectivity of any model on any data
 
+A model may return its logits as a tensor or as Hugging Face does (an object with `.logits`, a
+dict holding 'logits'): `models.logits_of` reads them wherever logits are used here, and
+`measure_model` wraps the model in `models.LogitsOnly` for attacks and the Jacobian.
+
 Activations are reduced to per-class sums batch by batch (`SelectivityAccumulator`), so a
 ResNet50 over 10k images never holds more than one batch of activations.
 """
@@ -19,7 +23,7 @@ import math
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import pandas as pd
@@ -29,13 +33,15 @@ from torch import Tensor, nn
 from selectivity.attacks import PGD, Attack
 from selectivity.data import as_images, labelled
 from selectivity.metrics import SelectivityAccumulator, network_selectivity, unit_activations
-from selectivity.models import eval_mode
+from selectivity.models import LogitsOnly, eval_mode, logits_of
 from selectivity.probe import (
     ActivationProbe,
+    FunctionalReluWarning,
     Sites,
     as_units,
-    default_sites,
-    functional_relu_calls,
+    layout_note,
+    site_layouts,
+    unmeasured_relu_message,
     unwrap,
 )
 from selectivity.stability import jacobian_frobenius_norm
@@ -56,6 +62,7 @@ __all__ = [
     "model_device",
     "pgd_over_steps",
     "selectivity_table",
+    "units_note",
     "unmeasured_relu_note",
 ]
 
@@ -103,7 +110,7 @@ def in_batches(
 def _correct(model: nn.Module, x: Tensor, y: Tensor) -> int:
     """Images of the batch x (B, ...) whose top-1 class is y (B,)."""
     with torch.no_grad():
-        return int((model(x).argmax(dim=1) == y).sum().item())
+        return int((logits_of(model(x)).argmax(dim=1) == y).sum().item())
 
 
 @dataclass(frozen=True)
@@ -120,6 +127,13 @@ class SelectivityResult:
     accuracy: float
     silent: dict[str, Tensor]  # layer -> (U,) bool, units that never fired
     samples: int = 0  # images the pass ran over
+    # layer -> how its units were read (`probe.LAYOUTS`); `layout_note` words the unusual ones
+    layouts: dict[str, str] = field(default_factory=dict)
+    tokens: str = "mean"  # the token rule of (N, T, D) outputs (`probe.Units.tokens`)
+
+    def layout_note(self) -> str | None:
+        """A note for the table saying how token-shaped or 1-D outputs were read (None: none)."""
+        return layout_note(self.layouts, self.tokens)
 
     @property
     def network(self) -> float:
@@ -179,7 +193,7 @@ def measure_selectivity(
         ActivationProbe(model, layers=layers, reduce=unit_activations, detach=True) as probe,
     ):
         for x, y in batches:
-            logits = model(x)
+            logits = logits_of(model(x))
             correct += int((logits.argmax(1) == y).sum())
             accumulator.update(probe.activations, y)
     return SelectivityResult(
@@ -188,6 +202,8 @@ def measure_selectivity(
         correct / len(images),
         accumulator.silent(),
         len(images),
+        dict(probe.layouts),
+        probe.units.tokens,
     )
 
 
@@ -198,7 +214,7 @@ def accuracy(
     """Top-1 accuracy, fraction in [0, 1]."""
     images = _readable(images)
     with in_batches(model, images, batch_size, device) as batches:
-        correct = sum(int((model(x).argmax(1) == y).sum()) for x, y in batches)
+        correct = sum(int((logits_of(model(x)).argmax(1) == y).sum()) for x, y in batches)
     return correct / len(images)
 
 
@@ -348,10 +364,6 @@ def dataset_jacobian_norm(
     return total / len(images)
 
 
-class FunctionalReluWarning(UserWarning):
-    """The model applies ReLUs in `forward` (F.relu) that no module hook sees: not measured."""
-
-
 def model_device(model: nn.Module) -> torch.device:
     """The device of the model's first parameter or buffer (cpu for a model with neither)."""
     for tensor in (*model.parameters(), *model.buffers()):
@@ -365,20 +377,19 @@ def unmeasured_relu_note(model: nn.Module, images: Images, layers: Sites) -> str
     units = as_units(layers)
     if units.layers is not None or nn.ReLU not in units.types:
         return None
-    if not default_sites(model, units.types):
-        return None  # the probe refuses the model, saying what to do
     x, _ = next(iter(images.batches(2, model_device(model))))
-    with eval_mode(model):
-        calls = functional_relu_calls(model, x)
-    if not calls:
-        return None
-    note = (
-        f"{calls} ReLU call(s) in {type(model).__name__}.forward are functional (F.relu), not "
-        "nn.ReLU modules, and are not measured: name the blocks whose outputs are units "
-        "(layers=[...]; --set selectivity_layers=...) or use nn.ReLU modules"
-    )
-    warnings.warn(note, FunctionalReluWarning, stacklevel=3)
+    note = unmeasured_relu_message(model, x, layers)
+    if note is not None:
+        warnings.warn(note, FunctionalReluWarning, stacklevel=3)
     return note
+
+
+def units_note(model: nn.Module, images: Images, layers: Sites) -> str | None:
+    """A note for a table saying how token-shaped or 1-D outputs of the unit sites were read
+    (`probe.layout_note`), from one forward on two images of `images`; None for plain (N, U)
+    and (N, C, H, W) sites."""
+    x, _ = next(iter(images.batches(2, model_device(model))))
+    return layout_note(site_layouts(model, x, layers), as_units(layers).tokens)
 
 
 def measure_model(
@@ -393,23 +404,29 @@ def measure_model(
 ) -> pd.DataFrame:
     """Class selectivity of every unit of any `model` over all of `data`, one row per unit.
 
-    model: any nn.Module taking float (N, C, H, W) images in [0, 1] (a `torch.compile`d one is
-        measured through its original module). data: anything `data.as_images` reads; a
-        DataSplits gives its test split. num_classes: None takes it from the data (its `classes`
+    model: any nn.Module taking float (N, C, H, W) images in [0, 1] and returning logits (a
+        tensor, an object with `.logits` or a dict holding 'logits'; a `torch.compile`d one is
+        measured through its original module). data: anything `data.as_images` reads (dict
+        batches, PIL images, (image, label) pairs, ...); a DataSplits gives its test split. num_classes: None takes it from the data (its `classes`
         attribute or the largest label + 1). layers: which outputs are units, as names or a
-        `probe.Units` (default every nn.ReLU call site). device: default the model's.
+        `probe.Units` (default every nn.ReLU call site; `Units(tokens="cls")` reads (N, T, D)
+        outputs at their class token). device: default the model's.
     Returns columns layer, unit, si (in [0, 1]), preferred_class, silent (never fired), split,
     samples; `table.attrs` holds accuracy (top-1 fraction from the same pass), selectivity
-    (mu_SI) and notes (such as unmeasured F.relu calls).
+    (mu_SI) and notes (unmeasured F.relu calls, how token-shaped outputs were read, images a
+    DataLoader with drop_last=True left out).
     """
-    model = unwrap(model)
+    model = LogitsOnly(unwrap(model))
     target = torch.device(device) if device is not None else model_device(model)
     test = labelled(data, num_classes)
-    note = unmeasured_relu_note(model, test.images, layers)
+    relu_note = unmeasured_relu_note(model, test.images, layers)
     result = measure_selectivity(model, test.images, test.num_classes, layers, batch_size, target)
     table = selectivity_table(result, split)
+    notes = [*test.notes, relu_note, result.layout_note()]
     table.attrs.update(
-        accuracy=result.accuracy, selectivity=result.network, notes=[note] if note else []
+        accuracy=result.accuracy,
+        selectivity=result.network,
+        notes=[note for note in notes if note],
     )
     return table
 

@@ -52,23 +52,34 @@ def require_non_negative(activations: Tensor, layer: str | None = None) -> None:
         )
 
 
-def unit_activations(activations: Tensor) -> Tensor:
-    """One value per sample and unit.
+def unit_activations(activations: Tensor, tokens: str = "mean") -> Tensor:
+    """One value per sample and unit, by the rank of `activations`.
 
-    activations: (N, U) for linear layers, or (N, C, *spatial) for feature maps, where each of
-    the C channels is a unit and its value is the mean over all spatial positions.
+    (N, U): the U units as they are. (N, T, D) tokens x features (a transformer's outputs): each
+    of the D features is a unit, its value the mean over the T tokens (tokens="mean") or its
+    value at the first, class, token (tokens="cls"). (N, C, H, W) feature maps: each of the C
+    channels is a unit, its value the mean over the H x W positions. Any other rank raises
+    ValueError naming the shape. (`probe.ActivationProbe` hands (N, C, L) 1-D maps on as (N, L, C)
+    and channels-last maps as (N, C, H, W), so this rule reads every output it records.)
     Returns (N, U).
     """
-    if activations.ndim < 2:
+    shape = tuple(activations.shape)
+    if activations.ndim < 2 or activations.ndim > 4:
         raise ValueError(
-            f"activations need a batch and a unit dimension, got shape {tuple(activations.shape)}"
+            f"activations of shape {shape}: units are read from (N, U) features, (N, T, D) "
+            "tokens or (N, C, H, W) maps"
         )
+    if tokens not in ("mean", "cls"):
+        raise ValueError(f"tokens must be 'mean' or 'cls', got {tokens!r}")
     if activations.ndim == 2:
         return activations
-    spatial = tuple(range(2, activations.ndim))
+    if activations.ndim == 3:
+        if tokens == "cls":
+            return activations[:, 0]
+        return activations.sum(dim=1) / activations.shape[1]
     # sum / size rather than mean: sum's backward is a broadcast view, mean's materialises a
     # full-size tensor, which costs a pass over every map in each regularized training step.
-    return activations.sum(dim=spatial) / activations[0, 0].numel()
+    return activations.sum(dim=(2, 3)) / activations[0, 0].numel()
 
 
 def class_sums(units: Tensor, labels: Tensor, num_classes: int) -> tuple[Tensor, Tensor]:
@@ -114,18 +125,22 @@ def selectivity_from_class_sums(sums: Tensor, counts: Tensor) -> tuple[Tensor, T
 
 
 def class_selectivity(
-    activations: Tensor, labels: Tensor, num_classes: int, layer: str | None = None
+    activations: Tensor,
+    labels: Tensor,
+    num_classes: int,
+    layer: str | None = None,
+    tokens: str = "mean",
 ) -> Tensor:
     """Class selectivity index of every unit, differentiable.
 
-    activations: (N, U) or (N, C, H, W) (spatial mean per map taken first), non-negative
-    (post-ReLU); labels: (N,). layer: a name for the error message.
+    activations: (N, U), (N, T, D) or (N, C, H, W), reduced to units by `unit_activations`
+    (with `tokens`), non-negative (post-ReLU); labels: (N,). layer: a name for the error message.
     Returns (U,) values in [0, 1].
     Raises NegativeActivationError for any negative activation, ValueError when fewer than two
     classes are present.
     """
     require_non_negative(activations, layer)
-    units = unit_activations(activations)
+    units = unit_activations(activations, tokens)
     sums, counts = class_sums(units, labels, num_classes)
     return selectivity_from_class_sums(sums, counts)[0]
 
@@ -145,16 +160,18 @@ class SelectivityAccumulator:
     """Streaming per-class sums and counts for whole data sets.
 
     Memory is O(units x classes) per layer: activations are reduced to per-class sums batch by
-    batch and never kept. Sums are float64 so that 10k-image sums do not drift.
+    batch and never kept. Sums are float64 so that 10k-image sums do not drift. tokens: how
+    (N, T, D) activations give unit values (`unit_activations`).
     """
 
-    def __init__(self, num_classes: int):
+    def __init__(self, num_classes: int, tokens: str = "mean"):
         self.num_classes = num_classes
+        self.tokens = tokens
         self._sums: dict[str, Tensor] = {}
         self._counts: Tensor | None = None
 
     def update(self, activations: Mapping[str, Tensor], labels: Tensor) -> None:
-        """activations: layer -> (N, U) or (N, C, H, W), non-negative; labels: (N,).
+        """activations: layer -> (N, U), (N, T, D) or (N, C, H, W), non-negative; labels: (N,).
 
         Raises NegativeActivationError naming the first layer with a negative value.
         """
@@ -169,7 +186,7 @@ class SelectivityAccumulator:
         if smallest.min() < 0:
             for name, value in zip(activations, values, strict=True):
                 require_non_negative(value, name)
-        units = [unit_activations(value) for value in values]
+        units = [unit_activations(value, self.tokens) for value in values]
         joined = torch.cat(units, dim=1).float()
         # One matmul for all layers; a batch's sums are exact enough in float32, the running
         # totals are float64.

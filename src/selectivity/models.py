@@ -12,7 +12,7 @@ factory `(num_classes, in_channels) -> nn.Module`; see `registry`), found by `cr
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
 import torch
@@ -23,11 +23,13 @@ from selectivity.registry import Registry
 
 __all__ = [
     "ENTRY_POINT_GROUP",
+    "LogitsOnly",
     "ModelError",
     "Normalize",
     "create_model",
     "eval_mode",
     "list_models",
+    "logits_of",
     "register_model",
 ]
 
@@ -39,6 +41,39 @@ class ModelError(ValueError):
 
 
 _MODELS: Registry[Callable[..., nn.Module]] = Registry("model", ModelError, ENTRY_POINT_GROUP)
+
+
+def logits_of(output: object) -> Tensor:
+    """The logits (N, K) in a model's output: the output itself when it is a tensor, its
+    `.logits` (Hugging Face's ModelOutput), its 'logits' entry (a dict), or the first item of a
+    tuple (Hugging Face with return_dict=False). ModelError, one line, otherwise."""
+    if isinstance(output, Tensor):
+        return output
+    logits = getattr(output, "logits", None)
+    if logits is None and isinstance(output, Mapping):
+        logits = output.get("logits")
+    if logits is None and isinstance(output, (tuple, list)) and output:
+        logits = output[0]
+    if not isinstance(logits, Tensor):
+        keys = f" with keys {', '.join(map(str, output))}" if isinstance(output, Mapping) else ""
+        raise ModelError(
+            f"the model returned a {type(output).__name__}{keys}: a model must return its "
+            "logits (N, classes) as a tensor, as an object's .logits or as a dict's 'logits'"
+        )
+    return logits
+
+
+class LogitsOnly(nn.Module):
+    """`model` returning only its logits (`logits_of`), for code that needs a tensor: attacks,
+    the Jacobian, AutoAttack. `selectivity.measure_model` and `evaluate_model` wrap a user's
+    model in it; the probe looks through it (`probe.unwrap`), so layer names stay the model's."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, *args: object, **kwargs: object) -> Tensor:
+        return logits_of(self.model(*args, **kwargs))
 
 
 def register_model(name: str) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:

@@ -4,9 +4,17 @@ Built on `ActivationProbe` (hooks that keep only each map's spatial mean, with i
 one selectivity formula in `metrics`. All layers' units are concatenated into one (N, U_total)
 matrix so the index is computed in a handful of tensor ops per step rather than a handful per
 layer; the per-layer means are then taken over each layer's slice, so mu_SI is unchanged.
+Units are read as everywhere (`probe` module docstring): conv channels, linear features, and the
+D features of token-shaped (N, T, D) outputs, mean over tokens (or the class token).
+
+It warns as `measure.measure_model` does: ReLUs applied with F.relu in `forward` are not
+regularized (`probe.FunctionalReluWarning`, checked on two images of the first forward), and a
+`torch.compile`d model is hooked through its original module (`CompiledModelWarning`).
 """
 
 from __future__ import annotations
+
+import warnings
 
 import torch
 from torch import Tensor, nn
@@ -17,17 +25,34 @@ from selectivity.metrics import (
     selectivity_from_class_sums,
     unit_activations,
 )
-from selectivity.probe import UNIT_TYPES, ActivationProbe, Sites
+from selectivity.probe import (
+    UNIT_TYPES,
+    ActivationProbe,
+    FunctionalReluWarning,
+    Sites,
+    is_compiled,
+    unmeasured_relu_message,
+    unwrap,
+)
 
-__all__ = ["SelectivityRegularizer", "batch_network_selectivity"]
+__all__ = ["CompiledModelWarning", "SelectivityRegularizer", "batch_network_selectivity"]
+
+
+class CompiledModelWarning(UserWarning):
+    """The regularized model is `torch.compile`d: its hooks are on the original module."""
 
 
 def batch_network_selectivity(
-    activations: dict[str, Tensor], labels: Tensor, num_classes: int, check: bool = True
+    activations: dict[str, Tensor],
+    labels: Tensor,
+    num_classes: int,
+    check: bool = True,
+    tokens: str = "mean",
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """mu_SI of one minibatch, differentiable.
 
-    activations: layer -> (N, U_layer) unit values (or feature maps, reduced here), non-negative;
+    activations: layer -> (N, U_layer) unit values (or (N, T, D) tokens or (N, C, H, W) maps,
+    reduced here by `metrics.unit_activations` with `tokens`), non-negative;
     labels: (N,). check: refuse negative values (NegativeActivationError naming the layer); one
     host sync per layer, so the regularizer checks its first batch only.
     Returns (mu_SI scalar, layer -> mean SI of its units). A batch with fewer than two classes
@@ -37,7 +62,7 @@ def batch_network_selectivity(
     if check:
         for name, value in activations.items():
             require_non_negative(value, name)
-    units = [unit_activations(a) for a in activations.values()]
+    units = [unit_activations(a, tokens) for a in activations.values()]
     joined = torch.cat(units, dim=1)
     sums, counts = class_sums(joined, labels, num_classes)
     if int((counts > 0).sum()) < 2:
@@ -75,6 +100,11 @@ class SelectivityRegularizer:
     forward's labels. Call it right after the forward you mean to regularize, once per forward
     for both (and add the terms); the graph of an earlier forward stays valid, only the probe's
     record of it is replaced. Forwards run outside the `with` block are not recorded.
+
+    A `torch.compile`d model: the hooks are on its original module, which compiled code that
+    already ran skips; a CompiledModelWarning says so at construction (compile after creating the
+    regularizer, or train `model._orig_mod`), and a forward that recorded nothing raises
+    EmptyCaptureError mentioning compilation.
     """
 
     def __init__(
@@ -88,19 +118,55 @@ class SelectivityRegularizer:
         self.probe = ActivationProbe(
             model, layers=layers, reduce=unit_activations, detach=False, unit_types=unit_types
         )
+        self.layers = layers
         self._checked = False
+        self._relu_check: torch.utils.hooks.RemovableHandle | None = None
+        if is_compiled(model):
+            warnings.warn(
+                f"{type(unwrap(model)).__name__} is torch.compile'd: the regularizer hooks its "
+                "original module, and compiled code that already ran may skip hooks added later; "
+                "compile after creating the regularizer, or train model._orig_mod",
+                CompiledModelWarning,
+                stacklevel=2,
+            )
+
+    def _check_functional_relu(self, module: nn.Module, inputs: tuple) -> None:
+        """Before the first forward: warn when ReLUs applied with F.relu escape the units."""
+        if self._relu_check is not None:
+            self._relu_check.remove()
+            self._relu_check = None
+        if not inputs or not isinstance(inputs[0], Tensor):
+            return
+        message = unmeasured_relu_message(module, inputs[0][:2].detach(), self.layers)
+        if message is not None:
+            warnings.warn(
+                message.replace("not measured", "not regularized"),
+                FunctionalReluWarning,
+                stacklevel=2,
+            )
 
     def __enter__(self) -> SelectivityRegularizer:
         self.probe.__enter__()
+        if not self._checked:
+            # Before the probe's own pre-hook, so the check's forward leaves no record behind.
+            self._relu_check = self.probe.model.register_forward_pre_hook(
+                self._check_functional_relu, prepend=True
+            )
         return self
 
     def __exit__(self, *exc_info: object) -> None:
+        if self._relu_check is not None:
+            self._relu_check.remove()
+            self._relu_check = None
         self.probe.__exit__(*exc_info)
 
     def network_selectivity(self, labels: Tensor) -> Tensor:
         """mu_SI (scalar, differentiable) of the latest forward's minibatch with these labels."""
         value = batch_network_selectivity(
-            self.probe.activations, labels, self.num_classes, check=not self._checked
+            self.probe.activations,
+            labels,
+            self.num_classes,
+            check=not self._checked,
         )[0]
         self._checked = True
         return value

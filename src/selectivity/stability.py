@@ -46,7 +46,7 @@ import torch
 from torch import Tensor, nn
 
 from selectivity.metrics import unit_activations
-from selectivity.models import eval_mode
+from selectivity.models import eval_mode, logits_of
 from selectivity.probe import ActivationProbe, Sites
 from selectivity.rng import draw
 
@@ -138,7 +138,7 @@ def jacobian_frobenius_norm(
     per_backward = units_per_backward or _default_units_per_backward(x.device)
     with eval_mode(model), torch.enable_grad():
         x = x.detach().requires_grad_(True)
-        logits = model(x)
+        logits = logits_of(model(x))
         if logits.ndim != 2:
             raise ValueError(
                 f"the model must return logits (N, C), got shape {tuple(logits.shape)}"

@@ -98,7 +98,10 @@ def corrupt(
     _check_request(name, severity)
     if not isinstance(images, Tensor) or images.ndim != 4 or images.shape[1] not in (1, 3):
         shape = tuple(images.shape) if isinstance(images, Tensor) else type(images).__name__
-        raise ValueError(f"images must be a tensor (N, C, H, W) with C = 1 or 3, got {shape}")
+        raise ValueError(
+            f"corruptions are defined for grey or RGB images: a tensor (N, C, H, W) with C = 1 "
+            f"or 3, got {shape} (selectivity, attacks and the Jacobian take any channel count)"
+        )
     if not images.is_floating_point():
         raise ValueError(f"images must be floating point in [0, 1], got {images.dtype}")
     # Refused, not clipped, as the attacks do: out-of-range input is a caller's scale mistake

@@ -126,6 +126,11 @@ def generate_corruption_set(
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
     c, h, w = images.image_shape
+    if c not in (1, 3):
+        raise DataError(
+            f"corruptions are defined for grey or RGB images (1 or 3 channels), got {c} channels "
+            "(selectivity, attacks and the Jacobian take any channel count)"
+        )
     table_name = get_table(table).name if table is not None else table_for_size(max(h, w))
     n = len(images)
     labels = images.labels.detach().cpu().to(torch.int64).numpy()

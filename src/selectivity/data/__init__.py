@@ -13,8 +13,9 @@ Data sets (`load_dataset(name, data_dir, seed, image_size)`):
 - ``svhn``: SVHN cropped digits, the ``.mat`` files.
 - ``folder``: a user's images, one sub-folder per class.
 
-A user's own data (a torch Dataset, a DataLoader, a pair of tensors, batches) becomes an
-`ImageSet` through `as_images` / `labelled` (module `adapt`), wherever an ImageSet is taken.
+A user's own data (a torch Dataset, a DataLoader, a pair of tensors, batches, dict batches,
+PIL images, a list of (image, label) pairs) becomes an `ImageSet` through `as_images` /
+`labelled` (module `adapt`), wherever an ImageSet is taken.
 
 Corruption sets (CIFAR-10-C, Tiny-ImageNet-C) are read by `selectivity.corruptions.store`, which
 shares the JPEG decoding cache (`decoded_cached`).
@@ -31,7 +32,16 @@ registry) <- `decode` (decoding, the decoded-array cache) <- one module per sour
 imported.
 """
 
-from selectivity.data.adapt import Labelled, as_images, count_classes, labelled
+from selectivity.data.adapt import (
+    IMAGE_KEY,
+    LABEL_KEY,
+    DroppedImagesWarning,
+    Keyed,
+    Labelled,
+    as_images,
+    count_classes,
+    labelled,
+)
 from selectivity.data.cifar10 import CIFAR10_FOLDER as CIFAR10_FOLDER
 from selectivity.data.cifar10 import load_cifar10
 from selectivity.data.decode import CACHE_DIR_NAME as CACHE_DIR_NAME
@@ -56,9 +66,13 @@ from selectivity.data.tinyimagenet import TINYIMAGENET_FOLDER as TINYIMAGENET_FO
 from selectivity.data.tinyimagenet import load_tinyimagenet
 
 __all__ = [
+    "IMAGE_KEY",
+    "LABEL_KEY",
     "DataError",
     "DataSplits",
+    "DroppedImagesWarning",
     "ImageSet",
+    "Keyed",
     "Labelled",
     "as_images",
     "count_classes",

@@ -34,12 +34,13 @@ class ImageSet:
     """Images and labels.
 
     images: a numpy array (N, H, W, C) (possibly memory-mapped: read batch by batch) or a tensor
-        (N, C, H, W), C = 1 or 3; uint8 (0..255, scaled to [0, 1] here) or floating point
+        (N, C, H, W), any number of channels C (grey and RGB images have 1 or 3; only the
+        corruptions need those); uint8 (0..255, scaled to [0, 1] here) or floating point
         already in [0, 1] (taken as is). labels: int64 (N,).
     Anything else raises DataError at construction: float values outside [0, 1] (0..255 floats
     would otherwise be read as 255x too bright, and [0, 1] floats scaled again 255x too dark),
-    other dtypes, or a channel axis that does not fit the layout (NCHW given as numpy, NHWC as a
-    tensor).
+    other dtypes, or a layout that looks transposed (a channel axis other than 1 or 3 where the
+    other end has 1 or 3: NCHW given as numpy, NHWC as a tensor).
     """
 
     images: np.ndarray | Tensor
@@ -64,15 +65,10 @@ class ImageSet:
         shape = tuple(images.shape)
         if len(shape) != 4:
             raise DataError(f"ImageSet images as {layout} must be {wanted}, got shape {shape}")
-        if shape[axis] not in (1, 3):
-            hint = (
-                f"; it looks like {flipped}: transpose it to {wanted}"
-                if shape[other] in (1, 3)
-                else ""
-            )
+        if shape[axis] not in (1, 3) and shape[other] in (1, 3):
             raise DataError(
-                f"ImageSet images as {layout} must be {wanted} with C = 1 or 3, "
-                f"got shape {shape}{hint}"
+                f"ImageSet images as {layout} must be {wanted}, got shape {shape}; it looks "
+                f"like {flipped}: transpose it to {wanted}"
             )
         if not (floating or integral):
             raise DataError(
