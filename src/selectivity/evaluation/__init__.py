@@ -41,7 +41,8 @@ from selectivity.evaluation.context import Context
 from selectivity.evaluation.parts import PartStore
 from selectivity.evaluation.suite import PARTS, corruption_rows, derived_rows, dimensionality_cap
 from selectivity.files import remove_stale_temporaries, write_table
-from selectivity.measure import accuracy, model_device, unmeasured_relu_note
+from selectivity.measure import accuracy, model_device, units_note, unmeasured_relu_note
+from selectivity.models import LogitsOnly
 from selectivity.probe import Sites, unwrap
 from selectivity.runs import check_data, load_model, resolve_device
 
@@ -157,8 +158,12 @@ def evaluate_model(
     key = identity if identity is not None else _identity(model, test, layers, batch_size, seed)
     parts = PartStore(run_dir, {"eval": to_dict(config), **key, "table": TABLE_VERSION})
     notes = [parts.replaced_note] if parts.replaced_note else []
-    note = unmeasured_relu_note(model, test.images, layers)
-    notes += [note] if note else []
+    notes += list(test.notes)  # images a DataLoader's drop_last left out
+    for note in (
+        unmeasured_relu_note(model, test.images, layers),
+        units_note(model, test.images, layers),
+    ):
+        notes += [note] if note else []
     if config.autoattack_version != "off" and not clean_only:
         notes += autoattack.skipped_attacks_note(config, test.num_classes)
     # Without an out_dir, a temporary folder for what parts keep while they run (a generated
@@ -166,8 +171,10 @@ def evaluate_model(
     scratch = run_dir is None and not clean_only
     with tempfile.TemporaryDirectory(prefix="selectivity-") if scratch else nullcontext() as tmp:
         work = run_dir or Path(tmp or ".")
+        # Models that return an output object (`.logits`) or a dict are read through it;
+        # the probe looks through the wrapper, so unit names stay the model's.
         context = Context.of(
-            model, data, test, config, layers=layers, batch=batch_size, seed=seed,
+            LogitsOnly(model), data, test, config, layers=layers, batch=batch_size, seed=seed,
             dataset=dataset, val_accuracy=val_accuracy, device=device_, progress=progress,
             work=work,
         )  # fmt: skip
