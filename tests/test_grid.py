@@ -11,7 +11,6 @@ from selectivity import schema
 from selectivity.config import (
     ConfigError,
     key_types,
-    load_config_file,
     parse_assignments,
 )
 from selectivity.grid import (
@@ -19,6 +18,7 @@ from selectivity.grid import (
     expand,
     grid_keys,
     layout,
+    load_config_file,
     parse_grid,
     split_grids,
     sweep_grids,

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import json
 import types
 import typing
 from collections.abc import Iterable, Mapping, Sequence
@@ -52,6 +53,7 @@ __all__ = [
     "expand",
     "grid_keys",
     "layout",
+    "load_config_file",
     "parse_grid",
     "sort_key",
     "split_grids",
@@ -315,6 +317,43 @@ def split_grids(
     checked = tuple(check_grid(grid, "a grid in grids") for grid in grids)
     _require(len(checked) > 0, "grids is empty: it lists no grid")
     return rest, checked
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [key for key, _ in pairs]
+    twice = sorted({key for key in keys if keys.count(key) > 1})
+    if twice:
+        raise ConfigError(f"key {twice[0]!r} is given twice")
+    return dict(pairs)
+
+
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    """A JSON object of keys, as written in `config.json` or by hand, typed and checked. A
+    sweep's may hold `grid` ({key: [values]}) or `grids` (a list of such maps: the sweep runs
+    their union). ConfigError (one line) for a file that is missing, not JSON, not an object, or
+    that gives a key twice."""
+    try:
+        values = json.loads(Path(path).read_text(), object_pairs_hook=_unique_keys)
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except json.JSONDecodeError as error:
+        raise ConfigError(
+            f"config file {path} is not valid JSON: {error.msg} at line {error.lineno}"
+        ) from None
+    except ConfigError as error:
+        raise ConfigError(f"config file {path}: {error}") from None
+    if not isinstance(values, dict):
+        raise ConfigError(f"config file {path} must hold a JSON object of keys")
+    try:
+        rest, grids = split_grids(values, "the file")
+        _require(
+            grids is None or "alphas" not in rest,
+            "alphas is the alpha list of a sweep without a grid; with a grid, name alpha in it",
+        )
+        typed_values = typed(rest)
+    except ConfigError as error:
+        raise ConfigError(f"config file {path}: {error}") from None
+    return typed_values if grids is None else {**typed_values, "grids": grids}
 
 
 def _require(condition: bool, message: str) -> None:

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from selectivity.errors import SelectivityError
 from selectivity.registry import Registry
 
 __all__ = [
@@ -33,7 +34,7 @@ __all__ = [
 ENTRY_POINT_GROUP = "selectivity.models"
 
 
-class ModelError(ValueError):
+class ModelError(SelectivityError, ValueError):
     """A model cannot be found, built or loaded; the message is one line."""
 
 

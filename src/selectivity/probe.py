@@ -41,6 +41,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.overrides import TorchFunctionMode
 
+from selectivity.errors import SelectivityError
+
 __all__ = [
     "ACTIVATION_TYPES",
     "RECTIFIED_TYPES",
@@ -224,7 +226,7 @@ def functional_relu_calls(model: nn.Module, x: Tensor) -> int:
     return max(counter.calls - inside[0], 0)
 
 
-class EmptyCaptureError(RuntimeError):
+class EmptyCaptureError(SelectivityError, RuntimeError):
     """A forward pass ran but no unit site recorded anything."""
 
 
@@ -250,7 +252,7 @@ def skipped_activations(
     ]
 
 
-class UnknownLayerError(ValueError):
+class UnknownLayerError(SelectivityError, ValueError):
     """Layer names that are not modules of the model."""
 
 

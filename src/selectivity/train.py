@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 
 from selectivity.config import ConfigError, TrainConfig, to_dict
 from selectivity.data import DataSplits, load_dataset
+from selectivity.errors import SelectivityError
 from selectivity.files import (
     atomic_path,
     one_line,
@@ -54,7 +55,7 @@ from selectivity.runs import (
 __all__ = ["TrainedRun", "TrainingDiverged", "train", "train_model", "train_step"]
 
 
-class TrainingDiverged(RuntimeError):
+class TrainingDiverged(SelectivityError, RuntimeError):
     """The loss became NaN or infinite."""
 
 

@@ -39,18 +39,17 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from selectivity import attacks
+from selectivity.catalog import AUTOATTACK_ATTACKS, AUTOATTACK_VERSIONS
 from selectivity.config import ConfigError, EvalConfig
 from selectivity.data import ImageSet
 from selectivity.models import eval_mode
 
 __all__ = ["ATTACKS", "VERSIONS", "autoattack_rows", "pgd_trace", "robust_flags", "run_chain"]
 
-# Each version's ensemble, in the order the package runs it.
-VERSIONS: dict[str, tuple[str, ...]] = {
-    "standard": ("apgd-ce", "apgd-t", "fab-t", "square"),
-    "rand": ("apgd-ce", "apgd-dlr"),
-}
-ATTACKS = ("apgd-ce", "apgd-dlr", "apgd-t", "fab", "fab-t", "square")
+# Each version's ensemble, in the order the package runs it, and every attack (the catalog's,
+# under the names this module has always exported).
+VERSIONS = AUTOATTACK_VERSIONS
+ATTACKS = AUTOATTACK_ATTACKS
 
 INSTALL_HINT = (
     'AutoAttack needs the optional package pyautoattack: pip install "selectivity[autoattack]" '
