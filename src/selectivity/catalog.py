@@ -20,6 +20,7 @@ __all__ = [
     "TRAINING_SUBSET",
     "UNIT_TYPE_NAMES",
     "format_eps",
+    "in_grey_levels",
     "pixel_text",
 ]
 
@@ -111,6 +112,13 @@ def format_eps(eps: float) -> str:
     if float(levels) / _GREY_LEVELS == eps:
         return f"{levels}/{_GREY_LEVELS}"
     return repr(eps)
+
+
+def in_grey_levels(key: str) -> bool:
+    """Whether config key `key` is a distance in [0, 1] pixel units, written in grey levels by
+    `format_eps` (trial folders, key listings): the radii (`*eps`) and attack steps
+    (`*step_size`). Other floats (lr, noise_std, alpha) keep their decimal form."""
+    return key.endswith(("eps", "step_size"))
 
 
 def pixel_text(value: float, digits: int = 3) -> str:
