@@ -271,6 +271,7 @@ def evaluate(
     """
     from selectivity.corruptions.generate import stored_corruption_set
     from selectivity.evaluate import eval_config
+    from selectivity.runs import read_config
 
     source.check()
     if corruptions_dir is not None and generate_corruptions:
@@ -284,6 +285,8 @@ def evaluate(
         flags["corruptions_dir"] = str(corruptions_dir)
     config = eval_config(suite, overrides, flags)
     source.check_out(out)
+    if source.run_dir is not None:
+        read_config(source.run_dir)  # a missing run folder is named before the corruption set
     if config.corruptions_dir is not None:
         stored_corruption_set(config.corruptions_dir, config.corruptions)
     if source.run_dir is not None:
