@@ -16,7 +16,7 @@ import selectivity
 import standins
 from selectivity import EmptyCaptureError, NegativeActivationError, Units
 from selectivity.data import DataError, as_images, labelled, load_dataset
-from selectivity.evaluate import eval_config
+from selectivity.evaluation import eval_config
 from selectivity.measure import FunctionalReluWarning
 from selectivity.metrics import class_selectivity
 from selectivity.schema import COLUMNS

@@ -6,7 +6,7 @@ import torch
 
 from selectivity import masking
 from selectivity.config import ConfigError, TrainConfig, build, parse_assignments, train_preset
-from selectivity.evaluate import eval_config, evaluate
+from selectivity.evaluation import eval_config, evaluate
 from selectivity.metrics import pca_dimensionality
 from selectivity.schema import COLUMNS
 from selectivity.train import train
@@ -151,7 +151,7 @@ def test_evaluation_table_has_every_metric(run_dir):
 
 
 def test_dimensionality_cap_by_hand():
-    from selectivity.evaluate import dimensionality_cap
+    from selectivity.evaluation import dimensionality_cap
 
     assert dimensionality_cap(10, 50) == 9 / 50  # N - 1 = 9 directions of 50
     assert dimensionality_cap(51, 50) == 1.0 and dimensionality_cap(1000, 64) == 1.0

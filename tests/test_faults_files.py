@@ -21,7 +21,7 @@ import torch
 
 from selectivity import measure as measure_module
 from selectivity.config import ConfigError, TrainConfig, build, train_preset
-from selectivity.evaluate import eval_config, evaluate
+from selectivity.evaluation import eval_config, evaluate
 from selectivity.files import FileError
 from selectivity.runs import (
     RunError,

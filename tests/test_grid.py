@@ -2,7 +2,6 @@
 
 import json
 import math
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -11,7 +10,6 @@ from selectivity import schema
 from selectivity.config import (
     ConfigError,
     key_types,
-    load_config_file,
     parse_assignments,
 )
 from selectivity.grid import (
@@ -19,6 +17,7 @@ from selectivity.grid import (
     expand,
     grid_keys,
     layout,
+    load_config_file,
     parse_grid,
     split_grids,
     sweep_grids,
@@ -251,26 +250,6 @@ def test_a_swept_suite_brings_its_own_sample_bounds():
     assert bounds == {"quick": 500, "full": None}
     split = split_grids({"grid": {"seed": [1]}, "lr": 0.1})
     assert split == ({"lr": 0.1}, ({"seed": (1,)},))
-
-
-def test_grid_imports_config_only_and_no_torch():
-    import ast
-    import subprocess
-    import sys
-
-    import selectivity.grid
-
-    tree = ast.parse(Path(selectivity.grid.__file__).read_text())
-    modules = {
-        node.module
-        for node in ast.walk(tree)
-        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("selectivity")
-    }
-    assert modules == {"selectivity.config"}
-    code = "import sys, selectivity.grid; print('torch' in sys.modules)"
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout == (
-        "False\n"
-    )
 
 
 def test_only_scalars_have_folder_names():

@@ -6,6 +6,7 @@ import json
 import pytest
 
 from selectivity import config as cfg
+from selectivity.grid import load_config_file
 
 
 def all_fields():
@@ -92,7 +93,7 @@ def test_config_files_and_presets_share_the_message(tmp_path):
     path = tmp_path / "sweep.json"
     path.write_text(json.dumps({"alphas": [0, 1], "seedz": [0]}))
     with pytest.raises(cfg.ConfigError, match=r"unknown key 'seedz'; did you mean: seed, seeds\?"):
-        cfg.load_config_file(path)
+        load_config_file(path)
     with pytest.raises(cfg.ConfigError, match=r"unknown key 'epoch'; did you mean: epochs\?"):
         cfg.build(cfg.TrainConfig, {"epoch": 3})
 

@@ -23,7 +23,7 @@ from selectivity.config import (
 )
 from selectivity.corruptions import CORRUPTIONS, TRAINING_SUBSET
 from selectivity.data import ImageSet
-from selectivity.evaluate import _derived_rows
+from selectivity.evaluation import derived_rows
 from selectivity.measure import accuracy, accuracy_under_attack
 from selectivity.metrics import unit_activations
 from selectivity.models import create_model
@@ -218,12 +218,12 @@ def test_heldout_mean_leaves_out_the_training_subset():
     table["samples"] = 100
     for column in ("layer", "eps", "steps", "split", "step_size"):
         table[column] = None
-    derived = {r["metric"]: r["value"] for r in _derived_rows(table, None, TRAINING_SUBSET)}
+    derived = {r["metric"]: r["value"] for r in derived_rows(table, None, TRAINING_SUBSET)}
     assert derived["corruption_accuracy_mean"] == pytest.approx(0.5)
     assert derived["corruption_accuracy_heldout_mean"] == pytest.approx(0.7)
     only_trained = table[table["corruption"] != "fog"]
     assert "corruption_accuracy_heldout_mean" not in {
-        r["metric"] for r in _derived_rows(only_trained, None, TRAINING_SUBSET)
+        r["metric"] for r in derived_rows(only_trained, None, TRAINING_SUBSET)
     }
 
 

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import ast
 import shutil
-from pathlib import Path
 
 import pandas as pd
 from pandas.testing import assert_frame_equal
 
-import selectivity
 from selectivity.config import EvalConfig, TrainConfig, build, suite_defaults, train_preset
-from selectivity.evaluate import evaluate
+from selectivity.evaluation import evaluate
 from selectivity.trial import train_and_evaluate
 
 KEYS = {
@@ -59,19 +56,3 @@ def test_a_trial_evaluates_what_its_run_folder_holds(tmp_path):
         "checkpoint_last.pt",
         "summary.json",
     }
-
-
-def test_sweeps_know_only_the_trial():
-    source = Path(selectivity.__file__).parent / "sweep.py"
-    imported = set()
-    for node in ast.walk(ast.parse(source.read_text())):
-        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("selectivity"):
-            imported.add(node.module)
-            imported.update(f"{node.module}.{alias.name}" for alias in node.names)
-        elif isinstance(node, ast.Import):
-            imported.update(a.name for a in node.names if a.name.startswith("selectivity"))
-    modules = {name for name in imported if name.count(".") == 1}
-    allowed = {"selectivity.trial", "selectivity.config", "selectivity.files"}
-    allowed.add("selectivity.schema")
-    allowed.add("selectivity.grid")  # which trials, and their names: config only, no torch
-    assert modules <= allowed, modules - allowed

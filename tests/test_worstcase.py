@@ -10,7 +10,7 @@ from torch import nn
 
 from selectivity import masking
 from selectivity.config import ConfigError, TrainConfig, build, train_preset
-from selectivity.evaluate import eval_config, evaluate_model, run_settings
+from selectivity.evaluation import eval_config, evaluate_model, run_settings
 from selectivity.train import train_model
 
 # The quick suite's AutoAttack (APGD-CE, APGD-T) on 48 images, at 16/255 and at 0.5.

@@ -1,12 +1,13 @@
-"""The `selectivity` command line: train, measure, evaluate, corrupt, sweep, report, demo.
+"""The `selectivity` command line: train, measure, evaluate, corrupt, sweep, report, demo, keys.
 
-User errors (bad keys, missing folders, corrupt files) end in one line on stderr and exit code 2;
-nothing half-written is left behind, because every file is written under a temporary name.
+It parses options, calls one function of `selectivity.commands` and prints what it returns.
+User errors (`selectivity.errors.SelectivityError`: bad keys, missing folders, corrupt files) end
+in one line on stderr and exit code 2; nothing half-written is left behind, because every file is
+written under a temporary name.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import errno
 import os
 import sys
@@ -16,7 +17,9 @@ from typing import Annotated
 
 import typer
 
-from selectivity import config as cfg
+from selectivity import commands
+from selectivity.config import CONFIG_GROUPS, SWEEP_PRESETS, TRAIN_PRESETS, describe_keys
+from selectivity.errors import SelectivityError
 from selectivity.files import one_line
 
 app = typer.Typer(
@@ -39,102 +42,11 @@ DeviceOption = Annotated[
 ]
 
 
-def _keys(*classes: type) -> frozenset[str]:
-    return frozenset(field.name for cls in classes for field in dataclasses.fields(cls))
-
-
-# The keys each command uses; a key it would ignore is refused, so nothing is silently dropped.
-TRAIN_KEYS = _keys(cfg.TrainConfig)
-EVALUATE_KEYS = _keys(cfg.EvalConfig) | {"device"}
-CORRUPT_KEYS = frozenset(
-    {
-        "dataset",
-        "data_dir",
-        "image_size",
-        "device",
-        "corruptions",
-        "severities",
-        "corruption_table",
-        "corruption_seed",
-    }
-)
-ALL_KEYS = _keys(cfg.TrainConfig, cfg.EvalConfig, cfg.SweepConfig)
-# What measuring or evaluating a user's model (--model) reads besides evaluation keys: its data
-# and how it is read.
-MODEL_KEYS = frozenset(
-    {
-        "dataset",
-        "data_dir",
-        "image_size",
-        "seed",
-        "device",
-        "eval_batch_size",
-        "selectivity_layers",
-        "unit_types",
-    }
-)
-
-
-def _assignments(
-    set_: list[str] | None,
-    device: str | None,
-    command: str,
-    accepted: frozenset[str] = ALL_KEYS,
-    hint: str = "",
-) -> dict:
-    """--set values (only keys in `accepted`), with --device on top when given."""
-    values = cfg.parse_assignments(set_ or [])
-    if device is not None:
-        values.update(cfg.parse_assignments([f"device={device}"]))
-    refused = sorted(set(values) - accepted)
-    if refused:
-        what = {
-            TRAIN_KEYS: "training keys",
-            EVALUATE_KEYS: "evaluation keys and device",
-        }.get(accepted, ", ".join(sorted(accepted)))
-        raise UserError(
-            f"{command} takes {what}, not {', '.join(refused)}{hint} (`selectivity keys` lists them)"
-        )
-    return values
-
-
-class UserError(Exception):
-    """Raised for anything the user can fix; printed as one line."""
-
-
-def _user_errors() -> tuple[type[BaseException], ...]:
-    from selectivity.data import DataError
-    from selectivity.files import FileError
-    from selectivity.loggers import MissingPackageError
-    from selectivity.metrics import NegativeActivationError
-    from selectivity.models import ModelError
-    from selectivity.probe import EmptyCaptureError, UnknownLayerError
-    from selectivity.runs import RunError
-    from selectivity.sweep import SweepError
-    from selectivity.train import TrainingDiverged
-
-    errors: list[type[BaseException]] = [
-        cfg.ConfigError,
-        DataError,
-        NegativeActivationError,
-        UnknownLayerError,
-        EmptyCaptureError,
-        ModelError,
-        FileError,
-        MissingPackageError,
-        RunError,
-        TrainingDiverged,
-        UserError,
-        SweepError,
-    ]
-    return tuple(errors)
-
-
 @app.command()
 def train(
     out: Annotated[Path, typer.Option("--out", help="Run folder to create (or resume).")],
     preset: Annotated[
-        str, typer.Option(help=f"One of: {', '.join(cfg.TRAIN_PRESETS)}")
+        str, typer.Option(help=f"One of: {', '.join(TRAIN_PRESETS)}")
     ] = "resnet20-cifar10",
     set_: SetOption = None,
     device: DeviceOption = None,
@@ -143,12 +55,7 @@ def train(
     ] = False,
 ) -> None:
     """Train one network with the selectivity regularizer (alpha = 0: plain training)."""
-    from selectivity.train import train as run_training
-
-    config = cfg.build(
-        cfg.TrainConfig, cfg.train_preset(preset), _assignments(set_, device, "train", TRAIN_KEYS)
-    )
-    summary = run_training(config, out, progress=not quiet)
+    summary = commands.train(out, preset, set_, device, progress=not quiet)
     typer.echo(
         f"{out}: best epoch {summary['best_epoch']}, val accuracy {summary['val_accuracy']:.4f}, "
         f"test accuracy {summary['test_accuracy']:.4f}, test selectivity {summary['test_selectivity']:.4f}"
@@ -183,16 +90,6 @@ OutOption = Annotated[
 ]
 
 
-def _source(
-    run_dir: Path | None, model: str | None, weights: Path | None, normalize: str | None
-) -> None:
-    """UserError unless exactly one of RUN_DIR and --model is given, with its own options."""
-    if (run_dir is None) == (model is None):
-        raise UserError("give a RUN_DIR or --model package.module:factory, not both or neither")
-    if model is None and (weights is not None or normalize is not None):
-        raise UserError("--weights and --normalize go with --model")
-
-
 @app.command()
 def measure(
     run_dir: RunDirArgument = None,
@@ -208,24 +105,10 @@ def measure(
     """Class selectivity of every unit: writes RUN_DIR/selectivity.parquet (test split;
     selectivity-val.parquet, selectivity-train.parquet for the others) and prints mu_SI.
     With --model, of your own model on the data --set names, written to --out."""
-    from selectivity.load import measure_run, measure_user
     from selectivity.summary import selectivity_lines
 
-    _source(run_dir, model, weights, normalize)
-    if split not in ("test", "val", "train"):
-        raise UserError(f"--split must be test, val or train, got {split!r}")
-    if checkpoint not in ("best", "last"):
-        raise UserError(f"--checkpoint must be best or last, got {checkpoint!r}")
-    path: Path | None
-    if run_dir is not None:
-        if out is not None:
-            raise UserError("--out goes with --model; a run folder's tables stay in it")
-        overrides = _assignments(set_, device, "measure", TRAIN_KEYS)
-        table, path = measure_run(run_dir, split, checkpoint, overrides)
-    else:
-        assert model is not None  # _source
-        keys = _assignments(set_, device, "measure --model", MODEL_KEYS)
-        table, path = measure_user(model, weights, normalize, split, keys, out)
+    source = commands.ModelSource(run_dir, model, weights, normalize)
+    table, path = commands.measure(source, split, checkpoint, out, set_, device)
     for note in table.attrs.get("notes", []):
         typer.echo(f"note: {note}")
     for line in selectivity_lines(table):
@@ -264,32 +147,12 @@ def evaluate(
 ) -> None:
     """Corruptions, FGSM/PGD, Jacobian, gradient variability and dimensionality of one run,
     or of your own model (--model) on the data --set names."""
-    from selectivity.evaluate import eval_config
-    from selectivity.evaluate import evaluate as run_evaluation
-    from selectivity.load import evaluate_user
     from selectivity.summary import summarise_evaluation
 
-    _source(run_dir, model, weights, normalize)
-    if corruptions_dir is not None and generate_corruptions:
-        raise UserError("give either --corruptions-dir or --generate-corruptions, not both")
-    accepted = EVALUATE_KEYS if model is None else EVALUATE_KEYS | MODEL_KEYS
-    overrides = _assignments(set_, device, "evaluate", accepted)
-    data_keys = {k: overrides.pop(k) for k in MODEL_KEYS - {"device"} if k in overrides}
-    target = overrides.pop("device", None)
-    flags: dict[str, object] = {"generate_corruptions": generate_corruptions}
-    if corruptions_dir is not None:
-        flags["corruptions_dir"] = str(corruptions_dir)
-    config = eval_config(suite, overrides, flags)
-    if run_dir is not None:
-        if out is not None:
-            raise UserError("--out goes with --model; a run folder's tables stay in it")
-        table = run_evaluation(run_dir, config, device=target, progress=not quiet)
-        path: Path | None = Path(run_dir) / "evaluation.parquet"
-    else:
-        assert model is not None  # _source
-        keys = {**data_keys, **({"device": target} if target is not None else {})}
-        table = evaluate_user(model, weights, normalize, keys, config, out, not quiet)
-        path = out / "evaluation.parquet" if out is not None else None
+    source = commands.ModelSource(run_dir, model, weights, normalize)
+    table, path = commands.evaluate(
+        source, suite, corruptions_dir, generate_corruptions, out, set_, device, not quiet
+    )
     for note in table.attrs.get("notes", []):
         typer.echo(f"note: {note}")
     for line in summarise_evaluation(table):
@@ -325,20 +188,7 @@ def corrupt(
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
 ) -> None:
     """Generate the 19 corruptions x 5 severities of a data set's test images."""
-    from selectivity import corruptions
-    from selectivity.data import load_dataset
-    from selectivity.runs import resolve_device
-
-    if split not in ("test", "val"):
-        raise UserError(f"--split must be test or val, got {split!r}")
-    keys = _assignments(
-        set_,
-        device,
-        "corrupt",
-        CORRUPT_KEYS,
-        hint=" (the corruption seed is --seed or corruption_seed)" if _names_seed(set_) else "",
-    )
-    # The options are the same keys under their own names; given, they win over --set.
+    # The options are keys under their own names; given, they win over --set.
     options = {
         "dataset": dataset,
         "data_dir": data_dir,
@@ -347,53 +197,11 @@ def corrupt(
         "corruption_table": table,
         "corruptions": tuple(corruption) if corruption else None,
     }
-    keys.update({k: v for k, v in options.items() if v is not None})
-    keys.setdefault("dataset", "digits")
-    # Built to check every value (names, table, sizes, device) before any work.
-    data_keys = cfg.build(cfg.TrainConfig, keys)
-    set_keys = cfg.build(cfg.EvalConfig, keys)
-    target = resolve_device(data_keys.device)
-    data = load_dataset(data_keys.dataset, data_keys.data_dir, 0, data_keys.image_size)
-    images = getattr(data, split)
-    written = corruptions.generate_corruption_set(
-        images,
-        out,
-        seed=set_keys.corruption_seed,
-        corruptions=set_keys.corruptions,
-        severities=set_keys.severities,
-        table=set_keys.corruption_table,
-        device=target,
-        progress=not quiet,
-    )
+    done = commands.corrupt(out, options, split, set_, device, progress=not quiet)
     typer.echo(
-        f"wrote {len(written)} corruption files to {out} ({len(images)} images x {len(set_keys.severities)} severities each)"
+        f"wrote {len(done.written)} corruption files to {out} ({done.images} images x "
+        f"{done.severities} severities each)"
     )
-
-
-def _names_seed(set_: list[str] | None) -> bool:
-    return any(item.split("=", 1)[0].strip() == "seed" for item in set_ or [])
-
-
-def _sweep_overrides(
-    preset: str | None,
-    config_file: Path | None,
-    set_: list[str] | None,
-    device: str | None,
-    grid: list[str] | None,
-) -> list[dict]:
-    if preset is not None and config_file is not None:
-        raise UserError("give either --preset or a CONFIG_FILE, not both")
-    base = (
-        cfg.sweep_preset(preset or "demo")
-        if config_file is None
-        else cfg.load_config_file(config_file)
-    )
-    assigned = _assignments(set_, device, "sweep")
-    if not grid:
-        return [base, assigned]
-    from selectivity.grid import parse_grid
-
-    return [base, assigned, {"grids": [parse_grid(grid, assigned)]}]
 
 
 GridOption = Annotated[
@@ -416,7 +224,7 @@ def sweep(
     ] = None,
     preset: Annotated[
         str | None,
-        typer.Option(help=f"One of: {', '.join(cfg.SWEEP_PRESETS)}"),
+        typer.Option(help=f"One of: {', '.join(SWEEP_PRESETS)}"),
     ] = None,
     set_: SetOption = None,
     grid: GridOption = None,
@@ -429,12 +237,9 @@ def sweep(
 ) -> None:
     """Train and evaluate a grid (alphas x seeds, or --grid over any keys); gather
     SWEEP_DIR/results.parquet."""
-    from selectivity.sweep import run_sweep
-
-    overrides = _sweep_overrides(preset, config_file, set_, device, grid)
-    if ray_address:
-        overrides.append({"executor": "ray", "ray_address": ray_address})
-    trials = run_sweep(out, overrides, progress=not quiet)
+    trials = commands.sweep(
+        out, config_file, preset, set_, grid, device, ray_address, progress=not quiet
+    )
     _print_trials(trials, out)
     _exit_if_trials_failed(trials, out)
 
@@ -469,18 +274,7 @@ def report(
     out: Annotated[Path | None, typer.Option("--out", help="Default: the sweep folder.")] = None,
 ) -> None:
     """Figures with bootstrapped 95% CIs over seeds, a claims table, report.html."""
-    from selectivity.files import read_table
-    from selectivity.report import write_report
-
-    results = sweep_dir / "results.parquet"
-    if not results.is_file():
-        raise UserError(f"no results table: {results} is missing (made by `selectivity sweep`)")
-    rebuild = "; run `selectivity sweep` on the folder again to rebuild it"
-    table = read_table(results, ["alpha", "seed", "metric", "value"], rebuild)
-    trials_path = sweep_dir / "trials.parquet"
-    trials = read_table(trials_path, ["status"], rebuild) if trials_path.is_file() else None
-    failed = trials[trials["status"] != "done"] if trials is not None else None
-    path = write_report(table, out or sweep_dir, failed=failed)
+    path = commands.report(sweep_dir, out)
     typer.echo(f"report: {path}")
 
 
@@ -493,25 +287,12 @@ def demo(
 ) -> None:
     """The whole pipeline on the embedded digits: one sweep (5 alphas; Gaussian-noise,
     corruption-mix and PGD adversarial training at 3 strengths each; 3 seeds; see
-    config.DEMO_GRIDS), then the report."""
+    presets.DEMO_GRIDS), then the report."""
     import time
 
-    import pandas as pd
-
-    from selectivity.report import write_report
-    from selectivity.sweep import run_sweep
-
     started = time.perf_counter()
-    trials = run_sweep(
-        out,
-        [cfg.sweep_preset("demo"), _assignments(set_, device, "demo")],
-        progress=not quiet,
-        grids=cfg.DEMO_GRIDS,
-    )
+    trials, path = commands.demo(out, set_, device, progress=not quiet)
     _print_trials(trials, out)
-    path = write_report(
-        pd.read_parquet(out / "results.parquet"), out, failed=trials[trials["status"] != "done"]
-    )
     typer.echo(f"demo finished in {time.perf_counter() - started:.0f} s")
     typer.echo(f"report: {path.resolve()}")
     _exit_if_trials_failed(trials, out)
@@ -527,9 +308,9 @@ def keys() -> None:
     console = Console()
     if not console.is_terminal:  # piped (to grep, a file): one line per key
         console = Console(width=220)
-    for group, infos in cfg.describe_keys().items():
+    for group, infos in describe_keys().items():
         table = Table(
-            title=f"{group} keys ({cfg.CONFIG_GROUPS[group].__name__})",
+            title=f"{group} keys ({CONFIG_GROUPS[group].__name__})",
             title_justify="left",
             box=None,
             header_style="bold",
@@ -617,7 +398,7 @@ def main() -> None:
     warnings.formatwarning = _warning_line
     try:
         code = app(prog_name="selectivity", standalone_mode=False)
-    except _user_errors() as error:
+    except SelectivityError as error:
         _fail(one_line(error))
     except typer.Abort:
         print("selectivity: aborted", file=sys.stderr)

@@ -13,19 +13,25 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import json
 import math
 import re
 import types
 import typing
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, fields
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
-    from selectivity.probe import Sites
-
+from selectivity.catalog import (
+    ADV_METHODS,
+    AUTOATTACK_ATTACKS,
+    AUTOATTACK_VERSIONS,
+    CORRUPTION_TABLES,
+    CORRUPTIONS,
+    TRAINING_SUBSET,
+    UNIT_TYPE_NAMES,
+    format_eps,
+)
+from selectivity.errors import SelectivityError
 from selectivity.presets import (  # noqa: F401 - re-exported: config is where keys are read
     DEMO_GRIDS,
     EVAL_SUITES,
@@ -33,6 +39,9 @@ from selectivity.presets import (  # noqa: F401 - re-exported: config is where k
     SWEEP_PRESETS,
     TRAIN_PRESETS,
 )
+
+if TYPE_CHECKING:
+    from selectivity.probe import Sites
 
 __all__ = [
     "CONFIG_GROUPS",
@@ -57,7 +66,7 @@ __all__ = [
 ]
 
 
-class ConfigError(ValueError):
+class ConfigError(SelectivityError, ValueError):
     """A bad key, value or preset; the message is one line for the user."""
 
 
@@ -169,8 +178,6 @@ class TrainConfig:
     def mix_subset(self) -> tuple[str, ...]:
         """The corruptions corruption-mix training draws from (whether or not it is on): the
         evaluation holds out every other one (`corruption_accuracy_heldout_mean`)."""
-        from selectivity.corruptions.tables import TRAINING_SUBSET
-
         return self.mix_corruptions if self.mix_corruptions is not None else TRAINING_SUBSET
 
     def adv_step(self) -> float:
@@ -188,8 +195,6 @@ def _finite(value: Any) -> bool:
 
 def _check_unit_types(config: TrainConfig) -> None:
     """One-line ConfigError for an unknown unit type; the names are kept in lower case."""
-    from selectivity.probe import UNIT_TYPE_NAMES
-
     names = tuple(str(name).lower() for name in config.unit_types)
     _check(len(names) > 0, "unit_types names no type (default: relu)")
     for name in names:
@@ -215,8 +220,6 @@ def _check_robust(config: TrainConfig) -> None:
         f"mix_severity must be in 0..5 (0: off), got {config.mix_severity!r}",
     )
     _check(config.mix_width >= 1, f"mix_width must be >= 1, got {config.mix_width!r}")
-    from selectivity.corruptions.tables import CORRUPTIONS
-
     names = config.mix_corruptions
     _check(names is None or len(names) > 0, "mix_corruptions names none (none: TRAINING_SUBSET)")
     _check(
@@ -232,7 +235,7 @@ def _check_robust(config: TrainConfig) -> None:
         f"adv_eps must be in [0, 1] pixel units (0: off), got {config.adv_eps!r}",
     )
     _check(
-        config.adv_method in ("pgd", "fgsm"),
+        config.adv_method in ADV_METHODS,
         f"adv_method must be pgd or fgsm, got {config.adv_method!r}",
     )
     _check(config.adv_steps >= 1, f"adv_steps must be >= 1, got {config.adv_steps!r}")
@@ -344,8 +347,6 @@ class EvalConfig:
         )
         _check(1 <= self.dimensionality_severity <= 5, "dimensionality_severity must be in 1..5")
         self._check_autoattack()
-        from selectivity.corruptions.tables import CORRUPTIONS, TABLES
-
         for name in (*(self.corruptions or ()), self.dimensionality_corruption):
             _check(
                 name is None or name in CORRUPTIONS,
@@ -356,20 +357,22 @@ class EvalConfig:
             "corruptions names none (none: all available)",
         )
         _check(
-            self.corruption_table is None or self.corruption_table in TABLES,
-            f"unknown corruption_table {self.corruption_table!r}; known: {', '.join(TABLES)}",
+            self.corruption_table is None or self.corruption_table in CORRUPTION_TABLES,
+            f"unknown corruption_table {self.corruption_table!r}; "
+            f"known: {', '.join(CORRUPTION_TABLES)}",
         )
 
     def _check_autoattack(self) -> None:
-        from selectivity.worstcase import ATTACKS, VERSIONS
-
-        versions = (*VERSIONS, "off")
+        versions = (*AUTOATTACK_VERSIONS, "off")
         _check(
             self.autoattack_version in versions,
             f"autoattack_version must be one of {', '.join(versions)}, got {self.autoattack_version!r}",
         )
-        unknown = sorted(set(self.autoattack_attacks or ()) - set(ATTACKS))
-        _check(not unknown, f"unknown autoattack_attacks {unknown}; known: {', '.join(ATTACKS)}")
+        unknown = sorted(set(self.autoattack_attacks or ()) - set(AUTOATTACK_ATTACKS))
+        _check(
+            not unknown,
+            f"unknown autoattack_attacks {unknown}; known: {', '.join(AUTOATTACK_ATTACKS)}",
+        )
         _check(
             self.autoattack_attacks is None or len(self.autoattack_attacks) > 0,
             "autoattack_attacks names none (none: the version's ensemble)",
@@ -597,43 +600,6 @@ def sweep_preset(name: str) -> dict[str, Any]:
     return dict(SWEEP_PRESETS[name])
 
 
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    keys = [key for key, _ in pairs]
-    twice = sorted({key for key in keys if keys.count(key) > 1})
-    if twice:
-        raise ConfigError(f"key {twice[0]!r} is given twice")
-    return dict(pairs)
-
-
-def load_config_file(path: str | Path) -> dict[str, Any]:
-    """A JSON object of keys, as written in `config.json` or by hand. A sweep's may hold `grid`
-    ({key: [values]}) or `grids` (a list of such maps: the sweep runs their union)."""
-    try:
-        values = json.loads(Path(path).read_text(), object_pairs_hook=_unique_keys)
-    except FileNotFoundError:
-        raise ConfigError(f"config file not found: {path}") from None
-    except json.JSONDecodeError as error:
-        raise ConfigError(
-            f"config file {path} is not valid JSON: {error.msg} at line {error.lineno}"
-        ) from None
-    except ConfigError as error:
-        raise ConfigError(f"config file {path}: {error}") from None
-    if not isinstance(values, dict):
-        raise ConfigError(f"config file {path} must hold a JSON object of keys")
-    from selectivity.grid import split_grids  # grid reads keys through this module
-
-    try:
-        rest, grids = split_grids(values, "the file")
-        _check(
-            grids is None or "alphas" not in rest,
-            "alphas is the alpha list of a sweep without a grid; with a grid, name alpha in it",
-        )
-        typed_values = typed(rest)
-    except ConfigError as error:
-        raise ConfigError(f"config file {path}: {error}") from None
-    return typed_values if grids is None else {**typed_values, "grids": grids}
-
-
 def to_dict(config: Any) -> dict[str, Any]:
     return {
         k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(config).items()
@@ -666,14 +632,8 @@ def _value_text(value: Any) -> str:
     if isinstance(value, tuple):
         return ",".join(_value_text(item) for item in value)
     if isinstance(value, float):
-        short = f"{value:g}"
-        if float(short) == value:
-            return short
-        levels = value * 255
         # Attack radii are whole or half 8-bit grey levels: 8/255 reads better than 0.0313725.
-        if abs(levels * 2 - round(levels * 2)) < 1e-9:
-            return f"{levels:g}/255"
-        return repr(value)
+        return format_eps(value)
     return str(value)
 
 

@@ -10,9 +10,6 @@ from selectivity.evaluation import (
     run_settings,
 )
 
-# The name tests/test_robust.py imports; the function is public as `derived_rows`.
-_derived_rows = derived_rows
-
 __all__ = [
     "derived_rows",
     "dimensionality_cap",

@@ -23,6 +23,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from selectivity.errors import SelectivityError
+
 __all__ = [
     "FileError",
     "FolderError",
@@ -168,7 +170,7 @@ def remove_stale_temporaries(folder: str | Path) -> None:
             candidate.unlink(missing_ok=True)
 
 
-class FileError(ValueError):
+class FileError(SelectivityError, ValueError):
     """A file is unreadable or does not hold what it should; the message is one line naming it."""
 
 

@@ -14,17 +14,21 @@ seed. A sweep of alpha x seed alone is therefore `alpha=<a>/seed=<s>`, as before
     SWEEP_DIR/alpha=0.1/seed=3/
     SWEEP_DIR/lr=0.05/noise_std=0.1/alpha=0/seed=3/
 
-A level is `key=text`, where `--set key=text` gives the value back exactly (floats in their
-shortest exact form, see `alpha_name`; true/false; none; words percent-encoded where they hold a
-character a folder name cannot, such as `/`), so that two values never share a folder.
+A level is `key=text`, where `--set key=text` gives the value back exactly once percent-decoded
+(floats in their shortest exact form, see `alpha_name`; radii and attack steps in grey levels
+where exact, `adv_eps=4%2F255` for 4/255, see `catalog.format_eps`; true/false; none; words
+percent-encoded where they hold a character a folder name cannot, such as `/`), so that two
+values never share a folder. The name is a function of the value alone (not of how the user
+wrote it), so a resumed sweep finds its folders however its values are written.
 
-This module imports config and pandas only (no torch).
+This module imports config, catalog and pandas only (no torch).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import itertools
+import json
 import types
 import typing
 from collections.abc import Iterable, Mapping, Sequence
@@ -34,6 +38,7 @@ from urllib.parse import quote
 
 import pandas as pd
 
+from selectivity.catalog import format_eps, in_grey_levels
 from selectivity.config import (
     ConfigError,
     EvalConfig,
@@ -52,6 +57,7 @@ __all__ = [
     "expand",
     "grid_keys",
     "layout",
+    "load_config_file",
     "parse_grid",
     "sort_key",
     "split_grids",
@@ -72,11 +78,14 @@ def alpha_name(alpha: float) -> str:
     return short if float(short) == alpha else repr(float(alpha))
 
 
-def value_name(value: Any) -> str:
-    """The text of one value in a folder name; `--set key=<text>` parses it back exactly.
+def value_name(value: Any, key: str = "") -> str:
+    """The text of one value in a folder name; `--set key=<text>` parses it back exactly once
+    percent-decoded.
 
-    Floats as `alpha_name`, ints in decimal, true/false, none, and words percent-encoded
-    (`quote`, nothing kept: `/` becomes %2F, letters, digits and `_.-~` stay as they are).
+    Floats as `alpha_name`, or, for a key in grey levels (`catalog.in_grey_levels`: adv_eps,
+    pgd_step_size, ...), as `catalog.format_eps` with its `/` as %2F (4/255 -> 4%2F255); ints
+    in decimal, true/false, none, and words percent-encoded (`quote`, nothing kept: `/` becomes
+    %2F, letters, digits and `_.-~` stay as they are).
     """
     if value is None or value is pd.NA:
         return "none"
@@ -87,7 +96,7 @@ def value_name(value: Any) -> str:
     if isinstance(value, int):
         return str(value)
     if isinstance(value, float):
-        return alpha_name(value)
+        return format_eps(value).replace("/", "%2F") if in_grey_levels(key) else alpha_name(value)
     if isinstance(value, str):
         return quote(value, safe="")
     raise TypeError(f"a grid value is a number, a word, true/false or none, not {value!r}")
@@ -102,7 +111,7 @@ def layout(keys: Iterable[str]) -> tuple[str, ...]:
 
 def trial_path(values: Mapping[str, Any]) -> Path:
     """The folder of a trial relative to its sweep folder; `values` holds every level's value."""
-    return Path(*(f"{key}={value_name(values[key])}" for key in layout(values)))
+    return Path(*(f"{key}={value_name(values[key], key)}" for key in layout(values)))
 
 
 def trial_dir(sweep_dir: str | Path, values: Mapping[str, Any]) -> Path:
@@ -111,8 +120,15 @@ def trial_dir(sweep_dir: str | Path, values: Mapping[str, Any]) -> Path:
 
 
 def describe(values: Mapping[str, Any]) -> str:
-    """'noise_std=0.1 alpha=0 seed=3': a trial in one line, in folder order."""
-    return " ".join(f"{key}={value_name(values[key])}" for key in layout(values))
+    """'adv_eps=4/255 alpha=0 seed=3': a trial in one line, in folder order (as `--set` takes
+    each value)."""
+    return " ".join(f"{key}={_value_text(values[key], key)}" for key in layout(values))
+
+
+def _value_text(value: Any, key: str) -> str:
+    if isinstance(value, float) and in_grey_levels(key):
+        return format_eps(value)
+    return value_name(value, key)
 
 
 def sweep_grids(
@@ -315,6 +331,43 @@ def split_grids(
     checked = tuple(check_grid(grid, "a grid in grids") for grid in grids)
     _require(len(checked) > 0, "grids is empty: it lists no grid")
     return rest, checked
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [key for key, _ in pairs]
+    twice = sorted({key for key in keys if keys.count(key) > 1})
+    if twice:
+        raise ConfigError(f"key {twice[0]!r} is given twice")
+    return dict(pairs)
+
+
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    """A JSON object of keys, as written in `config.json` or by hand, typed and checked. A
+    sweep's may hold `grid` ({key: [values]}) or `grids` (a list of such maps: the sweep runs
+    their union). ConfigError (one line) for a file that is missing, not JSON, not an object, or
+    that gives a key twice."""
+    try:
+        values = json.loads(Path(path).read_text(), object_pairs_hook=_unique_keys)
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except json.JSONDecodeError as error:
+        raise ConfigError(
+            f"config file {path} is not valid JSON: {error.msg} at line {error.lineno}"
+        ) from None
+    except ConfigError as error:
+        raise ConfigError(f"config file {path}: {error}") from None
+    if not isinstance(values, dict):
+        raise ConfigError(f"config file {path} must hold a JSON object of keys")
+    try:
+        rest, grids = split_grids(values, "the file")
+        _require(
+            grids is None or "alphas" not in rest,
+            "alphas is the alpha list of a sweep without a grid; with a grid, name alpha in it",
+        )
+        typed_values = typed(rest)
+    except ConfigError as error:
+        raise ConfigError(f"config file {path}: {error}") from None
+    return typed_values if grids is None else {**typed_values, "grids": grids}
 
 
 def _require(condition: bool, message: str) -> None:

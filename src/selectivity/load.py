@@ -1,12 +1,10 @@
-"""Where `measure` and `evaluate` get a model and its data: a run folder, or a user's model.
+"""A user's model and its weights, for `measure` and `evaluate --model` (`selectivity.commands`).
 
     import_model("package.module:factory")       the factory called with no arguments
     load_weights(model, "weights.pt")            a state dict, weights_only=True
     parse_normalize("0.5,0.25", channels)        (mean, std) per channel
     with_normalization(model, mean, std)         normalise inputs in front of the model
     user_model(spec, weights, normalize, data)   all four, checked on a batch of the data
-    measure_run(run_dir, split, checkpoint, keys) / measure_user(...)   the measure command
-    evaluate_user(...)                           the evaluate command for a user's model
 
 A model spec is `package.module:factory` (any callable returning an nn.Module: a function or a
 class, called with no arguments; wrap one that needs arguments in a function of your own), or
@@ -17,37 +15,25 @@ classes and channels. Every failure is a `ModelError` of one line.
 from __future__ import annotations
 
 import importlib
-import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import torch
 from torch import Tensor, nn
 
-from selectivity.config import EvalConfig, TrainConfig, build, to_dict
-from selectivity.data import DataSplits, load_dataset
-from selectivity.evaluate import evaluate_model
-from selectivity.files import atomic_path, one_line
-from selectivity.measure import FunctionalReluWarning, measure_model
+from selectivity.data import DataSplits
+from selectivity.files import one_line
 from selectivity.models import ModelError, Normalize, create_model
 from selectivity.probe import Sites, check_layers, check_unit_types
 from selectivity.runs import (
     CheckpointReadError,
-    check_data,
-    load_model,
     read_checkpoint,
-    read_config,
-    resolve_device,
 )
 
 __all__ = [
-    "evaluate_user",
     "import_model",
     "load_weights",
-    "measure_run",
-    "measure_user",
     "parse_normalize",
     "user_model",
     "with_normalization",
@@ -217,98 +203,3 @@ def user_model(
             f"{spec} must return logits (N, {data.num_classes}) for {data.name}, got {shape}"
         )
     return model
-
-
-def _data(keys: Mapping[str, Any]) -> tuple[TrainConfig, DataSplits]:
-    config = build(TrainConfig, keys)
-    return config, load_dataset(config.dataset, config.data_dir, config.seed, config.image_size)
-
-
-def measure_run(
-    run_dir: Path, split: str, checkpoint: str, keys: Mapping[str, Any]
-) -> tuple[pd.DataFrame, Path]:
-    """The per-unit table of a run's checkpoint (best or last) on a split of its data, written
-    to RUN_DIR/selectivity.parquet (selectivity-<split>.parquet for val and train)."""
-    config = build(TrainConfig, to_dict(read_config(run_dir)), keys)
-    target = resolve_device(config.device)
-    _, model, state = load_model(run_dir, checkpoint, target)
-    check_layers(model, config.units(), "selectivity_layers")
-    check_unit_types(model, config.units())
-    data = load_dataset(config.dataset, config.data_dir, config.seed, config.image_size)
-    check_data(state, data, Path(run_dir) / f"checkpoint_{checkpoint}.pt")
-    table = _measure(model, data, split, config, target)
-    # One file per split, so measuring val never replaces the test table the papers report.
-    name = "selectivity.parquet" if split == "test" else f"selectivity-{split}.parquet"
-    return table, _write(table, Path(run_dir) / name)
-
-
-def measure_user(
-    spec: str,
-    weights: Path | None,
-    normalize: str | None,
-    split: str,
-    keys: Mapping[str, Any],
-    out: Path | None,
-) -> tuple[pd.DataFrame, Path | None]:
-    """The per-unit table of a user's model on a split of the data `keys` name (dataset,
-    data_dir, image_size), written to OUT/selectivity.parquet when `out` is given."""
-    config, data = _data(keys)
-    model = user_model(spec, weights, normalize, data, config.units())
-    model = model.to(resolve_device(config.device))
-    table = _measure(model, data, split, config, resolve_device(config.device))
-    name = "selectivity.parquet" if split == "test" else f"selectivity-{split}.parquet"
-    return table, _write(table, out / name) if out is not None else None
-
-
-def _measure(
-    model: nn.Module, data: DataSplits, split: str, config: TrainConfig, device: torch.device
-) -> pd.DataFrame:
-    with warnings.catch_warnings():
-        # The command prints the table's notes, which say the same in one line.
-        warnings.simplefilter("ignore", FunctionalReluWarning)
-        return measure_model(
-            model,
-            getattr(data, split),
-            num_classes=data.num_classes,
-            layers=config.units(),
-            batch_size=config.eval_batch_size,
-            device=device,
-            split=split,
-        )
-
-
-def _write(table: pd.DataFrame, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as temporary:
-        table.to_parquet(temporary, index=False)
-    return path
-
-
-def evaluate_user(
-    spec: str,
-    weights: Path | None,
-    normalize: str | None,
-    data_keys: Mapping[str, Any],
-    config: EvalConfig,
-    out: Path | None,
-    progress: bool,
-) -> pd.DataFrame:
-    """The evaluation table of a user's model on the test split of the data `data_keys` name;
-    with `out`, written to OUT/evaluation.parquet with its parts (resumable)."""
-    train_config, data = _data(data_keys)
-    device = resolve_device(train_config.device)
-    model = user_model(spec, weights, normalize, data, train_config.units())
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FunctionalReluWarning)  # a note in the table says it
-        return evaluate_model(
-            model,
-            data,
-            config,
-            out_dir=out,
-            layers=train_config.units(),
-            batch_size=train_config.eval_batch_size,
-            seed=train_config.seed,
-            device=device,
-            dataset=train_config.dataset,
-            progress=progress,
-        )

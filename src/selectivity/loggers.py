@@ -17,10 +17,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from selectivity.errors import SelectivityError
+
 __all__ = ["MissingPackageError", "TensorBoardLogger", "TrainingLogger", "require_tensorboard"]
 
 
-class MissingPackageError(ImportError):
+class MissingPackageError(SelectivityError, ImportError):
     """An optional package a requested feature needs is not installed; the message says how."""
 
 

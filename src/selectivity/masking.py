@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from selectivity.catalog import pixel_text
 from selectivity.schema import metric_rows
 
 __all__ = [
@@ -70,10 +71,6 @@ class Flag:
         return f"masking_{self.name}"
 
 
-def _eps_text(eps: float) -> str:
-    return f"{eps:.4g} ({eps * 255:.3g}/255)"
-
-
 def _at(rows: pd.DataFrame, eps: float) -> pd.DataFrame:
     return rows[(rows["eps"].astype(float) - eps).abs() <= 1e-9]
 
@@ -92,7 +89,7 @@ def _reach(row: pd.Series) -> str | None:
     if steps * step >= eps * (1 - _REACH_RTOL):
         return None
     return (
-        f"PGD cannot reach its eps {_eps_text(eps)}: {int(steps)} steps x step {step:.3g} = "
+        f"PGD cannot reach its eps {pixel_text(eps, 4)}: {int(steps)} steps x step {step:.3g} = "
         f"{steps * step:.3g}, so it is weaker by construction"
     )
 
@@ -108,14 +105,14 @@ def _below_pgd(
     eps = float(pgd["eps"])
     other = _at(metric_rows(table, metric), eps)
     if not len(other):
-        return math.nan, f"no {name} accuracy at PGD's eps {_eps_text(eps)}"
+        return math.nan, f"no {name} accuracy at PGD's eps {pixel_text(eps, 4)}"
     unreachable = _reach(pgd)
     if unreachable:
         return math.nan, unreachable
     value, slow = float(other["value"].iloc[0]), float(pgd["value"])
     samples = "" if pd.isna(pgd["samples"]) else f" (N={int(pgd['samples'])})"
     words = (
-        f"{name} {value:.3f} vs PGD-{int(pgd['steps'])} {slow:.3f} at eps {_eps_text(eps)}"
+        f"{name} {value:.3f} vs PGD-{int(pgd['steps'])} {slow:.3f} at eps {pixel_text(eps, 4)}"
         f"{samples}: {slow - value:+.3f} for PGD, threshold {margin}"
     )
     return float(slow - value > margin), words
@@ -150,7 +147,7 @@ def _square_stronger(table: pd.DataFrame) -> tuple[float, str]:
             worst = drop
             words = (
                 f"Square lowered accuracy by {drop:.3f} below the white-box attacks at eps "
-                f"{_eps_text(float(row['eps']))}, threshold {SQUARE_MARGIN}"
+                f"{pixel_text(float(row['eps']), 4)}, threshold {SQUARE_MARGIN}"
             )
     if worst == -math.inf:
         return math.nan, "Square ran without white-box attacks to compare with"
@@ -172,7 +169,7 @@ def _large_eps(table: pd.DataFrame) -> tuple[float, str]:
         found["APGD-CE"] = float(apgd["value"].iloc[0])
     high = {name: value for name, value in found.items() if value > limit}
     listed = ", ".join(f"{name} {value:.3f}" for name, value in found.items())
-    words = f"at eps {_eps_text(eps)}: {listed}; threshold {LARGE_EPS_CHANCE_FACTOR:g} x chance = {limit:.3f}"
+    words = f"at eps {pixel_text(eps, 4)}: {listed}; threshold {LARGE_EPS_CHANCE_FACTOR:g} x chance = {limit:.3f}"
     return float(bool(high)), words
 
 

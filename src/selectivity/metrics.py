@@ -13,6 +13,8 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor
 
+from selectivity.errors import SelectivityError
+
 __all__ = [
     "NegativeActivationError",
     "SelectivityAccumulator",
@@ -26,7 +28,7 @@ __all__ = [
 ]
 
 
-class NegativeActivationError(ValueError):
+class NegativeActivationError(SelectivityError, ValueError):
     """Activations with negative values were given to the selectivity index.
 
     The index is defined for non-negative responses (read after a ReLU): with signed values the

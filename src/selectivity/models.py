@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from selectivity.errors import SelectivityError
 from selectivity.registry import Registry
 
 __all__ = [
@@ -36,7 +37,7 @@ __all__ = [
 ENTRY_POINT_GROUP = "selectivity.models"
 
 
-class ModelError(ValueError):
+class ModelError(SelectivityError, ValueError):
     """A model cannot be found, built or loaded; the message is one line."""
 
 

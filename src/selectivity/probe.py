@@ -72,6 +72,7 @@ from selectivity.activations import (
     is_unit_type,
     register_activation,
 )
+from selectivity.errors import SelectivityError
 from selectivity.models import LogitsOnly, eval_mode
 
 __all__ = [
@@ -255,7 +256,7 @@ def functional_relu_calls(model: nn.Module, x: Tensor) -> int:
     return max(counter.calls - inside[0], 0)
 
 
-class EmptyCaptureError(RuntimeError):
+class EmptyCaptureError(SelectivityError, RuntimeError):
     """A forward pass ran but no unit site recorded anything."""
 
 
@@ -306,7 +307,7 @@ def skipped_activations(
     ]
 
 
-class UnknownLayerError(ValueError):
+class UnknownLayerError(SelectivityError, ValueError):
     """Layer names that are not modules of the model."""
 
 

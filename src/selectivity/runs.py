@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from selectivity.config import ConfigError, TrainConfig, build, check_device, to_dict
+from selectivity.errors import SelectivityError
 from selectivity.files import (
     FileError,
     atomic_path,
@@ -62,7 +63,7 @@ __all__ = [
 ]
 
 
-class RunError(ValueError):
+class RunError(SelectivityError, ValueError):
     """A run folder is missing, incomplete or corrupt; the message is one line."""
 
 

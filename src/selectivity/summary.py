@@ -11,14 +11,10 @@ import math
 import pandas as pd
 
 from selectivity import masking
+from selectivity.catalog import pixel_text
 from selectivity.schema import metric_rows
 
 __all__ = ["selectivity_lines", "summarise_evaluation"]
-
-
-def _pixels(value: float) -> str:
-    """A distance in [0, 1] pixel units, also in grey levels: '0.0314 (8/255)'."""
-    return f"{value:.3g} ({value * 255:.3g}/255)"
 
 
 def summarise_evaluation(table: pd.DataFrame) -> list[str]:
@@ -82,7 +78,7 @@ def _pgd_lines(table: pd.DataFrame) -> list[str]:
         return []
     eps, step = float(pgd["eps"].iloc[0]), float(pgd["step_size"].iloc[0])
     lines = [
-        f"PGD accuracy by steps (eps*255={eps * 255:g}, step {_pixels(step)}; "
+        f"PGD accuracy by steps (eps*255={eps * 255:g}, step {pixel_text(step)}; "
         f"{_samples(table, 'pgd_accuracy')})  "
         + "  ".join(f"{int(s)}:{v:.3f}" for s, v in zip(pgd["steps"], pgd["value"], strict=True))
     ]
@@ -94,7 +90,7 @@ def _pgd_lines(table: pd.DataFrame) -> list[str]:
             if furthest >= eps * (1 - 1e-4)
             else "the eps-ball never binds: the attack is weaker than its eps"
         )
-        lines.append(f"PGD reached L-inf (max)      {_pixels(furthest)} of eps: {binds}")
+        lines.append(f"PGD reached L-inf (max)      {pixel_text(furthest)} of eps: {binds}")
     return lines
 
 

@@ -48,6 +48,7 @@ from selectivity.config import (
     to_dict,
     typed,
 )
+from selectivity.errors import SelectivityError
 from selectivity.files import (
     FileError,
     atomic_path,
@@ -85,7 +86,7 @@ __all__ = [
 ]
 
 
-class SweepError(ValueError):
+class SweepError(SelectivityError, ValueError):
     """A sweep cannot start (folder of another sweep, nothing to do); one line for the user."""
 
 

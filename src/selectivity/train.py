@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 
 from selectivity.config import ConfigError, TrainConfig
 from selectivity.data import DataSplits, load_dataset
+from selectivity.errors import SelectivityError
 from selectivity.files import one_line, remove_stale_temporaries
 from selectivity.loggers import TensorBoardLogger, TrainingLogger, require_tensorboard
 from selectivity.measure import measure_selectivity
@@ -42,7 +43,7 @@ from selectivity.runs import (
 __all__ = ["TrainedRun", "TrainingDiverged", "train", "train_model", "train_step"]
 
 
-class TrainingDiverged(RuntimeError):
+class TrainingDiverged(SelectivityError, RuntimeError):
     """The loss became NaN or infinite."""
 
 

@@ -17,10 +17,9 @@ from typing import Any
 
 import torch
 
-from selectivity import corruptions
 from selectivity.config import EvalConfig, TrainConfig, build
-from selectivity.data import load_dataset
-from selectivity.evaluate import evaluate_model, run_settings
+from selectivity.corruptions import generate_from_dataset
+from selectivity.evaluation import evaluate_model, run_settings
 from selectivity.runs import resolve_device
 from selectivity.train import train_model
 
@@ -59,10 +58,11 @@ def train_and_evaluate(keys: Mapping[str, Any], directory: Path, progress: bool 
 def generate_shared_corruptions(keys: Mapping[str, Any], root: Path, progress: bool) -> None:
     """Generate (or complete) in `root` the corruption set of the test split that `keys` name,
     for trials to share: the test split does not depend on the seed."""
-    data = load_dataset(keys["dataset"], keys["data_dir"], 0, keys["image_size"])
-    corruptions.generate_corruption_set(
-        data.test,
+    generate_from_dataset(
         root,
+        keys["dataset"],
+        keys["data_dir"],
+        keys["image_size"],
         seed=keys["corruption_seed"],
         corruptions=keys["corruptions"],
         table=keys["corruption_table"],

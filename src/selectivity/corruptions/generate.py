@@ -28,13 +28,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from selectivity.corruptions import (
-    CORRUPTIONS,
-    _check_request,
-    corrupt,
-    runnable_corruptions,
-)
 from selectivity.corruptions._ops import truncate_to_uint8
+from selectivity.corruptions.apply import check_request, corrupt, runnable_corruptions
 from selectivity.corruptions.store import (
     NUM_SEVERITIES,
     is_complete,
@@ -43,15 +38,21 @@ from selectivity.corruptions.store import (
     stored_corruptions,
     write_rows,
 )
-from selectivity.corruptions.tables import get_table, table_for_size
-from selectivity.data import DataError, ImageSet, as_images
+from selectivity.corruptions.tables import CORRUPTIONS, get_table, table_for_size
+from selectivity.data import DataError, ImageSet, as_images, load_dataset
 from selectivity.files import (
     read_json,
     refuse_other_contents,
     remove_stale_temporaries,
 )
 
-__all__ = ["corruption_source", "derived_seed", "generate_corruption_set"]
+__all__ = [
+    "corruption_source",
+    "derived_seed",
+    "generate_corruption_set",
+    "generate_from_dataset",
+    "stored_corruption_set",
+]
 
 # Settings that must agree for files of one folder to belong to one set.
 _IDENTITY_KEYS = (
@@ -76,7 +77,7 @@ def _check_names(corruptions: Iterable[str] | None) -> list[str]:
         return list(runnable_corruptions())
     names = list(dict.fromkeys(corruptions))
     for name in names:
-        _check_request(name, 1)
+        check_request(name, 1)
     # The conventional order, whatever order they were asked in.
     return [name for name in CORRUPTIONS if name in names]
 
@@ -89,7 +90,7 @@ def _check_severities(severities: Sequence[int]) -> list[int]:
             f"got {levels!r}"
         )
     for s in levels:
-        _check_request(CORRUPTIONS[0], s)
+        check_request(CORRUPTIONS[0], s)
     return levels
 
 
@@ -262,6 +263,41 @@ def _corrupted_blocks(
             bar.update(1)
 
 
+def generate_from_dataset(
+    out_dir: str | os.PathLike,
+    dataset: str,
+    data_dir: str | None = None,
+    image_size: int | None = None,
+    split: str = "test",
+    **generate: Any,
+) -> tuple[list[str], int]:
+    """Write the corruption set of one split (test or val) of a registered data set into `out_dir`:
+    `generate_corruption_set` of that split, with the keyword arguments `generate` (seed,
+    corruptions, severities, table, device, progress). Returns (the files written by this call,
+    the number of images).
+
+    The splits are drawn with seed 0: the test split does not depend on the seed (a
+    trained run's own val split does), so trials of any seed share the test set's corruptions.
+    """
+    data = load_dataset(dataset, data_dir, 0, image_size)
+    images = getattr(data, split)
+    return generate_corruption_set(images, out_dir, **generate), len(images)
+
+
+def stored_corruption_set(
+    directory: str | os.PathLike, wanted: Sequence[str] | None = None
+) -> tuple[Path, list[str]]:
+    """(folder, the corruptions of it to evaluate) of a corruption set on disk (CIFAR-10-C or
+    Tiny-ImageNet-C layout, or one `generate_corruption_set` wrote), reading only its listing.
+
+    wanted: only these corruptions (None: all the set has). Raises DataError for a folder that is
+    missing or holds no corruption set, or a wanted corruption the set lacks; an evaluation asks
+    this before any other work, so a wrong folder fails at once.
+    """
+    root = Path(directory)
+    return root, _chosen(root, stored_corruptions(root), wanted)
+
+
 def corruption_source(
     images: ImageSet,
     directory: str | os.PathLike | None,
@@ -271,21 +307,22 @@ def corruption_source(
 ) -> tuple[Path, list[str]]:
     """(folder of a corruption set, the corruptions of it to evaluate), for an evaluation.
 
-    directory: a set on disk (CIFAR-10-C or Tiny-ImageNet-C layout, or one `generate_corruption_set`
-    wrote); else generate_into: generate the set of `images` there (or complete it) with the
-    keyword arguments `generate` (seed, table, device, progress). wanted: only these
-    corruptions (None: all the set has, or all that can run). Raises DataError for a requested
-    corruption the set lacks, or a folder with no corruption set.
+    directory: a set on disk (`stored_corruption_set`); else generate_into: generate the set of
+    `images` there (or complete it) with the keyword arguments `generate` (seed, table, device,
+    progress). wanted: only these corruptions (None: all the set has, or all that can run).
+    Raises DataError for a requested corruption the set lacks, or a folder with no corruption set.
     """
     if directory is not None:
-        root = Path(directory)
-        names = stored_corruptions(root)
-    elif generate_into is not None:
-        root = generate_into
-        names = list(wanted or runnable_corruptions())
-        generate_corruption_set(images, root, corruptions=names, **generate)
-    else:
+        return stored_corruption_set(directory, wanted)
+    if generate_into is None:
         raise ValueError("corruption_source needs a directory or a folder to generate into")
+    names = list(wanted or runnable_corruptions())
+    generate_corruption_set(images, generate_into, corruptions=names, **generate)
+    return generate_into, _chosen(generate_into, names, wanted)
+
+
+def _chosen(root: Path, names: list[str], wanted: Sequence[str] | None) -> list[str]:
+    """The `wanted` corruptions of the set in `root` holding `names`; DataError as above."""
     if wanted is not None:
         missing = sorted(set(wanted) - set(names))
         if missing:
@@ -297,4 +334,4 @@ def corruption_source(
         raise DataError(
             f"no corruption sets found in {root}: expected <name>.npy with labels.npy, or <name>/<severity>/<wnid>/*.JPEG"
         )
-    return root, names
+    return names

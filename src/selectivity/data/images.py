@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from selectivity.errors import SelectivityError
 from selectivity.registry import Registry
 
 # --------------------------------------------------------------------------------------------
@@ -25,7 +26,7 @@ from selectivity.registry import Registry
 # --------------------------------------------------------------------------------------------
 
 
-class DataError(ValueError):
+class DataError(SelectivityError, ValueError):
     """A data folder is missing or malformed; the message says what was expected where."""
 
 

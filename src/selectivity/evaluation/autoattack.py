@@ -39,6 +39,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from selectivity import attacks
+from selectivity.catalog import AUTOATTACK_ATTACKS, AUTOATTACK_VERSIONS
 from selectivity.config import ConfigError, EvalConfig
 from selectivity.data import ImageSet
 from selectivity.evaluation.context import Context, fixed_subset, pgd_attack
@@ -59,12 +60,10 @@ __all__ = [
     "skipped_attacks_note",
 ]
 
-# Each version's ensemble, in the order the package runs it.
-VERSIONS: dict[str, tuple[str, ...]] = {
-    "standard": ("apgd-ce", "apgd-t", "fab-t", "square"),
-    "rand": ("apgd-ce", "apgd-dlr"),
-}
-ATTACKS = ("apgd-ce", "apgd-dlr", "apgd-t", "fab", "fab-t", "square")
+# Each version's ensemble, in the order the package runs it, and every attack (the catalog's,
+# under the names this module has always exported).
+VERSIONS = AUTOATTACK_VERSIONS
+ATTACKS = AUTOATTACK_ATTACKS
 # The DLR losses read the logits sorted by size at fixed ranks: the third largest (untargeted),
 # the fourth (targeted); with fewer classes the package fails with an IndexError.
 MIN_CLASSES = {"apgd-dlr": 3, "apgd-t": 4}
