@@ -24,3 +24,12 @@ def run_cli(monkeypatch, capsys):
         return code, out.out, out.err
 
     return run
+
+
+@pytest.fixture(scope="session")
+def digits_test_size() -> int:
+    """Images in the digits test split as the loader draws it: the `samples` of every row (and
+    the count in every message) computed on the whole test set."""
+    from selectivity.data import load_dataset
+
+    return len(load_dataset("digits").test)
