@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 import selectivity
-from messages import raises
+from messages import names, raises
 from selectivity import NegativeActivationError, SelectivityRegularizer
 from selectivity.regularizer import batch_network_selectivity
 
@@ -77,4 +77,4 @@ def test_raw_conv_outputs_as_units_end_training_with_one_line(tmp_path, run_cli)
         "selectivity_layers=conv1",
     )
     assert code == 2 and err.count("\n") == 1, err
-    assert "'conv1' has negative values" in err
+    names(err, "'conv1'", "negative")

@@ -11,6 +11,7 @@ import pytest
 from torch import nn
 
 import standins
+from configs import fast, set_options
 from messages import names, raises
 from selectivity import models
 from selectivity.config import ConfigError, TrainConfig, build
@@ -34,7 +35,7 @@ QUICK = (
     *("--set", "pgd_steps=0,1", "--set", "dimensionality_pgd_steps=1", "--set", "fgsm_eps=0"),
     "--quiet",
 )
-EPOCH = ("--set", "epochs=1", "--set", "milestones=1", "--set", "num_threads=1")
+EPOCH = tuple(set_options(fast(1)))
 
 
 def test_names_are_case_insensitive_and_map_to_read_activations():
