@@ -31,8 +31,12 @@ format: $(STAMP)
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
+# On every core, at most two workers (each trains its tiny nets on one thread). A file's tests
+# stay on one worker (--dist loadfile): its module fixtures, a trained run or a finished sweep,
+# are built once. Coverage combines the workers' and the CLI subprocesses' lines.
 test: lint
-	$(PY) -m pytest -q --cov=selectivity --cov-report=term:skip-covered
+	$(PY) -m pytest -q -n auto --maxprocesses=2 --dist loadfile \
+		--cov=selectivity --cov-report=term:skip-covered
 
 bench: $(STAMP)
 	for b in benchmarks/*.py; do $(PY) $$b || exit 1; done

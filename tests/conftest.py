@@ -1,11 +1,16 @@
+import atexit
 import os
+import shutil
 import sys
 import tempfile
 
 import pytest
 
-# Keep matplotlib and Ray caches out of the home folder.
-os.environ.setdefault("MPLCONFIGDIR", tempfile.mkdtemp(prefix="mpl-"))
+# Keep matplotlib's cache out of the home folder: one folder for the run (xdist's workers
+# inherit it; matplotlib locks its font cache), removed when the run ends.
+if "MPLCONFIGDIR" not in os.environ:
+    os.environ["MPLCONFIGDIR"] = tempfile.mkdtemp(prefix="mpl-")
+    atexit.register(shutil.rmtree, os.environ["MPLCONFIGDIR"], ignore_errors=True)
 
 
 @pytest.fixture
@@ -24,3 +29,12 @@ def run_cli(monkeypatch, capsys):
         return code, out.out, out.err
 
     return run
+
+
+@pytest.fixture(scope="session")
+def digits_test_size() -> int:
+    """Images in the digits test split as the loader draws it: the `samples` of every row (and
+    the count in every message) computed on the whole test set."""
+    from selectivity.data import load_dataset
+
+    return len(load_dataset("digits").test)

@@ -5,6 +5,7 @@ import pytest
 import torch
 from torch import nn
 
+from messages import raises
 from selectivity import create_model
 from selectivity.attacks import FGSM, PGD
 from selectivity.data import load_dataset
@@ -133,7 +134,7 @@ def test_modes_are_restored_when_the_forward_raises(attack):
     x, y = _random_batch(torch.Generator().manual_seed(0), n=8)
     model = Recorder(fail=True)
     model.train()
-    with pytest.raises(RuntimeError, match="forward failed"):
+    with raises(RuntimeError, "forward failed"):
         attack(model, x, y)
     assert all(m.training for m in model.modules())
 
@@ -165,11 +166,11 @@ def test_argument_validation():
             bad()
     model = _small_model()
     x, y = _random_batch(torch.Generator().manual_seed(0))
-    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+    with raises(ValueError, "[0, 1]"):
         FGSM(0.1)(model, x * 2 - 0.5, y)
-    with pytest.raises(ValueError, match="shapes"):
+    with raises(ValueError, "shapes"):
         PGD(0.1)(model, x, y[:3])
-    with torch.inference_mode(), pytest.raises(RuntimeError, match="inference_mode"):
+    with torch.inference_mode(), raises(RuntimeError, "inference_mode"):
         FGSM(0.1)(model, x, y)
     with pytest.raises(AttributeError):
         FGSM(0.1).eps = 0.2  # frozen

@@ -1,23 +1,13 @@
 import pandas as pd
 
+from configs import fast, set_options
 
-def test_train_then_measure(tmp_path, run_cli):
+
+def test_train_then_measure(tmp_path, run_cli, digits_test_size):
     run = tmp_path / "run"
+    keys = {**fast(2), "alpha": -1}
     code, out, err = run_cli(
-        "train",
-        "--preset",
-        "digits",
-        "--out",
-        run,
-        "--quiet",
-        "--set",
-        "epochs=2",
-        "--set",
-        "milestones=",
-        "--set",
-        "alpha=-1",
-        "--set",
-        "num_threads=1",
+        "train", "--preset", "digits", "--out", run, "--quiet", *set_options(keys)
     )
     assert code == 0, err
     assert "test accuracy" in out and "test selectivity" in out
@@ -36,7 +26,7 @@ def test_train_then_measure(tmp_path, run_cli):
     assert (table.loc[table["silent"], "si"] == 0).all()
     assert table["layer"].unique().tolist() == ["relu1", "relu2", "relu3"]
     assert table["si"].between(0, 1).all() and table["preferred_class"].between(0, 9).all()
-    assert (table["split"] == "test").all() and (table["samples"] == 359).all()
+    assert (table["split"] == "test").all() and (table["samples"] == digits_test_size).all()
     assert "mu_SI" in out and "relu2" in out
     assert "over live units" in out and "silent fraction" in out
     # Another split goes to its own file: the test table stays as it was.
@@ -74,23 +64,10 @@ def test_user_errors_are_one_line_with_exit_code_2(tmp_path, run_cli):
 
 def test_corrupt_checkpoint_is_one_line(tmp_path, run_cli):
     run = tmp_path / "run"
-    assert (
-        run_cli(
-            "train",
-            "--preset",
-            "digits",
-            "--out",
-            run,
-            "--quiet",
-            "--set",
-            "epochs=1",
-            "--set",
-            "milestones=",
-            "--set",
-            "num_threads=1",
-        )[0]
-        == 0
+    code, _, err = run_cli(
+        "train", "--preset", "digits", "--out", run, "--quiet", *set_options(fast(1))
     )
+    assert code == 0, err
     (run / "checkpoint_best.pt").write_bytes(b"not a checkpoint")
     code, _, err = run_cli("measure", run)
     assert code == 2 and "corrupt checkpoint" in err and err.count("\n") == 1

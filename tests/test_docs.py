@@ -13,33 +13,19 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from configs import TINY_SWEEP
 from selectivity import schema
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "results.md"
 
+# One trial, every evaluation part (one corruption at one severity among them).
 TINY = {
-    "model": "digitsnet",
-    "dataset": "digits",
-    "batch_size": 64,
-    "lr": 0.05,
-    "milestones": (),
-    "epochs": 1,
-    "eval_batch_size": 512,
+    **TINY_SWEEP,
     "corruptions": ("brightness",),
     "severities": (1,),
     "generate_corruptions": True,
-    "max_samples": 40,
-    "analysis_samples": 20,
-    "fgsm_eps": (0.0, 8 / 255),
-    "pgd_eps": 8 / 255,
-    "pgd_step_size": 2 / 255,
-    "pgd_steps": (0, 1),
-    "dimensionality_pgd_steps": 1,
-    "gradient_max_units": 2,
-    "workers": 1,
     "alphas": (-1.0,),
     "seeds": (0,),
-    "num_threads": 1,
 }
 
 

@@ -4,8 +4,9 @@ import pandas as pd
 import pytest
 import torch
 
+from configs import DIGITS, fast
 from selectivity import masking
-from selectivity.config import ConfigError, TrainConfig, build, parse_assignments, train_preset
+from selectivity.config import ConfigError, TrainConfig, build, parse_assignments
 from selectivity.evaluation import eval_config, evaluate
 from selectivity.metrics import pca_dimensionality
 from selectivity.schema import COLUMNS
@@ -27,14 +28,12 @@ SMALL = {
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     folder = tmp_path_factory.mktemp("eval") / "run"
-    config = build(
-        TrainConfig, train_preset("digits"), {"epochs": 3, "milestones": (), "num_threads": 1}
-    )
+    config = build(TrainConfig, DIGITS, fast(3))
     train(config, folder, progress=False)
     return folder
 
 
-def test_evaluation_table_has_every_metric(run_dir):
+def test_evaluation_table_has_every_metric(run_dir, digits_test_size):
     table = evaluate(
         run_dir, eval_config("quick", SMALL, {"generate_corruptions": True}), progress=False
     )
@@ -110,7 +109,7 @@ def test_evaluation_table_has_every_metric(run_dir):
     assert table["split"].notna().sum() == len(table) - 1 - len(masking.FLAGS)
     assert (table.loc[table["metric"] == "val_accuracy", "split"] == "val").all()
     assert table.loc[table["metric"] == "chance_accuracy", "value"].item() == 0.1
-    assert (table.loc[table["metric"] == "test_accuracy", "samples"] == 359).all()
+    assert (table.loc[table["metric"] == "test_accuracy", "samples"] == digits_test_size).all()
     attacked = table[table["metric"].str.startswith(("fgsm", "pgd"))]
     assert (attacked["samples"] == 120).all()
     fgsm_rows = table[table["metric"] == "fgsm_accuracy"]
@@ -185,7 +184,7 @@ def test_evaluation_resumes_from_finished_parts(run_dir):
     assert not list(run_dir.rglob("*.tmp"))
 
 
-def test_without_corruptions_the_part_is_skipped_with_a_note(run_dir):
+def test_without_corruptions_the_part_is_skipped_with_a_note(run_dir, digits_test_size):
     without = {k: v for k, v in SMALL.items() if k != "corruptions"}
     table = evaluate(
         run_dir, eval_config("quick", without, {"analysis_samples": "all"}), progress=False
@@ -194,7 +193,7 @@ def test_without_corruptions_the_part_is_skipped_with_a_note(run_dir):
     assert any("corruptions skipped" in note for note in table.attrs["notes"])
     # analysis_samples=all: the whole test set, and the rows say so.
     analysed = table[table["metric"].isin(["jacobian_norm", "dimensionality"])]
-    assert (analysed["samples"] == 359).all()
+    assert (analysed["samples"] == digits_test_size).all()
 
 
 def test_cli_evaluate_prints_a_summary(run_dir, run_cli):

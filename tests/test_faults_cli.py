@@ -22,11 +22,13 @@ import numpy as np
 import pytest
 import torch
 
+from configs import DIGITS, fast, set_options
+from messages import names, raises
 from selectivity import files
-from selectivity.config import ConfigError, TrainConfig, build, to_dict, train_preset
+from selectivity.config import ConfigError, TrainConfig, build, to_dict
 from selectivity.train import _one_class_risk, train
 
-QUICK_TRAIN = ("--quiet", "--set", "epochs=1", "--set", "milestones=", "--set", "num_threads=1")
+QUICK_TRAIN = ("--quiet", *set_options(fast(1)))
 
 
 def one_line(err: str) -> str:
@@ -45,11 +47,7 @@ def leftovers(folder: Path) -> list[str]:
 def trained_run(tmp_path_factory) -> Path:
     """A finished one-epoch digits run, to be copied, never changed."""
     run = tmp_path_factory.mktemp("trained") / "run"
-    config = build(
-        TrainConfig,
-        train_preset("digits"),
-        {"epochs": 1, "milestones": (), "num_threads": 1},
-    )
+    config = build(TrainConfig, DIGITS, fast(1))
     train(config, run, progress=False)
     return run
 
@@ -204,18 +202,18 @@ def test_corrupt_takes_set_and_device_like_its_options(tmp_path, run_cli):
 @pytest.mark.parametrize(
     ("key", "expected"),
     [
-        (("model=nope",), "unknown model 'nope'"),
-        (("num_threads=0",), "num_threads must be >= 1"),
-        (("num_threads=-2",), "num_threads must be >= 1"),
-        (("selectivity_layers=relu1,nope",), "unknown selectivity_layers nope"),
-        (("device=meta",), "device must be auto, cpu, cuda or cuda:N, got 'meta'"),
-        (("device=mps",), "got 'mps'"),
-        (("device=cpu:1",), "got 'cpu:1'"),
-        (("image_size=0",), "image_size must be >= 1"),
-        (("image_size=-3",), "image_size must be >= 1"),
-        (("batch_size=100000",), "larger than the training set"),
-        (("batch_size=2", "alpha=1"), "batch_size 2 is too small with alpha != 0"),
-        (("batch_size=3", "alpha=-1"), "use batch_size >= "),
+        (("model=nope",), ("unknown model", "'nope'")),
+        (("num_threads=0",), ("num_threads", ">= 1")),
+        (("num_threads=-2",), ("num_threads", ">= 1")),
+        (("selectivity_layers=relu1,nope",), ("selectivity_layers", "nope")),
+        (("device=meta",), ("device", "auto, cpu, cuda", "'meta'")),
+        (("device=mps",), ("device", "'mps'")),
+        (("device=cpu:1",), ("device", "'cpu:1'")),
+        (("image_size=0",), ("image_size", ">= 1")),
+        (("image_size=-3",), ("image_size", ">= 1")),
+        (("batch_size=100000",), ("batch_size", "training set")),
+        (("batch_size=2", "alpha=1"), ("batch_size 2", "alpha")),
+        (("batch_size=3", "alpha=-1"), ("batch_size >= ",)),
     ],
 )
 def test_train_checks_every_value_before_writing(tmp_path, run_cli, key, expected):
@@ -223,7 +221,7 @@ def test_train_checks_every_value_before_writing(tmp_path, run_cli, key, expecte
     out = tmp_path / "run"
     code, _, err = run_cli("train", "--preset", "digits", "--out", out, *QUICK_TRAIN, *sets)
     assert code == 2
-    assert expected in one_line(err)
+    names(one_line(err), *expected)
     assert not out.exists()
 
 
@@ -243,8 +241,8 @@ def test_the_suggested_batch_size_is_the_smallest_safe_one(tmp_path, run_cli):
 
 def test_an_empty_layer_list_is_refused():
     # From a JSON config file: `--set selectivity_layers=` means none, i.e. every ReLU.
-    with pytest.raises(ConfigError, match="selectivity_layers names no layer"):
-        build(TrainConfig, train_preset("digits"), {"selectivity_layers": []})
+    with raises(ConfigError, "selectivity_layers", "no layer"):
+        build(TrainConfig, DIGITS, {"selectivity_layers": []})
 
 
 def test_one_class_risk_matches_counting():
@@ -258,13 +256,13 @@ def test_one_class_risk_matches_counting():
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
-        (("--generate-corruptions", "--set", "corruptions=fog,nope"), "unknown corruption 'nope'"),
-        (("--set", "corruption_table=nope"), "unknown corruption_table 'nope'"),
-        (("--set", "dimensionality_corruption=blurry"), "unknown corruption 'blurry'"),
-        (("--set", "dimensionality_severity=6"), "dimensionality_severity must be in 1..5"),
-        (("--device", "cpu:1"), "got 'cpu:1'"),
-        (("--device", "mps"), "got 'mps'"),
-        (("--set", "epochs=3"), "evaluate takes evaluation keys and device, not epochs"),
+        (("--generate-corruptions", "--set", "corruptions=fog,nope"), ("corruption", "'nope'")),
+        (("--set", "corruption_table=nope"), ("corruption_table", "'nope'")),
+        (("--set", "dimensionality_corruption=blurry"), ("corruption", "'blurry'")),
+        (("--set", "dimensionality_severity=6"), ("dimensionality_severity", "1..5")),
+        (("--device", "cpu:1"), ("device", "'cpu:1'")),
+        (("--device", "mps"), ("device", "'mps'")),
+        (("--set", "epochs=3"), ("evaluate", "evaluation keys", "epochs")),
     ],
 )
 def test_evaluate_checks_before_writing(tmp_path, trained_run, run_cli, args, expected):
@@ -273,16 +271,16 @@ def test_evaluate_checks_before_writing(tmp_path, trained_run, run_cli, args, ex
     before = sorted(p.name for p in run.iterdir())
     code, _, err = run_cli("evaluate", run, "--suite", "quick", "--quiet", *args)
     assert code == 2
-    assert expected in one_line(err)
+    names(one_line(err), *expected)
     assert sorted(p.name for p in run.iterdir()) == before
 
 
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
-        (("--device", "mps"), "got 'mps'"),
-        (("--set", "device=cpu:1"), "got 'cpu:1'"),
-        (("--set", "selectivity_layers=nope"), "unknown selectivity_layers nope"),
+        (("--device", "mps"), ("device", "'mps'")),
+        (("--set", "device=cpu:1"), ("device", "'cpu:1'")),
+        (("--set", "selectivity_layers=nope"), ("selectivity_layers", "nope")),
     ],
 )
 def test_measure_checks_before_writing(tmp_path, trained_run, run_cli, args, expected):
@@ -290,28 +288,28 @@ def test_measure_checks_before_writing(tmp_path, trained_run, run_cli, args, exp
     shutil.copytree(trained_run, run)
     code, _, err = run_cli("measure", run, *args)
     assert code == 2
-    assert expected in one_line(err)
+    names(one_line(err), *expected)
     assert not (run / "selectivity.parquet").exists()
 
 
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
-        (("--table", "nope"), "unknown corruption_table 'nope'"),
-        (("--set", "corruption_table=nope"), "unknown corruption_table 'nope'"),
-        (("--corruption", "nope"), "unknown corruption 'nope'"),
-        (("--set", "corruptions=fog,nope"), "unknown corruption 'nope'"),
-        (("--set", "severities=0"), "severities must be in 1..5"),
-        (("--device", "meta"), "got 'meta'"),
-        (("--image-size", "0"), "image_size must be >= 1"),
-        (("--split", "train"), "--split must be test or val"),
+        (("--table", "nope"), ("corruption_table", "'nope'")),
+        (("--set", "corruption_table=nope"), ("corruption_table", "'nope'")),
+        (("--corruption", "nope"), ("corruption", "'nope'")),
+        (("--set", "corruptions=fog,nope"), ("corruption", "'nope'")),
+        (("--set", "severities=0"), ("severities", "1..5")),
+        (("--device", "meta"), ("device", "'meta'")),
+        (("--image-size", "0"), ("image_size", ">= 1")),
+        (("--split", "train"), ("--split", "test", "val")),
     ],
 )
 def test_corrupt_checks_before_writing(tmp_path, run_cli, args, expected):
     out = tmp_path / "c"
     code, _, err = run_cli("corrupt", "--out", out, "--quiet", *args)
     assert code == 2
-    assert expected in one_line(err)
+    names(one_line(err), *expected)
     assert not out.exists()
 
 
@@ -326,7 +324,7 @@ def test_a_failed_start_leaves_the_folder_usable(tmp_path, run_cli):
     # A start that got as far as its config and no further (killed, or a full disk at the first
     # checkpoint) holds no run: the corrected command is not refused.
     run.mkdir()
-    other = build(TrainConfig, train_preset("digits"), {"alpha": 3.0})
+    other = build(TrainConfig, DIGITS, {"alpha": 3.0})
     (run / "config.json").write_text(json.dumps(to_dict(other)))
     code, _, err = run_cli(
         "train", "--preset", "digits", "--out", run, *QUICK_TRAIN,
@@ -451,7 +449,7 @@ def test_a_full_disk_during_train_is_one_line(tmp_path, small_disk, monkeypatch,
 def test_atomic_path_names_the_file_and_removes_its_temporary(tmp_path, monkeypatch):
     target = tmp_path / "table.parquet"
     # A writer's OSError without a file name (pyarrow, plain writes) names the target.
-    with pytest.raises(OSError, match="No space left") as raised, files.atomic_path(target):
+    with raises(OSError, "No space left") as raised, files.atomic_path(target):
         raise OSError(errno.ENOSPC, "Error writing bytes to file")
     assert raised.value.filename == str(target) and raised.value.errno == errno.ENOSPC
     # One that fails in its own words (torch.save, np.save) on a disk with no room left.
@@ -462,7 +460,7 @@ def test_atomic_path_names_the_file_and_removes_its_temporary(tmp_path, monkeypa
     assert isinstance(raised.value.__cause__, RuntimeError)
     # With room left, the writer's own error stands.
     monkeypatch.setattr(files.shutil, "disk_usage", lambda _: SimpleNamespace(free=1 << 40))
-    with pytest.raises(RuntimeError, match="unexpected pos"), files.atomic_path(target):
+    with raises(RuntimeError, "unexpected pos"), files.atomic_path(target):
         raise RuntimeError("unexpected pos 576 vs 534")
     assert list(tmp_path.iterdir()) == []
 

@@ -19,8 +19,10 @@ import pandas as pd
 import pytest
 import torch
 
+from configs import DIGITS, TINY_EVAL, digits_config, fast, set_options
+from messages import raises
 from selectivity import measure as measure_module
-from selectivity.config import ConfigError, TrainConfig, build, train_preset
+from selectivity.config import ConfigError, TrainConfig, build
 from selectivity.evaluation import eval_config, evaluate
 from selectivity.files import FileError
 from selectivity.runs import (
@@ -34,27 +36,8 @@ from selectivity.runs import (
 from selectivity.sweep import Trial, gather, run_sweep, run_trial
 from selectivity.train import train
 
-FAST = {"epochs": 2, "milestones": (), "num_threads": 1}
-# Evaluation parts on a few images; no corruption set (that part is skipped with a note).
-EVAL = {
-    "max_samples": 40,
-    "analysis_samples": 20,
-    "fgsm_eps": (0.0, 8 / 255),
-    "pgd_steps": (0, 1),
-    "dimensionality_pgd_steps": 1,
-    "gradient_max_units": 2,
-}
-SWEEP = {
-    **train_preset("digits"),
-    **FAST,
-    "epochs": 1,
-    "evaluate": False,
-    "workers": 1,
-}
-
-
-def digits_config(**overrides) -> TrainConfig:
-    return build(TrainConfig, train_preset("digits"), FAST, overrides)
+# One-epoch trials, the clean part only: the same trials as `sweep --preset demo` with these keys.
+SWEEP = {**DIGITS, **fast(1), "evaluate": False, "workers": 1}
 
 
 def one_line(error: pytest.ExceptionInfo) -> str:
@@ -77,7 +60,7 @@ def finished(tmp_path_factory):
     """A trained and evaluated run folder, kept pristine: tests work on copies."""
     run = tmp_path_factory.mktemp("faults") / "run"
     train(digits_config(), run, progress=False)
-    evaluate(run, eval_config("quick", EVAL), progress=False)
+    evaluate(run, eval_config("quick", TINY_EVAL), progress=False)
     return run
 
 
@@ -121,8 +104,7 @@ def test_a_truncated_checkpoint_is_one_line_at_every_cut(run, which):
 
 def _resume_training(run, run_cli):
     """`selectivity train` again on the tiny digits run (resumes from checkpoint_last.pt)."""
-    settings = ("epochs=2", "milestones=", "num_threads=1")
-    options = [item for setting in settings for item in ("--set", setting)]
+    options = set_options(fast(3, 2))  # as digits_config() trained it
     return run_cli("train", "--preset", "digits", "--out", run, "--quiet", *options)
 
 
@@ -209,7 +191,7 @@ def test_a_checkpoint_trained_on_other_data_is_refused(run):
     state["config"] = {**state["config"], "dataset": "digits"}
     save_checkpoint(run / "checkpoint_best.pt", state)
     with pytest.raises(RunError) as error:
-        evaluate(run, eval_config("quick", EVAL), progress=False)
+        evaluate(run, eval_config("quick", TINY_EVAL), progress=False)
     assert "trained on other data than this run loads (in_channels 3 != 1" in one_line(error)
 
 
@@ -229,7 +211,7 @@ def test_an_unsafe_pickle_gets_the_projects_line_not_torchs_advice(run):
 def test_a_checkpoint_without_checksum_is_refused(run):
     state = load_checkpoint(run / "checkpoint_best.pt", "cpu", "best", read_config(run))
     torch.save(state, run / "checkpoint_best.pt")
-    with pytest.raises(RunError, match="has no checksum"):
+    with raises(RunError, "checkpoint_best.pt", "checksum"):
         load_model(run, "best")
 
 
@@ -248,7 +230,7 @@ def test_truncated_json_files_are_one_line(run, sweep):
     files = {
         run / "config.json": lambda: read_config(run),
         run / "evaluation" / "config.json": lambda: evaluate(
-            run, eval_config("quick", EVAL), progress=False
+            run, eval_config("quick", TINY_EVAL), progress=False
         ),
         sweep / "sweep.json": lambda: run_sweep(
             sweep, [SWEEP, {"alphas": (0.0,), "seeds": (0,)}], progress=False
@@ -284,7 +266,7 @@ def test_truncated_evaluation_parts_are_one_line(run):
         for cut in cuts(len(data), 6):
             part.write_bytes(data[:cut])
             with pytest.raises(FileError) as error:
-                evaluate(run, eval_config("quick", EVAL), progress=False)
+                evaluate(run, eval_config("quick", TINY_EVAL), progress=False)
             assert str(part) in one_line(error) and "to evaluate afresh" in str(error.value)
         part.write_bytes(data)
 
@@ -325,16 +307,16 @@ def test_a_truncated_trial_evaluation_is_one_line_when_gathered(sweep):
 
 
 @pytest.mark.parametrize(
-    "keys, message",
+    "keys, words",
     [
-        ({"dimensionality_corruption": "motion_blurr"}, "unknown corruption"),
-        ({"corruptions": ("brightness", "fog2")}, "unknown corruption"),
-        ({"corruption_table": "cifar100"}, "corruption_table"),
-        ({"alphas": (0.0, float("nan"))}, "alpha must be a number"),
+        ({"dimensionality_corruption": "motion_blurr"}, ("unknown corruption", "motion_blurr")),
+        ({"corruptions": ("brightness", "fog2")}, ("unknown corruption", "fog2")),
+        ({"corruption_table": "cifar100"}, ("corruption_table", "cifar100")),
+        ({"alphas": (0.0, float("nan"))}, ("alpha", "number")),
     ],
 )
-def test_a_bad_trial_key_stops_the_sweep_before_anything_is_written(tmp_path, keys, message):
-    with pytest.raises(ConfigError, match=message):
+def test_a_bad_trial_key_stops_the_sweep_before_anything_is_written(tmp_path, keys, words):
+    with raises(ConfigError, *words):
         run_sweep(tmp_path / "s", [SWEEP, {"alphas": (0.0,), "seeds": (0,)}, keys], progress=False)
     assert not (tmp_path / "s").exists()
 
@@ -411,7 +393,7 @@ def test_stale_temporaries_are_cleared_in_run_evaluation_and_sweep_folders(run, 
     for path in planted:
         path.write_bytes(b"x" * 1000)
     train(digits_config(), run, progress=False)  # finished: resumes at the end
-    evaluate(run, eval_config("quick", EVAL), progress=False)
+    evaluate(run, eval_config("quick", TINY_EVAL), progress=False)
     (sweep / "alpha=0" / "seed=0" / "trial.json").unlink()  # so the trial runs again
     run_sweep(sweep, [SWEEP, {"alphas": (0.0,), "seeds": (0,)}], progress=False)
     assert temporaries(run) == [] and temporaries(sweep) == []
@@ -462,17 +444,13 @@ def _no_orphans(marker: str) -> None:
 
 
 def test_kill_9_of_train_and_evaluate_then_rerun_gives_the_uninterrupted_results(tmp_path, run_cli):
-    keys = {"epochs": 3, "milestones": (2,), "num_threads": 1, "alpha": -1.0}
+    keys = {**fast(3, 2), "alpha": -1.0}
     reference = tmp_path / "reference"
-    train(build(TrainConfig, train_preset("digits"), keys), reference, progress=False)
-    evaluate(reference, eval_config("quick", EVAL), progress=False)
-
-    def sets(values: dict) -> list[str]:
-        text = lambda v: ",".join(map(str, v)) if isinstance(v, tuple) else str(v)  # noqa: E731
-        return [f"--set={k}={text(v)}" for k, v in values.items()]
+    train(build(TrainConfig, DIGITS, keys), reference, progress=False)
+    evaluate(reference, eval_config("quick", TINY_EVAL), progress=False)
 
     run = tmp_path / "run"
-    arguments = ["train", "--preset", "digits", "--out", run, "--quiet", *sets(keys)]
+    arguments = ["train", "--preset", "digits", "--out", run, "--quiet", *set_options(keys)]
     marker = uuid.uuid4().hex
     pid = _kill_when(_cli(*arguments), (run / "checkpoint_last.pt").exists, marker)
     _no_orphans(marker)
@@ -481,7 +459,7 @@ def test_kill_9_of_train_and_evaluate_then_rerun_gives_the_uninterrupted_results
     code, _, err = run_cli(*arguments)  # the same command again, in this process (faster)
     assert code == 0, err
 
-    arguments = ["evaluate", run, "--suite=quick", "--quiet", *sets(EVAL)]
+    arguments = ["evaluate", run, "--suite=quick", "--quiet", *set_options(TINY_EVAL)]
     marker = uuid.uuid4().hex
     pid = _kill_when(_cli(*arguments), (run / "evaluation" / "clean.parquet").exists, marker)
     _no_orphans(marker)

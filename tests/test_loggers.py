@@ -6,11 +6,11 @@ import sys
 import pandas as pd
 import pytest
 
-from selectivity.config import TrainConfig, build, train_preset
+from configs import digits_config
+from messages import raises
 from selectivity.loggers import MissingPackageError, TensorBoardLogger, TrainingLogger
 from selectivity.train import train
 
-FAST = {"epochs": 3, "milestones": (2,), "num_threads": 1}
 COLUMNS = [
     "epoch",
     "train_loss",
@@ -21,10 +21,6 @@ COLUMNS = [
     "lr",
     "seconds",
 ]
-
-
-def digits_config(**overrides) -> TrainConfig:
-    return build(TrainConfig, train_preset("digits"), FAST, overrides)
 
 
 class ListLogger:
@@ -126,7 +122,7 @@ def test_tensorboard_leaves_out_nan_and_hides_what_an_earlier_run_logged(tmp_pat
 
 def test_without_tensorboard_the_run_stops_before_any_work(tmp_path, monkeypatch, run_cli):
     monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)
-    with pytest.raises(MissingPackageError, match=r"pip install 'selectivity\[tensorboard\]'"):
+    with raises(MissingPackageError, "selectivity[tensorboard]"):
         train(digits_config(tensorboard=True), tmp_path / "run", progress=False)
     assert not (tmp_path / "run").exists()
     code, _, err = run_cli(

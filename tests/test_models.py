@@ -1,7 +1,7 @@
-import pytest
 import torch
 from torch import nn
 
+from messages import raises
 from selectivity import create_model, list_models
 
 
@@ -17,7 +17,7 @@ def test_registry_lists_the_papers_models():
         "digitsnet",
         "vgg16",
     } <= set(list_models())
-    with pytest.raises(ValueError, match="unknown model"):
+    with raises(ValueError, "unknown model", "vgg"):
         create_model("vgg", 10)
 
 

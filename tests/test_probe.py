@@ -2,6 +2,7 @@ import pytest
 import torch
 from torch import nn
 
+from messages import raises, warns
 from selectivity import (
     ActivationProbe,
     EmptyCaptureError,
@@ -46,7 +47,7 @@ def test_hooks_removed_on_exit_and_on_error():
     with ActivationProbe(model):
         assert _hook_count(model) > before
     assert _hook_count(model) == before
-    with pytest.raises(RuntimeError, match="boom"), ActivationProbe(model):
+    with raises(RuntimeError, "boom"), ActivationProbe(model):
         raise RuntimeError("boom")
     assert _hook_count(model) == before
 
@@ -65,7 +66,7 @@ def test_explicit_layers_and_unknown_names():
     with ActivationProbe(model, layers=["conv1"]) as probe:
         model(torch.rand(2, 1, 16, 16))
     assert list(probe.activations) == ["conv1"]
-    with pytest.raises(ValueError, match="unknown layer"):
+    with raises(ValueError, "unknown layer", "nope"):
         ActivationProbe(model, layers=["nope"])
 
 
@@ -96,10 +97,10 @@ def test_kept_graph_lets_gradients_flow():
 
 def test_non_relu_activations_are_named_not_silently_skipped():
     gelu_net = nn.Sequential(nn.Linear(3, 4), nn.GELU(), nn.Linear(4, 2))
-    with pytest.raises(EmptyCaptureError, match=r"skipped 1 \(GELU\)"):
+    with raises(EmptyCaptureError, "1 (GELU)"):
         ActivationProbe(gelu_net)
     mixed = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 4), nn.Tanh(), nn.Linear(4, 2))
-    with pytest.warns(SkippedActivationsWarning, match=r"3 \(Tanh\)"):
+    with warns(SkippedActivationsWarning, "3 (Tanh)"):
         probe = ActivationProbe(mixed)
     assert probe.layers == ["1"] and probe.skipped == ["3 (Tanh)"]
     # Told which types are units, the probe takes them; explicit layers are taken as given.

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import pytest
-
+from messages import raises
 from selectivity.data import DataError, list_datasets, load_dataset
 from selectivity.models import list_models
 from selectivity.registry import Registry
@@ -26,12 +25,12 @@ def test_register_get_and_names():
 def test_an_unknown_name_lists_the_known_ones_with_the_chosen_error():
     registry: Registry = Registry("widget", DataError)
     registry.register("x")(lambda: None)
-    with pytest.raises(DataError, match=r"unknown widget 'y'; available: x"):
+    with raises(DataError, "widget", "'y'", "x"):
         registry.get("y")
 
 
 def test_models_and_data_sets_are_registered():
     assert {"digitsnet", "resnet20", "resnet18"} <= set(list_models())
     assert set(list_datasets()) == {"digits", "cifar10", "tinyimagenet", "svhn", "folder"}
-    with pytest.raises(DataError, match="unknown dataset 'nope'"):
+    with raises(DataError, "dataset", "'nope'"):
         load_dataset("nope")

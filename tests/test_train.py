@@ -4,17 +4,12 @@ import pandas as pd
 import pytest
 import torch
 
+from configs import digits_config
+from messages import raises
 from selectivity import measure as measure_module
-from selectivity.config import TrainConfig, build, train_preset
 from selectivity.files import FolderError
 from selectivity.runs import load_model
 from selectivity.train import train
-
-FAST = {"epochs": 3, "milestones": (2,), "num_threads": 1}
-
-
-def digits_config(**overrides) -> TrainConfig:
-    return build(TrainConfig, train_preset("digits"), FAST, overrides)
 
 
 def test_run_folder_contents(tmp_path):
@@ -58,16 +53,18 @@ def test_run_folder_contents(tmp_path):
     ids=["regularizer", "noise", "mix", "pgd", "fgsm"],
 )
 def test_same_seed_same_numbers_and_resume_is_exact(tmp_path, monkeypatch, keys):
-    config = digits_config(**keys)
+    # Two epochs, the lr dropping for the second: the resumed epoch starts from the first one's
+    # weights, momentum, schedule and generator state.
+    config = digits_config(**keys, epochs=2, milestones=(1,))
     train(config, tmp_path / "a", progress=False)
 
-    # Interrupt the second run after its second epoch's checkpoint: the third validation fails.
+    # Interrupt the second run after its first epoch's checkpoint: the second validation fails.
     real = measure_module.measure_selectivity
     calls = {"n": 0}
 
     def flaky(*args, **kwargs):
         calls["n"] += 1
-        if calls["n"] == 3:
+        if calls["n"] == 2:
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
@@ -75,7 +72,7 @@ def test_same_seed_same_numbers_and_resume_is_exact(tmp_path, monkeypatch, keys)
     with pytest.raises(KeyboardInterrupt):
         train(config, tmp_path / "b", progress=False)
     monkeypatch.setattr("selectivity.train.measure_selectivity", real)
-    assert len(pd.read_parquet(tmp_path / "b" / "metrics.parquet")) == 2
+    assert len(pd.read_parquet(tmp_path / "b" / "metrics.parquet")) == 1
     train(config, tmp_path / "b", progress=False)
 
     a = pd.read_parquet(tmp_path / "a" / "metrics.parquet").drop(columns="seconds")
@@ -91,7 +88,7 @@ def test_same_seed_same_numbers_and_resume_is_exact(tmp_path, monkeypatch, keys)
 
 def test_a_folder_keeps_its_config(tmp_path):
     train(digits_config(epochs=1, milestones=()), tmp_path / "run", progress=False)
-    with pytest.raises(FolderError, match=r"different config \(alpha: 0.0 there, 1.0 here\)"):
+    with raises(FolderError, str(tmp_path / "run"), "alpha: 0.0", "1.0"):
         train(digits_config(epochs=1, milestones=(), alpha=1.0), tmp_path / "run", progress=False)
 
 
@@ -110,7 +107,7 @@ def test_alpha_moves_selectivity_in_its_direction(tmp_path):
 def test_nan_loss_is_reported(tmp_path):
     from selectivity.train import TrainingDiverged
 
-    with pytest.raises(TrainingDiverged, match="loss became"):
+    with raises(TrainingDiverged, "loss"):
         train(digits_config(lr=1e30, epochs=1, milestones=()), tmp_path / "run", progress=False)
 
 

@@ -7,27 +7,23 @@ import shutil
 import pandas as pd
 from pandas.testing import assert_frame_equal
 
-from selectivity.config import EvalConfig, TrainConfig, build, suite_defaults, train_preset
+from configs import DIGITS, TINY_EVAL, fast
+from selectivity.config import EvalConfig, TrainConfig, build
 from selectivity.evaluation import evaluate
 from selectivity.trial import train_and_evaluate
 
 KEYS = {
-    **suite_defaults("quick"),
-    **train_preset("digits"),
-    "epochs": 2,
-    "milestones": (),
-    "num_threads": 1,
+    **DIGITS,
+    **fast(2),
+    **TINY_EVAL,
     # NHWC training: evaluation must still see the model as it loads from its checkpoint.
     "channels_last": True,
     "generate_corruptions": True,
     "corruptions": ("gaussian_noise",),
     "severities": (1, 5),
-    "max_samples": 60,
-    "analysis_samples": 40,
     "fgsm_eps": (4 / 255,),
     "pgd_steps": (0, 2),
     "dimensionality_pgd_steps": 2,
-    "gradient_max_units": 4,
     "alpha": -1.0,
     "seed": 1,
 }
