@@ -48,7 +48,7 @@ def _tick_boxes(ax):
 )
 def test_fgsm_radius_labels_do_not_overlap(eps):
     texts, boxes = _tick_boxes(plot_fgsm_accuracy(_fgsm_table(eps)))
-    assert texts[0] == "0" and texts[1] in ("0.00196", "1/255", "2/255")
+    assert texts[0] == "0" and texts[1] in ("0.5/255", "1/255", "2/255")
     assert 2 <= len(texts) <= 8
     for left, right in itertools.pairwise(boxes):
         assert left.x1 < right.x0, (texts, [(b.x0, b.x1) for b in boxes])

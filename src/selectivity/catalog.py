@@ -96,13 +96,15 @@ UNIT_TYPE_NAMES: tuple[str, ...] = (
 _GREY_LEVELS = 255
 
 
-def format_eps(eps: float) -> str:
-    """An L-inf radius in [0, 1] pixel units as text that reads back as exactly `eps`.
+def format_eps(eps: float, digits: int | None = None) -> str:
+    """An L-inf radius in [0, 1] pixel units as text: the one eps formatter.
 
     The short decimal where it is exact ('0', '0.1', '0.5'), else 'k/255' where `eps` is k/255
     bit for bit for a whole or half number k of grey levels ('4/255', '0.5/255'), else the
-    shortest decimal that reads back exactly ('0.0123'). `config` parses 'k/255' back, so
-    `--set key=<text>` gives the same float.
+    shortest decimal that reads back exactly ('0.0123'), or with `digits` significant digits
+    when given (labels and tables, where a long decimal would not be read). Without `digits`
+    the text reads back as exactly `eps`: `config` parses 'k/255', so `--set key=<text>` gives
+    the same float.
     """
     eps = float(eps)
     short = f"{eps:g}"
@@ -111,7 +113,7 @@ def format_eps(eps: float) -> str:
     levels = f"{round(eps * _GREY_LEVELS * 2) / 2:g}"
     if float(levels) / _GREY_LEVELS == eps:
         return f"{levels}/{_GREY_LEVELS}"
-    return repr(eps)
+    return repr(eps) if digits is None else f"{eps:.{digits}g}"
 
 
 def in_grey_levels(key: str) -> bool:

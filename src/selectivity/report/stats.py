@@ -23,6 +23,7 @@ import pandas as pd
 from scipy import stats
 
 from selectivity import schema
+from selectivity.catalog import format_eps
 from selectivity.report.catalog import METHOD_KEYS
 from selectivity.schema import COLUMNS as SCHEMA_COLUMNS
 from selectivity.schema import KEYS, SETTINGS, TRIAL
@@ -382,11 +383,8 @@ def alpha_text(alpha: float) -> str:
 
 
 def eps_text(eps: float) -> str:
-    """k/255 when eps is a whole number of 8-bit grey levels (the usual way to quote it)."""
-    scaled = eps * 255.0
-    if eps > 0 and abs(scaled - round(scaled)) < 1e-6:
-        return f"{round(scaled)}/255"
-    return f"{eps:.3g}"
+    """A radius as the report writes it: `catalog.format_eps` to 3 significant digits."""
+    return format_eps(eps, digits=3)
 
 
 def range_text(counts: pd.Series) -> str:
