@@ -135,7 +135,7 @@ def autoattack_rows(c: Context) -> Rows:
         row("masking_output_change", changed, split="test", samples=min(len(x), c.batch)),
         row("autoattack_accuracy", clean.float().mean().item(), eps=0.0, **keys),
     ]
-    rows += settings_rows(config, version, order, _classes(c.model, x[:1]))
+    rows += settings_rows(config, version, order, _classes(c.model, x[:1]), **keys)
     for eps in tqdm(eps_values(config), desc="autoattack", disable=not c.progress, leave=False):
         folder = c.folder / "autoattack"
         warned: list[str] = []
@@ -172,10 +172,13 @@ def ran_version(config: EvalConfig, randomized: bool, classes: int) -> tuple[str
     return config.autoattack_version, runnable(order, classes)
 
 
-def settings_rows(config: EvalConfig, version: str, order: Sequence[str], classes: int) -> Rows:
+def settings_rows(
+    config: EvalConfig, version: str, order: Sequence[str], classes: int, **keys: Any
+) -> Rows:
     """What ran, as rows: `autoattack_ran_standard` and `autoattack_ran_rand` (1 when the
     version ran as the package publishes it, 0 when attacks or settings were changed: a
-    custom run), the iterations, target classes, EOT samples and Square queries used."""
+    custom run), the iterations, target classes, EOT samples and Square queries used; `keys`:
+    the images they ran on."""
     targets = min(config.autoattack_target_classes, classes - 1)
     published = config.autoattack_iterations == PUBLISHED_ITERATIONS
     standard = (
@@ -187,15 +190,15 @@ def settings_rows(config: EvalConfig, version: str, order: Sequence[str], classe
     )
     rand = version == "rand" and tuple(order) == VERSIONS["rand"] and published
     rows = [
-        row("autoattack_ran_standard", float(standard)),
-        row("autoattack_ran_rand", float(rand)),
-        row("autoattack_iterations", config.autoattack_iterations),
-        row("autoattack_eot_samples", RAND_EOT if version == "rand" else 1),
+        row("autoattack_ran_standard", float(standard), **keys),
+        row("autoattack_ran_rand", float(rand), **keys),
+        row("autoattack_iterations", config.autoattack_iterations, **keys),
+        row("autoattack_eot_samples", RAND_EOT if version == "rand" else 1, **keys),
     ]
     if "apgd-t" in order or "fab-t" in order:
-        rows.append(row("autoattack_target_classes", targets))
+        rows.append(row("autoattack_target_classes", targets, **keys))
     if "square" in order:
-        rows.append(row("autoattack_square_queries", config.autoattack_square_queries))
+        rows.append(row("autoattack_square_queries", config.autoattack_square_queries, **keys))
     return rows
 
 
