@@ -73,6 +73,7 @@ def test_evaluation_table_has_every_metric(run_dir):
         "autoattack_accuracy_square",
         "autoattack_ran_standard",
         "autoattack_ran_rand",
+        "autoattack_switched_to_rand",
         "autoattack_iterations",
         "autoattack_eot_samples",
         "autoattack_target_classes",

@@ -155,7 +155,23 @@ def test_input_noise_is_flagged_and_attacked_with_the_rand_version(tables, suite
     assert _value(table, "autoattack_ran_standard") == 0.0
     assert (table["metric"] == "autoattack_accuracy_apgd-dlr").any()
     assert not (table["metric"] == "autoattack_accuracy_apgd-t").any()
-    assert "rand version ran" in {f.name: f for f in masking.flags(table)}["randomized"].reason
+    assert _value(table, "autoattack_switched_to_rand") == 1.0
+    assert "ran instead" in {f.name: f for f in masking.flags(table)}["randomized"].reason
+
+
+def test_input_noise_under_the_rand_version_asked_for_is_not_flagged(trained):
+    config, result = trained
+    table = evaluate_model(
+        InputNoise(result.model),
+        result.data,
+        eval_config("quick", SMALL, {"autoattack_version": "rand", "masking_eps": None}),
+        **{**run_settings(config, result.best, None), "out_dir": None},
+        device=result.device,
+    )
+    randomized = {f.name: f for f in masking.flags(table)}["randomized"]
+    assert randomized.value == 0.0 and "was asked for" in randomized.reason
+    assert _value(table, "masking_output_change") > 0.5
+    assert _value(table, "autoattack_switched_to_rand") == 0.0
 
 
 def test_square_runs_in_the_demo_so_its_check_is_testable(tables):

@@ -26,8 +26,9 @@ evaluating adversarial robustness") and AutoAttack's own checks; thresholds are 
   image, which the averages above miss.
 - stuck: more than STUCK_SHARE of those images end PGD's longest run with their loss and logit
   margin unmoved. Not testable when PGD cannot reach its eps.
-- randomized: the model's outputs changed between two passes on the same images (eval mode);
-  the `rand` version (EOT) ran instead of `standard` when that was asked for.
+- randomized: the model's outputs changed between two passes on the same images (eval mode)
+  and the evaluation asked for `standard`: the `rand` version (EOT) ran instead. Not flagged
+  when `rand` was asked for.
 - autoattack_zero_gradient: AutoAttack's own check: its DLR attacks started from points with a
   zero gradient (any, as the package warns).
 - autoattack_randomized: AutoAttack's own check found the model randomised (any eps).
@@ -271,12 +272,16 @@ def _randomized(table: pd.DataFrame) -> tuple[float, str]:
     if not len(change):
         return math.nan, "no two-pass check (autoattack part off or absent)"
     share = float(change["value"].iloc[0])
-    rand = metric_rows(table, "autoattack_eot_samples")
-    ran = "" if not len(rand) or float(rand["value"].iloc[0]) <= 1 else "; the rand version ran"
     words = (
         f"{share:.3f} of {int(change['samples'].iloc[0])} images changed output between two "
-        f"passes in eval mode{ran}"
+        "passes in eval mode"
     )
+    switched = metric_rows(table, "autoattack_switched_to_rand")
+    if share > 0 and len(switched) and float(switched["value"].iloc[0]) == 1:
+        return 1.0, f"{words}; the rand version (EOT) ran instead of the standard one asked for"
+    eot = metric_rows(table, "autoattack_eot_samples")
+    if share > 0 and len(eot) and float(eot["value"].iloc[0]) > 1:
+        return 0.0, f"{words}; the rand version (EOT) was asked for and ran"
     return float(share > 0), words
 
 

@@ -90,6 +90,7 @@ METRICS = {
     "autoattack_randomized_warning": "AutoAttack's check found a randomised model at eps (1 / 0)",
     "autoattack_ran_standard": "1: the standard version ran as published; 0: a custom selection",
     "autoattack_ran_rand": "1: the rand version (EOT) ran as published; 0: it did not",
+    "autoattack_switched_to_rand": "1: the model was randomised and rand ran instead of standard",
     "autoattack_iterations": "APGD and FAB iterations that ran",
     "autoattack_eot_samples": "gradient samples per APGD step (20: rand version, 1: otherwise)",
     "autoattack_target_classes": "APGD-T and FAB-T target classes that ran",

@@ -17,9 +17,17 @@ by a step killed midway is deleted and the step redone whole. (The package itsel
 inside the attack from the flags of its last batch, and then attack the remaining images in
 other batches, with other random draws: the numbers would differ from an uninterrupted run.)
 
+Before attacking, two passes on the same images say whether the model is randomised
+(`output_change`); one that is runs the `rand` version where `standard` was asked for
+(`ran_version`). Rows record what ran (`settings_rows`: `autoattack_ran_standard` is 1 only for
+the standard version as published) and the package's own checks, read from its warnings
+(`warning_rows`; each step's warnings are kept beside its state file, so a step read back
+reports them too).
+
 Beside the ensemble, the evaluation's own PGD (its eps, step size and steps) is rerun on the same
-images to record its accuracy and its loss over steps (`masking_pgd_*`), which the
-gradient-masking flags of `selectivity.masking` compare with AutoAttack.
+images to record its accuracy and its loss over steps (`masking_pgd_*`) and, per image, whether
+its gradient is zero and whether its loss moved (`pgd_masking`), which the gradient-masking
+flags of `selectivity.masking` read.
 """
 
 from __future__ import annotations
@@ -136,6 +144,8 @@ def autoattack_rows(c: Context) -> Rows:
         row("autoattack_accuracy", clean.float().mean().item(), eps=0.0, **keys),
     ]
     rows += settings_rows(config, version, order, _classes(c.model, x[:1]), **keys)
+    switched = version != config.autoattack_version
+    rows.append(row("autoattack_switched_to_rand", float(switched), **keys))
     for eps in tqdm(eps_values(config), desc="autoattack", disable=not c.progress, leave=False):
         folder = c.folder / "autoattack"
         warned: list[str] = []
