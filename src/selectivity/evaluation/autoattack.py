@@ -127,7 +127,7 @@ def autoattack_rows(c: Context) -> Rows:
 
     Runs on `autoattack_samples` images of the test subset (a fixed draw); none when
     autoattack_version is off. A model whose outputs change between two passes is attacked with
-    the `rand` version (EOT) when `standard` was asked for (`VERSION_RAN`).
+    the `rand` version (EOT) when `standard` was asked for (`ran_version`), and says so on stderr.
     """
     config = c.config
     if config.autoattack_version == "off":
@@ -135,17 +135,23 @@ def autoattack_rows(c: Context) -> Rows:
     images = fixed_subset(c.test, config.autoattack_samples)
     keys = {"split": "test", "samples": len(images)}
     x, y = images.batch(slice(0, len(images)), c.device)
-    changed = output_change(c.model, x[: c.batch])
-    version, order = ran_version(config, changed > 0, _classes(c.model, x[:1]))
+    changed, classes = output_change(c.model, x[: c.batch]), _classes(c.model, x[:1])
+    version, order = ran_version(config, changed > 0, classes)
     with eval_mode(c.model):
         clean = _predict(c.model, x, c.batch) == y
     rows = [
         row("masking_output_change", changed, split="test", samples=min(len(x), c.batch)),
         row("autoattack_accuracy", clean.float().mean().item(), eps=0.0, **keys),
     ]
-    rows += settings_rows(config, version, order, _classes(c.model, x[:1]), **keys)
+    rows += settings_rows(config, version, order, classes, **keys)
     switched = version != config.autoattack_version
     rows.append(row("autoattack_switched_to_rand", float(switched), **keys))
+    if switched:
+        tqdm.write(
+            f"autoattack: {changed:.0%} of the images changed output between two passes: "
+            "a randomised model, attacked with the rand version (EOT) instead of standard",
+            file=sys.stderr,
+        )
     for eps in tqdm(eps_values(config), desc="autoattack", disable=not c.progress, leave=False):
         folder = c.folder / "autoattack"
         warned: list[str] = []
