@@ -6,7 +6,8 @@ eps 8/255 on the first N test images:
 - PGD-k: `selectivity.attacks.PGD`, step 2/255 (the demo's), k = 25;
 - AutoAttack through pyautoattack (`selectivity.evaluation.autoattack.run_chain`), in three
   settings: the standard version (APGD-CE, APGD-T, FAB-T, Square), the quick suite's subset
-  (APGD-CE, APGD-T, 25 iterations, 3 target classes) and the demo preset's settings.
+  (APGD-CE, APGD-T, 25 iterations, 3 target classes; Square with 300 queries) and the demo
+  preset's settings.
 
 Prints seconds per image and the ratio to PGD-k, with each attack's accuracy beside it (an
 attack that costs less but breaks fewer images is not cheaper). AutoAttack only attacks images

@@ -64,12 +64,26 @@ def test_evaluation_table_has_every_metric(run_dir, digits_test_size):
         "dimensionality_corruption",
         "dimensionality_adversarial",
         "dimensionality_cap",
-        # the quick suite's AutoAttack (APGD-CE, APGD-T) and the masking flags
+        # the quick suite's AutoAttack (APGD-CE, APGD-T, Square), what ran, its own checks,
+        # the per-image checks and the masking flags
         "autoattack_accuracy",
         "autoattack_accuracy_apgd-ce",
         "autoattack_accuracy_apgd-t",
+        "autoattack_accuracy_square",
+        "autoattack_ran_standard",
+        "autoattack_ran_rand",
+        "autoattack_switched_to_rand",
+        "autoattack_iterations",
+        "autoattack_eot_samples",
+        "autoattack_target_classes",
+        "autoattack_square_queries",
+        "autoattack_zero_gradient_points",
+        "autoattack_randomized_warning",
+        "masking_output_change",
         "masking_pgd_accuracy",
         "masking_pgd_loss",
+        "masking_zero_gradient_share",
+        "masking_stuck_share",
         *(f"masking_{name}" for name in masking.FLAGS),
     }
     corrupted = table[table["metric"] == "corruption_accuracy"]
@@ -101,9 +115,7 @@ def test_evaluation_table_has_every_metric(run_dir, digits_test_size):
     assert fgsm_relative.loc[4 / 255] == pytest.approx(fgsm.loc[4 / 255] / fgsm.loc[0.0])
 
     # Every row says what produced it.
-    flag_rows = table["metric"].str.startswith("masking_") & ~table["metric"].str.startswith(
-        "masking_pgd"
-    )
+    flag_rows = table["metric"].isin([f"masking_{name}" for name in masking.FLAGS])
     assert flag_rows.sum() == len(masking.FLAGS)
     # all but chance_accuracy and the flags (read from other rows)
     assert table["split"].notna().sum() == len(table) - 1 - len(masking.FLAGS)

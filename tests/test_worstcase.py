@@ -84,17 +84,11 @@ def test_plain_network_is_not_flagged(trained, tmp_path):
     # AutoAttack is at least as strong as PGD, but not by the flag's margin.
     assert ensemble <= _value(table, "masking_pgd_accuracy", steps=5) + 1e-9
     flags = _flags(table)
-    assert {name: f.value for name, f in flags.items() if not math.isnan(f.value)} == {
-        "autoattack_below_pgd": 0.0,
-        "large_eps": 0.0,
-        "fgsm_stronger": 0.0,
-        "flat_loss": 0.0,
-    }
-    assert math.isnan(flags["square_stronger"].value)  # the quick suite runs no Square
-    assert "Square did not run" in flags["square_stronger"].reason
+    # Every check is testable here (PGD reaches its eps; the quick suite runs Square), none fires.
+    assert {name: f.value for name, f in flags.items()} == dict.fromkeys(masking.FLAGS, 0.0)
     # The flags are rows of the table too.
     assert _value(table, "masking_autoattack_below_pgd") == 0.0
-    assert math.isnan(_value(table, "masking_square_stronger"))
+    assert _value(table, "masking_square_stronger") == 0.0
     losses = table[table["metric"] == "masking_pgd_loss"].set_index("steps")["value"]
     assert losses.loc[5] > losses.loc[0] + masking.LOSS_RISE
 
@@ -237,7 +231,9 @@ def test_flags_by_hand():
     assert math.isnan(flags["fgsm_stronger"].value)
     assert flags["square_stronger"].value == 1.0  # 0.12 -> 0.10 > 0.002
     assert flags["large_eps"].value == 1.0 and "APGD-CE 0.250" in flags["large_eps"].reason
-    assert flags["flat_loss"].value == 1.0  # rise 0.005 < 0.01 nats
+    # Its loss rises 0.005 < 0.01 nats, but by construction: not testable, not a false alarm.
+    assert math.isnan(flags["flat_loss"].value)
+    assert "weaker by construction" in flags["flat_loss"].reason
     # With a step that reaches eps, the same numbers are flagged.
     reach = [
         {**r, "step_size": eps / 10} if r["metric"].startswith(("pgd", "masking_pgd")) else r
@@ -245,6 +241,7 @@ def test_flags_by_hand():
     ]
     flags = _flags(_table(reach))
     assert flags["autoattack_below_pgd"].value == 1.0 and flags["fgsm_stronger"].value == 1.0
+    assert flags["flat_loss"].value == 1.0
     # Within the margins: not flagged.
     close = [
         {**r, "value": 0.78} if r["metric"] in ("autoattack_accuracy",) and r["eps"] == eps else r

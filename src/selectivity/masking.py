@@ -19,7 +19,22 @@ evaluating adversarial robustness") and AutoAttack's own checks; thresholds are 
 - fgsm_stronger: FGSM accuracy more than FGSM_MARGIN below PGD's (most steps) at PGD's eps;
   not testable when PGD cannot reach its eps.
 - flat_loss: PGD's mean cross-entropy (over the images correct before the attack) after its
-  last step exceeds the clean value by less than LOSS_RISE nats.
+  last step exceeds the clean value by less than LOSS_RISE nats. Not testable when PGD cannot
+  reach its eps (its loss then rises little by construction).
+- zero_gradient: more than ZERO_GRADIENT_SHARE of the images correct before the attack have an
+  all-zero (or non-finite) input gradient of PGD's cross-entropy: masking that acts image by
+  image, which the averages above miss.
+- stuck: more than STUCK_SHARE of those images end PGD's longest run with their loss and logit
+  margin unmoved. Not testable when PGD cannot reach its eps.
+- randomized: the model's outputs changed between two passes on the same images (eval mode)
+  and the evaluation asked for `standard`: the `rand` version (EOT) ran instead. Not flagged
+  when `rand` was asked for.
+- autoattack_zero_gradient: AutoAttack's own check: its DLR attacks started from points with a
+  zero gradient (any, as the package warns).
+- autoattack_randomized: AutoAttack's own check found the model randomised (any eps).
+
+The package's third check, Square beating the white-box attacks, is `square_stronger` with the
+package's threshold (the package cannot make it here: it runs one attack at a time).
 """
 
 from __future__ import annotations
@@ -43,6 +58,8 @@ __all__ = [
     "LARGE_EPS_CHANCE_FACTOR",
     "LOSS_RISE",
     "SQUARE_MARGIN",
+    "STUCK_SHARE",
+    "ZERO_GRADIENT_SHARE",
     "Flag",
     "flag_lines",
     "flag_rows",
@@ -55,6 +72,11 @@ LARGE_EPS = 0.5  # [0, 1] pixel units: the mid-grey image is within reach of eve
 LARGE_EPS_CHANCE_FACTOR = 2.0  # x chance accuracy (1 / classes)
 FGSM_MARGIN = 0.05  # accuracy, fraction
 LOSS_RISE = 0.01  # nats
+# Shares of the images correct before PGD. A normally trained digits net shows 0 for both
+# (a zero float32 gradient needs a margin above ~100 nats); log_softmax(50 z) on it shows
+# ~0.96; a few saturated images of a confident net stay under a tenth.
+ZERO_GRADIENT_SHARE = 0.1
+STUCK_SHARE = 0.1
 _REACH_RTOL = 1e-6  # float slack in steps * step size >= eps
 
 
@@ -198,11 +220,85 @@ def _flat_loss(table: pd.DataFrame) -> tuple[float, str]:
         return math.nan, "no image classified correctly before PGD: no loss to follow"
     if float(last["eps"]) == 0:
         return math.nan, "PGD's eps is 0: the loss cannot move"
+    unreachable = _reach(last)
+    if unreachable:
+        return math.nan, unreachable
     words = (
         f"PGD loss {start:.4g} -> {end:.4g} nats after {int(last['steps'])} steps "
         f"(rise {end - start:+.3g}, threshold {LOSS_RISE})"
     )
     return float(end - start < LOSS_RISE), words
+
+
+def _zero_gradient(table: pd.DataFrame) -> tuple[float, str]:
+    shares = metric_rows(table, "masking_zero_gradient_share")
+    if not len(shares):
+        return math.nan, "no per-image gradient check (autoattack part off or absent)"
+    share, attacked = float(shares["value"].iloc[0]), shares["samples"].iloc[0]
+    if math.isnan(share):
+        return math.nan, "no image classified correctly before PGD: no gradient to check"
+    words = (
+        f"{share:.3f} of the {int(attacked)} images correct before PGD have a zero or "
+        f"non-finite input gradient of its loss, threshold {ZERO_GRADIENT_SHARE}"
+    )
+    return float(share > ZERO_GRADIENT_SHARE), words
+
+
+def _stuck(table: pd.DataFrame) -> tuple[float, str]:
+    shares = metric_rows(table, "masking_stuck_share")
+    if not len(shares):
+        return math.nan, "no per-image loss check (autoattack part off or absent)"
+    found = shares.iloc[0]
+    share = float(found["value"])
+    if math.isnan(share):
+        return math.nan, "no image classified correctly before PGD, or PGD took no step"
+    if float(found["eps"]) == 0:
+        return math.nan, "PGD's eps is 0: the loss cannot move"
+    unreachable = _reach(found)
+    if unreachable:
+        return math.nan, unreachable
+    words = (
+        f"{share:.3f} of the {int(found['samples'])} images correct before PGD end its "
+        f"{int(found['steps'])} steps with loss and margin unmoved, threshold {STUCK_SHARE}"
+    )
+    return float(share > STUCK_SHARE), words
+
+
+def _randomized(table: pd.DataFrame) -> tuple[float, str]:
+    change = metric_rows(table, "masking_output_change")
+    if not len(change):
+        return math.nan, "no two-pass check (autoattack part off or absent)"
+    share = float(change["value"].iloc[0])
+    words = (
+        f"{share:.3f} of {int(change['samples'].iloc[0])} images changed output between two "
+        "passes in eval mode"
+    )
+    switched = metric_rows(table, "autoattack_switched_to_rand")
+    if share > 0 and len(switched) and float(switched["value"].iloc[0]) == 1:
+        return 1.0, f"{words}; the rand version (EOT) ran instead of the standard one asked for"
+    eot = metric_rows(table, "autoattack_eot_samples")
+    if share > 0 and len(eot) and float(eot["value"].iloc[0]) > 1:
+        return 0.0, f"{words}; the rand version (EOT) was asked for and ran"
+    return float(share > 0), words
+
+
+def _autoattack_check(metric: str, says: str) -> Callable[[pd.DataFrame], tuple[float, str]]:
+    """A flag from AutoAttack's own check recorded as `metric` (per eps): flagged when any
+    value is above 0."""
+
+    def check(table: pd.DataFrame) -> tuple[float, str]:
+        rows = metric_rows(table, metric)
+        if not len(rows):
+            return math.nan, "AutoAttack did not run (off or absent)"
+        fired = rows[rows["value"] > 0]
+        if not len(fired):
+            return 0.0, f"AutoAttack's check did not find {says}"
+        at = ", ".join(
+            f"eps {_eps_text(float(r['eps']))}: {r['value']:g}" for _, r in fired.iterrows()
+        )
+        return 1.0, f"AutoAttack's check found {says} ({at})"
+
+    return check
 
 
 # name -> (what a flag says, the check). Order: as in docs/results.md.
@@ -212,6 +308,17 @@ FLAGS: dict[str, tuple[str, Callable[[pd.DataFrame], tuple[float, str]]]] = {
     "large_eps": ("accuracy does not approach 0 at a large eps", _large_eps),
     "fgsm_stronger": ("FGSM stronger than PGD at the same eps", _fgsm_stronger),
     "flat_loss": ("PGD loss does not rise with steps", _flat_loss),
+    "zero_gradient": ("many images have a zero input gradient", _zero_gradient),
+    "stuck": ("many images' loss does not move under PGD", _stuck),
+    "randomized": ("outputs change between two passes on the same images", _randomized),
+    "autoattack_zero_gradient": (
+        "AutoAttack found points with zero gradient",
+        _autoattack_check("autoattack_zero_gradient_points", "points with zero gradient"),
+    ),
+    "autoattack_randomized": (
+        "AutoAttack found a randomised model",
+        _autoattack_check("autoattack_randomized_warning", "a randomised model"),
+    ),
 }
 
 

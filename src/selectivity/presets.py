@@ -19,12 +19,15 @@ EVAL_SUITES: dict[str, dict[str, Any]] = {
         "fgsm_eps": (0.0, 1 / 255, 4 / 255, 8 / 255),
         "pgd_steps": (0, 1, 5, 25),
         "gradient_max_units": 8,
-        # AutoAttack's white-box half (no FAB-T, no Square) with a quarter of its iterations and
-        # 3 target classes, on 200 images: ~1/20 of the standard version's gradient evaluations.
-        "autoattack_attacks": ("apgd-ce", "apgd-t"),
+        # AutoAttack's white-box half (no FAB-T) with a quarter of its iterations and 3 target
+        # classes, and Square with 300 queries (a black-box check for gradient masking, the
+        # masking flag square_stronger), on 200 images: ~1/20 of the standard version's cost.
+        # Square-300 on the images APGD left adds ~2.5x PGD-25's time per image (digits net).
+        "autoattack_attacks": ("apgd-ce", "apgd-t", "square"),
         "autoattack_samples": 200,
         "autoattack_iterations": 25,
         "autoattack_target_classes": 3,
+        "autoattack_square_queries": 300,
     },
 }
 
@@ -121,13 +124,14 @@ SWEEP_PRESETS: dict[str, dict[str, Any]] = {
         "pgd_steps": (0, 1, 2, 5, 10, 25),
         "gradient_max_units": 16,
         "analysis_samples": 359,
-        # The quick suite's AutoAttack (APGD-CE, APGD-T; 25 iterations, 3 targets) on 100
-        # images, at 8/255 and 0.5: ~17x PGD-25's time per image (benchmarks/autoattack.py).
-        # Square is left out: 500 queries alone cost ~50x PGD-25 per image on this tiny net.
-        "autoattack_attacks": ("apgd-ce", "apgd-t"),
+        # The quick suite's AutoAttack (APGD-CE, APGD-T; 25 iterations, 3 targets; Square with
+        # 300 queries) on 100 images, at 8/255 and 0.5: ~7x PGD-25's time per image on the
+        # images of a trained digits net (benchmarks/autoattack.py), Square ~2.5x of it.
+        "autoattack_attacks": ("apgd-ce", "apgd-t", "square"),
         "autoattack_samples": 100,
         "autoattack_iterations": 25,
         "autoattack_target_classes": 3,
+        "autoattack_square_queries": 300,
         # Adversarial training in the demo's grid: PGD-3 (step auto: 2.5 * eps / 3), a third of
         # the default 7 steps' cost on a net that a few steps already attack at full strength.
         "adv_steps": 3,

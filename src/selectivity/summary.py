@@ -14,7 +14,7 @@ from selectivity import masking
 from selectivity.catalog import pixel_text
 from selectivity.schema import metric_rows
 
-__all__ = ["selectivity_lines", "summarise_evaluation"]
+__all__ = ["autoattack_lines", "autoattack_ran", "selectivity_lines", "summarise_evaluation"]
 
 
 def summarise_evaluation(table: pd.DataFrame) -> list[str]:
@@ -24,6 +24,7 @@ def summarise_evaluation(table: pd.DataFrame) -> list[str]:
         *_headline_lines(table),
         *_fgsm_lines(table),
         *_pgd_lines(table),
+        *autoattack_lines(table),
         *masking.flag_lines(table),
         *_dimensionality_lines(table),
     ]
@@ -92,6 +93,41 @@ def _pgd_lines(table: pd.DataFrame) -> list[str]:
         )
         lines.append(f"PGD reached L-inf (max)      {pixel_text(furthest)} of eps: {binds}")
     return lines
+
+
+def autoattack_ran(table: pd.DataFrame) -> str | None:
+    """What AutoAttack ran, from the rows: 'standard', 'rand' (each as published), or 'custom'
+    with its attacks and settings; None when it did not run."""
+    attacks = [
+        m.removeprefix("autoattack_accuracy_")
+        for m in dict.fromkeys(table["metric"])
+        if str(m).startswith("autoattack_accuracy_")
+    ]
+    if not attacks:
+        return None
+    for version in ("standard", "rand"):
+        ran = metric_rows(table, f"autoattack_ran_{version}")
+        if len(ran) and float(ran["value"].iloc[0]) == 1:
+            return f"{version} (as published: {', '.join(attacks)})"
+    settings = []
+    for label, metric in (
+        ("iterations", "autoattack_iterations"),
+        ("target classes", "autoattack_target_classes"),
+        ("Square queries", "autoattack_square_queries"),
+        ("EOT samples", "autoattack_eot_samples"),
+    ):
+        rows = metric_rows(table, metric)
+        if len(rows) and (metric != "autoattack_eot_samples" or rows["value"].iloc[0] > 1):
+            settings.append(f"{int(rows['value'].iloc[0])} {label}")
+    return f"custom ({', '.join(attacks)}; {', '.join(settings)})"
+
+
+def autoattack_lines(table: pd.DataFrame) -> list[str]:
+    """One line: which AutoAttack ran, on how many images (none when it did not run)."""
+    ran = autoattack_ran(table)
+    if ran is None:
+        return []
+    return [f"AutoAttack ran                {ran}  ({_samples(table, 'autoattack_accuracy')})"]
 
 
 def _dimensionality_lines(table: pd.DataFrame) -> list[str]:
