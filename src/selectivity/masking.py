@@ -294,7 +294,7 @@ def _autoattack_check(metric: str, says: str) -> Callable[[pd.DataFrame], tuple[
         if not len(fired):
             return 0.0, f"AutoAttack's check did not find {says}"
         at = ", ".join(
-            f"eps {_eps_text(float(r['eps']))}: {r['value']:g}" for _, r in fired.iterrows()
+            f"eps {pixel_text(float(r['eps']), 4)}: {r['value']:g}" for _, r in fired.iterrows()
         )
         return 1.0, f"AutoAttack's check found {says} ({at})"
 
