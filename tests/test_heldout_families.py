@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+import torch
+from torch import nn
 
 from selectivity.catalog import (
     BENCHMARK_CORRUPTIONS,
@@ -16,6 +18,7 @@ from selectivity.catalog import (
     heldout_corruptions,
 )
 from selectivity.config import TrainConfig, build, train_preset
+from selectivity.evaluation import eval_config, evaluate_model
 from selectivity.evaluation.suite import derived_rows, heldout_note
 
 
@@ -96,3 +99,42 @@ def test_a_users_overlapping_mix_gets_a_note_and_the_default_none():
     assert heldout_note(("spatter",), ("contrast", "gaussian_noise")) is None
     # The default's exclusion of noise and blur is documented, not noted on every table.
     assert heldout_note(TRAINING_SUBSET, evaluated) is None
+
+
+def test_evaluate_model_notes_an_overlapping_mix_and_marks_the_rows():
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3)
+    )
+    images, labels = torch.rand(24, 3, 16, 16), torch.arange(24) % 3
+    config = eval_config(
+        "quick",
+        {
+            "generate_corruptions": True,
+            "corruptions": ("snow", "contrast"),
+            "severities": (1,),
+            "max_samples": 12,
+            "analysis_samples": 12,
+            "fgsm_eps": (0.0,),
+            "pgd_steps": (0,),
+            "dimensionality_pgd_steps": 1,
+            "gradient_max_units": 2,
+            "autoattack_version": "off",
+        },
+    )
+    table = evaluate_model(model, (images, labels), config, trained_corruptions=("spatter",))
+    notes = [note for note in table.attrs["notes"] if note.startswith("mix_corruptions")]
+    assert notes == [
+        "mix_corruptions shares the weather (spatter) family with evaluated corruptions: "
+        "corruption_accuracy_heldout_mean leaves out snow; held out: contrast"
+    ]
+    marks = table[table["metric"] == "corruption_heldout"].set_index("corruption")["value"]
+    assert marks.to_dict() == {"snow": 0.0, "contrast": 1.0}
+    contrast = table[
+        (table["metric"] == "corruption_accuracy") & (table["corruption"] == "contrast")
+    ]
+    heldout = table[table["metric"] == "corruption_accuracy_heldout_mean"]["value"]
+    assert heldout.item() == pytest.approx(contrast["value"].mean())
+    # The default mix shares no family with these two: no note.
+    default = evaluate_model(model, (images, labels), config)
+    assert not [note for note in default.attrs["notes"] if note.startswith("mix_corruptions")]

@@ -455,7 +455,7 @@ class RunFolder:
         )
 
     def read_best(self, device: torch.device | str) -> dict[str, Any]:
-        """The best-validation checkpoint of this run (weights under "model")."""
+        """The kept checkpoint of this run (weights under "model"; `save_best`)."""
         return load_checkpoint(self.path / "checkpoint_best.pt", device, "best", self.config)
 
     def write_summary(self, summary: dict[str, Any]) -> None:

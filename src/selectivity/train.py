@@ -132,9 +132,10 @@ def _check_start(
 @dataclass(frozen=True)
 class TrainedRun:
     """What `train_model` leaves in memory for evaluation: the model with the weights of the
-    best-validation epoch, the data it was trained on, and the best checkpoint's record."""
+    kept epoch (best clean or robust validation), the data it was trained on, and the best
+    checkpoint's record."""
 
-    model: nn.Module  # on `device`, best-validation weights
+    model: nn.Module  # on `device`, the kept epoch's weights
     data: DataSplits
     device: torch.device
     best: dict[str, Any]  # the best checkpoint without its weights: epoch, val_accuracy, ...
