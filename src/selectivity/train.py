@@ -43,13 +43,7 @@ from selectivity.runs import (
     write_config,
 )
 
-__all__ = [
-    "TrainedRun",
-    "TrainingDiverged",
-    "train",
-    "train_model",
-    "train_step",
-]
+__all__ = ["TrainedRun", "TrainingDiverged", "train", "train_model", "train_step"]
 
 
 class TrainingDiverged(SelectivityError, RuntimeError):
@@ -152,8 +146,7 @@ def train(
 
     Returns the summary also written to `out_dir/summary.json`: the checkpoint rule (clean or
     robust validation accuracy), the kept epoch, its validation accuracies, and the test accuracy
-    and network selectivity of its checkpoint. `loggers`: see
-    `train_model`.
+    and network selectivity of its checkpoint. `loggers`: see `train_model`.
     """
     return train_model(config, out_dir, progress, loggers).summary
 
