@@ -113,6 +113,8 @@ def test_every_documented_type_is_the_written_one(written):
                 cells = values[values != ""] if gaps else values
                 assert cells.str.fullmatch(CELLS[wanted]).all(), (name, column, kind)
                 continue
+            if words & {"null"} and values.isna().all():
+                continue  # a column of nulls only (JSON null) has no type to check
             assert CHECKS[wanted](values), (name, column, kind, values.dtype)
             if not gaps:
                 assert values.notna().all(), (name, column, "has missing values")

@@ -120,7 +120,8 @@ class TrainConfig:
     )
     mix_width: int = _key(3, "corruption mix: chains per image, mixed with Dirichlet(1) weights")
     mix_corruptions: tuple[str, ...] | None = _key(
-        None, "corruption mix: the chains' operations; none: the documented TRAINING_SUBSET"
+        None,
+        "corruption mix: the operations (families held out whole); none: speckle_noise,gaussian_blur",
     )
     adv_eps: float = _key(0.0, "adversarial training: L-inf radius, [0, 1] pixel units; 0: off")
     adv_method: str = _key(
@@ -134,6 +135,17 @@ class TrainConfig:
     adv_fraction: float = _key(1.0, "share of each batch replaced by adversarial examples")
     adv_bn_mode: str = _key(
         "train", "the model's mode while the training attack runs: train | eval"
+    )
+    # Which epoch's weights are kept (checkpoint_best.pt); README "Robustness training".
+    checkpoint_metric: str = _key(
+        "auto",
+        "the kept epoch is best on: clean | robust (PGD) val accuracy | auto (adv_eps > 0: robust)",
+    )
+    checkpoint_pgd_steps: int = _key(
+        10, "robust validation: PGD steps at adv_eps, random start, step 2.5 * adv_eps / steps"
+    )
+    checkpoint_samples: int = _key(
+        1000, "robust validation: images of the validation split attacked (a fixed random subset)"
     )
 
     def __post_init__(self) -> None:
@@ -177,8 +189,16 @@ class TrainConfig:
 
     def mix_subset(self) -> tuple[str, ...]:
         """The corruptions corruption-mix training draws from (whether or not it is on): the
-        evaluation holds out every other one (`corruption_accuracy_heldout_mean`)."""
+        evaluation holds out the benchmark corruptions of every other family
+        (`catalog.heldout_corruptions`, `corruption_accuracy_heldout_mean`)."""
         return self.mix_corruptions if self.mix_corruptions is not None else TRAINING_SUBSET
+
+    def checkpoint_rule(self) -> str:
+        """What picks the kept epoch: "robust" (PGD accuracy on the validation subset) or "clean"
+        (validation accuracy); auto is robust for adversarially trained runs (adv_eps > 0)."""
+        if self.checkpoint_metric == "auto":
+            return "robust" if self.adv_eps > 0 else "clean"
+        return self.checkpoint_metric
 
     def adv_step(self) -> float:
         """The adversarial-training step size, [0, 1] pixel units (resolves auto)."""
@@ -251,6 +271,22 @@ def _check_robust(config: TrainConfig) -> None:
     _check(
         config.adv_bn_mode in ("train", "eval"),
         f"adv_bn_mode must be train or eval, got {config.adv_bn_mode!r}",
+    )
+    _check(
+        config.checkpoint_metric in ("auto", "clean", "robust"),
+        f"checkpoint_metric must be auto, clean or robust, got {config.checkpoint_metric!r}",
+    )
+    _check(
+        config.checkpoint_metric != "robust" or config.adv_eps > 0,
+        "checkpoint_metric robust needs adv_eps > 0 (the validation attack's radius)",
+    )
+    _check(
+        config.checkpoint_pgd_steps >= 1,
+        f"checkpoint_pgd_steps must be >= 1, got {config.checkpoint_pgd_steps!r}",
+    )
+    _check(
+        config.checkpoint_samples >= 1,
+        f"checkpoint_samples must be >= 1, got {config.checkpoint_samples!r}",
     )
 
 

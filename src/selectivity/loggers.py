@@ -32,7 +32,8 @@ class TrainingLogger(Protocol):
 
     `row` holds the epoch's numbers, named as the columns of metrics.parquet (docs/results.md):
     epoch (int, from 0), train_loss, train_cross_entropy, train_batch_selectivity (NaN without
-    the regularizer), val_accuracy, val_selectivity, lr, seconds. It is the logger's own copy.
+    the regularizer), val_accuracy, val_selectivity, val_robust_accuracy (NaN unless adversarially
+    trained), lr, seconds. It is the logger's own copy.
     `close` is called when training ends, also when it ends by an error.
     """
 

@@ -34,6 +34,7 @@ __all__ = [
     "gaussian_noise",
     "training_attack",
     "training_batch",
+    "validation_attack",
 ]
 
 # Chains are 1 to MAX_DEPTH operations long, the depth drawn per image and chain (AugMix's 1-3).
@@ -117,6 +118,14 @@ def training_attack(config: TrainConfig) -> Attack | None:
     if config.adv_method == "fgsm":
         return FGSM(config.adv_eps, random_start=True, step_size=step, use_eval_mode=use_eval)
     return PGD(config.adv_eps, step, config.adv_steps, random_start=True, use_eval_mode=use_eval)
+
+
+def validation_attack(config: TrainConfig) -> PGD:
+    """The attack of robust validation, which picks an adversarially trained run's kept epoch
+    (`TrainConfig.checkpoint_rule`): PGD at adv_eps, `checkpoint_pgd_steps` steps of
+    2.5 * adv_eps / steps (Madry et al.'s rule) from a uniform random start, in eval mode."""
+    steps = config.checkpoint_pgd_steps
+    return PGD(config.adv_eps, 2.5 * config.adv_eps / steps, steps, random_start=True)
 
 
 def adversarial(

@@ -3,7 +3,7 @@
 RUN_DIR/config.json          the TrainConfig, as keys
 RUN_DIR/metrics.parquet      one row per epoch
 RUN_DIR/checkpoint_last.pt   everything needed to resume
-RUN_DIR/checkpoint_best.pt   model weights of the best-validation epoch
+RUN_DIR/checkpoint_best.pt   model weights of the kept epoch (best clean or robust validation)
 RUN_DIR/summary.json         test accuracy and selectivity of the best checkpoint
 
 Training keeps what it carries from epoch to epoch in a `TrainingState` and writes it through a
@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import math
 import pickle
 import re
 import time
@@ -365,7 +366,7 @@ class TrainingState:
     generator: torch.Generator  # the data order and augmentation draw from it (CPU)
     history: list[dict[str, Any]] = field(default_factory=list)  # a row per finished epoch
     start_epoch: int = 0  # the first epoch this call trains
-    best_val: float = -1.0
+    best_val: float = -1.0  # the best value of the checkpoint metric (clean or robust accuracy)
     best_epoch: int = -1
     # Seconds spent in earlier, interrupted calls (up to their last checkpoint).
     earlier_seconds: float = 0.0
@@ -391,6 +392,14 @@ class RunFolder:
             return
         last = load_checkpoint(last_path, device, "last", self.config)
         _check_shape(last["data"], self.data, last_path)
+        # Checkpoints from before robust selection kept the best clean epoch: its best value
+        # cannot be compared with robust accuracies.
+        if last.get("checkpoint_metric", "clean") != self.config.checkpoint_rule():
+            raise RunError(
+                f"{last_path} kept the best {last.get('checkpoint_metric', 'clean')} validation "
+                f"epoch, this run keeps the best {self.config.checkpoint_rule()} one; train into a "
+                "new --out"
+            )
         state.model.load_state_dict(last["model"])
         state.optimizer.load_state_dict(last["optimizer"])
         state.schedule.load_state_dict(last["schedule"])
@@ -408,14 +417,17 @@ class RunFolder:
             )
         state.history = history[: state.start_epoch]
 
-    def save_best(self, state: TrainingState, epoch: int, val_accuracy: float) -> None:
-        """The model's weights now, as the best-validation checkpoint."""
+    def save_best(self, state: TrainingState, epoch: int, row: dict[str, Any]) -> None:
+        """The model's weights now, as the kept checkpoint, with the epoch's validation
+        accuracies (`row`: the epoch's metrics row) and the rule that kept it."""
         save_checkpoint(
             self.path / "checkpoint_best.pt",
             {
                 **self._record("best", state.model),
                 "epoch": epoch,
-                "val_accuracy": val_accuracy,
+                "val_accuracy": row["val_accuracy"],
+                "val_robust_accuracy": row.get("val_robust_accuracy", math.nan),
+                "checkpoint_metric": self.config.checkpoint_rule(),
             },
         )
 
@@ -433,15 +445,17 @@ class RunFolder:
                 "generator": state.generator.get_state(),
                 "torch_rng": torch.get_rng_state(),
                 "epoch": epoch,
+                # The best value of the checkpoint metric (clean or robust accuracy) so far.
                 "best_val_accuracy": state.best_val,
                 "best_epoch": state.best_epoch,
+                "checkpoint_metric": self.config.checkpoint_rule(),
                 # Training time so far, so that a resumed run reports its total.
                 "seconds": state.earlier_seconds + time.perf_counter() - started,
             },
         )
 
     def read_best(self, device: torch.device | str) -> dict[str, Any]:
-        """The best-validation checkpoint of this run (weights under "model")."""
+        """The kept checkpoint of this run (weights under "model"; `save_best`)."""
         return load_checkpoint(self.path / "checkpoint_best.pt", device, "best", self.config)
 
     def write_summary(self, summary: dict[str, Any]) -> None:

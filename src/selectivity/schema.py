@@ -57,7 +57,7 @@ DTYPES = {
 # metric -> one line: the keys it sets and what its value means (units).
 METRICS = {
     "test_accuracy": "clean test accuracy, fraction in [0, 1]",
-    "val_accuracy": "best validation accuracy during training (the kept checkpoint)",
+    "val_accuracy": "clean validation accuracy of the kept checkpoint (README: which epoch)",
     "chance_accuracy": "1 / number of classes: the accuracy of a constant guess",
     "selectivity": "mu_SI (layer null) or a layer's mean SI; silent units count as 0 (the papers')",
     "selectivity_live": "the same over units that fire on the split (silent units left out)",
@@ -65,7 +65,8 @@ METRICS = {
     "corruption_accuracy": "accuracy on one corruption at one severity",
     "corruption_accuracy_mean": "mean corruption_accuracy over all corruptions and severities",
     "corruption_accuracy_relative": "corruption_accuracy_mean / clean accuracy on the same images",
-    "corruption_accuracy_heldout_mean": "the mean over corruptions outside the run's mix_subset",
+    "corruption_accuracy_heldout_mean": "the mean over benchmark corruptions of untrained families",
+    "corruption_heldout": "1: the corruption is in the held-out mean; 0: not (trained family, extra)",
     "fgsm_accuracy": "accuracy under FGSM at eps",
     "fgsm_accuracy_relative": "fgsm_accuracy / clean accuracy on the same images",
     "pgd_accuracy": "accuracy under PGD at eps after steps",
@@ -75,6 +76,7 @@ METRICS = {
     "jacobian_norm": "mean over images of the Frobenius norm of d logits / d input",
     "gradient_variability_samples": "input-unit gradient variability across samples (README)",
     "gradient_variability_units": "input-unit gradient variability across units (README)",
+    "gradient_variability_active": "across samples, over the samples where each unit fires (README)",
     "dimensionality": "PCA dimensionality (90% variance) of clean activations, fraction of dims",
     "dimensionality_corruption": "the same, of clean minus corrupted activations",
     "dimensionality_adversarial": "the same, of clean minus PGD activations",

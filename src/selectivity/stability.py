@@ -35,12 +35,24 @@ keeps those zeros: they are exactly the variation the measure is meant to see (a
 fires for one class has gradient 0 on the others). CV across samples does not change when a
 unit is rescaled; both are computed per layer, on a random subset of at most
 `max_units_per_layer` units when that is set.
+
+Variability across samples partly measures how often a ReLU unit is off (a zero is far from a
+positive mean), which is itself tied to the unit's selectivity. The active form keeps only the
+samples on which the unit fires (its activation a_u(x_n) > 0):
+
+    variability over active samples = mean over units of CV over {n : a_u(x_n) > 0} of g[n, u]
+
+Units that fire on fewer than 2 samples are left out (one value has no spread), as are units
+whose gradient is 0 on every sample where they fire (CV 0/0); NaN when no unit is left. A unit
+that is off on half the samples and has the same gradient norm wherever it fires scores 0 here,
+> 0 across samples.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
@@ -51,10 +63,13 @@ from selectivity.probe import ActivationProbe, Sites
 from selectivity.rng import draw
 
 __all__ = [
+    "GradientVariability",
+    "active_gradient_variability",
     "gradient_variability",
     "input_unit_gradient_norms",
     "jacobian_frobenius_norm",
     "layer_gradient_variability",
+    "layer_gradient_variability_measures",
 ]
 
 
@@ -193,6 +208,23 @@ def input_unit_gradient_norms(
     Cost: per batch, one forward plus one backward (through the layers below the site) per
     selected unit; memory: one batch's autograd graph.
     """
+    measured = _norms_and_activations(
+        model, x, layers, max_units_per_layer, generator, batch_size, units_per_backward
+    )
+    return {name: norms for name, (norms, _) in measured.items()}
+
+
+def _norms_and_activations(
+    model: nn.Module,
+    x: Tensor,
+    layers: Sites,
+    max_units_per_layer: int | None,
+    generator: torch.Generator | None,
+    batch_size: int | None,
+    units_per_backward: int | None,
+) -> dict[str, tuple[Tensor, Tensor]]:
+    """Site name -> (g (N, U_selected), the selected units' activations (N, U_selected)), both
+    detached; arguments as for `input_unit_gradient_norms`."""
     if max_units_per_layer is not None and max_units_per_layer < 1:
         raise ValueError(f"max_units_per_layer must be >= 1 or None, got {max_units_per_layer}")
     if batch_size is not None and batch_size < 1:
@@ -206,6 +238,7 @@ def input_unit_gradient_norms(
     per_backward = units_per_backward or _default_units_per_backward(x.device)
     chosen: dict[str, Tensor] = {}
     parts: dict[str, list[Tensor]] = {}
+    responses: dict[str, list[Tensor]] = {}
     with eval_mode(model), torch.enable_grad():
         for start in range(0, x.shape[0], batch_size or x.shape[0]):
             xb = x[start : start + (batch_size or x.shape[0])].detach().requires_grad_(True)
@@ -216,6 +249,7 @@ def input_unit_gradient_norms(
                 if name not in chosen:
                     chosen[name] = _select_units(u, max_units_per_layer, generator).to(acts.device)
                 units = chosen[name]
+                responses.setdefault(name, []).append(acts.detach()[:, units].to(x.dtype))
                 if not acts.requires_grad:  # a site that does not depend on the input
                     parts.setdefault(name, []).append(
                         torch.zeros(n, len(units), dtype=x.dtype, device=x.device)
@@ -235,7 +269,7 @@ def input_unit_gradient_norms(
 
                 squared = _squared_input_norms(acts, xb, len(units), one_hot, per_backward)
                 parts.setdefault(name, []).append(squared.detach().sqrt().T)
-    return {name: torch.cat(values) for name, values in parts.items()}
+    return {name: (torch.cat(values), torch.cat(responses[name])) for name, values in parts.items()}
 
 
 def gradient_variability(norms: Tensor) -> tuple[float, float]:
@@ -264,6 +298,66 @@ def gradient_variability(norms: Tensor) -> tuple[float, float]:
         else torch.tensor(math.nan)
     )
     return float(across_samples), float(across_units)
+
+
+def active_gradient_variability(norms: Tensor, activations: Tensor) -> float:
+    """Variability across samples over active samples: the mean over units of std / mean of
+    g[n, u] over the samples n where unit u fires (activations[n, u] > 0), population std.
+
+    norms: (N, U) non-negative, as `input_unit_gradient_norms` returns; activations: (N, U) the
+    units' responses on the same samples. Units firing on fewer than 2 samples, or with gradient
+    0 wherever they fire, are left out; NaN when none is left. Dimensionless, >= 0.
+    """
+    if norms.ndim != 2 or activations.shape != norms.shape:
+        raise ValueError(
+            f"norms and activations must both be (samples, units), got shapes "
+            f"{tuple(norms.shape)} and {tuple(activations.shape)}"
+        )
+    g = norms.detach().double()
+    if not torch.isfinite(g).all() or (g < 0).any():
+        raise ValueError("norms must be finite and non-negative")
+    active = activations.detach() > 0
+    count = active.sum(dim=0)
+    g = torch.where(active, g, torch.zeros_like(g))
+    mean = g.sum(dim=0) / count.clamp(min=1)
+    deviation = torch.where(active, g - mean, torch.zeros_like(g))
+    std = (deviation.pow(2).sum(dim=0) / count.clamp(min=1)).sqrt()
+    kept = (count >= 2) & (mean > 0)
+    if not kept.any():
+        return math.nan
+    return float((std[kept] / mean[kept]).mean())
+
+
+@dataclass(frozen=True)
+class GradientVariability:
+    """A layer's gradient variability: across samples, across units, and across the samples
+    where each unit fires (module docstring). Dimensionless; NaN where nothing is left."""
+
+    samples: float
+    units: float
+    active: float
+
+
+def layer_gradient_variability_measures(
+    model: nn.Module,
+    x: Tensor,
+    layers: Sites = None,
+    max_units_per_layer: int | None = None,
+    generator: torch.Generator | None = None,
+    batch_size: int | None = None,
+) -> dict[str, GradientVariability]:
+    """Site name -> its three gradient variabilities over the samples x, from one set of
+    gradients. Arguments as for `input_unit_gradient_norms`."""
+    measured = _norms_and_activations(
+        model, x, layers, max_units_per_layer, generator, batch_size, None
+    )
+    result = {}
+    for name, (norms, activations) in measured.items():
+        across_samples, across_units = gradient_variability(norms)
+        result[name] = GradientVariability(
+            across_samples, across_units, active_gradient_variability(norms, activations)
+        )
+    return result
 
 
 def layer_gradient_variability(

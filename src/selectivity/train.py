@@ -2,8 +2,10 @@
 
 loss = cross_entropy - alpha * mu_SI(minibatch). SGD with momentum and weight decay, step
 learning-rate decay at the milestones, validation every epoch, the best-validation checkpoint
-kept for testing (the papers' protocol), and a last checkpoint from which an interrupted run
-resumes exactly: model, optimizer, schedule and the random state of the data order.
+kept for testing (the papers' protocol; adversarially trained runs keep the epoch of best robust
+validation accuracy, `TrainConfig.checkpoint_rule`), and a last checkpoint from which an
+interrupted run resumes exactly: model, optimizer, schedule and the random state of the data
+order.
 """
 
 from __future__ import annotations
@@ -16,21 +18,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from selectivity.config import ConfigError, TrainConfig
-from selectivity.data import DataSplits, load_dataset
+from selectivity.data import DataSplits, ImageSet, load_dataset
 from selectivity.errors import SelectivityError
 from selectivity.files import one_line, remove_stale_temporaries
 from selectivity.loggers import TensorBoardLogger, TrainingLogger, require_tensorboard
-from selectivity.measure import measure_selectivity
+from selectivity.measure import accuracy_under_attack, measure_selectivity
 from selectivity.models import eval_mode
 from selectivity.probe import check_layers, check_unit_types
 from selectivity.regularizer import SelectivityRegularizer
-from selectivity.robust import check_methods, training_attack, training_batch
+from selectivity.robust import check_methods, training_attack, training_batch, validation_attack
 from selectivity.runs import (
     RunFolder,
     TrainingState,
@@ -123,9 +126,10 @@ def _check_start(
 @dataclass(frozen=True)
 class TrainedRun:
     """What `train_model` leaves in memory for evaluation: the model with the weights of the
-    best-validation epoch, the data it was trained on, and the best checkpoint's record."""
+    kept epoch (best clean or robust validation), the data it was trained on, and the best
+    checkpoint's record."""
 
-    model: nn.Module  # on `device`, best-validation weights
+    model: nn.Module  # on `device`, the kept epoch's weights
     data: DataSplits
     device: torch.device
     best: dict[str, Any]  # the best checkpoint without its weights: epoch, val_accuracy, ...
@@ -140,9 +144,9 @@ def train(
 ) -> dict[str, Any]:
     """Train one network into `out_dir` (resuming it if a last checkpoint is there).
 
-    Returns the summary also written to `out_dir/summary.json`: best epoch, validation accuracy,
-    and the test accuracy and network selectivity of the best checkpoint. `loggers`: see
-    `train_model`.
+    Returns the summary also written to `out_dir/summary.json`: the checkpoint rule (clean or
+    robust validation accuracy), the kept epoch, its validation accuracies, and the test accuracy
+    and network selectivity of its checkpoint. `loggers`: see `train_model`.
     """
     return train_model(config, out_dir, progress, loggers).summary
 
@@ -153,7 +157,7 @@ def train_model(
     progress: bool = True,
     loggers: Sequence[TrainingLogger] = (),
 ) -> TrainedRun:
-    """`train`, returning the trained model (best-validation weights) and its data as well.
+    """`train`, returning the trained model (the kept epoch's weights) and its data as well.
 
     `loggers` (`selectivity.loggers.TrainingLogger`) are told each finished epoch's row after its
     checkpoint, and closed when training ends, by an error too; `config.tensorboard` adds a
@@ -190,6 +194,20 @@ class _Setup:
     data: DataSplits
     device: torch.device
     layout: torch.memory_format  # of the batches and the model's weights
+    robust_val: ImageSet | None  # the validation images attacked each epoch (adv_eps > 0)
+
+
+def _robust_validation_images(config: TrainConfig, data: DataSplits) -> ImageSet | None:
+    """`checkpoint_samples` validation images, drawn once at random (seed 0, sorted), the same
+    every epoch; None when the run is not adversarially trained (adv_eps 0)."""
+    if config.adv_eps == 0:
+        return None
+    count = len(data.val)
+    if config.checkpoint_samples >= count:
+        return data.val
+    # Random, not the first ones: a folder data set's validation split may be in class order.
+    indices = np.random.default_rng(0).permutation(count)[: config.checkpoint_samples]
+    return data.val.subset(np.sort(indices))
 
 
 def _train_model(
@@ -225,7 +243,8 @@ def _train_model(
         # `loggers`, so that train_model closes it.
         loggers.append(TensorBoardLogger(out_dir / "tensorboard", state.start_epoch))
 
-    setup = _Setup(config, data, device, layout)
+    setup = _Setup(config, data, device, layout, _robust_validation_images(config, data))
+    rule = config.checkpoint_rule()
     regularizer = (
         SelectivityRegularizer(model, data.num_classes, config.units())
         if config.alpha != 0.0
@@ -242,9 +261,10 @@ def _train_model(
     )
     for epoch in bar:
         row = _epoch(setup, state, regularizer, epoch)
-        if row["val_accuracy"] > state.best_val:
-            state.best_val, state.best_epoch = row["val_accuracy"], epoch
-            folder.save_best(state, epoch, row["val_accuracy"])
+        score = row["val_robust_accuracy"] if rule == "robust" else row["val_accuracy"]
+        if score > state.best_val:
+            state.best_val, state.best_epoch = score, epoch
+            folder.save_best(state, epoch, row)
         folder.save_epoch(state, epoch, started)
         for logger in loggers:
             logger.on_epoch_end(dict(row))
@@ -283,11 +303,27 @@ def _epoch(
         **totals,
         "val_accuracy": val.accuracy,
         "val_selectivity": val.network,
+        "val_robust_accuracy": _robust_accuracy(setup, state.model),
         "lr": lr,
         "seconds": train_seconds,
     }
     state.history.append(row)
     return row
+
+
+def _robust_accuracy(setup: _Setup, model: nn.Module) -> float:
+    """Accuracy under `robust.validation_attack` on the robust validation images (NaN without
+    them). Its random start comes from a generator seeded with the run's seed afresh each epoch:
+    epochs are compared under the same draw, and the run's own random state is not touched, so
+    a resumed run stays exact."""
+    if setup.robust_val is None:
+        return math.nan
+    config = setup.config
+    generator = torch.Generator().manual_seed(config.seed)
+    attack = validation_attack(config)
+    return accuracy_under_attack(
+        model, setup.robust_val, attack, config.eval_batch_size, setup.device, generator
+    )
 
 
 def train_step(
@@ -364,6 +400,11 @@ def _epoch_line(row: dict[str, Any], regularize: bool) -> str:
         f"epoch {row['epoch']:3d}  loss {row['train_loss']:.4f}  ce {row['train_cross_entropy']:.4f}"
         + (f"  batch_si {row['train_batch_selectivity']:.3f}" if regularize else "")
         + f"  val_acc {row['val_accuracy']:.4f}  val_si {row['val_selectivity']:.3f}"
+        + (
+            f"  val_robust {row['val_robust_accuracy']:.4f}"
+            if math.isfinite(row["val_robust_accuracy"])
+            else ""
+        )
         + f"  lr {row['lr']:.4g}  {row['seconds']:.1f}s"
     )
 
@@ -383,11 +424,14 @@ def _test_best(
         config.eval_batch_size,
         setup.device,
     )
+    robust = best.get("val_robust_accuracy", math.nan)
     summary = {
         "alpha": config.alpha,
         "seed": config.seed,
+        "checkpoint_metric": config.checkpoint_rule(),
         "best_epoch": best["epoch"],
         "val_accuracy": best["val_accuracy"],
+        "val_robust_accuracy": robust if math.isfinite(robust) else None,
         "test_accuracy": test.accuracy,
         "test_selectivity": test.network,
         "epochs": config.epochs,

@@ -39,7 +39,13 @@ from selectivity.data import Labelled, labelled, load_dataset
 from selectivity.evaluation import autoattack
 from selectivity.evaluation.context import Context
 from selectivity.evaluation.parts import PartStore
-from selectivity.evaluation.suite import PARTS, corruption_rows, derived_rows, dimensionality_cap
+from selectivity.evaluation.suite import (
+    PARTS,
+    corruption_rows,
+    derived_rows,
+    dimensionality_cap,
+    heldout_note,
+)
 from selectivity.files import remove_stale_temporaries, write_table
 from selectivity.measure import accuracy, model_device, units_note, unmeasured_relu_note
 from selectivity.models import LogitsOnly
@@ -143,7 +149,9 @@ def evaluate_model(
         its own). dataset: the data set's name (picks the dimensionality corruption);
         val_accuracy: a row for the checkpoint's validation accuracy, when given.
     trained_corruptions: corruptions the model may have trained on (the corruption mix's
-        operations): `corruption_accuracy_heldout_mean` leaves them out.
+        operations): `corruption_accuracy_heldout_mean` leaves out every benchmark corruption of
+        their families (noise, blur, weather, digital), and a note says so unless they are the
+        default `TRAINING_SUBSET`.
     clean_only: only the clean part (accuracy, chance, selectivity, silent fraction).
     The table's `attrs["notes"]` says what was skipped or replaced.
     """
@@ -187,13 +195,12 @@ def evaluate_model(
     clean_on_subset = (
         accuracy(model, subset, context.batch, device_) if len(subset) < len(test.images) else None
     )
-    frames.append(
-        schema.frame(
-            derived_rows(
-                pd.concat(frames, ignore_index=True), clean_on_subset, tuple(trained_corruptions)
-            )
-        )
-    )
+    measured = pd.concat(frames, ignore_index=True)
+    trained = tuple(trained_corruptions)
+    frames.append(schema.frame(derived_rows(measured, clean_on_subset, trained)))
+    evaluated = schema.metric_rows(measured, "corruption_accuracy")["corruption"]
+    note = heldout_note(trained, tuple(dict.fromkeys(evaluated)))
+    notes += [note] if note else []
     return _write_table(run_dir, frames, notes)
 
 

@@ -17,6 +17,12 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from selectivity import attacks, corruptions, masking, schema, stability
+from selectivity.catalog import (
+    CORRUPTION_FAMILIES,
+    TRAINING_SUBSET,
+    corruption_family,
+    heldout_corruptions,
+)
 from selectivity.config import EvalConfig
 from selectivity.corruptions.store import follows_test_order, open_corrupted
 from selectivity.data import ImageSet
@@ -34,7 +40,7 @@ from selectivity.metrics import pca_dimensionality
 from selectivity.models import eval_mode
 from selectivity.schema import Rows, row
 
-__all__ = ["PARTS", "corruption_rows", "derived_rows", "dimensionality_cap"]
+__all__ = ["PARTS", "corruption_rows", "derived_rows", "dimensionality_cap", "heldout_note"]
 
 
 def _dimensionality_corruption(config: EvalConfig, dataset: str | None) -> str:
@@ -135,17 +141,19 @@ def _jacobian(c: Context) -> Rows:
 
 
 def _gradients(c: Context) -> Rows:
-    """Gradient variability per layer, across samples and across units."""
+    """Gradient variability per layer: across samples, across units, and across the samples
+    where each unit fires (`stability`)."""
     x, _ = c.analysis.batch(slice(0, len(c.analysis)), c.device)
     with eval_mode(c.model):
-        variability = stability.layer_gradient_variability(
+        variability = stability.layer_gradient_variability_measures(
             c.model, x, c.layers, c.config.gradient_max_units, c.generator()
         )
     rows = []
-    for name, (across_samples, across_units) in variability.items():
+    for name, measures in variability.items():
         rows += [
-            row("gradient_variability_samples", across_samples, layer=name, **c.on_analysis),
-            row("gradient_variability_units", across_units, layer=name, **c.on_analysis),
+            row("gradient_variability_samples", measures.samples, layer=name, **c.on_analysis),
+            row("gradient_variability_units", measures.units, layer=name, **c.on_analysis),
+            row("gradient_variability_active", measures.active, layer=name, **c.on_analysis),
         ]
     return rows
 
@@ -233,11 +241,35 @@ def dimensionality_cap(samples: int, dims: int) -> float:
     return min(samples - 1, dims) / dims
 
 
+def heldout_note(trained_on: tuple[str, ...], evaluated: tuple[str, ...]) -> str | None:
+    """A note when corruption-mix operations other than the default `TRAINING_SUBSET` share a
+    family with evaluated benchmark corruptions: `corruption_accuracy_heldout_mean` then leaves
+    that family out. None when they do not, or for the default (README "Held-out corruptions")."""
+    if tuple(trained_on) == TRAINING_SUBSET:
+        return None
+    kept = heldout_corruptions(trained_on, evaluated)
+    left_out = [name for name in heldout_corruptions((), evaluated) if name not in kept]
+    if not left_out:
+        return None
+    families = sorted({corruption_family(name) for name in left_out})
+    shared = ", ".join(
+        f"{family} ({', '.join(n for n in trained_on if n in CORRUPTION_FAMILIES[family])})"
+        for family in families
+    )
+    return (
+        f"mix_corruptions shares the {shared} famil{'y' if len(families) == 1 else 'ies'} with "
+        f"evaluated corruptions: corruption_accuracy_heldout_mean leaves out "
+        f"{', '.join(left_out)}; held out: {', '.join(kept) or 'none'}"
+    )
+
+
 def derived_rows(
     table: pd.DataFrame, clean_accuracy: float | None = None, trained_on: tuple[str, ...] = ()
 ) -> Rows:
-    """Mean corrupted accuracy (also over the corruptions not in `trained_on`, the run's
-    corruption-mix training subset), and corrupted, FGSM and PGD accuracy relative to clean.
+    """Mean corrupted accuracy (also over the held-out corruptions: the benchmark ones of the
+    families that `trained_on`, the run's corruption-mix operations, leave out; a
+    `corruption_heldout` row per evaluated corruption says which), and corrupted, FGSM and PGD
+    accuracy relative to clean.
 
     clean_accuracy: on the images the attacks and corruptions ran on; None: they ran on the whole
     test set, whose `test_accuracy` row is used. Each relative row keeps its source row's keys.
@@ -262,7 +294,13 @@ def derived_rows(
             row("corruption_accuracy_mean", mean, **settings),
             row("corruption_accuracy_relative", relative(mean), **settings),
         ]
-        held_out = corrupted[~corrupted["corruption"].isin(trained_on)]
+        evaluated = tuple(dict.fromkeys(corrupted["corruption"]))
+        kept = heldout_corruptions(trained_on, evaluated)
+        rows += [
+            row("corruption_heldout", name in kept, corruption=name, split="test")
+            for name in evaluated
+        ]
+        held_out = corrupted[corrupted["corruption"].isin(kept)]
         if len(held_out):
             rows.append(
                 row("corruption_accuracy_heldout_mean", float(held_out["value"].mean()), **settings)
