@@ -85,6 +85,23 @@ NormalizeOption = Annotated[
         help="mean,std (or C means then C stds) when --model expects normalised inputs.",
     ),
 ]
+DataOption = Annotated[
+    str | None,
+    typer.Option(
+        "--data",
+        help="Your own test set for --model: package.module:factory returning a Dataset, a "
+        "DataLoader, (images, labels) tensors, (image, label) pairs or a DataSplits; dict items "
+        "under --set image_key=... label_key=...",
+    ),
+]
+RandomInitOption = Annotated[
+    bool,
+    typer.Option(
+        "--random-init",
+        help="Measure --model with the weights it is built with (no --weights file): random "
+        "for a new network, or trained ones its factory loads itself.",
+    ),
+]
 OutOption = Annotated[
     Path | None, typer.Option("--out", help="Folder for the tables of --model (default: none).")
 ]
@@ -98,6 +115,8 @@ def measure(
     model: ModelOption = None,
     weights: WeightsOption = None,
     normalize: NormalizeOption = None,
+    data: DataOption = None,
+    random_init: RandomInitOption = False,
     out: OutOption = None,
     set_: SetOption = None,
     device: DeviceOption = None,
@@ -107,7 +126,7 @@ def measure(
     With --model, of your own model on the data --set names, written to --out."""
     from selectivity.summary import selectivity_lines
 
-    source = commands.ModelSource(run_dir, model, weights, normalize)
+    source = commands.ModelSource(run_dir, model, weights, normalize, data, random_init)
     table, path = commands.measure(source, split, checkpoint, out, set_, device)
     for note in table.attrs.get("notes", []):
         typer.echo(f"note: {note}")
@@ -140,6 +159,8 @@ def evaluate(
     model: ModelOption = None,
     weights: WeightsOption = None,
     normalize: NormalizeOption = None,
+    data: DataOption = None,
+    random_init: RandomInitOption = False,
     out: OutOption = None,
     set_: SetOption = None,
     device: DeviceOption = None,
@@ -149,7 +170,7 @@ def evaluate(
     or of your own model (--model) on the data --set names."""
     from selectivity.summary import summarise_evaluation
 
-    source = commands.ModelSource(run_dir, model, weights, normalize)
+    source = commands.ModelSource(run_dir, model, weights, normalize, data, random_init)
     table, path = commands.evaluate(
         source, suite, corruptions_dir, generate_corruptions, out, set_, device, not quiet
     )
