@@ -132,7 +132,9 @@ def test_a_test_set_of_dicts_under_other_keys(here, run_cli):
 
 
 def test_a_dropping_loader_is_noted_and_splits_come_from_a_datasplits(here, run_cli):
-    stdout = _ok(run_cli, "measure", "--model", "mine:net", "--random-init", "--data", "mine:dropping")
+    stdout = _ok(
+        run_cli, "measure", "--model", "mine:net", "--random-init", "--data", "mine:dropping"
+    )
     assert "note: the DataLoader drops its last incomplete batch" in stdout
     assert "8 of 40 images were left out" in stdout and "(test, 32 images)" in stdout
     val = ("measure", "--model", "mine:net", "--random-init", "--split", "val")

@@ -1,4 +1,5 @@
-"""The `selectivity` command line: train, measure, evaluate, corrupt, sweep, report, demo, keys.
+"""The `selectivity` command line: train, measure, evaluate, corrupt, sweep, report, compare,
+demo, keys.
 
 It parses options, calls one function of `selectivity.commands` and prints what it returns.
 User errors (`selectivity.errors.SelectivityError`: bad keys, missing folders, corrupt files) end
@@ -296,6 +297,32 @@ def report(
 ) -> None:
     """Figures with bootstrapped 95% CIs over seeds, a claims table, report.html."""
     path = commands.report(sweep_dir, out)
+    typer.echo(f"report: {path}")
+
+
+@app.command()
+def compare(
+    folders: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Run folders or `evaluate --out` folders: each holds evaluation.parquet "
+            "and/or selectivity.parquet."
+        ),
+    ],
+    out: Annotated[Path, typer.Option("--out", help="Folder for the comparison and report.")],
+    labels: Annotated[
+        str | None,
+        typer.Option(
+            "--labels",
+            help="a,b,...: one per folder (default: the folder names); folders given the same "
+            "label are pooled as runs of one model.",
+        ),
+    ] = None,
+) -> None:
+    """Several evaluated models side by side: OUT/comparison.parquet (a model column) and
+    OUT/report.html (accuracy, attacks, mu_SI and per-layer SI by model)."""
+    path = commands.compare(folders, labels, out)
+    typer.echo(f"wrote {out / 'comparison.parquet'}")
     typer.echo(f"report: {path}")
 
 

@@ -9,6 +9,7 @@ what it returns; these print nothing but progress bars.
     corrupt(out, options, assignments, device, progress)         -> Corrupted
     sweep(out, config_file, preset, assignments, grid, device, ray_address, progress) -> trials
     report(sweep_dir, out)                                       -> report.html's path
+    compare(folders, labels, out)                                -> report.html's path
     demo(out, assignments, device, progress)                     -> (trials, report.html's path)
 
 Each command takes only the keys it uses (`TRAIN_KEYS`, `EVALUATE_KEYS`, ...): a key it would
@@ -44,6 +45,7 @@ __all__ = [
     "Corrupted",
     "ModelSource",
     "assignments",
+    "compare",
     "corrupt",
     "demo",
     "evaluate",
@@ -467,6 +469,16 @@ def report(sweep_dir: Path, out: Path | None = None) -> Path:
     trials = read_table(trials_path, ["status"], rebuild) if trials_path.is_file() else None
     failed = trials[trials["status"] != "done"] if trials is not None else None
     return write_report(table, out or sweep_dir, failed=failed)
+
+
+def compare(folders: Sequence[Path], labels: str | None, out: Path) -> Path:
+    """Put the evaluated models in `folders` side by side (`report.compare`): labels are
+    comma-separated, one per folder (default: the folder names); OUT gets comparison.parquet,
+    comparison_units.parquet, figures/ and report.html, whose path is returned."""
+    from selectivity.report.compare import gather, write_comparison
+
+    names = None if labels is None else [name.strip() for name in labels.split(",")]
+    return write_comparison(gather(folders, names), out)
 
 
 def demo(

@@ -93,9 +93,7 @@ def pgd_binding_note(config: EvalConfig) -> str | None:
             continue
         reach = steps * config.pgd_step(steps)
         if reach < config.pgd_eps * (1 - 1e-6):
-            short.append(
-                f"{what} ({steps} steps x {config.pgd_step(steps):.3g} = {reach:.3g})"
-            )
+            short.append(f"{what} ({steps} steps x {config.pgd_step(steps):.3g} = {reach:.3g})")
     if not short:
         return None
     return (
