@@ -219,3 +219,16 @@ def test_the_notes_say_when_the_pgd_ball_never_binds():
     )
     table = evaluate_model(model, data, config, layers=["0"])
     assert any("the PGD eps-ball never binds" in n for n in table.attrs["notes"])
+
+
+def test_the_positive_part_key_reaches_the_regularizer_in_training(tmp_path, run_cli):
+    train = (
+        *("train", "--preset", "digits", "--quiet", "--set", "epochs=1", "--set", "milestones=1"),
+        *("--set", "alpha=-1", "--set", "num_threads=1", "--set", "selectivity_layers=bn2"),
+    )
+    # A batch norm's signed outputs are refused as units unless read by their positive part.
+    assert "positive_part" in _error(run_cli, *train, "--out", tmp_path / "signed")
+    out = tmp_path / "rectified"
+    _ok(run_cli, *train, "--set", "selectivity_positive_part=true", "--out", out)
+    recorded = __import__("json").loads((out / "config.json").read_text())
+    assert recorded["selectivity_positive_part"] is True and recorded["unit_tokens"] == "mean"

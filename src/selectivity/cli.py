@@ -124,7 +124,7 @@ def measure(
 ) -> None:
     """Class selectivity of every unit: writes RUN_DIR/selectivity.parquet (test split;
     selectivity-val.parquet, selectivity-train.parquet for the others) and prints mu_SI.
-    With --model, of your own model on the data --set names, written to --out."""
+    With --model, of your own model on the data --set names (or your --data), written to --out."""
     from selectivity.summary import selectivity_lines
 
     source = commands.ModelSource(run_dir, model, weights, normalize, data, random_init)
@@ -168,7 +168,7 @@ def evaluate(
     quiet: Annotated[bool, typer.Option("--quiet")] = False,
 ) -> None:
     """Corruptions, FGSM/PGD, Jacobian, gradient variability and dimensionality of one run,
-    or of your own model (--model) on the data --set names."""
+    or of your own model (--model) on the data --set names or on your own test set (--data)."""
     from selectivity.summary import summarise_evaluation
 
     source = commands.ModelSource(run_dir, model, weights, normalize, data, random_init)
