@@ -126,7 +126,8 @@ def test_no_weights_is_refused_unless_random_init(here, run_cli):
 
 def test_a_test_set_of_dicts_under_other_keys(here, run_cli):
     args = ("measure", "--model", "mine:net", "--random-init", "--data", "mine:dicts")
-    assert "pixel_values" in _error(run_cli, *args)
+    refused = _error(run_cli, *args)
+    assert "not 'pixel_values' (--data mine:dicts)" in refused and "--set image_key=" in refused
     stdout = _ok(run_cli, *args, "--set", "image_key=img", "--set", "label_key=label")
     assert "mu_SI (test, 40 images)" in stdout
 

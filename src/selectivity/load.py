@@ -29,6 +29,7 @@ from torch import Tensor, nn
 from selectivity.data import (
     IMAGE_KEY,
     LABEL_KEY,
+    DataError,
     DataSplits,
     DroppedImagesWarning,
     Keyed,
@@ -110,7 +111,17 @@ def import_data(spec: str, image_key: str = IMAGE_KEY, label_key: str = LABEL_KE
         return UserData(returned, own_splits=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DroppedImagesWarning)  # kept as a note for the table
-        read = labelled(Keyed(returned, image_key, label_key))
+        try:
+            read = labelled(Keyed(returned, image_key, label_key))
+        except DataError as error:
+            if "Keyed(" not in str(error):
+                raise
+            # The Python spelling of the advice, given to a command line user.
+            cause = str(error).partition(": give the key names")[0]
+            raise DataError(
+                f"{cause} (--data {spec}): give the key names with --set image_key=... "
+                "--set label_key=..."
+            ) from None
     name = spec.rpartition(":")[2]
     splits = DataSplits(
         name, read.images, read.images, read.images, read.num_classes, read.class_names
