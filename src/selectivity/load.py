@@ -1,10 +1,15 @@
-"""A user's model and its weights, for `measure` and `evaluate --model` (`selectivity.commands`).
+"""A user's model and its weights, and a user's test set, for `measure` and `evaluate --model`
+(`selectivity.commands`).
 
     import_model("package.module:factory")       the factory called with no arguments
+    import_data("package.module:factory")        a test set (--data) as a UserData
     load_weights(model, "weights.pt")            a state dict, weights_only=True
     parse_normalize("0.5,0.25", channels)        (mean, std) per channel
     with_normalization(model, mean, std)         normalise inputs in front of the model
     user_model(spec, weights, normalize, data)   all four, checked on a batch of the data
+
+Specs are imported with the current folder first on the path (as `python -m` does), so a module
+beside the user is found without installing it.
 
 A model spec is `package.module:factory` (any callable returning an nn.Module: a function or a
 class, called with no arguments; wrap one that needs arguments in a function of your own), or
