@@ -121,6 +121,12 @@ def test_bad_folders_and_labels_are_one_line(folders, tmp_path, run_cli):
     assert "gives 1 label(s) for 2 folder(s)" in _error(run_cli, run, mine, "--labels", "a", *out)
     assert "empty label" in _error(run_cli, run, mine, "--labels", "a,", *out)
     assert "given twice" in _error(run_cli, run, run, *out)
+    sweep = tmp_path / "sweep"
+    sweep.mkdir()
+    pd.DataFrame({"metric": ["test_accuracy"], "value": [0.5]}).to_parquet(
+        sweep / "results.parquet"
+    )
+    assert "is a sweep folder" in _error(run_cli, sweep, *out)
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "evaluation.parquet").write_bytes(b"not parquet")

@@ -103,6 +103,11 @@ def gather(folders: Sequence[str | Path], labels: Sequence[str] | None = None) -
     evaluations, units = [], []
     for path, name in zip(paths, names, strict=True):
         found = [path / EVALUATION_FILE, path / UNITS_FILE]
+        if not any(file.is_file() for file in found) and (path / "results.parquet").is_file():
+            raise UserError(
+                f"{path} is a sweep folder: `selectivity report {path}` draws it; compare takes "
+                "its trial folders (alpha=.../seed=...)"
+            )
         if not any(file.is_file() for file in found):
             raise UserError(
                 f"{path} holds neither {EVALUATION_FILE} (selectivity evaluate) nor {UNITS_FILE} "
