@@ -41,6 +41,7 @@ ALLOWED: dict[str, set[str]] = {
         "measure",
         "probe",
         "report",
+        "report.compare",
         "runs",
         "sweep",
         "train",
@@ -198,6 +199,8 @@ ALLOWED: dict[str, set[str]] = {
         "report.stats",
     },
     "report.catalog": set(),
+    # Evaluated models side by side (`selectivity compare`): tables to figures and a page.
+    "report.compare": {"files", "report.checks", "report.figures.style", "report.stats", "schema"},
     "report.stats": {"report.catalog", "schema"},
     "report.checks": {"report.stats", "schema"},
     "report.methods": {"report.catalog", "report.stats"},

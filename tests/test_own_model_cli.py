@@ -42,6 +42,7 @@ def test_measure_and_evaluate_an_importable_model(tmp_path, run_cli, weights, di
         "evaluate",
         "--model",
         "standins:torchvision_resnet",
+        "--random-init",
         "--normalize",
         "0.5,0.25",
         "--suite",
@@ -195,7 +196,7 @@ def test_entry_point_models_are_found_by_name(fake_entry_points, run_cli):
     assert {"plugnet", "brokennet", "resnet20"} <= set(list_models())
     model = create_model("plugnet", num_classes=10, in_channels=1)
     assert isinstance(model, standins.TorchvisionResNet)
-    code, stdout, err = run_cli("measure", "--model", "plugnet", *DIGITS)
+    code, stdout, err = run_cli("measure", "--model", "plugnet", "--random-init", *DIGITS)
     assert code == 0, err
     assert "layer1.0.relu#2" in stdout
 

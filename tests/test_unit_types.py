@@ -29,7 +29,7 @@ from selectivity.probe import (
 from selectivity.runs import _differing_keys, load_model
 
 DIGITS = ("--set", "dataset=digits", "--device", "cpu")
-TIMM = ("--model", "standins:timm_style")
+TIMM = ("--model", "standins:timm_style", "--random-init")
 QUICK = (
     *("--suite", "quick", "--set", "max_samples=20", "--set", "analysis_samples=20"),
     *("--set", "pgd_steps=0,1", "--set", "dimensionality_pgd_steps=1", "--set", "fgsm_eps=0"),

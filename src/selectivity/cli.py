@@ -1,4 +1,5 @@
-"""The `selectivity` command line: train, measure, evaluate, corrupt, sweep, report, demo, keys.
+"""The `selectivity` command line: train, measure, evaluate, corrupt, sweep, report, compare,
+demo, keys.
 
 It parses options, calls one function of `selectivity.commands` and prints what it returns.
 User errors (`selectivity.errors.SelectivityError`: bad keys, missing folders, corrupt files) end
@@ -85,6 +86,23 @@ NormalizeOption = Annotated[
         help="mean,std (or C means then C stds) when --model expects normalised inputs.",
     ),
 ]
+DataOption = Annotated[
+    str | None,
+    typer.Option(
+        "--data",
+        help="Your own test set for --model: package.module:factory returning a Dataset, a "
+        "DataLoader, (images, labels) tensors, (image, label) pairs or a DataSplits; dict items "
+        "under --set image_key=... label_key=...",
+    ),
+]
+RandomInitOption = Annotated[
+    bool,
+    typer.Option(
+        "--random-init",
+        help="Measure --model with the weights it is built with (no --weights file): random "
+        "for a new network, or trained ones its factory loads itself.",
+    ),
+]
 OutOption = Annotated[
     Path | None, typer.Option("--out", help="Folder for the tables of --model (default: none).")
 ]
@@ -98,16 +116,18 @@ def measure(
     model: ModelOption = None,
     weights: WeightsOption = None,
     normalize: NormalizeOption = None,
+    data: DataOption = None,
+    random_init: RandomInitOption = False,
     out: OutOption = None,
     set_: SetOption = None,
     device: DeviceOption = None,
 ) -> None:
     """Class selectivity of every unit: writes RUN_DIR/selectivity.parquet (test split;
     selectivity-val.parquet, selectivity-train.parquet for the others) and prints mu_SI.
-    With --model, of your own model on the data --set names, written to --out."""
+    With --model, of your own model on the data --set names (or your --data), written to --out."""
     from selectivity.summary import selectivity_lines
 
-    source = commands.ModelSource(run_dir, model, weights, normalize)
+    source = commands.ModelSource(run_dir, model, weights, normalize, data, random_init)
     table, path = commands.measure(source, split, checkpoint, out, set_, device)
     for note in table.attrs.get("notes", []):
         typer.echo(f"note: {note}")
@@ -140,16 +160,18 @@ def evaluate(
     model: ModelOption = None,
     weights: WeightsOption = None,
     normalize: NormalizeOption = None,
+    data: DataOption = None,
+    random_init: RandomInitOption = False,
     out: OutOption = None,
     set_: SetOption = None,
     device: DeviceOption = None,
     quiet: Annotated[bool, typer.Option("--quiet")] = False,
 ) -> None:
     """Corruptions, FGSM/PGD, Jacobian, gradient variability and dimensionality of one run,
-    or of your own model (--model) on the data --set names."""
+    or of your own model (--model) on the data --set names or on your own test set (--data)."""
     from selectivity.summary import summarise_evaluation
 
-    source = commands.ModelSource(run_dir, model, weights, normalize)
+    source = commands.ModelSource(run_dir, model, weights, normalize, data, random_init)
     table, path = commands.evaluate(
         source, suite, corruptions_dir, generate_corruptions, out, set_, device, not quiet
     )
@@ -275,6 +297,32 @@ def report(
 ) -> None:
     """Figures with bootstrapped 95% CIs over seeds, a claims table, report.html."""
     path = commands.report(sweep_dir, out)
+    typer.echo(f"report: {path}")
+
+
+@app.command()
+def compare(
+    folders: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Run folders or `evaluate --out` folders: each holds evaluation.parquet "
+            "and/or selectivity.parquet."
+        ),
+    ],
+    out: Annotated[Path, typer.Option("--out", help="Folder for the comparison and report.")],
+    labels: Annotated[
+        str | None,
+        typer.Option(
+            "--labels",
+            help="a,b,...: one per folder (default: the folder names); folders given the same "
+            "label are pooled as runs of one model.",
+        ),
+    ] = None,
+) -> None:
+    """Several evaluated models side by side: OUT/comparison.parquet (a model column) and
+    OUT/report.html (accuracy, attacks, mu_SI and per-layer SI by model)."""
+    path = commands.compare(folders, labels, out)
+    typer.echo(f"wrote {out / 'comparison.parquet'}")
     typer.echo(f"report: {path}")
 
 

@@ -9,6 +9,7 @@ what it returns; these print nothing but progress bars.
     corrupt(out, options, assignments, device, progress)         -> Corrupted
     sweep(out, config_file, preset, assignments, grid, device, ray_address, progress) -> trials
     report(sweep_dir, out)                                       -> report.html's path
+    compare(folders, labels, out)                                -> report.html's path
     demo(out, assignments, device, progress)                     -> (trials, report.html's path)
 
 Each command takes only the keys it uses (`TRAIN_KEYS`, `EVALUATE_KEYS`, ...): a key it would
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
     from torch import nn
 
     from selectivity.data import DataSplits
+    from selectivity.load import UserData
 
 __all__ = [
     "ALL_KEYS",
@@ -43,6 +45,7 @@ __all__ = [
     "Corrupted",
     "ModelSource",
     "assignments",
+    "compare",
     "corrupt",
     "demo",
     "evaluate",
@@ -84,8 +87,14 @@ MODEL_KEYS = frozenset(
         "eval_batch_size",
         "selectivity_layers",
         "unit_types",
+        "selectivity_positive_part",
+        "unit_tokens",
+        "image_key",
+        "label_key",
     }
 )
+# Keys naming a data set of the registry, which --data replaces.
+DATASET_KEYS = frozenset({"dataset", "data_dir", "image_size"})
 
 
 def assignments(
@@ -130,12 +139,15 @@ def train(
 @dataclasses.dataclass(frozen=True)
 class ModelSource:
     """What `measure` and `evaluate` work on: a run folder, or a user's model (`--model` spec
-    with its --weights and --normalize); exactly one of run_dir and model."""
+    with its --weights, --normalize and --random-init, and optionally its own test set, a
+    `--data` spec); exactly one of run_dir and model."""
 
     run_dir: Path | None = None
     model: str | None = None
     weights: Path | None = None
     normalize: str | None = None
+    data: str | None = None
+    random_init: bool = False
 
     def check(self) -> None:
         """UserError unless exactly one of RUN_DIR and --model is given, with its own options."""
@@ -143,6 +155,12 @@ class ModelSource:
             raise UserError("give a RUN_DIR or --model package.module:factory, not both or neither")
         if self.model is None and (self.weights is not None or self.normalize is not None):
             raise UserError("--weights and --normalize go with --model")
+        if self.model is None and self.data is not None:
+            raise UserError("--data goes with --model (a run folder has its data set)")
+        if self.model is None and self.random_init:
+            raise UserError("--random-init goes with --model (a run folder has its checkpoints)")
+        if self.weights is not None and self.random_init:
+            raise UserError("give either --weights or --random-init, not both")
 
     def check_out(self, out: Path | None) -> None:
         """UserError for --out with a run folder (its tables stay in it)."""
@@ -202,26 +220,51 @@ def _measure_user(
 ) -> tuple[pd.DataFrame, Path | None]:
     from selectivity.runs import resolve_device
 
-    config, data = _user_data(keys)
-    model = _user_model(source, data, config)
+    config, data, notes = _user_data(keys, source.data)
+    if source.data is not None and split != "test" and not data.own_splits:
+        raise UserError(
+            f"--data {source.data} gives one test set, not a {split} split (return a DataSplits "
+            "for several)"
+        )
+    model = _user_model(source, data.splits, config)
     model = model.to(resolve_device(config.device))
-    table = _measure_model(model, data, split, config, resolve_device(config.device))
+    table = _measure_model(model, data.splits, split, config, resolve_device(config.device))
+    _add_notes(table, notes)
     return table, _write(table, out / _selectivity_file(split)) if out is not None else None
 
 
-def _user_data(keys: Mapping[str, Any]) -> tuple[cfg.TrainConfig, DataSplits]:
-    """The data keys of a user's model as a TrainConfig, and the data set they name."""
+def _user_data(
+    keys: Mapping[str, Any], spec: str | None
+) -> tuple[cfg.TrainConfig, UserData, tuple[str, ...]]:
+    """The data keys of a user's model as a TrainConfig, the data set they name (or the test
+    set of the `--data` spec), and notes on reading it."""
     from selectivity.data import load_dataset
+    from selectivity.load import UserData, import_data
 
+    if spec is not None:
+        given = sorted(DATASET_KEYS & set(keys))
+        if given:
+            raise UserError(f"--data {spec} gives the test set; drop --set {', '.join(given)}")
     config = cfg.build(cfg.TrainConfig, keys)
-    return config, load_dataset(config.dataset, config.data_dir, config.seed, config.image_size)
+    if spec is None:
+        splits = load_dataset(config.dataset, config.data_dir, config.seed, config.image_size)
+        return config, UserData(splits, own_splits=True), ()
+    data = import_data(spec, config.image_key, config.label_key)
+    return config, data, data.notes
+
+
+def _add_notes(table: pd.DataFrame, notes: Sequence[str]) -> None:
+    """`notes` first among the table's notes (`attrs["notes"]`)."""
+    table.attrs["notes"] = [*notes, *table.attrs.get("notes", [])]
 
 
 def _user_model(source: ModelSource, data: DataSplits, config: cfg.TrainConfig) -> nn.Module:
     from selectivity.load import user_model
 
     assert source.model is not None  # ModelSource.check
-    return user_model(source.model, source.weights, source.normalize, data, config.units())
+    return user_model(
+        source.model, source.weights, source.normalize, data, config.units(), source.random_init
+    )
 
 
 def _measure_model(
@@ -310,23 +353,25 @@ def _evaluate_user(
     from selectivity.measure import FunctionalReluWarning
     from selectivity.runs import resolve_device
 
-    train_config, data = _user_data(data_keys)
+    train_config, data, data_notes = _user_data(data_keys, source.data)
     device = resolve_device(train_config.device)
-    model = _user_model(source, data, train_config)
+    model = _user_model(source, data.splits, train_config)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FunctionalReluWarning)  # a note in the table says it
-        return evaluate_model(
+        table = evaluate_model(
             model,
-            data,
+            data.splits,
             config,
             out_dir=out,
             layers=train_config.units(),
             batch_size=train_config.eval_batch_size,
             seed=train_config.seed,
             device=device,
-            dataset=train_config.dataset,
+            dataset=train_config.dataset if source.data is None else None,
             progress=progress,
         )
+    _add_notes(table, data_notes)
+    return table
 
 
 @dataclasses.dataclass(frozen=True)
@@ -424,6 +469,16 @@ def report(sweep_dir: Path, out: Path | None = None) -> Path:
     trials = read_table(trials_path, ["status"], rebuild) if trials_path.is_file() else None
     failed = trials[trials["status"] != "done"] if trials is not None else None
     return write_report(table, out or sweep_dir, failed=failed)
+
+
+def compare(folders: Sequence[Path], labels: str | None, out: Path) -> Path:
+    """Put the evaluated models in `folders` side by side (`report.compare`): labels are
+    comma-separated, one per folder (default: the folder names); OUT gets comparison.parquet,
+    comparison_units.parquet, figures/ and report.html, whose path is returned."""
+    from selectivity.report.compare import gather, write_comparison
+
+    names = None if labels is None else [name.strip() for name in labels.split(",")]
+    return write_comparison(gather(folders, names), out)
 
 
 def demo(

@@ -107,6 +107,17 @@ class TrainConfig:
     unit_types: tuple[str, ...] = _key(
         ("relu",), "module types that are units when selectivity_layers is none (gelu: max(a, 0))"
     )
+    # How units are read, and what a user's own test set (`--data`) holds; the same keys reach
+    # train (the regularizer), measure, evaluate and sweep.
+    selectivity_positive_part: bool | None = _key(
+        None,
+        "read units as max(a, 0): true (every site), false (none); none: rectified activations only",
+    )
+    unit_tokens: str = _key(
+        "mean", "(N, T, D) outputs: a unit is a feature; mean over tokens, or cls (first token)"
+    )
+    image_key: str = _key("pixel_values", "--data dict items or batches: the image's key")
+    label_key: str = _key("labels", "--data dict items or batches: the label's key")
     num_threads: int | None = _key(None, "torch CPU threads; none: torch's default")
     channels_last: bool = _key(False, "NHWC memory order: ~1.2x faster ResNet training on CPUs")
     tensorboard: bool = _key(
@@ -171,6 +182,7 @@ class TrainConfig:
             "selectivity_layers names no layer (none: every unit_types call site)",
         )
         _check_unit_types(self)
+        _check_unit_rules(self)
         check_device(self.device)
         _check_robust(self)
         # The registry is open (`register_model`), so the names are asked for, not listed here.
@@ -185,7 +197,12 @@ class TrainConfig:
         """The units that `selectivity_layers` and `unit_types` choose, as the probe takes them."""
         from selectivity.probe import named_units
 
-        return named_units(self.selectivity_layers, self.unit_types)
+        return named_units(
+            self.selectivity_layers,
+            self.unit_types,
+            positive_part=self.selectivity_positive_part,
+            tokens=self.unit_tokens,
+        )
 
     def mix_subset(self) -> tuple[str, ...]:
         """The corruptions corruption-mix training draws from (whether or not it is on): the
@@ -223,6 +240,21 @@ def _check_unit_types(config: TrainConfig) -> None:
             f"unknown unit type {name!r} in unit_types; known: {', '.join(UNIT_TYPE_NAMES)}",
         )
     object.__setattr__(config, "unit_types", tuple(dict.fromkeys(names)))
+
+
+def _check_unit_rules(config: TrainConfig) -> None:
+    """One-line ConfigErrors for the token rule and the dict keys of `--data`."""
+    from selectivity.probe import TOKEN_RULES
+
+    _check(
+        config.unit_tokens in TOKEN_RULES,
+        f"unit_tokens must be one of {', '.join(TOKEN_RULES)}, got {config.unit_tokens!r}",
+    )
+    _check(
+        bool(config.image_key) and bool(config.label_key) and config.image_key != config.label_key,
+        f"image_key and label_key must be two different names, got {config.image_key!r} and "
+        f"{config.label_key!r}",
+    )
 
 
 def _check_robust(config: TrainConfig) -> None:

@@ -1,10 +1,15 @@
-"""A user's model and its weights, for `measure` and `evaluate --model` (`selectivity.commands`).
+"""A user's model and its weights, and a user's test set, for `measure` and `evaluate --model`
+(`selectivity.commands`).
 
     import_model("package.module:factory")       the factory called with no arguments
+    import_data("package.module:factory")        a test set (--data) as a UserData
     load_weights(model, "weights.pt")            a state dict, weights_only=True
     parse_normalize("0.5,0.25", channels)        (mean, std) per channel
     with_normalization(model, mean, std)         normalise inputs in front of the model
     user_model(spec, weights, normalize, data)   all four, checked on a batch of the data
+
+Specs are imported with the current folder first on the path (as `python -m` does), so a module
+beside the user is found without installing it.
 
 A model spec is `package.module:factory` (any callable returning an nn.Module: a function or a
 class, called with no arguments; wrap one that needs arguments in a function of your own), or
@@ -15,16 +20,28 @@ classes and channels. Every failure is a `ModelError` of one line.
 from __future__ import annotations
 
 import importlib
+import os
+import sys
+import warnings
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from selectivity.data import DataSplits
+from selectivity.data import (
+    IMAGE_KEY,
+    LABEL_KEY,
+    DataError,
+    DataSplits,
+    DroppedImagesWarning,
+    Keyed,
+    labelled,
+)
 from selectivity.files import one_line
-from selectivity.models import ModelError, Normalize, create_model
+from selectivity.models import ModelError, Normalize, create_model, logits_of
 from selectivity.probe import Sites, check_layers, check_unit_types
 from selectivity.runs import (
     CheckpointReadError,
@@ -32,7 +49,10 @@ from selectivity.runs import (
 )
 
 __all__ = [
+    "UserData",
+    "import_data",
     "import_model",
+    "import_object",
     "load_weights",
     "parse_normalize",
     "user_model",
@@ -40,36 +60,88 @@ __all__ = [
 ]
 
 
-def import_model(spec: str) -> nn.Module:
-    """The nn.Module that `package.module:factory` returns when called with no arguments."""
+def import_object(spec: str, option: str = "--model") -> Any:
+    """What the callable `package.module:factory` returns when called with no arguments.
+
+    The current folder is searched first, as `python -m` does, so a module beside the user
+    (`mynets.py`) is found without installing it. ModelError, one line naming `option`, for a
+    spec without ':', an import that fails, a missing attribute, something not callable and a
+    factory that raises.
+    """
     module_name, _, attribute = spec.partition(":")
     if not module_name or not attribute:
-        raise ModelError(f"--model must be package.module:factory, got {spec!r}")
+        raise ModelError(f"{option} must be package.module:factory, got {spec!r}")
+    here = os.getcwd()
+    sys.path.insert(0, here)
     try:
         module = importlib.import_module(module_name)
     except Exception as error:  # an import error, or any error of the module's own code
         raise ModelError(
-            f"cannot import {module_name!r} for --model {spec}: {one_line(error, with_type=True)}"
+            f"cannot import {module_name!r} for {option} {spec}: {one_line(error, with_type=True)}"
         ) from None
+    finally:
+        sys.path.remove(here)  # the first occurrence: the one inserted above
     factory: Any = module
     for part in attribute.split("."):
         if not hasattr(factory, part):
             raise ModelError(
-                f"module {module_name!r} has no attribute {attribute!r} (--model {spec})"
+                f"module {module_name!r} has no attribute {attribute!r} ({option} {spec})"
             )
         factory = getattr(factory, part)
     if not callable(factory):
         raise ModelError(f"{spec} is a {type(factory).__name__}, not a callable factory")
     try:
-        model = factory()
+        return factory()
     except Exception as error:
         raise ModelError(
             f"{spec}() failed: {one_line(error, with_type=True)} (it is called with no "
             "arguments: wrap it in a function that passes them)"
         ) from None
+
+
+def import_model(spec: str) -> nn.Module:
+    """The nn.Module that `package.module:factory` returns when called with no arguments."""
+    model = import_object(spec, "--model")
     if not isinstance(model, nn.Module):
         raise ModelError(f"{spec}() returned a {type(model).__name__}, not an nn.Module")
     return model
+
+
+def import_data(spec: str, image_key: str = IMAGE_KEY, label_key: str = LABEL_KEY) -> UserData:
+    """The test set that `package.module:factory` returns (`--data`): a DataSplits, or anything
+    `data.as_images` reads (a Dataset, a non-shuffling DataLoader, tensors, pairs, dict items
+    or batches, read under `image_key` and `label_key`). DataError or ModelError, one line."""
+    returned = import_object(spec, "--data")
+    if isinstance(returned, DataSplits):
+        return UserData(returned, own_splits=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DroppedImagesWarning)  # kept as a note for the table
+        try:
+            read = labelled(Keyed(returned, image_key, label_key))
+        except DataError as error:
+            if "Keyed(" not in str(error):
+                raise
+            # The Python spelling of the advice, given to a command line user.
+            cause = str(error).partition(": give the key names")[0]
+            raise DataError(
+                f"{cause} (--data {spec}): give the key names with --set image_key=... "
+                "--set label_key=..."
+            ) from None
+    name = spec.rpartition(":")[2]
+    splits = DataSplits(
+        name, read.images, read.images, read.images, read.num_classes, read.class_names
+    )
+    return UserData(splits, own_splits=False, notes=read.notes)
+
+
+@dataclass(frozen=True)
+class UserData:
+    """A `--data` test set as a DataSplits: a returned DataSplits (own_splits), or one whose
+    three splits are the test set that was returned; notes say what reading it left out."""
+
+    splits: DataSplits
+    own_splits: bool
+    notes: tuple[str, ...] = ()
 
 
 def load_weights(model: nn.Module, path: str | Path) -> None:
@@ -173,10 +245,13 @@ def user_model(
     normalize: str | None,
     data: DataSplits,
     layers: Sites = None,
+    random_init: bool = False,
 ) -> nn.Module:
     """The model of `spec` (module:factory or a registered name) with `weights` loaded and
     `normalize` in front, in eval mode, checked on two test images of `data`; `layers` (names,
-    or a `probe.Units`) must name modules of it, or types it has."""
+    or a `probe.Units`) must name modules of it, or types it has. Without `weights` the model
+    keeps the weights it was built with, which is refused unless `random_init` says that is
+    meant (after the model's own checks, so a broken spec is named first)."""
     if ":" in spec:
         model = import_model(spec)
     else:
@@ -192,14 +267,22 @@ def user_model(
     x, _ = data.test.batch(slice(0, 2))
     try:
         with torch.no_grad():
-            logits = model(x)
+            logits = logits_of(model(x))
+    except ModelError as error:
+        raise ModelError(f"{spec}: {error}") from None
     except Exception as error:
         raise ModelError(
             f"{spec} fails on {data.name} images of shape {tuple(x.shape[1:])}: {one_line(error)}"
         ) from None
-    if not isinstance(logits, Tensor) or logits.ndim != 2 or logits.shape[1] < data.num_classes:
-        shape = tuple(logits.shape) if isinstance(logits, Tensor) else type(logits).__name__
+    if logits.ndim != 2 or logits.shape[1] < data.num_classes:
         raise ModelError(
-            f"{spec} must return logits (N, {data.num_classes}) for {data.name}, got {shape}"
+            f"{spec} must return logits (N, {data.num_classes}) for {data.name}, got "
+            f"{tuple(logits.shape)}"
+        )
+    if weights is None and not random_init:
+        raise ModelError(
+            f"--model {spec} without --weights would be measured with the weights it is built "
+            "with (random for a new network): give --weights FILE, or --random-init to measure "
+            "them as they are (also for a factory that loads trained weights itself)"
         )
     return model

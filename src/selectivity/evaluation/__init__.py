@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import sys
 import tempfile
 from collections.abc import Sequence
 from contextlib import nullcontext
@@ -32,6 +33,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from selectivity import schema
+from selectivity.catalog import format_eps
 from selectivity.config import EvalConfig, TrainConfig, build, suite_defaults, to_dict
 from selectivity.corruptions.generate import corruption_source
 from selectivity.corruptions.tables import TRAINING_SUBSET
@@ -53,11 +55,15 @@ from selectivity.probe import Sites, unwrap
 from selectivity.runs import check_data, load_model, resolve_device
 
 __all__ = [
+    "DEFAULT_KEYS",
+    "DEFAULT_SUITE",
+    "default_config",
     "derived_rows",
     "dimensionality_cap",
     "eval_config",
     "evaluate",
     "evaluate_model",
+    "pgd_binding_note",
     "run_settings",
 ]
 
@@ -68,6 +74,39 @@ TABLE_VERSION = 3
 def eval_config(suite: str = "full", *overrides: dict[str, Any]) -> EvalConfig:
     """The EvalConfig of a suite (`quick` or `full`) with key overrides applied on top."""
     return build(EvalConfig, suite_defaults(suite), *overrides)
+
+
+# What `evaluate_model` measures when given no config: the quick suite (bounded samples, minutes
+# on a CPU rather than hours) with a PGD step that lets the attack reach its radius (2.5 * eps /
+# steps), not the papers' 1e-4, at which an 8/255 ball binds only after 314 steps.
+DEFAULT_SUITE = "quick"
+DEFAULT_KEYS: dict[str, Any] = {"pgd_step_size": "auto"}
+
+
+def default_config() -> EvalConfig:
+    """The config of `evaluate_model` without one: `DEFAULT_SUITE` with `DEFAULT_KEYS`."""
+    return eval_config(DEFAULT_SUITE, DEFAULT_KEYS)
+
+
+def pgd_binding_note(config: EvalConfig) -> str | None:
+    """A note when a PGD run of `config` can never reach its eps (steps x step < eps: the attack
+    starts at the image), so its accuracies measure steps x step, not eps; None otherwise."""
+    runs = [("PGD", max(config.pgd_steps, default=0))]
+    runs.append(("the adversarial dimensionality's PGD", config.dimensionality_pgd_steps))
+    short = []
+    for what, steps in runs:
+        if steps <= 0 or config.pgd_eps <= 0:
+            continue
+        reach = steps * config.pgd_step(steps)
+        if reach < config.pgd_eps * (1 - 1e-6):
+            short.append(f"{what} ({steps} steps x {config.pgd_step(steps):.3g} = {reach:.3g})")
+    if not short:
+        return None
+    return (
+        f"the PGD eps-ball never binds: {' and '.join(short)} cannot reach eps = "
+        f"{format_eps(config.pgd_eps)}, so those accuracies measure steps x step size, not eps "
+        "(pgd_step_size=auto: 2.5 * eps / steps)"
+    )
 
 
 def evaluate(
@@ -128,7 +167,7 @@ def evaluate_model(
     val_accuracy: float | None = None,
     identity: dict[str, Any] | None = None,
     trained_corruptions: Sequence[str] = TRAINING_SUBSET,
-    progress: bool = False,
+    progress: bool | None = None,
     clean_only: bool = False,
 ) -> pd.DataFrame:
     """Evaluate any `model` on test data; return the tidy table of `selectivity.schema`.
@@ -137,7 +176,9 @@ def evaluate_model(
         `torch.compile`d one runs as its original module); put in eval mode. data: a DataSplits
         (its test split), or anything `data.as_images` reads: a torch Dataset, a non-shuffling
         DataLoader, a pair of tensors (images, labels), batches. num_classes: None takes it from
-        the data. config: what to measure (default EvalConfig(), the full suite). Corruptions:
+        the data. config: what to measure; None: `default_config()`, the quick suite with
+        pgd_step_size=auto (a note says so; `eval_config("full")` is everything the papers
+        measure, AutoAttack's standard version included: hours on a CPU). Corruptions:
         `config.corruptions_dir`, or `config.generate_corruptions` from the test images (into
         OUT_DIR/corruptions, or a temporary folder removed afterwards); neither skips them.
     out_dir: None writes nothing; a folder gets OUT_DIR/evaluation.parquet and each finished part
@@ -152,11 +193,15 @@ def evaluate_model(
         operations): `corruption_accuracy_heldout_mean` leaves out every benchmark corruption of
         their families (noise, blur, weather, digital), and a note says so unless they are the
         default `TRAINING_SUBSET`.
+    progress: bars for the parts; None: when stderr is a terminal or in a notebook.
     clean_only: only the clean part (accuracy, chance, selectivity, silent fraction).
-    The table's `attrs["notes"]` says what was skipped or replaced.
+    The table's `attrs["notes"]` says what was skipped or replaced, and when PGD's eps-ball
+    never binds.
     """
     model = unwrap(model)
-    config = config if config is not None else EvalConfig()
+    chosen = [] if config is not None else [_default_note()]
+    config = config if config is not None else default_config()
+    progress = progress if progress is not None else _interactive()
     device_ = torch.device(device) if device is not None else model_device(model)
     model.to(device_).eval()
     test = labelled(data, num_classes)
@@ -165,7 +210,7 @@ def evaluate_model(
         remove_stale_temporaries(run_dir)  # of a run or an evaluation killed while writing
     key = identity if identity is not None else _identity(model, test, layers, batch_size, seed)
     parts = PartStore(run_dir, {"eval": to_dict(config), **key, "table": TABLE_VERSION})
-    notes = [parts.replaced_note] if parts.replaced_note else []
+    notes = [*chosen, *([parts.replaced_note] if parts.replaced_note else [])]
     notes += list(test.notes)  # images a DataLoader's drop_last left out
     for note in (
         unmeasured_relu_note(model, test.images, layers),
@@ -174,6 +219,8 @@ def evaluate_model(
         notes += [note] if note else []
     if config.autoattack_version != "off" and not clean_only:
         notes += autoattack.skipped_attacks_note(config, test.num_classes)
+    binding = pgd_binding_note(config) if not clean_only else None
+    notes += [binding] if binding else []
     # Without an out_dir, a temporary folder for what parts keep while they run (a generated
     # corruption set, AutoAttack's state files).
     scratch = run_dir is None and not clean_only
@@ -202,6 +249,19 @@ def evaluate_model(
     note = heldout_note(trained, tuple(dict.fromkeys(evaluated)))
     notes += [note] if note else []
     return _write_table(run_dir, frames, notes)
+
+
+def _default_note() -> str:
+    keys = ", ".join(f"{key}={value}" for key, value in DEFAULT_KEYS.items())
+    return (
+        f"no config given: the {DEFAULT_SUITE} suite with {keys} (evaluation.default_config()); "
+        'eval_config("full") measures everything'
+    )
+
+
+def _interactive() -> bool:
+    """Whether progress bars have someone to watch them: a terminal, or a notebook kernel."""
+    return sys.stderr.isatty() or "ipykernel" in sys.modules
 
 
 def _run_parts(
