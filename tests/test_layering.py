@@ -196,13 +196,28 @@ ALLOWED: dict[str, set[str]] = {
         "report.html",
         "report.methods",
         "report.stats",
+        "report.trials",
     },
     "report.catalog": set(),
+    # Each trial's metrics.parquet and selectivity.parquet, found through its trial.json.
+    "report.trials": {"files", "report.stats"},
     "report.stats": {"report.catalog", "schema"},
     "report.checks": {"report.stats", "schema"},
     "report.methods": {"report.catalog", "report.stats"},
     "report.worstcase": {"masking", "report.stats"},
-    "report.claims": {"report.claims.engine", "report.claims.methods", "report.claims.papers"},
+    "report.claims": {
+        "report.claims.engine",
+        "report.claims.firstpaper",
+        "report.claims.methods",
+        "report.claims.papers",
+    },
+    # The first paper's claims use the equivalence tests (numpy only, no torch).
+    "report.claims.firstpaper": {
+        "equivalence",
+        "report.checks",
+        "report.claims.engine",
+        "report.stats",
+    },
     "report.claims.engine": {"report.stats"},
     "report.claims.papers": {"masking", "report.checks", "report.claims.engine", "report.stats"},
     "report.claims.methods": {
@@ -212,7 +227,9 @@ ALLOWED: dict[str, set[str]] = {
         "report.stats",
     },
     "report.figures": {
+        "report.figures.accuracy",
         "report.figures.methods",
+        "report.figures.offaxis",
         "report.figures.papers",
         "report.figures.style",
         "report.figures.worstcase",
@@ -223,6 +240,15 @@ ALLOWED: dict[str, set[str]] = {
         "report.checks",
         "report.figures.style",
         "report.methods",
+        "report.stats",
+    },
+    "report.figures.offaxis": {"report.figures.style", "report.stats"},
+    "report.figures.accuracy": {"report.figures.papers", "report.figures.style", "report.stats"},
+    "report.firstpaper": {
+        "report.claims.firstpaper",
+        "report.figures.accuracy",
+        "report.figures.offaxis",
+        "report.figures.style",
         "report.stats",
     },
     "report.figures.worstcase": {
@@ -237,6 +263,7 @@ ALLOWED: dict[str, set[str]] = {
         "report.claims",
         "report.figures",
         "report.figures.style",
+        "report.firstpaper",
         "report.methods",
         "report.stats",
         "report.worstcase",
