@@ -47,6 +47,7 @@ from selectivity.report.stats import (
 )
 
 __all__ = [
+    "EFFECT_COLUMNS",
     "EQUIVALENCE_MARGIN",
     "SIMILARITY_MEASURES",
     "TEST_LEVEL",
@@ -75,6 +76,21 @@ def _pair(treated: pd.DataFrame, control: pd.DataFrame) -> tuple[np.ndarray, np.
     return treated["value"].to_numpy(float), control["value"].to_numpy(float), paired
 
 
+EFFECT_COLUMNS = [
+    "alpha",
+    "n_seeds",
+    "n_control",
+    "paired",
+    "selectivity_ratio",
+    "selectivity_ratio_low",
+    "selectivity_ratio_high",
+    "selectivity_change",
+    "accuracy_change",
+    "accuracy_change_low",
+    "accuracy_change_high",
+]
+
+
 def alpha_effects(
     table: pd.DataFrame, n_resamples: int = N_RESAMPLES, seed: int = 0
 ) -> pd.DataFrame:
@@ -82,7 +98,8 @@ def alpha_effects(
 
     Columns: alpha, n_seeds, n_control, paired, selectivity_ratio (+ _low, _high),
     selectivity_change (words: "fell by a factor of 2.5 (CI ...)"), accuracy_change (+ _low,
-    _high). Empty when the table has no alpha = 0 trial or neither metric.
+    _high). No rows (the columns only) when the table has no alpha = 0 trial or neither
+    metric.
     """
     frames = {}
     for metric in ("selectivity", "test_accuracy"):
@@ -93,7 +110,7 @@ def alpha_effects(
     records = []
     alphas = sorted(set().union(*(set(f["alpha"]) for f in frames.values())) - {0.0})
     if not frames or not any((f["alpha"] == 0).any() for f in frames.values()):
-        return pd.DataFrame()
+        return pd.DataFrame(columns=EFFECT_COLUMNS)
     for alpha in alphas:
         record: dict = {"alpha": alpha}
         if "selectivity" in frames:
@@ -126,21 +143,8 @@ def alpha_effects(
                 accuracy_change_high=change.high,
             )
         records.append(record)
-    columns = [
-        "alpha",
-        "n_seeds",
-        "n_control",
-        "paired",
-        "selectivity_ratio",
-        "selectivity_ratio_low",
-        "selectivity_ratio_high",
-        "selectivity_change",
-        "accuracy_change",
-        "accuracy_change_low",
-        "accuracy_change_high",
-    ]
-    out = pd.DataFrame.from_records(records).reindex(columns=columns)
-    out["selectivity_change"] = out["selectivity_change"].fillna("not measured")
+    out = pd.DataFrame.from_records(records).reindex(columns=EFFECT_COLUMNS)
+    out["selectivity_change"] = out["selectivity_change"].astype(object).fillna("not measured")
     return out
 
 
