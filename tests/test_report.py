@@ -855,7 +855,9 @@ def test_write_report_is_self_contained(results, tmp_path):
     assert "No value lies within 10% of its cap" in text
     assert "Collapsed trials (0 of 21)" in text and "Not checked" not in text
     pngs = sorted(p.name for p in (tmp_path / "out" / "figures").iterdir())
-    assert pngs == sorted(f"{name}.png" for name in [*(s.name for s in report.FIGURES), *first_paper])
+    assert pngs == sorted(
+        f"{name}.png" for name in [*(s.name for s in report.FIGURES), *first_paper]
+    )
     summary = pd.read_csv(tmp_path / "out" / "summary.csv")
     assert list(summary.columns) == [
         "metric",

@@ -67,24 +67,67 @@ def make_paper_results(drop: float = 0.0, rng_seed: int = 0, noise: float = 0.00
             add(alpha, seed, "selectivity_rotated", si + 0.1 + 0.002 * rng.normal(), samples=500)
             for i, layer in enumerate(LAYERS):
                 add(alpha, seed, "selectivity", si * (0.5 + 0.5 * i), layer=layer, samples=500)
-                add(alpha, seed, "selectivity_rotated", si + 0.1, layer=layer, samples=500)
+                add(
+                    alpha,
+                    seed,
+                    "selectivity_rotated",
+                    si * (0.5 + 0.5 * i) + 0.1,
+                    layer=layer,
+                    samples=500,
+                )
                 for metric in ("pwcca", "linear_cka"):
                     value = 1.0 if alpha == 0 else 0.95 - 0.3 * abs(z) + 0.005 * rng.normal()
                     add(alpha, seed, metric, value, layer=layer, samples=500)
                     if alpha == 0:
-                        add(alpha, seed, f"{metric}_seed_baseline", 0.85 + 0.005 * rng.normal(), layer=layer)
+                        add(
+                            alpha,
+                            seed,
+                            f"{metric}_seed_baseline",
+                            0.85 + 0.005 * rng.normal(),
+                            layer=layer,
+                        )
                 for layer_key in (layer, None) if i == 0 else (layer,):
                     for fraction in FRACTIONS:
-                        add(alpha, seed, "ablation_accuracy_most", acc * (1 - 0.8 * fraction), layer=layer_key, fraction=fraction)
-                        add(alpha, seed, "ablation_accuracy_least", acc * (1 - 0.2 * fraction), layer=layer_key, fraction=fraction)
+                        add(
+                            alpha,
+                            seed,
+                            "ablation_accuracy_most",
+                            acc * (1 - 0.8 * fraction),
+                            layer=layer_key,
+                            fraction=fraction,
+                        )
+                        add(
+                            alpha,
+                            seed,
+                            "ablation_accuracy_least",
+                            acc * (1 - 0.2 * fraction),
+                            layer=layer_key,
+                            fraction=fraction,
+                        )
                         for draw in range(3):
                             value = acc * (1 - 0.5 * fraction) + 0.01 * rng.normal()
-                            add(alpha, seed, "ablation_accuracy_random", value, layer=layer_key, fraction=fraction, draw=draw)
+                            add(
+                                alpha,
+                                seed,
+                                "ablation_accuracy_random",
+                                value,
+                                layer=layer_key,
+                                fraction=fraction,
+                                draw=draw,
+                            )
             for c, corruption in enumerate(CORRUPTIONS):
                 for severity in (1, 5):
                     gain = 0.1 * (-z) if c < 3 else 0.1 * z  # the last one worsens as alpha falls
                     value = acc * (0.6 - 0.05 * severity + gain) + 0.002 * rng.normal()
-                    add(alpha, seed, "corruption_accuracy", value, corruption=corruption, severity=severity, samples=500)
+                    add(
+                        alpha,
+                        seed,
+                        "corruption_accuracy",
+                        value,
+                        corruption=corruption,
+                        severity=severity,
+                        samples=500,
+                    )
     return schema.frame(rows, extra=("alpha", "seed"))
 
 
@@ -116,7 +159,9 @@ def make_units() -> pd.DataFrame:
             for layer in LAYERS:
                 for unit in range(8):
                     si = float(np.clip(0.3 * (1 + 0.6 * _z(alpha)) + 0.1 * rng.normal(), 0, 1))
-                    rows.append({"alpha": alpha, "seed": seed, "layer": layer, "unit": unit, "si": si})
+                    rows.append(
+                        {"alpha": alpha, "seed": seed, "layer": layer, "unit": unit, "si": si}
+                    )
     return pd.DataFrame(rows)
 
 
@@ -144,7 +189,12 @@ def test_a_planted_three_point_drop_fails_the_equivalence():
     assert row["ci_high"] < -0.01
     assert claims.loc["no_accuracy_cost_alpha=-1", "verdict"] == "supported"
     # The same drop passes when the margin is wider than it.
-    assert _claims(make_paper_results(drop=0.03), margin=0.05).loc["no_accuracy_cost_alpha=-10", "verdict"] == "supported"
+    assert (
+        _claims(make_paper_results(drop=0.03), margin=0.05).loc[
+            "no_accuracy_cost_alpha=-10", "verdict"
+        ]
+        == "supported"
+    )
 
 
 def test_noisy_accuracy_leaves_the_equivalence_inconclusive():
@@ -196,7 +246,9 @@ def test_alpha_effects_gives_factors_and_accuracy_changes():
     assert list(effects.index) == [a for a in ALPHAS if a != 0]
     ratio = 0.3 * (1 + 0.6 * _z(-10)) / 0.3
     assert effects.loc[-10.0, "selectivity_ratio"] == pytest.approx(ratio)
-    assert effects.loc[-10.0, "selectivity_change"].startswith(f"fell by a factor of {1 / ratio:.2g}")
+    assert effects.loc[-10.0, "selectivity_change"].startswith(
+        f"fell by a factor of {1 / ratio:.2g}"
+    )
     assert effects.loc[1.0, "selectivity_change"].startswith("rose by a factor")
     assert effects.loc[-10.0, "accuracy_change"] == pytest.approx(-0.03, abs=0.003)
     assert effects.loc[-10.0, "accuracy_change_high"] < 0
@@ -215,7 +267,11 @@ FIGURES = {
     plot_accuracy_vs_alpha: ("test_accuracy",),
     plot_layer_selectivity: ("selectivity",),
     plot_corruption_panel: ("corruption_accuracy",),
-    plot_unit_ablation: ("ablation_accuracy_most", "ablation_accuracy_least", "ablation_accuracy_random"),
+    plot_unit_ablation: (
+        "ablation_accuracy_most",
+        "ablation_accuracy_least",
+        "ablation_accuracy_random",
+    ),
 }
 
 
@@ -254,13 +310,18 @@ def test_training_curves_and_unit_violins_render_and_refuse_empty_tables():
     ax = plot_unit_selectivity(make_units())
     ax.figure.canvas.draw()
     assert len(ax.collections) >= len(LAYERS) * 3
-    for plot, empty in ((plot_training_curves, make_epochs().iloc[:0]), (plot_unit_selectivity, None)):
+    for plot, empty in (
+        (plot_training_curves, make_epochs().iloc[:0]),
+        (plot_unit_selectivity, None),
+    ):
         with pytest.raises(ValueError, match="needs"):
             plot(empty)
 
 
 def test_the_report_has_the_section_with_every_figure(tmp_path):
-    path = write_report(make_paper_results(), tmp_path, n_resamples=N, epochs=make_epochs(), units=make_units())
+    path = write_report(
+        make_paper_results(), tmp_path, n_resamples=N, epochs=make_epochs(), units=make_units()
+    )
     page = path.read_text()
     section = page[page.index("id='first-paper'") :]
     for name in (
@@ -278,7 +339,11 @@ def test_the_report_has_the_section_with_every_figure(tmp_path):
     assert "not measured" not in section
     assert "seed-to-seed" in section and "improved 3 of 4 corruptions" in section
     claims = pd.read_csv(tmp_path / "claims.csv")
-    assert {"no_accuracy_cost_alpha=-10", "raising_hurts_smallest_alpha", "rotated_bound_falls"} <= set(claims["key"])
+    assert {
+        "no_accuracy_cost_alpha=-10",
+        "raising_hurts_smallest_alpha",
+        "rotated_bound_falls",
+    } <= set(claims["key"])
     effects = pd.read_csv(tmp_path / "alpha_effects.csv")
     assert list(effects["alpha"]) == [a for a in ALPHAS if a != 0]
 
@@ -309,12 +374,16 @@ def _sweep_folder(root, table):
         for seed in SEEDS:
             folder = root / f"alpha={alpha:g}" / f"seed={seed}"
             folder.mkdir(parents=True)
-            (folder / "trial.json").write_text(json.dumps({"alpha": alpha, "seed": seed, "status": "done"}))
+            (folder / "trial.json").write_text(
+                json.dumps({"alpha": alpha, "seed": seed, "status": "done"})
+            )
             mine = (epochs["alpha"] == alpha) & (epochs["seed"] == seed)
             epochs[mine].drop(columns=["alpha", "seed"]).to_parquet(folder / "metrics.parquet")
             if seed < 2:
                 mine = (units["alpha"] == alpha) & (units["seed"] == seed)
-                units[mine].drop(columns=["alpha", "seed"]).to_parquet(folder / "selectivity.parquet")
+                units[mine].drop(columns=["alpha", "seed"]).to_parquet(
+                    folder / "selectivity.parquet"
+                )
     failed = root / "alpha=5" / "seed=0"
     failed.mkdir(parents=True)
     (failed / "trial.json").write_text(json.dumps({"alpha": 5.0, "seed": 0, "status": "failed"}))
@@ -337,12 +406,15 @@ def test_the_loader_gathers_each_finished_trials_tables(tmp_path):
 def test_report_command_takes_a_margin_and_refuses_a_bad_one(tmp_path, run_cli):
     table = make_paper_results(drop=0.03)
     _sweep_folder(tmp_path, table)
-    code, out, err = run_cli("report", tmp_path, "--margin", "0.05", "--out", tmp_path / "r")
+    code, _, err = run_cli("report", tmp_path, "--margin", "0.05", "--out", tmp_path / "r")
     assert code == 0, err
     claims = pd.read_csv(tmp_path / "r" / "claims.csv").set_index("key")
     assert claims.loc["no_accuracy_cost_alpha=-10", "verdict"] == "supported"
     page = (tmp_path / "r" / "report.html").read_text()
     assert "id='training_curves'" in page and "id='unit_selectivity'" in page
-    code, out, err = run_cli("report", tmp_path, "--margin", "0")
+    code, _, err = run_cli("report", tmp_path, "--margin", "0")
     assert code == 2
-    assert err.strip() == "selectivity: error: --margin must be an accuracy difference in (0, 1), got 0"
+    assert (
+        err.strip()
+        == "selectivity: error: --margin must be an accuracy difference in (0, 1), got 0"
+    )

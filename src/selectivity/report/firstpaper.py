@@ -235,7 +235,8 @@ def _claims_table(claims: pd.DataFrame) -> str:
             f"<td>{html.escape(r['expected'])}</td>"
             f"<td>{_fmt(r['estimate'])} [{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}]</td>"
             f"<td>{html.escape(str(r['direction']))}</td>"
-            f"<td>{html.escape(str(r['seeds_per_alpha']))}; {html.escape(str(r['trials_used']))}</td>"
+            f"<td>{r['n_trials']} trials ({html.escape(str(r['seeds_per_alpha']))} per α); "
+            f"{html.escape(str(r['trials_used']))}</td>"
             f"<td class='{verdict.replace(' ', '-')}'>{verdict}<br><span class='src'>rule: "
             f"{html.escape(r['verdict_rule'])}; {html.escape(str(r['note']))}</span></td></tr>"
         )
@@ -243,7 +244,7 @@ def _claims_table(claims: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def _effects_table(effects: pd.DataFrame) -> str:
+def _effects_table(effects: pd.DataFrame | None) -> str:
     if effects is None or effects.empty:
         return "<p>Not measured: the table needs selectivity or test_accuracy at α = 0 and another α.</p>"
     lines = [

@@ -253,7 +253,7 @@ def write_report(
         )
     parts.append(
         "<p class='src'>Files next to this report: summary.csv (mean, ci_low, ci_high, n per α and metric keys), "
-        "claims.csv, figures/*.png.</p></body></html>"
+        "claims.csv, alpha_effects.csv (μ_SI factor and accuracy change per α), figures/*.png.</p></body></html>"
     )
     report = out / "report.html"
     write_bytes(report, "\n".join(parts).encode("utf-8"))

@@ -9,6 +9,7 @@ records the trial's values. Reads tables only (pandas and the package's file rea
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,22 +41,22 @@ def _values(record: dict, columns: list[str], results: pd.DataFrame) -> dict | N
     values = {}
     for column in columns:
         value = record[column]
-        try:
+        # In the results column's dtype, so that merging on trial columns matches (a value
+        # that does not convert stays as recorded, and matches no trial).
+        with contextlib.suppress(TypeError, ValueError):
             value = pd.Series([value]).astype(results[column].dtype).iloc[0]
-        except (TypeError, ValueError):
-            pass
         values[column] = value
     return values
 
 
-def load_trial_tables(
-    sweep_dir: str | os.PathLike, results: pd.DataFrame
-) -> TrialTables:
+def load_trial_tables(sweep_dir: str | os.PathLike, results: pd.DataFrame) -> TrialTables:
     """Gather metrics.parquet and selectivity.parquet of every finished trial under `sweep_dir`
     whose values are trials of `results` (a sweep's results table)."""
     columns = trial_columns(results)
     known = results[columns].drop_duplicates()
-    epochs, units, notes = [], [], []
+    epochs: list[pd.DataFrame] = []
+    units: list[pd.DataFrame] = []
+    notes: list[str] = []
     for status_path in sorted(Path(sweep_dir).rglob("trial.json")):
         try:
             record = read_json(status_path)

@@ -150,14 +150,10 @@ def alpha_effects(
 
 def _counts(row: dict, trials: pd.DataFrame) -> None:
     counts = trials.groupby("alpha").size()
-    row.update(
-        n_trials=len(trials), n_alphas=int(counts.size), seeds_per_alpha=range_text(counts)
-    )
+    row.update(n_trials=len(trials), n_alphas=int(counts.size), seeds_per_alpha=range_text(counts))
 
 
-def _rotated_row(
-    table: pd.DataFrame, collapse: Collapse, n_resamples: int, seed: int
-) -> dict:
+def _rotated_row(table: pd.DataFrame, collapse: Collapse, n_resamples: int, seed: int) -> dict:
     """The rotated-basis bound falls as alpha falls below 0 (rho(alpha, bound) > 0 on alpha <= 0)."""
     row = untested_row(
         claim="The regularizer lowers selectivity in an optimized basis too: the rotated-basis "
@@ -201,9 +197,7 @@ def _mean_over_layers(table: pd.DataFrame, metric: str, layers: list) -> pd.Data
     return per_trial(table, metric, (), {"layer": layers})
 
 
-def _similarity_row(
-    table: pd.DataFrame, metric: str, n_resamples: int, seed: int
-) -> dict:
+def _similarity_row(table: pd.DataFrame, metric: str, n_resamples: int, seed: int) -> dict:
     """The most negative alpha's similarity to alpha = 0 lies below the seed-to-seed level."""
     name = SIMILARITY_MEASURES[metric]
     row = untested_row(
@@ -259,9 +253,7 @@ def _difference_of_means(a: np.ndarray, b: np.ndarray, axis: int = -1) -> np.nda
     return np.mean(a, axis=axis) - np.mean(b, axis=axis)
 
 
-def _accuracy_rows(
-    table: pd.DataFrame, margin: float, n_resamples: int, seed: int
-) -> list[dict]:
+def _accuracy_rows(table: pd.DataFrame, margin: float, n_resamples: int, seed: int) -> list[dict]:
     """Equivalence per alpha < 0, and the drop at the smallest positive alpha."""
     words = f"±{margin:g} accuracy ({margin * 100:g} percentage points)"
     missing = ""
@@ -287,7 +279,7 @@ def _accuracy_rows(
             "90% CI lies inside the margin, contradicted when it lies outside it",
             trials_used="all trials",
         )
-        if alpha is None or not has_zero:
+        if alpha is None or not has_zero or trials is None:
             row["note"] = missing if trials is None else "needs trials at α < 0 and at α = 0"
             rows.append(row)
             continue
@@ -316,7 +308,9 @@ def _fill(row, treated, control, paired, difference, low, high) -> None:
     row["seeds_per_alpha"] = f"{len(treated)}, {len(control)}"
     row["trials_used"] = "all trials; " + ("paired by seed" if paired else "unpaired")
     if math.isfinite(difference):
-        row["direction"] = f"accuracy {'falls' if difference < 0 else 'rises'} by {abs(difference):.3g}"
+        row["direction"] = (
+            f"accuracy {'falls' if difference < 0 else 'rises'} by {abs(difference):.3g}"
+        )
 
 
 def _gate(row: dict, verdict: str, reason: str, fewest: float) -> dict:

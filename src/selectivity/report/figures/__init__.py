@@ -21,6 +21,11 @@ from selectivity.report.figures.methods import (
     plot_mix_training,
     plot_noise_training,
 )
+from selectivity.report.figures.offaxis import (
+    plot_rotated_selectivity,
+    plot_similarity,
+    plot_unit_ablation,
+)
 from selectivity.report.figures.papers import (
     FIGURES,
     plot_accuracy_per_corruption,
@@ -34,11 +39,6 @@ from selectivity.report.figures.papers import (
     plot_normalised_accuracy_per_corruption,
     plot_pgd_accuracy,
     plot_silent_units,
-)
-from selectivity.report.figures.offaxis import (
-    plot_rotated_selectivity,
-    plot_similarity,
-    plot_unit_ablation,
 )
 from selectivity.report.figures.style import FigureSpec, alpha_colors
 from selectivity.report.figures.worstcase import WORST_CASE_FIGURES, plot_pgd_vs_autoattack

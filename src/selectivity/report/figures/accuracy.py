@@ -113,7 +113,15 @@ def plot_accuracy_vs_alpha(
     alpha_axis(ax, alphas)
     colors = alpha_colors(alphas)
     trials = per_trial(table, "test_accuracy")
-    ax.scatter(trials["alpha"], trials["value"], s=14, alpha=0.6, lw=0, c=[colors[a] for a in trials["alpha"]], zorder=2)
+    ax.scatter(
+        trials["alpha"],
+        trials["value"],
+        s=14,
+        alpha=0.6,
+        lw=0,
+        c=[colors[a] for a in trials["alpha"]],
+        zorder=2,
+    )
     summary = summarise(table, "test_accuracy")
     line_ci(ax, summary["alpha"], summary, "0.2", "mean over seeds (95% CI)")
     zero = trials.loc[trials["alpha"] == 0, "value"].to_numpy(float)
@@ -127,7 +135,7 @@ def plot_accuracy_vs_alpha(
     ax.set_ylabel("clean test accuracy")
     percent_axis(ax.yaxis)
     ax.set_title("Test accuracy against α")
-    ax.legend(frameon=False, loc="lower left")
+    ax.legend(frameon=False, loc="best")
     return ax
 
 
@@ -148,10 +156,18 @@ def plot_layer_selectivity(table: pd.DataFrame, ax: Axes | None = None) -> Axes:
         line_ci(ax, part["alpha"], part, shade, str(layer), marker=".")
     if rows["layer"].isna().any():
         summary = summarise(table, "selectivity")
-        ax.plot(summary["alpha"], summary["mean"], color="black", lw=2.4, label=r"$\mu_{SI}$ (network)")
+        ax.plot(
+            summary["alpha"], summary["mean"], color="black", lw=2.4, label=r"$\mu_{SI}$ (network)"
+        )
     ax.set_ylabel("mean class-selectivity index of the layer (0–1)")
     ax.set_title("Selectivity per layer against α")
-    ax.legend(frameon=False, loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=7, ncols=1 + len(layers) // 18)
+    ax.legend(
+        frameon=False,
+        loc="center left",
+        bbox_to_anchor=(1.01, 0.5),
+        fontsize=7,
+        ncols=1 + len(layers) // 18,
+    )
     return ax
 
 
@@ -163,7 +179,9 @@ def plot_unit_selectivity(
     lowest, zero and highest). units: columns alpha, layer, si (a per-unit table)."""
     if units is None or units.empty or not {"alpha", "layer", "si"} <= set(units.columns):
         raise ValueError("figure 'unit_selectivity' needs per-unit SI (selectivity.parquet)")
-    shown = chosen_alphas(sorted(set(units["alpha"].astype(float)))) if alphas is None else list(alphas)
+    shown = (
+        chosen_alphas(sorted(set(units["alpha"].astype(float)))) if alphas is None else list(alphas)
+    )
     layers = appearance_order(units["layer"])
     colors = alpha_colors(sorted(set(units["alpha"].astype(float))))
     ax = new_axes(ax, (max(6.5, 0.45 * len(layers) * len(shown) + 2.5), 4.4))
@@ -174,8 +192,14 @@ def plot_unit_selectivity(
             values = part.loc[part["layer"] == layer, "si"].dropna().to_numpy(float)
             x = i - 0.4 + width * (j + 0.5)
             if values.size > 1 and np.ptp(values) > 0:
-                body = ax.violinplot([values], positions=[x], widths=width * 0.95, showextrema=False, showmedians=True)
-                for patch in body["bodies"]:
+                body = ax.violinplot(
+                    [values],
+                    positions=[x],
+                    widths=width * 0.95,
+                    showextrema=False,
+                    showmedians=True,
+                )
+                for patch in list(body["bodies"]):  # type: ignore[call-overload]
                     patch.set_facecolor(colors[alpha])
                     patch.set_alpha(0.6)
                 body["cmedians"].set_color(colors[alpha])
@@ -208,7 +232,9 @@ def plot_corruption_panel(table: pd.DataFrame, ax: Sequence[Axes] | None = None)
     severity = panel_severity(table)
     n = len(set(metric_rows(table, "corruption_accuracy")["corruption"].dropna()))
     if ax is None:
-        fig = load_matplotlib().figure.Figure(figsize=(max(7.0, 0.5 * n + 3.5), 8.4), layout="constrained")
+        fig = load_matplotlib().figure.Figure(
+            figsize=(max(7.0, 0.5 * n + 3.5), 8.4), layout="constrained"
+        )
         top, bottom = fig.subplots(2, 1)
     else:
         top, bottom = list(np.ravel(np.asarray(ax, dtype=object)))[:2]
@@ -246,8 +272,11 @@ def plot_training_curves(epochs: pd.DataFrame, ax: Sequence[Axes] | None = None)
             part = summary[summary["alpha"] == alpha]
             line_ci(axis, part["epoch"], part, colors[alpha], alpha_text(alpha), marker=".")
         axis.set_xlabel("epoch")
+        axis.xaxis.set_major_locator(load_matplotlib().ticker.MaxNLocator(integer=True))
         axis.set_ylabel(EPOCH_METRICS[metric])
-        axis.set_title(f"{EPOCH_METRICS[metric][0].upper()}{EPOCH_METRICS[metric][1:]} over training")
+        axis.set_title(
+            f"{EPOCH_METRICS[metric][0].upper()}{EPOCH_METRICS[metric][1:]} over training"
+        )
         if metric == "val_accuracy":
             percent_axis(axis.yaxis)
         else:

@@ -107,9 +107,21 @@ def plot_similarity(table: pd.DataFrame, ax=None) -> Figure:
         if (regularized["metric"] == metric).any():
             summary = summarise(regularized, metric)
             line_ci(left, summary["alpha"], summary, "0.2", f"{name} to α = 0, same seed")
-            left.scatter(summary["alpha"], summary["mean"], c=[colors[a] for a in summary["alpha"]], s=30, zorder=3)
+            left.scatter(
+                summary["alpha"],
+                summary["mean"],
+                c=[colors[a] for a in summary["alpha"]],
+                s=30,
+                zorder=3,
+            )
         if not _baseline_band(left, table, metric):
-            left.text(0.02, 0.02, "seed-to-seed baseline not measured", transform=left.transAxes, fontsize=8)
+            left.text(
+                0.02,
+                0.02,
+                "seed-to-seed baseline not measured",
+                transform=left.transAxes,
+                fontsize=8,
+            )
         left.set_ylabel(f"{name} (mean over layers)")
         left.set_title(f"{name} against α")
         left.legend(frameon=False, loc="lower right")
@@ -123,7 +135,14 @@ def plot_similarity(table: pd.DataFrame, ax=None) -> Figure:
             base = summarise(table, f"{metric}_seed_baseline", by=("layer",))
             x = base["layer"].map(position).to_numpy(float)
             keep = np.isfinite(x)
-            right.fill_between(x[keep], base["ci_low"][keep], base["ci_high"][keep], color=BASELINE_COLOR, alpha=0.3, lw=0)
+            right.fill_between(
+                x[keep],
+                base["ci_low"][keep],
+                base["ci_high"][keep],
+                color=BASELINE_COLOR,
+                alpha=0.3,
+                lw=0,
+            )
             right.plot(x[keep], base["mean"][keep], color=BASELINE_COLOR, ls="--", lw=1.2)
         except ValueError:
             pass
@@ -151,7 +170,9 @@ def plot_rotated_selectivity(table: pd.DataFrame, ax=None) -> Figure:
     if "selectivity" in set(table["metric"]):
         summary = summarise(table, "selectivity")
         line_ci(left, summary["alpha"], summary, "0.2", r"$\mu_{SI}$ (unit axes)")
-    left.set_ylabel(SELECTIVITY_LABEL.replace("network selectivity ", "").replace(r"$\mu_{SI}$ ", "mean SI "))
+    left.set_ylabel(
+        SELECTIVITY_LABEL.replace("network selectivity ", "").replace(r"$\mu_{SI}$ ", "mean SI ")
+    )
     left.set_title("Selectivity in an optimized basis")
     left.legend(frameon=False)
     rows = metric_rows(table, "selectivity_rotated")
@@ -163,17 +184,35 @@ def plot_rotated_selectivity(table: pd.DataFrame, ax=None) -> Figure:
         bound = summarise(table, "selectivity_rotated", by=("alpha", "layer"), where=where)
         for alpha in alphas_of(bound):
             part = bound[bound["alpha"] == alpha]
-            line_ci(right, part["layer"].map(position).to_numpy(float), part, colors[alpha], alpha_text(alpha), ".")
+            line_ci(
+                right,
+                part["layer"].map(position).to_numpy(float),
+                part,
+                colors[alpha],
+                alpha_text(alpha),
+                ".",
+            )
         try:
             axis = summarise(table, "selectivity", by=("alpha", "layer"), where=where)
         except ValueError:  # no axis-aligned rows for these layers: the bound alone
             axis = bound.iloc[:0]
         for alpha in alphas_of(axis):
             part = axis[axis["alpha"] == alpha]
-            right.plot(part["layer"].map(position).to_numpy(float), part["mean"], color=colors[alpha], ls=":", lw=1.0)
+            right.plot(
+                part["layer"].map(position).to_numpy(float),
+                part["mean"],
+                color=colors[alpha],
+                ls=":",
+                lw=1.0,
+            )
         right.set_xticks(range(len(layers)))
         right.set_xticklabels(layers, rotation=90, fontsize=7)
-        right.legend(title="α (dotted: unit axes)", frameon=False, loc="center left", bbox_to_anchor=(1.01, 0.5))
+        right.legend(
+            title="α (dotted: unit axes)",
+            frameon=False,
+            loc="center left",
+            bbox_to_anchor=(1.01, 0.5),
+        )
     else:
         right.text(0.5, 0.5, "no per-layer rows", ha="center", transform=right.transAxes)
     right.set_xlabel("layer (input → output)")
@@ -196,7 +235,9 @@ def _ablation_panel(ax: Axes, rows: pd.DataFrame) -> None:
             continue
         if metric == "ablation_accuracy_random":
             spread = part.groupby("fraction")["value"].agg(["mean", "min", "max"]).reset_index()
-            ax.fill_between(spread["fraction"], spread["min"], spread["max"], color=color, alpha=0.2, lw=0)
+            ax.fill_between(
+                spread["fraction"], spread["min"], spread["max"], color=color, alpha=0.2, lw=0
+            )
             ax.plot(spread["fraction"], spread["mean"], color=color, lw=1.4, ls="--", label=words)
             continue
         summary = summarise(part, metric, by=("fraction",))
@@ -235,10 +276,10 @@ def plot_unit_ablation(table: pd.DataFrame, ax=None, alpha: float | None = None)
         part = rows[rows["layer"].isna()] if layer is None else rows[rows["layer"] == layer]
         _ablation_panel(axis, part)
         axis.set_title("whole network" if layer is None else str(layer), fontsize=9)
+        axis.set_xlabel("units silenced", fontsize=8)
     for axis in axes[len(layers) :]:
         axis.set_visible(False)
     fig = figure_of(axes[0])
-    fig.supxlabel("fraction of units silenced")
     fig.supylabel("test accuracy")
     fig.suptitle(f"Unit ablation, α = {alpha_text(alpha)}")
     handles, labels = axes[0].get_legend_handles_labels()
