@@ -403,6 +403,22 @@ def test_the_loader_gathers_each_finished_trials_tables(tmp_path):
     assert load_trial_tables(empty, table).epochs is None
 
 
+def test_a_damaged_trial_table_is_left_out_with_a_warning(tmp_path):
+    table = make_paper_results()
+    _sweep_folder(tmp_path, table)
+    damaged = tmp_path / "alpha=0" / "seed=1" / "metrics.parquet"
+    damaged.write_bytes(damaged.read_bytes()[:100])
+    (tmp_path / "alpha=1" / "seed=3" / "trial.json").write_text("{not json")
+    with pytest.warns(UserWarning) as caught:
+        kept = load_trial_tables(tmp_path, table)
+    messages = [str(w.message) for w in caught]
+    assert any(str(damaged) in m and "left out of the report" in m for m in messages)
+    assert any("trial.json unreadable" in m for m in messages)
+    assert len(kept.notes) == 2
+    trials = kept.epochs[["alpha", "seed"]].drop_duplicates()
+    assert len(trials) == len(ALPHAS) * len(SEEDS) - 2
+
+
 def test_report_command_takes_a_margin_and_refuses_a_bad_one(tmp_path, run_cli):
     table = make_paper_results(drop=0.03)
     _sweep_folder(tmp_path, table)

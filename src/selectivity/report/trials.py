@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +27,7 @@ __all__ = ["TrialTables", "load_trial_tables"]
 class TrialTables:
     """epochs: every trial's metrics.parquet; units: every trial's selectivity.parquet (test
     split); each with the trial columns of the results table in front, None when no trial has
-    the file. `notes`: files that could not be read, one line each."""
+    the file. `notes`: files that could not be read, one line each (each also a warning)."""
 
     epochs: pd.DataFrame | None = None
     units: pd.DataFrame | None = None
@@ -51,7 +52,8 @@ def _values(record: dict, columns: list[str], results: pd.DataFrame) -> dict | N
 
 def load_trial_tables(sweep_dir: str | os.PathLike, results: pd.DataFrame) -> TrialTables:
     """Gather metrics.parquet and selectivity.parquet of every finished trial under `sweep_dir`
-    whose values are trials of `results` (a sweep's results table)."""
+    whose values are trials of `results` (a sweep's results table). A file that cannot be read
+    is left out with a warning (one line naming it): the report goes on without it."""
     columns = trial_columns(results)
     known = results[columns].drop_duplicates()
     epochs: list[pd.DataFrame] = []
@@ -60,8 +62,8 @@ def load_trial_tables(sweep_dir: str | os.PathLike, results: pd.DataFrame) -> Tr
     for status_path in sorted(Path(sweep_dir).rglob("trial.json")):
         try:
             record = read_json(status_path)
-        except (FileError, OSError, ValueError):
-            notes.append(f"{status_path}: unreadable")
+        except (FileError, OSError, ValueError) as error:
+            notes.append(f"{status_path} unreadable ({error}); its trial is left out")
             continue
         if not isinstance(record, dict) or record.get("status") != "done":
             continue
@@ -76,9 +78,11 @@ def load_trial_tables(sweep_dir: str | os.PathLike, results: pd.DataFrame) -> Tr
             try:
                 table = read_table(path, [], "")
             except (FileError, OSError, ValueError) as error:
-                notes.append(f"{path}: {error}")
+                notes.append(f"{error}; left out of the report")
                 continue
             found.append(table.assign(**values)[[*columns, *table.columns]])
+    for note in notes:
+        warnings.warn(note, stacklevel=2)
     frames = []
     for found in (epochs, units):
         frame = pd.concat(found, ignore_index=True) if found else None
