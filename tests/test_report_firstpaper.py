@@ -255,6 +255,17 @@ def test_alpha_effects_gives_factors_and_accuracy_changes():
     assert alpha_effects(make_paper_results().query("alpha != 0")).empty
 
 
+def test_groups_with_other_seeds_are_compared_unpaired():
+    table = make_paper_results()
+    table = table[~((table["alpha"] == -1.0) & (table["seed"] == 3))]
+    effects = alpha_effects(table, n_resamples=N).set_index("alpha")
+    assert not effects.loc[-1.0, "paired"] and effects.loc[-10.0, "paired"]
+    assert (effects.loc[-1.0, "n_seeds"], effects.loc[-1.0, "n_control"]) == (3, 4)
+    row = _claims(table).loc["no_accuracy_cost_alpha=-1"]
+    assert row["trials_used"] == "all trials; unpaired" and row["seeds_per_alpha"] == "3, 4"
+    assert row["verdict"] == "supported"
+
+
 def test_a_margin_that_is_not_positive_is_refused():
     table = make_paper_results()
     with pytest.raises(ValueError, match="margin must be positive"):
