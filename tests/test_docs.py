@@ -70,6 +70,9 @@ def written(tmp_path_factory) -> dict[str, pd.DataFrame]:
             root / "report" / "summary.csv", dtype=str, keep_default_na=False
         ),
         "claims.csv": pd.read_csv(root / "report" / "claims.csv", dtype=str, keep_default_na=False),
+        "alpha_effects.csv": pd.read_csv(
+            root / "report" / "alpha_effects.csv", dtype=str, keep_default_na=False
+        ),
     }
 
 

@@ -197,15 +197,30 @@ ALLOWED: dict[str, set[str]] = {
         "report.html",
         "report.methods",
         "report.stats",
+        "report.trials",
     },
     "report.catalog": set(),
     # Evaluated models side by side (`selectivity compare`): tables to figures and a page.
     "report.compare": {"files", "report.checks", "report.figures.style", "report.stats", "schema"},
+    # Each trial's metrics.parquet and selectivity.parquet, found through its trial.json.
+    "report.trials": {"files", "report.stats"},
     "report.stats": {"report.catalog", "schema"},
     "report.checks": {"report.stats", "schema"},
     "report.methods": {"report.catalog", "report.stats"},
     "report.worstcase": {"masking", "report.stats"},
-    "report.claims": {"report.claims.engine", "report.claims.methods", "report.claims.papers"},
+    "report.claims": {
+        "report.claims.engine",
+        "report.claims.firstpaper",
+        "report.claims.methods",
+        "report.claims.papers",
+    },
+    # The first paper's claims use the equivalence tests (numpy only, no torch).
+    "report.claims.firstpaper": {
+        "equivalence",
+        "report.checks",
+        "report.claims.engine",
+        "report.stats",
+    },
     "report.claims.engine": {"report.stats"},
     "report.claims.papers": {"masking", "report.checks", "report.claims.engine", "report.stats"},
     "report.claims.methods": {
@@ -215,7 +230,9 @@ ALLOWED: dict[str, set[str]] = {
         "report.stats",
     },
     "report.figures": {
+        "report.figures.accuracy",
         "report.figures.methods",
+        "report.figures.offaxis",
         "report.figures.papers",
         "report.figures.style",
         "report.figures.worstcase",
@@ -226,6 +243,15 @@ ALLOWED: dict[str, set[str]] = {
         "report.checks",
         "report.figures.style",
         "report.methods",
+        "report.stats",
+    },
+    "report.figures.offaxis": {"report.figures.style", "report.stats"},
+    "report.figures.accuracy": {"report.figures.papers", "report.figures.style", "report.stats"},
+    "report.firstpaper": {
+        "report.claims.firstpaper",
+        "report.figures.accuracy",
+        "report.figures.offaxis",
+        "report.figures.style",
         "report.stats",
     },
     "report.figures.worstcase": {
@@ -240,6 +266,7 @@ ALLOWED: dict[str, set[str]] = {
         "report.claims",
         "report.figures",
         "report.figures.style",
+        "report.firstpaper",
         "report.methods",
         "report.stats",
         "report.worstcase",

@@ -246,7 +246,9 @@ def make_results(
         return table.astype(
             {"alpha": float, "seed": int, "severity": "Int64", "eps": float, "steps": "Int64"}
         ).reset_index(drop=True)
-    return table.astype({"alpha": float, "seed": int, **schema.DTYPES})
+    # The keys these metrics do not use (fraction, draw) stay absent, as in older tables.
+    dtypes = {k: v for k, v in schema.DTYPES.items() if k in table.columns}
+    return table.astype({"alpha": float, "seed": int, **dtypes})
 
 
 C_ALPHAS = (-10.0, -1.0, 0.0, 1.0, 10.0, 30.0)
@@ -842,7 +844,9 @@ def test_write_report_is_self_contained(results, tmp_path):
     # No external resources: every src= is a data URI.
     sources = re.findall(r"src\s*=\s*['\"]([^'\"]*)", text)
     assert sources and all(s.startswith("data:image/png;base64,") for s in sources)
-    assert len(sources) == len(report.FIGURES)
+    # The papers' figures, and those of the first paper's section this table has rows for.
+    first_paper = ["accuracy_vs_alpha", "layer_selectivity_vs_alpha", "corruption_panel"]
+    assert len(sources) == len(report.FIGURES) + len(first_paper)
     assert base64.b64decode(sources[0].split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
     assert "<link" not in text and "http" not in text
     assert text.index("Claims") < text.index("<figure")
@@ -851,7 +855,9 @@ def test_write_report_is_self_contained(results, tmp_path):
     assert "No value lies within 10% of its cap" in text
     assert "Collapsed trials (0 of 21)" in text and "Not checked" not in text
     pngs = sorted(p.name for p in (tmp_path / "out" / "figures").iterdir())
-    assert pngs == sorted(f"{spec.name}.png" for spec in report.FIGURES)
+    assert pngs == sorted(
+        f"{name}.png" for name in [*(s.name for s in report.FIGURES), *first_paper]
+    )
     summary = pd.read_csv(tmp_path / "out" / "summary.csv")
     assert list(summary.columns) == [
         "metric",
@@ -861,6 +867,8 @@ def test_write_report_is_self_contained(results, tmp_path):
         "severity",
         "eps",
         "steps",
+        "fraction",
+        "draw",
         "split",
         "samples",
         "step_size",
@@ -877,6 +885,7 @@ def test_write_report_is_self_contained(results, tmp_path):
     ) * len(SEVERITIES)
     # Only the final files remain: the temporary names were renamed.
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "alpha_effects.csv",
         "claims.csv",
         "figures",
         "report.html",
@@ -948,11 +957,28 @@ METHOD_NAMES = (
     "plot_noise_training",
     "trial_columns",
 )
+# The first paper's section (arXiv:2003.01262) and the per-trial tables it reads.
+FIRST_PAPER_NAMES = (
+    "EQUIVALENCE_MARGIN",
+    "TrialTables",
+    "alpha_effects",
+    "evaluate_first_paper_claims",
+    "load_trial_tables",
+    "plot_accuracy_vs_alpha",
+    "plot_corruption_panel",
+    "plot_layer_selectivity",
+    "plot_rotated_selectivity",
+    "plot_similarity",
+    "plot_training_curves",
+    "plot_unit_ablation",
+    "plot_unit_selectivity",
+)
 
 
 def test_the_package_exports_the_public_names_of_the_module():
-    assert sorted(report.__all__) == sorted(PUBLIC_NAMES + METHOD_NAMES)
-    missing = [name for name in PUBLIC_NAMES + METHOD_NAMES if not hasattr(report, name)]
+    names = PUBLIC_NAMES + METHOD_NAMES + FIRST_PAPER_NAMES
+    assert sorted(report.__all__) == sorted(names)
+    missing = [name for name in names if not hasattr(report, name)]
     assert not missing
 
 

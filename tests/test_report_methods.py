@@ -451,7 +451,8 @@ def test_report_of_an_alpha_only_sweep_is_unchanged(tmp_path):
     claims = pd.read_csv(tmp_path / "claims.csv")
     expected = evaluate_claims(table, n_resamples=200)
     assert list(claims.columns) == list(expected.columns)
-    assert list(claims["verdict"]) == list(expected["verdict"])
+    # The papers' claims come first; the first paper's section adds its own rows after them.
+    assert list(claims["verdict"][: len(expected)]) == list(expected["verdict"])
     assert not list((tmp_path / "figures").glob("*_training*.png"))
 
 

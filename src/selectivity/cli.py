@@ -294,9 +294,17 @@ def _exit_if_trials_failed(trials, out: Path) -> None:
 def report(
     sweep_dir: Annotated[Path, typer.Argument(help="A sweep folder with results.parquet.")],
     out: Annotated[Path | None, typer.Option("--out", help="Default: the sweep folder.")] = None,
+    margin: Annotated[
+        float | None,
+        typer.Option(
+            "--margin",
+            help="Equivalence margin of the 'lowering selectivity costs no accuracy' claims, "
+            "as an accuracy difference (default 0.01: one percentage point).",
+        ),
+    ] = None,
 ) -> None:
     """Figures with bootstrapped 95% CIs over seeds, a claims table, report.html."""
-    path = commands.report(sweep_dir, out)
+    path = commands.report(sweep_dir, out, margin)
     typer.echo(f"report: {path}")
 
 

@@ -8,7 +8,7 @@ what it returns; these print nothing but progress bars.
              progress)                                           -> (evaluation table, path)
     corrupt(out, options, assignments, device, progress)         -> Corrupted
     sweep(out, config_file, preset, assignments, grid, device, ray_address, progress) -> trials
-    report(sweep_dir, out)                                       -> report.html's path
+    report(sweep_dir, out, margin)                               -> report.html's path
     compare(folders, labels, out)                                -> report.html's path
     demo(out, assignments, device, progress)                     -> (trials, report.html's path)
 
@@ -455,11 +455,15 @@ def sweep(
     return run_sweep(out, overrides, progress=progress)
 
 
-def report(sweep_dir: Path, out: Path | None = None) -> Path:
-    """Write the report of the sweep in `sweep_dir` into `out` (default: the sweep folder)."""
+def report(sweep_dir: Path, out: Path | None = None, margin: float | None = None) -> Path:
+    """Write the report of the sweep in `sweep_dir` into `out` (default: the sweep folder);
+    `margin`: the equivalence margin of the "costs no accuracy" claims (accuracy fraction)."""
     from selectivity.files import read_table
-    from selectivity.report import write_report
+    from selectivity.report import EQUIVALENCE_MARGIN, load_trial_tables, write_report
 
+    margin = EQUIVALENCE_MARGIN if margin is None else margin
+    if not 0 < margin < 1:
+        raise UserError(f"--margin must be an accuracy difference in (0, 1), got {margin:g}")
     results = sweep_dir / "results.parquet"
     if not results.is_file():
         raise UserError(f"no results table: {results} is missing (made by `selectivity sweep`)")
@@ -468,7 +472,15 @@ def report(sweep_dir: Path, out: Path | None = None) -> Path:
     trials_path = sweep_dir / "trials.parquet"
     trials = read_table(trials_path, ["status"], rebuild) if trials_path.is_file() else None
     failed = trials[trials["status"] != "done"] if trials is not None else None
-    return write_report(table, out or sweep_dir, failed=failed)
+    kept = load_trial_tables(sweep_dir, table)
+    return write_report(
+        table,
+        out or sweep_dir,
+        failed=failed,
+        epochs=kept.epochs,
+        units=kept.units,
+        equivalence_margin=margin,
+    )
 
 
 def compare(folders: Sequence[Path], labels: str | None, out: Path) -> Path:
@@ -491,7 +503,7 @@ def demo(
     (the trials table, report.html's path)."""
     import pandas as pd
 
-    from selectivity.report import write_report
+    from selectivity.report import load_trial_tables, write_report
     from selectivity.sweep import run_sweep
 
     trials = run_sweep(
@@ -500,7 +512,13 @@ def demo(
         progress=progress,
         grids=cfg.DEMO_GRIDS,
     )
+    table = pd.read_parquet(out / "results.parquet")
+    kept = load_trial_tables(out, table)
     path = write_report(
-        pd.read_parquet(out / "results.parquet"), out, failed=trials[trials["status"] != "done"]
+        table,
+        out,
+        failed=trials[trials["status"] != "done"],
+        epochs=kept.epochs,
+        units=kept.units,
     )
     return trials, path

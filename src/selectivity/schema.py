@@ -36,7 +36,7 @@ __all__ = [
 TRIAL = ("alpha", "seed")
 # What trials.parquet says of each trial, after its trial columns.
 TRIAL_STATUS = ("status", "reason", "seconds")
-KEYS = ("layer", "corruption", "severity", "eps", "steps")
+KEYS = ("layer", "corruption", "severity", "eps", "steps", "fraction", "draw")
 SETTINGS = ("split", "samples", "step_size")
 COLUMNS = ("metric", *KEYS, *SETTINGS, "value")
 
@@ -48,6 +48,8 @@ DTYPES = {
     "severity": "Int64",
     "eps": "Float64",
     "steps": "Int64",
+    "fraction": "Float64",
+    "draw": "Int64",
     "split": "string",
     "samples": "Int64",
     "step_size": "Float64",

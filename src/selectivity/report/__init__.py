@@ -24,6 +24,10 @@ underscore name of another (what modules share is public where it lives):
   `FigureSpec`), `papers` (one `plot_<name>(table, ax=None)` per figure of the papers, `FIGURES`),
   `methods` (one `plot_<method>_training` per training method, `METHOD_FIGURES`) and `worstcase`
   (`plot_pgd_vs_autoattack`, `WORST_CASE_FIGURES`);
+- `trials`: `load_trial_tables`, each finished trial's metrics.parquet and selectivity.parquet
+  gathered from a sweep folder (the first paper's training curves and unit SI);
+- `firstpaper`: the section on the first paper (arXiv:2003.01262), from `claims.firstpaper`
+  (`evaluate_first_paper_claims`, `alpha_effects`) and `figures.offaxis` / `figures.accuracy`;
 - `html`: `write_report`, the HTML page and the files beside it.
 """
 
@@ -36,11 +40,14 @@ from selectivity.report.checks import (
 )
 from selectivity.report.claims import (
     CLAIMS,
+    EQUIVALENCE_MARGIN,
     METHOD_CLAIMS,
     SOURCES,
     ClaimSpec,
     MethodClaimSpec,
+    alpha_effects,
     evaluate_claims,
+    evaluate_first_paper_claims,
     evaluate_method_claims,
 )
 from selectivity.report.figures import (
@@ -50,19 +57,27 @@ from selectivity.report.figures import (
     MethodFigureSpec,
     alpha_colors,
     plot_accuracy_per_corruption,
+    plot_accuracy_vs_alpha,
     plot_accuracy_vs_selectivity,
     plot_adversarial_training,
     plot_clean_vs_corrupted,
+    plot_corruption_panel,
     plot_corruption_vs_alpha,
     plot_dimensionality,
     plot_fgsm_accuracy,
     plot_gradient_variability,
     plot_jacobian_norm,
+    plot_layer_selectivity,
     plot_mix_training,
     plot_noise_training,
     plot_normalised_accuracy_per_corruption,
     plot_pgd_accuracy,
+    plot_rotated_selectivity,
     plot_silent_units,
+    plot_similarity,
+    plot_training_curves,
+    plot_unit_ablation,
+    plot_unit_selectivity,
 )
 from selectivity.report.html import write_report
 from selectivity.report.methods import Experiment, experiments
@@ -73,9 +88,11 @@ from selectivity.report.stats import (
     summary_table,
     trial_columns,
 )
+from selectivity.report.trials import TrialTables, load_trial_tables
 
 __all__ = [
     "CLAIMS",
+    "EQUIVALENCE_MARGIN",
     "FIGURES",
     "METHODS",
     "METHOD_CLAIMS",
@@ -89,27 +106,39 @@ __all__ = [
     "Method",
     "MethodClaimSpec",
     "MethodFigureSpec",
+    "TrialTables",
     "alpha_colors",
+    "alpha_effects",
     "bootstrap_ci",
     "evaluate_claims",
+    "evaluate_first_paper_claims",
     "evaluate_method_claims",
     "experiments",
     "find_collapsed",
     "load_results",
+    "load_trial_tables",
     "plot_accuracy_per_corruption",
+    "plot_accuracy_vs_alpha",
     "plot_accuracy_vs_selectivity",
     "plot_adversarial_training",
     "plot_clean_vs_corrupted",
+    "plot_corruption_panel",
     "plot_corruption_vs_alpha",
     "plot_dimensionality",
     "plot_fgsm_accuracy",
     "plot_gradient_variability",
     "plot_jacobian_norm",
+    "plot_layer_selectivity",
     "plot_mix_training",
     "plot_noise_training",
     "plot_normalised_accuracy_per_corruption",
     "plot_pgd_accuracy",
+    "plot_rotated_selectivity",
     "plot_silent_units",
+    "plot_similarity",
+    "plot_training_curves",
+    "plot_unit_ablation",
+    "plot_unit_selectivity",
     "summarise",
     "summary_table",
     "trial_columns",

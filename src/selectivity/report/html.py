@@ -24,12 +24,15 @@ from selectivity.report.checks import (
     settings_text,
 )
 from selectivity.report.claims import (
+    EQUIVALENCE_MARGIN,
     MIN_ALPHAS,
     MIN_LEVELS,
     MIN_SAMPLES,
     MIN_TRIALS,
     SOURCES,
+    alpha_effects,
     evaluate_claims,
+    evaluate_first_paper_claims,
     evaluate_method_claims,
 )
 from selectivity.report.figures import (
@@ -40,6 +43,7 @@ from selectivity.report.figures import (
     plot_pgd_vs_autoattack,
 )
 from selectivity.report.figures.style import alphas_of, figure_of
+from selectivity.report.firstpaper import Drawn, PaperTables, first_paper_parts
 from selectivity.report.methods import Experiment, experiments, unassigned
 from selectivity.report.stats import (
     N_RESAMPLES,
@@ -179,8 +183,12 @@ def write_report(
     failed: pd.DataFrame | str | os.PathLike | None = None,
     n_resamples: int = N_RESAMPLES,
     seed: int = 0,
+    epochs: pd.DataFrame | None = None,
+    units: pd.DataFrame | None = None,
+    equivalence_margin: float = EQUIVALENCE_MARGIN,
 ) -> Path:
-    """Write out_dir/report.html, out_dir/figures/<name>.png, summary.csv and claims.csv.
+    """Write out_dir/report.html, out_dir/figures/<name>.png, summary.csv, claims.csv and
+    alpha_effects.csv.
 
     report.html is one self-contained file (PNG figures embedded as base64): the claims table
     first, then the figures with captions, then the figures skipped because their metrics are
@@ -191,6 +199,10 @@ def write_report(
     sample-count cap. Every file is written under a temporary name and renamed; temporaries that
     an interrupted earlier report left are removed, and so, once report.html is written, are the
     figures in figures/ that this report did not write. Returns the path of report.html.
+
+    The first paper's section (`firstpaper`) reads the alpha experiment's rows and, where given,
+    the trials' per-epoch (`epochs`) and per-unit (`units`) tables (`trials.load_trial_tables`);
+    `equivalence_margin` is the margin of its "costs no accuracy" claims (accuracy fraction).
     """
     table = load_results(results)
     out = Path(out_dir)
@@ -212,8 +224,14 @@ def write_report(
     method_claims = evaluate_method_claims(
         table, n_resamples=n_resamples, seed=seed, collapse=collapse
     )
-    both = claims if method_claims.empty else pd.concat([claims, method_claims], ignore_index=True)
+    paper = _first_paper(alpha, collapse, epochs, units, equivalence_margin, n_resamples, seed)
+    both = pd.concat(
+        [c for c in (claims, paper.claims, method_claims) if c is not None and not c.empty],
+        ignore_index=True,
+    )
     write_bytes(out / "claims.csv", both.to_csv(index=False).encode())
+    effects = paper.effects if paper.effects is not None else pd.DataFrame()
+    write_bytes(out / "alpha_effects.csv", effects.to_csv(index=False).encode())
 
     figures, skipped = _draw_figures(alpha, folder)
     parts = [
@@ -225,6 +243,7 @@ def write_report(
         + "; ".join(f"{html.escape(k)} = {html.escape(v)}" for k, v in SOURCES.items())
         + ".</p>",
         *_figures_html(figures, skipped),
+        *_first_paper_html(paper, folder),
         *_training_html(found, method_claims, folder),
     ]
     if failed is not None:
@@ -234,12 +253,46 @@ def write_report(
         )
     parts.append(
         "<p class='src'>Files next to this report: summary.csv (mean, ci_low, ci_high, n per α and metric keys), "
-        "claims.csv, figures/*.png.</p></body></html>"
+        "claims.csv, alpha_effects.csv (μ_SI factor and accuracy change per α), figures/*.png.</p></body></html>"
     )
     report = out / "report.html"
     write_bytes(report, "\n".join(parts).encode("utf-8"))
     folder.remove_others()
     return report
+
+
+def _first_paper(
+    alpha: pd.DataFrame,
+    collapse: Collapse,
+    epochs: pd.DataFrame | None,
+    units: pd.DataFrame | None,
+    margin: float,
+    n_resamples: int,
+    seed: int,
+) -> PaperTables:
+    """The first paper's tables: claims and alpha effects of the alpha experiment, and the
+    per-epoch and per-unit rows of its trials."""
+    claims = evaluate_first_paper_claims(alpha, collapse, margin, n_resamples, seed)
+    effects = alpha_effects(alpha, n_resamples, seed)
+    columns = trial_columns(alpha)
+    trials = alpha[columns].drop_duplicates()
+
+    def own(frame: pd.DataFrame | None) -> pd.DataFrame | None:
+        if frame is None or not set(columns) <= set(frame.columns):
+            return None
+        return frame.merge(trials, on=columns, how="inner")
+
+    return PaperTables(alpha, own(epochs), own(units), margin, claims, effects)
+
+
+def _first_paper_html(paper: PaperTables, folder: _FigureFolder) -> list[str]:
+    """The first paper's section, its figures saved to folder."""
+    return [
+        _figure_html(part.name, part.title, folder.save(part.figure, part.name), part.caption)
+        if isinstance(part, Drawn)
+        else part
+        for part in first_paper_parts(paper)
+    ]
 
 
 def _draw_figures(

@@ -1,11 +1,17 @@
 """The claims tables: `papers` (`CLAIMS`, `evaluate_claims`: each finding of the papers tested on
 the alpha experiment) and `methods` (`METHOD_CLAIMS`, `evaluate_method_claims`: the second
-direction, robustness training -> selectivity), both decided by the verdict machinery of `engine`.
+direction, robustness training -> selectivity) and `firstpaper` (`evaluate_first_paper_claims`,
+`alpha_effects`: the first paper's off-axis and accuracy findings), decided by the verdict machinery of `engine`.
 """
 
 from __future__ import annotations
 
 from selectivity.report.claims.engine import MIN_ALPHAS, MIN_SAMPLES, MIN_TRIALS
+from selectivity.report.claims.firstpaper import (
+    EQUIVALENCE_MARGIN,
+    alpha_effects,
+    evaluate_first_paper_claims,
+)
 from selectivity.report.claims.methods import (
     METHOD_CLAIMS,
     MIN_LEVELS,
@@ -16,6 +22,7 @@ from selectivity.report.claims.papers import CLAIMS, SOURCES, ClaimSpec, evaluat
 
 __all__ = [
     "CLAIMS",
+    "EQUIVALENCE_MARGIN",
     "METHOD_CLAIMS",
     "MIN_ALPHAS",
     "MIN_LEVELS",
@@ -24,6 +31,8 @@ __all__ = [
     "SOURCES",
     "ClaimSpec",
     "MethodClaimSpec",
+    "alpha_effects",
     "evaluate_claims",
+    "evaluate_first_paper_claims",
     "evaluate_method_claims",
 ]
