@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from selectivity.executors import clear_dead_local_rays
@@ -45,13 +46,15 @@ def _start(out: Path, alphas: str, epochs: int, workers: int) -> subprocess.Pope
     )
 
 
-def _children(pid: int) -> list[int]:
+def _trial_processes(pid: int) -> list[int]:
+    """The trial processes of the sweep `pid` (spawned children; not, say, a resource tracker)."""
     found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             with contextlib.suppress(OSError, IndexError):
                 stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-                if int(stat[1]) == pid:
+                command = (entry / "cmdline").read_bytes()
+                if int(stat[1]) == pid and b"spawn_main" in command:
                     found.append(int(entry.name))
     return found
 
@@ -118,10 +121,10 @@ def test_a_signal_ends_the_running_trials_and_exits_in_one_line(tmp_path, signal
 
 def test_a_worker_killed_fails_only_its_own_trial(tmp_path):
     out = tmp_path / "s"
-    process = _start(out, "-1,0", epochs=3, workers=2)
+    process = _start(out, "-1,0", epochs=20, workers=2)
     try:
-        assert _wait_for(lambda: len(_children(process.pid)) == 2 and _training(out, 2), 240)
-        victim = _children(process.pid)[0]
+        assert _wait_for(lambda: len(_trial_processes(process.pid)) == 2 and _training(out, 2), 240)
+        victim = _trial_processes(process.pid)[0]
         os.kill(victim, signal.SIGKILL)  # as the out-of-memory killer would
         _, err = process.communicate(timeout=300)
     finally:
@@ -133,6 +136,8 @@ def test_a_worker_killed_fails_only_its_own_trial(tmp_path):
     assert sorted(r["status"] for r in records) == ["done", "failed"]
     failed = next(r for r in records if r["status"] == "failed")
     assert failed["reason"] == "worker died: killed by SIGKILL (out of memory?)"
+    trials = pd.read_parquet(out / "trials.parquet")
+    assert sorted(trials["reason"]) == ["", failed["reason"]]
     assert _wait_for(lambda: _group_gone(process.pid), 10)
 
 

@@ -141,8 +141,12 @@ def _trial_is_done(trial: Trial) -> bool:
 
 
 def _failed(trial: Trial, reason: str) -> dict[str, Any]:
-    """The record of a trial whose worker died before it could write its own."""
-    return {**trial.values, "status": "failed", "reason": reason, "seconds": float("nan")}
+    """The record of a trial whose worker died before it could write its own, written to its
+    trial.json as the worker would have (so that its folder and trials.parquet agree)."""
+    record = {**trial.values, "status": "failed", "reason": reason, "seconds": float("nan")}
+    if trial.directory.is_dir():
+        write_text(trial.directory / "trial.json", json.dumps(record, indent=2) + "\n")
+    return record
 
 
 # Keys that may change between runs of the same sweep: they decide where and how fast, not what.
