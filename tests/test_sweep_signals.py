@@ -5,6 +5,7 @@ signals go to the whole process group, as a terminal sends them."""
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -163,3 +164,50 @@ def test_a_dead_sweeps_local_ray_is_cleared_by_the_next(tmp_path):
         assert not folder.exists() and live.exists()
     finally:
         agent.kill()
+
+
+def _processes_naming(folder: Path) -> list[int]:
+    """Processes whose command line or open files name `folder` (as the clearing finds them)."""
+    needle = str(folder).encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            with contextlib.suppress(OSError):
+                links = [os.readlink(fd).encode() for fd in (entry / "fd").iterdir()]
+                if needle in (entry / "cmdline").read_bytes() or any(needle in x for x in links):
+                    found.append(int(entry.name))
+    return found
+
+
+def test_kill_9_of_a_ray_sweep_leaves_agents_that_the_next_start_clears(tmp_path):
+    pytest.importorskip("ray")
+    import tempfile
+
+    # Ray's socket paths must stay short: a short temporary folder of this test's own.
+    short = Path(tempfile.mkdtemp(prefix="t", dir="/tmp"))
+    command = [*_command(tmp_path / "s", "0", epochs=200, workers=1), "--set=executor=ray"]
+    process = subprocess.Popen(
+        command,
+        env={**os.environ, "OMP_NUM_THREADS": "1", "TMPDIR": str(short)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        if not _wait_for(lambda: _training(tmp_path / "s", 1), 120):
+            pytest.skip("Ray took over 2 minutes to start a trial here")
+        (private,) = short.glob("ray-*")
+        os.kill(process.pid, signal.SIGKILL)  # the driver alone, as an out-of-memory kill
+        process.wait(timeout=30)
+        time.sleep(2)
+        assert _processes_naming(private), "nothing was left to clear"
+        assert clear_dead_local_rays(short) == [private]
+        assert _wait_for(lambda: not _processes_naming(private), 10)
+        assert not private.exists()
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        for pid in _processes_naming(short):
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+        shutil.rmtree(short, ignore_errors=True)

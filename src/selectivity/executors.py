@@ -305,18 +305,26 @@ def clear_dead_local_rays(root: str | Path | None = None) -> list[Path]:
 
 
 def _kill_processes_naming(text: str) -> None:
-    """SIGKILL every process whose command line holds `text` (a private folder's path)."""
+    """SIGKILL every process whose command line or open files name `text` (a private folder's
+    path). Ray's agents rename themselves (`ray::DashboardAgent`), but keep their logs there
+    open."""
     needle = text.encode()
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
-        try:
-            command = (entry / "cmdline").read_bytes()
-        except OSError:
-            continue
-        if needle in command:
+        if _names(entry, needle):
             with contextlib.suppress(OSError):
                 os.kill(int(entry.name), signal.SIGKILL)
+
+
+def _names(process: Path, needle: bytes) -> bool:
+    """Whether the process at /proc/<pid> has `needle` in its command line or open files."""
+    try:
+        if needle in (process / "cmdline").read_bytes():
+            return True
+        return any(needle in os.readlink(fd).encode() for fd in (process / "fd").iterdir())
+    except OSError:
+        return False
 
 
 def ray_executor(
