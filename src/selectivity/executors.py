@@ -330,13 +330,14 @@ def _names(process: Path, needle: bytes) -> bool:
 def ray_executor(
     trials: Sequence[Any],
     address: str | None,
-    resources: dict[str, float],
+    cpus: float,
+    gpus: float,
     threads: int,
     run: RunTrial,
     failed: Failed,
     on_done: OnDone,
 ) -> None:
-    """Run `trials` as Ray tasks, each reserving `resources` ({"num_cpus": .., "num_gpus": ..}):
+    """Run `trials` as Ray tasks, each reserving `cpus` CPUs and `gpus` GPUs:
     on the cluster at `address`, or on a local instance of this sweep's own (`local_ray`)."""
     import ray
 
@@ -348,7 +349,7 @@ def ray_executor(
         elif started_here:
             stack.enter_context(local_ray())
         _rearm()
-        remote = ray.remote(**resources, max_retries=0)(run)
+        remote = ray.remote(num_cpus=cpus, num_gpus=gpus, max_retries=0)(run)
         pending = {remote.remote(trial, threads): trial for trial in trials}
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1)

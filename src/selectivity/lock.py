@@ -36,10 +36,8 @@ __all__ = ["LOCK_NAME", "FolderLocked", "folder_lock", "lock_holder"]
 
 LOCK_NAME = ".selectivity.lock"
 
-try:
+if sys.platform != "win32":
     import fcntl
-except ImportError:  # Windows
-    fcntl = None  # type: ignore[assignment]
 
 
 class FolderLocked(FileError):
@@ -138,7 +136,7 @@ def folder_lock(
     folder = Path(folder)
     created = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
-    if fcntl is None:
+    if sys.platform == "win32":  # no flock: no lock
         yield folder
         return
     path = folder / LOCK_NAME

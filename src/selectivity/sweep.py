@@ -423,10 +423,16 @@ def _run_locked(sweep_dir: Path, plan: Plan, progress: bool) -> pd.DataFrame:
 
     try:
         if config.executor == "ray":
-            resources = {"num_cpus": config.cpus_per_trial, "num_gpus": config.gpus_per_trial}
             try:
                 ray_executor(
-                    todo, config.ray_address, resources, threads, run_trial, _failed, on_done
+                    todo,
+                    config.ray_address,
+                    config.cpus_per_trial,
+                    config.gpus_per_trial,
+                    threads,
+                    run_trial,
+                    _failed,
+                    on_done,
                 )
             except ModuleNotFoundError as error:
                 if error.name != "ray":
