@@ -28,7 +28,7 @@ BOTTOM = {"catalog", "errors"}
 # "selectivity." prefix; a package's __init__ is its own name).
 ALLOWED: dict[str, set[str]] = {
     # The command line parses and prints; commands does the work of each command.
-    "cli": {"commands", "config", "files", "grid", "schema", "summary"},
+    "cli": {"commands", "config", "executors", "files", "grid", "schema", "summary"},
     "commands": {
         "config",
         "corruptions",
@@ -47,9 +47,13 @@ ALLOWED: dict[str, set[str]] = {
         "train",
     },
     # Sweeps know only "run one trial" and which trials (grid), never training itself.
-    "sweep": {"config", "files", "grid", "schema", "trial"},
+    "sweep": {"config", "executors", "files", "grid", "lock", "schema", "trial"},
+    # Where trials run and how a sweep stops on signals (no package imports: processes, Ray).
+    "executors": set(),
+    # One writer per folder.
+    "lock": {"files"},
     "grid": {"config"},
-    "trial": {"config", "corruptions", "evaluation", "runs", "train"},
+    "trial": {"config", "corruptions", "data", "evaluation", "runs", "train"},
     "train": {
         "config",
         "data",
@@ -102,6 +106,7 @@ ALLOWED: dict[str, set[str]] = {
         "config",
         "data",
         "evaluation.context",
+        "files",
         "models",
         "schema",
     },

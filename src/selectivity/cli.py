@@ -430,12 +430,13 @@ def _os_error_line(error: OSError) -> str:
     return cause
 
 
-def _interrupted() -> None:
+def _interrupted(code: int = 130) -> None:
+    what = "terminated" if code == 143 else "interrupted"
     print(
-        "selectivity: interrupted; finished files are kept, run the same command to resume",
+        f"selectivity: {what}; finished files are kept, run the same command to resume",
         file=sys.stderr,
     )
-    sys.exit(130)
+    sys.exit(code)
 
 
 def _fail(message: str) -> None:
@@ -452,8 +453,12 @@ def main() -> None:
     usage_errors = _click_exceptions()
     # Warnings are for the user, not the developer: one line each, without the source line.
     warnings.formatwarning = _warning_line
+    from selectivity.executors import Terminated
+
     try:
         code = app(prog_name="selectivity", standalone_mode=False)
+    except Terminated:
+        _interrupted(143)  # SIGTERM, which a sweep turns into this after ending its trials
     except SelectivityError as error:
         _fail(one_line(error))
     except typer.Abort:

@@ -16,19 +16,11 @@ resumable, so running the same command again skips finished trials and resumes i
 
 from __future__ import annotations
 
-import concurrent.futures
-import contextlib
 import json
-import multiprocessing
 import os
-import shutil
-import signal
-import sys
-import tempfile
-import threading
 import time
 import traceback
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,9 +41,11 @@ from selectivity.config import (
     typed,
 )
 from selectivity.errors import SelectivityError
+from selectivity.executors import local_executor, ray_executor, stop_on_signals
 from selectivity.files import (
     FileError,
     atomic_path,
+    differing_keys,
     one_line,
     read_json,
     read_table,
@@ -71,7 +65,8 @@ from selectivity.grid import (
     trial_frame,
     trial_path,
 )
-from selectivity.trial import generate_shared_corruptions, train_and_evaluate
+from selectivity.lock import folder_lock
+from selectivity.trial import check_data, generate_shared_corruptions, train_and_evaluate
 
 __all__ = [
     "Plan",
@@ -119,8 +114,10 @@ def run_trial(trial: Trial, threads: int | None = None, progress: bool = False) 
         # depend on the thread count, so equal counts make executors agree bit for bit).
         keys["num_threads"] = threads
     try:
-        seconds = train_and_evaluate(keys, trial.directory, progress=progress)
-        status = {"status": "done", "reason": ""}
+        # One writer per run folder: a trial is not trained or evaluated by hand meanwhile.
+        with folder_lock(trial.directory):
+            seconds = train_and_evaluate(keys, trial.directory, progress=progress)
+            status = {"status": "done", "reason": ""}
     except Exception as error:  # a trial's failure is data: the sweep goes on
         reason = one_line(error, with_type=True)
         status = {"status": "failed", "reason": reason, "traceback": traceback.format_exc()}
@@ -145,141 +142,12 @@ def _trial_is_done(trial: Trial) -> bool:
 
 
 def _failed(trial: Trial, reason: str) -> dict[str, Any]:
-    """The record of a trial whose worker died before it could write its own."""
-    return {**trial.values, "status": "failed", "reason": reason, "seconds": float("nan")}
-
-
-OnDone = Callable[[Trial, dict[str, Any]], None]
-
-
-def _run_in_worker(trial: Trial, threads: int) -> dict[str, Any]:
-    return run_trial(trial, threads=threads)
-
-
-_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
-
-
-def _die_with_parent(parent: int) -> None:
-    """Worker initializer: end this worker when the sweep process ends, even by kill -9, so that
-    no orphan trains on (and races a rerun in) the sweep's folders.
-
-    Linux: the kernel sends SIGKILL to the worker when its parent dies (prctl PR_SET_PDEATHSIG).
-    A parent that died before this ran, or a system without prctl: the parent's pid is checked
-    (now, and then every second by a thread).
-    """
-    armed = False
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        try:
-            libc = ctypes.CDLL(None, use_errno=True)
-            armed = libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) == 0
-        except (OSError, AttributeError):
-            armed = False
-    if os.getppid() != parent:
-        os._exit(1)
-    if not armed:
-
-        def watch() -> None:
-            while os.getppid() == parent:
-                time.sleep(1.0)
-            os._exit(1)
-
-        threading.Thread(target=watch, name="selectivity-parent-watch", daemon=True).start()
-
-
-def _local_executor(trials: list[Trial], workers: int, on_done: OnDone) -> None:
-    cores = os.cpu_count() or 1
-    threads = max(1, cores // workers)
-    if workers == 1:
-        for trial in trials:
-            on_done(trial, run_trial(trial, threads=threads))
-        return
-    # spawn: a forked child would inherit torch's thread pools and any CUDA state.
-    context = multiprocessing.get_context("spawn")
-    with concurrent.futures.ProcessPoolExecutor(
-        max_workers=workers,
-        mp_context=context,
-        initializer=_die_with_parent,
-        initargs=(os.getpid(),),
-    ) as pool:
-        futures = {pool.submit(_run_in_worker, trial, threads): trial for trial in trials}
-        for future in concurrent.futures.as_completed(futures):
-            trial = futures[future]
-            try:
-                on_done(trial, future.result())
-            except Exception as error:  # a worker that died takes only its trial with it
-                on_done(trial, _failed(trial, f"worker died: {type(error).__name__}: {error}"))
-
-
-def _ray_executor(trials: list[Trial], config: SweepConfig, on_done: OnDone) -> None:
-    try:
-        import ray
-    except ImportError:
-        raise SweepError('executor=ray needs Ray: pip install "selectivity[ray]"') from None
-    started_here = not ray.is_initialized()
-    with contextlib.ExitStack() as stack:
-        if started_here and config.ray_address:
-            ray.init(address=config.ray_address, log_to_driver=False)
-            stack.callback(ray.shutdown)
-        elif started_here:
-            stack.enter_context(_local_ray())
-        _ray_trials(ray, trials, config, on_done)
-
-
-@contextlib.contextmanager
-def _local_ray() -> Iterator[None]:
-    """A Ray instance for this sweep alone: its servers listen on 127.0.0.1 only, its session
-    files sit in a private temporary folder, and both end with the sweep."""
-    import ray
-    from ray._private import ray_constants
-
-    # Ray binds its servers to all interfaces unless cluster mode is off, which on Linux only
-    # this switch does (ray.init(_node_ip_address="127.0.0.1") is turned back into the host's
-    # address). The variable reaches the processes Ray starts; the constant, this process.
-    switch = getattr(
-        ray_constants, "ENABLE_RAY_CLUSTERS_ENV_VAR", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
-    )
-    saved = os.environ.get(switch), ray_constants.ENABLE_RAY_CLUSTER
-    os.environ[switch] = "0"
-    ray_constants.ENABLE_RAY_CLUSTER = False
-    # Ray makes its temp folder world-writable; a private (0700) parent keeps others out.
-    private = tempfile.mkdtemp(prefix="ray-")
-    try:
-        ray.init(
-            num_cpus=os.cpu_count(),
-            include_dashboard=False,
-            log_to_driver=False,
-            _node_ip_address="127.0.0.1",
-            _temp_dir=os.path.join(private, "ray"),
-        )
-        try:
-            yield
-        finally:
-            ray.shutdown()
-    finally:
-        if saved[0] is None:
-            os.environ.pop(switch, None)
-        else:
-            os.environ[switch] = saved[0]
-        ray_constants.ENABLE_RAY_CLUSTER = saved[1]
-        shutil.rmtree(private, ignore_errors=True)
-
-
-def _ray_trials(ray: Any, trials: list[Trial], config: SweepConfig, on_done: OnDone) -> None:
-    remote = ray.remote(
-        num_cpus=config.cpus_per_trial, num_gpus=config.gpus_per_trial, max_retries=0
-    )(run_trial)
-    threads = max(1, int(config.cpus_per_trial))
-    pending = {remote.remote(trial, threads): trial for trial in trials}
-    while pending:
-        ready, _ = ray.wait(list(pending), num_returns=1)
-        for reference in ready:
-            trial = pending.pop(reference)
-            try:
-                on_done(trial, ray.get(reference))
-            except Exception as error:  # a lost Ray task fails only its trial
-                on_done(trial, _failed(trial, f"ray task failed: {type(error).__name__}"))
+    """The record of a trial whose worker died before it could write its own, written to its
+    trial.json as the worker would have (so that its folder and trials.parquet agree)."""
+    record = {**trial.values, "status": "failed", "reason": reason, "seconds": float("nan")}
+    if trial.directory.is_dir():
+        write_text(trial.directory / "trial.json", json.dumps(record, indent=2) + "\n")
+    return record
 
 
 # Keys that may change between runs of the same sweep: they decide where and how fast, not what.
@@ -299,41 +167,96 @@ _ENGINE = frozenset(
 _ALPHA_SEED = ["alpha", "seed"]
 
 
-def _check_sweep_folder(sweep_dir: Path, plan: Plan) -> None:
+def _record(plan: Plan) -> dict[str, Any]:
+    """What sweep.json records of a plan: its keys but the engine's, swept keys and grids."""
+    experiment = {
+        **{k: (list(v) if isinstance(v, tuple) else v) for k, v in plan.keys.items()},
+        "swept_keys": list(plan.layout),
+        "grids": [{k: list(v) for k, v in grid.items()} for grid in plan.grids],
+    }
+    return {k: v for k, v in experiment.items() if k not in _ENGINE}
+
+
+def _check_sweep_folder(sweep_dir: Path, plan: Plan) -> dict[str, Any] | None:
     """A folder holds one sweep: the same keys, and the same swept keys (its folder layout).
+    Returns the folder's sweep.json (None: a new sweep).
 
     The values a grid sweeps may change between runs (adding seeds, alphas, noise levels extends
     the sweep), and so may the sweep's own value of a swept key: every trial's folder names its
     value of each swept key, so no trial is taken for another.
     """
     stamp = sweep_dir / "sweep.json"
-    experiment = {
-        **{k: (list(v) if isinstance(v, tuple) else v) for k, v in plan.keys.items()},
-        "swept_keys": list(plan.layout),
-        "grids": [{k: list(v) for k, v in grid.items()} for grid in plan.grids],
+    if not stamp.exists():
+        return None
+    recorded = read_json(
+        stamp, "; it records which sweep this folder holds: restore it or use another --out"
+    )
+    # A key the record lacks did not exist when it was written: its default is what ran.
+    previous = {
+        **{k: v for k, v in key_defaults().items() if k not in _ENGINE},
+        "swept_keys": _ALPHA_SEED,
+        **recorded,
     }
-    experiment = {k: v for k, v in experiment.items() if k not in _ENGINE}
-    if stamp.exists():
-        previous = read_json(
-            stamp, "; it records which sweep this folder holds: restore it or use another --out"
-        )
-        # A key the record lacks did not exist when it was written: its default is what ran.
-        previous = {
-            **{k: v for k, v in key_defaults().items() if k not in _ENGINE},
-            "swept_keys": _ALPHA_SEED,
-            **previous,
-        }
-        refuse_other_contents(
-            sweep_dir,
-            "a sweep with different keys",
-            previous,
-            experiment,
-            "use another --out",
-            ignore=("alphas", "seeds", "grids", *plan.layout),
-        )
-    sweep_dir.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(sweep_dir)  # of a sweep killed while writing
-    write_text(stamp, json.dumps(experiment, indent=2, default=str) + "\n")
+    refuse_other_contents(
+        sweep_dir,
+        "a sweep with different keys",
+        previous,
+        _record(plan),
+        "use another --out",
+        ignore=("alphas", "seeds", "grids", _TRIAL_THREADS, *plan.layout),
+    )
+    return recorded
+
+
+# The sweep.json key of the torch threads of every trial, fixed when the sweep starts.
+_TRIAL_THREADS = "trial_threads"
+
+
+def trial_threads(config: SweepConfig, trials: int, recorded: Any = None) -> int:
+    """The torch CPU threads of each trial of a sweep of `trials` trials (a trial's own
+    num_threads key wins). Fixed once for the sweep (`recorded`, from its sweep.json, when it
+    has one): CPU results depend on the thread count, so a trial resumed by a rerun with fewer
+    trials left than workers computes as it would have in the first run.
+
+    Local: the cores shared out among the trials that first ran at once (min(workers, trials));
+    Ray: cpus_per_trial.
+    """
+    if isinstance(recorded, int) and not isinstance(recorded, bool) and recorded >= 1:
+        return recorded
+    if config.executor == "ray":
+        return max(1, int(config.cpus_per_trial))
+    cores = os.cpu_count() or 1
+    return max(1, cores // min(_workers(config), max(1, trials)))
+
+
+def _workers(config: SweepConfig) -> int:
+    return config.workers or max(1, (os.cpu_count() or 1) // 2)
+
+
+# The longest folder name most file systems take (ext4, XFS, btrfs, APFS: 255 bytes).
+_NAME_MAX = 255
+
+
+def _check_names(sweep_dir: Path, plan: Plan) -> None:
+    """Every trial folder's levels fit in a folder name (a long word, percent-encoded, may not)."""
+    try:
+        limit = os.pathconf(_existing(sweep_dir), "PC_NAME_MAX")
+    except (OSError, ValueError, AttributeError):
+        limit = _NAME_MAX
+    for values, _ in plan.trials:
+        for part in trial_path(values).parts:
+            if len(os.fsencode(part)) > limit:
+                raise SweepError(
+                    f"the trial folder name {part[:60]}... is {len(os.fsencode(part))} bytes, "
+                    f"over the file system's {limit}: use a shorter value of {part.split('=')[0]}"
+                )
+
+
+def _existing(path: Path) -> Path:
+    path = path.absolute()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
 
 
 def resolve_keys(overrides: Iterable[dict[str, Any]]) -> tuple[SweepConfig, dict[str, Any]]:
@@ -395,55 +318,103 @@ _CORRUPTION_SET_KEYS = frozenset(
 )
 
 
+# What a second Ctrl-C or SIGTERM prints as the sweep ends at once.
+_STOPPED_AT_ONCE = (
+    "selectivity: interrupted again: stopped at once; finished files are kept, run the same "
+    "command to resume"
+)
+
+
 def run_sweep(
     sweep_dir: str | Path,
     overrides: Iterable[dict[str, Any]],
     progress: bool = True,
     grids: Iterable[dict[str, Any]] | None = None,
+    wait: bool = False,
 ) -> pd.DataFrame:
     """Run (or resume) the sweep; returns the trials table. Writes results.parquet.
 
     overrides: maps of keys, later ones win (a preset, a config file, --set); any may hold a
     `grid` or `grids`. grids: [{key: [values]}, ...], whose union the sweep runs (given, it
     replaces the overrides' grids). Without grids the sweep is alphas x seeds.
+    wait: another sweep running into `sweep_dir` is waited for (False: refused, `FolderLocked`).
+
+    The first Ctrl-C or SIGTERM ends the running trials (they resume on the next run) and leaves
+    as KeyboardInterrupt or `executors.Terminated`, after the trials table is written; a
+    second one exits at once (`executors.stop_on_signals`).
     """
     sweep_dir = Path(sweep_dir)
     overrides = list(overrides)
     if grids is not None:
         overrides.append({"grids": list(grids)})
     plan = plan_sweep(overrides)
-    _check_sweep_folder(sweep_dir, plan)
+    _check_names(sweep_dir, plan)
+    with stop_on_signals(_STOPPED_AT_ONCE), folder_lock(sweep_dir, wait, _tell(progress)):
+        return _run_locked(sweep_dir, plan, progress)
 
+
+def _tell(progress: bool) -> Any:
+    return (lambda line: tqdm.write(f"selectivity: {line}")) if progress else None
+
+
+def _start(sweep_dir: Path, plan: Plan, progress: bool) -> tuple[int, dict[str, Any] | None]:
+    """Check and record the sweep in its folder; returns its trials' threads and its shared
+    corruption set's keys (None: none shared). A new sweep that fails to start leaves no
+    sweep.json, so the corrected command is not taken for another sweep."""
     config, keys = plan.config, plan.keys
-    shared = None
-    if (
+    recorded = _check_sweep_folder(sweep_dir, plan)
+    if recorded is None:
+        # Every data set the trials read, read once: a missing or bad one fails here, not in
+        # every trial after the folder was given to this sweep.
+        for source in {(k["dataset"], k["data_dir"], k["image_size"]) for _, k in plan.trials}:
+            check_data(*source)
+    threads = trial_threads(config, len(plan.trials), (recorded or {}).get(_TRIAL_THREADS))
+    remove_stale_temporaries(sweep_dir)  # of a sweep killed while writing
+    stamp = sweep_dir / "sweep.json"
+    write_text(stamp, json.dumps({**_record(plan), _TRIAL_THREADS: threads}, indent=2) + "\n")
+    if not (
         config.evaluate
         and keys.get("generate_corruptions")
         and not keys.get("corruptions_dir")
         and not _CORRUPTION_SET_KEYS & set(plan.layout)
     ):
-        # One corruption set for all trials.
-        root = sweep_dir / "corruptions"
+        return threads, None
+    # One corruption set for all trials.
+    root = sweep_dir / "corruptions"
+    try:
         generate_shared_corruptions(keys, root, progress)
-        shared = {"corruptions_dir": str(root.resolve()), "generate_corruptions": False}
+    except BaseException:
+        if recorded is None:
+            stamp.unlink(missing_ok=True)
+        raise
+    return threads, {"corruptions_dir": str(root.resolve()), "generate_corruptions": False}
 
+
+def _run_locked(sweep_dir: Path, plan: Plan, progress: bool) -> pd.DataFrame:
+    config = plan.config
+    threads, shared = _start(sweep_dir, plan, progress)
     trials = [
         Trial(values, trial_dir(sweep_dir, values), {**trial_keys, **(shared or {})})
         for values, trial_keys in plan.trials
     ]
-    todo = [t for t in trials if not _trial_is_done(t)]
+    bar = tqdm(total=len(trials), desc="trials", unit="trial", disable=not progress)
+    todo = []
+    for trial in trials:
+        if not _trial_is_done(trial):
+            todo.append(trial)
+        elif (changed := evaluated_otherwise(trial)) is not None:
+            # Evaluated again by hand since: the sweep's own settings are what it gathers.
+            bar.write(
+                f"trial {describe(trial.values)} was evaluated with other settings "
+                f"({changed}): evaluating it again with the sweep's"
+            )
+            todo.append(trial)
+    bar.update(len(trials) - len(todo))
     records = {
         t.directory: status
         for t in trials
         if t not in todo and (status := _status(t.directory)) is not None
     }
-    bar = tqdm(
-        total=len(trials),
-        initial=len(trials) - len(todo),
-        desc="trials",
-        unit="trial",
-        disable=not progress,
-    )
 
     def on_done(trial: Trial, record: dict[str, Any]) -> None:
         records[trial.directory] = record
@@ -453,10 +424,24 @@ def run_sweep(
 
     try:
         if config.executor == "ray":
-            _ray_executor(todo, config, on_done)
+            try:
+                ray_executor(
+                    todo,
+                    config.ray_address,
+                    config.cpus_per_trial,
+                    config.gpus_per_trial,
+                    threads,
+                    run_trial,
+                    _failed,
+                    on_done,
+                )
+            except ModuleNotFoundError as error:
+                if error.name != "ray":
+                    raise
+                raise SweepError('executor=ray needs Ray: pip install "selectivity[ray]"') from None
         else:
-            workers = config.workers or max(1, (os.cpu_count() or 1) // 2)
-            _local_executor(todo, min(workers, max(1, len(todo))), on_done)
+            workers = min(_workers(config), max(1, len(todo)))
+            local_executor(todo, workers, threads, run_trial, _failed, on_done)
     finally:
         bar.close()
         table = _trials_table(trials, records, plan.layout)
@@ -464,6 +449,23 @@ def run_sweep(
             table.to_parquet(temporary, index=False)
         gather(sweep_dir, trials)
     return table
+
+
+def evaluated_otherwise(trial: Trial) -> str | None:
+    """The keys in which the evaluation recorded in a trial's folder differs from the trial's
+    own evaluation keys ('a, b'); None when they agree or nothing is recorded there."""
+    try:
+        recorded = read_json(trial.directory / "evaluation" / "config.json")
+    except (FileNotFoundError, FileError):
+        return None
+    settings = recorded.get("config")
+    if not isinstance(settings, dict) or "eval" not in settings:
+        return None
+    wanted = json.loads(json.dumps(to_dict(build(EvalConfig, trial.keys)), default=str))
+    differing = (
+        differing_keys(settings["eval"], wanted) if isinstance(settings["eval"], dict) else ["eval"]
+    )
+    return ", ".join(differing) if differing else None
 
 
 def _trials_table(

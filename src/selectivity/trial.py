@@ -19,11 +19,12 @@ import torch
 
 from selectivity.config import EvalConfig, TrainConfig, build
 from selectivity.corruptions import generate_from_dataset
+from selectivity.data import load_dataset
 from selectivity.evaluation import evaluate_model, run_settings
 from selectivity.runs import resolve_device
 from selectivity.train import train_model
 
-__all__ = ["generate_shared_corruptions", "train_and_evaluate"]
+__all__ = ["check_data", "generate_shared_corruptions", "train_and_evaluate"]
 
 
 def train_and_evaluate(keys: Mapping[str, Any], directory: Path, progress: bool = False) -> float:
@@ -53,6 +54,12 @@ def train_and_evaluate(keys: Mapping[str, Any], directory: Path, progress: bool 
         clean_only=not keys.get("evaluate", True),
     )
     return float(trained.summary["seconds"]) + time.perf_counter() - evaluation_started
+
+
+def check_data(dataset: str, data_dir: str | None, image_size: int | None) -> None:
+    """Read the data set a trial would read (DataError when it cannot be read), so that a sweep
+    checks it once before it starts rather than in every trial."""
+    load_dataset(dataset, data_dir, 0, image_size)
 
 
 def generate_shared_corruptions(keys: Mapping[str, Any], root: Path, progress: bool) -> None:

@@ -71,17 +71,59 @@ def _cache_candidates(base: Path, name: str) -> list[Path]:
     return [base / CACHE_DIR_NAME / name, _user_cache_dir() / f"{owner}-{name}"]
 
 
+# The most pixels one image may have: 8192 x 8192 (2**26, 192 MiB decoded as RGB), above any
+# camera's 48-megapixel photos and far above what these networks take in (32 to 224 pixels a
+# side). Checked from the file's header, before a pixel is decoded: a larger file (a mistake,
+# or a decompression bomb) is refused in one line instead of filling the memory.
+MAX_IMAGE_PIXELS = 1 << 26
+
+
 def _decode_one(path: Path) -> np.ndarray:
-    """One image file -> uint8 (H, W, 3) RGB; greyscale, palette and CMYK files are converted."""
+    """One image file -> uint8 (H, W, 3) RGB; greyscale, palette and CMYK files are converted.
+    DataError (one line) for a file that cannot be decoded or has over MAX_IMAGE_PIXELS."""
     from PIL import Image
 
     try:
-        with Image.open(path) as image:
+        with warnings.catch_warnings():
+            # PIL's own decompression-bomb warning (from 89 megapixels) would come before the
+            # refusal below, as a second line. (catch_warnings is not thread-safe: at worst
+            # that warning stays off in this process, and the limit here is below PIL's.)
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(path)
+        with image:
+            width, height = image.size
+            if width * height > MAX_IMAGE_PIXELS:
+                raise DataError(
+                    f"image {path} is {width}x{height} pixels, over the limit of "
+                    f"{MAX_IMAGE_PIXELS:,} (8192x8192): shrink it"
+                )
             return np.asarray(image.convert("RGB"))
+    except DataError:
+        raise
     except (
         Exception
     ) as error:  # PIL raises OSError, SyntaxError, ValueError, DecompressionBombError...
         raise DataError(f"cannot decode image {path}: {one_line(error, with_type=True)}") from None
+
+
+def _memory_bytes() -> int | None:
+    """The machine's physical memory in bytes; None where the system does not say."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _check_total(paths: Sequence[Path], first: np.ndarray) -> None:
+    """DataError when `paths`, each of `first`'s size, could not be held in memory at once."""
+    total = len(paths) * first.nbytes
+    memory = _memory_bytes()
+    if memory is not None and total > memory:
+        raise DataError(
+            f"{len(paths)} images of {first.shape[1]}x{first.shape[0]} pixels take "
+            f"{total / 2**30:.1f} GiB decoded, more than this machine's {memory / 2**30:.1f} GiB "
+            f"of memory: set image_size to resize them as they are read"
+        )
 
 
 def _decode_images(paths: Sequence[Path]) -> np.ndarray:
@@ -92,6 +134,7 @@ def _decode_images(paths: Sequence[Path]) -> np.ndarray:
     minute for Tiny ImageNet's 110k).
     """
     first = _decode_one(paths[0])
+    _check_total(paths, first)
     out = np.empty((len(paths), *first.shape), dtype=np.uint8)
     out[0] = first
 

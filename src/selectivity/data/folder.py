@@ -21,20 +21,56 @@ _IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".w
 _FOLDER_HINT = "one sub-folder of images per class, under train/ and test/ (or directly, then 20% are held out for test)"
 
 
+def _entries(folder: Path) -> list[os.DirEntry]:
+    """The entries of `folder`; DataError (one line) when it cannot be listed.
+
+    Path.glob and Path.iterdir-based filters skip a folder they cannot read without a word,
+    which would make an unreadable class an empty one. os.access catches what listing does not
+    (a folder readable but not searchable, whose files could then not be opened).
+    """
+    if not os.access(folder, os.R_OK | os.X_OK):
+        raise DataError(f"cannot read the image folder {folder}: permission denied")
+    try:
+        with os.scandir(folder) as entries:
+            return list(entries)
+    except OSError as error:
+        raise DataError(
+            f"cannot read the image folder {folder}: {error.strerror or error}"
+        ) from None
+
+
+def _is_folder(entry: os.DirEntry) -> bool:
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
+
+
 def _class_images(
     folder: Path, class_names: list[str] | None = None
 ) -> tuple[list[Path], np.ndarray, list[str]]:
+    """Every image of each class folder, labelled by the class's index. Without `class_names`
+    (the split that defines the classes) the classes are `folder`'s sub-folders, and each must
+    hold an image; with them (the test split), a class may be absent."""
     classes = class_names or sorted(
-        d.name for d in folder.iterdir() if d.is_dir() and not d.name.startswith(".")
+        e.name for e in _entries(folder) if _is_folder(e) and not e.name.startswith(".")
     )
     paths: list[Path] = []
     labels: list[int] = []
     for index, name in enumerate(classes):
         files = (
-            sorted(p for p in (folder / name).glob("*") if p.suffix.lower() in _IMAGE_SUFFIXES)
+            sorted(
+                folder / name / e.name
+                for e in _entries(folder / name)
+                if Path(e.name).suffix.lower() in _IMAGE_SUFFIXES and not e.name.startswith(".")
+            )
             if (folder / name).is_dir()
             else []
         )
+        if not files and class_names is None and len(classes) >= 2:
+            raise DataError(
+                f"class folder {folder / name} holds no images ({', '.join(sorted(_IMAGE_SUFFIXES))})"
+            )
         paths += files
         labels += [index] * len(files)
     if len(classes) < 2 or not paths:
