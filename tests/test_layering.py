@@ -201,6 +201,7 @@ ALLOWED: dict[str, set[str]] = {
     "report.stats": {"report.catalog", "schema"},
     "report.checks": {"report.stats", "schema"},
     "report.methods": {"report.catalog", "report.stats"},
+    "report.gains": {"catalog", "report.methods", "report.stats"},
     "report.worstcase": {"masking", "report.stats"},
     "report.claims": {"report.claims.engine", "report.claims.methods", "report.claims.papers"},
     "report.claims.engine": {"report.stats"},
@@ -208,6 +209,7 @@ ALLOWED: dict[str, set[str]] = {
     "report.claims.methods": {
         "report.checks",
         "report.claims.engine",
+        "report.gains",
         "report.methods",
         "report.stats",
     },
@@ -237,6 +239,7 @@ ALLOWED: dict[str, set[str]] = {
         "report.claims",
         "report.figures",
         "report.figures.style",
+        "report.gains",
         "report.methods",
         "report.stats",
         "report.worstcase",
