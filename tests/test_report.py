@@ -712,7 +712,9 @@ def test_claims_on_collapsed_trials_follow_the_known_truth(collapsed_results):
     )
     assert (framed["n_collapsed_left_out"] == len(near_chance)).all()
     assert (framed["n_trials"] == len(C_ALPHAS) * len(C_SEEDS) - len(near_chance)).all()
-    assert framed["note"].str.contains(f"{len(near_chance)} trial\\(s\\) near chance left out").all()
+    assert (
+        framed["note"].str.contains(f"{len(near_chance)} trial\\(s\\) near chance left out").all()
+    )
     assert (framed["n_silent_left_out"] == 1).all()
     silent_rule = framed["verdict_silent_rule"].to_dict()
     assert {k: silent_rule[k] for k in C_TRUE if k in silent_rule} == {

@@ -17,6 +17,7 @@ LAYERS = {
     "checks": 2,
     "methods": 3,
     "worstcase": 3,
+    "gains": 4,
     "claims.engine": 4,
     "claims.papers": 5,
     "claims.methods": 5,

@@ -510,7 +510,7 @@ def _gains_html(methods: list[Experiment], n_resamples: int, seed: int) -> list[
             r = hit.iloc[0]
             tag = " <b>trained</b>" if r["trained"] else ""
             cells.append(
-                f"<td>{r['gain']:+.3f} [{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}]{tag}</td>"
+                f"<td>{r['gain']:+.3f} [{r['ci_low']:+.3f}, {r['ci_high']:+.3f}]{tag}</td>"
             )
         lines.append(f"<tr><td>{html.escape(str(corruption))}</td>{''.join(cells)}</tr>")
     lines.append("</tbody></table>")

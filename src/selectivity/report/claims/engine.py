@@ -175,13 +175,14 @@ def holm_verdicts(claims: pd.DataFrame, confidence: float = CONFIDENCE) -> pd.Da
 
 def hangs_on(row: dict) -> str:
     """The other readings (`READINGS`) whose verdict differs from the row's, in words; empty when
-    every reading agrees or the claim was not tested."""
+    every reading agrees or the claim was not tested. A reading the table does not allow (no
+    selectivity_live: "not tested") changes nothing."""
     if row["verdict"] == "not tested":
         return ""
     return "; ".join(
         f"{words}: {row[column]}"
         for column, words in READINGS.items()
-        if row.get(column) and row[column] != row["verdict"]
+        if row.get(column) not in ("", None, "not tested") and row[column] != row["verdict"]
     )
 
 
