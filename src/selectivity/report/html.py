@@ -86,7 +86,8 @@ def _verdict_cell(r: pd.Series) -> str:
     if verdict != "not tested":
         adjusted = f"Holm: {html.escape(str(r['verdict_holm']))}"
         if np.isfinite(r["p_holm"]):
-            adjusted += f" (p = {_fmt(r['p_value'], 2)}, adjusted {_fmt(r['p_holm'], 2)})"
+            raw = "p ≈ 0" if r["p_value"] == 0 else f"p = {_fmt(r['p_value'], 2)}"
+            adjusted += f" ({raw}, adjusted {_fmt(r['p_holm'], 2)})"
         lines.append(f"<span class='holm'>{adjusted}</span>")
     if marked:
         lines.append(f"<span class='hangs'>{MARK} changes with {html.escape(r['hangs_on'])}</span>")
@@ -112,7 +113,8 @@ def _readings_cell(r: pd.Series) -> str:
         )
     if r["by_layer"]:
         lines.append(f"<span class='src'>per layer: {html.escape(r['by_layer'])}</span>")
-    return f"<td>{'<br>'.join(lines) if lines else '<span class=src>no μ_SI in this claim</span>'}</td>"
+    shown = "<br>".join(lines) if lines else "<span class='src'>no μ_SI in this claim</span>"
+    return f"<td class='readings'>{shown}</td>"
 
 
 def _claims_html(claims: pd.DataFrame) -> str:
@@ -226,7 +228,7 @@ td.supported { background: #e3f4e1; } td.contradicted { background: #fbe1e1; }
 td.inconclusive { background: #f3f3f3; } td.not-tested { background: #fdf3d8; }
 td.marked { box-shadow: inset 4px 0 0 #d08a00; }
 .mark, .hangs { color: #a05a00; font-weight: bold; } .hangs { font-size: 0.9em; }
-.holm { font-size: 0.9em; } tr.trained td { color: #777; }
+.holm { font-size: 0.9em; } td.readings { min-width: 16em; }
 figure { margin: 1.5em 0; } figure img { max-width: 100%; border: 1px solid #eee; }
 figcaption { font-size: 0.9em; color: #444; max-width: 1000px; }
 """
@@ -274,7 +276,11 @@ def write_report(
     # One family for the multiple-testing adjustment: every claim of the report.
     both = claims if method_claims.empty else pd.concat([claims, method_claims], ignore_index=True)
     both = holm_verdicts(both)
-    claims, method_claims = both.iloc[: len(claims)], both.iloc[len(claims) :]
+    p_holm, verdict_holm = both["p_holm"].to_numpy(float), both["verdict_holm"].to_numpy()
+    n = len(claims)
+    claims = claims.assign(p_holm=p_holm[:n], verdict_holm=verdict_holm[:n])
+    if not method_claims.empty:
+        method_claims = method_claims.assign(p_holm=p_holm[n:], verdict_holm=verdict_holm[n:])
     write_bytes(out / "claims.csv", both.to_csv(index=False).encode())
 
     figures, skipped = _draw_figures(alpha, folder)

@@ -229,19 +229,31 @@ def by_layer(
     `read(metric, where)` gives (estimate, verdict) with that layer's mu_SI (metric selectivity)
     and mu_SI over its live units (selectivity_live) in place of the network's, or raises
     ValueError when the table lacks them."""
-    parts = []
-    for layer, low, high in silent_layers(table, trials):
-        readings = []
-        for metric, words in (("selectivity", "layer μ_SI"), ("selectivity_live", "live units")):
+    layers = silent_layers(table, trials)
+    readings: dict[object, list[str]] = {layer: [] for layer, _, _ in layers}
+    absent = []
+    for metric, words in (("selectivity", "layer μ_SI"), ("selectivity_live", "live units")):
+        found = {}
+        for layer in readings:
             try:
-                estimate, verdict = read(metric, {"layer": layer})
+                found[layer] = read(metric, {"layer": layer})
             except ValueError:
-                readings.append(f"{words}: not in the table")
+                found[layer] = None
+        if layers and not any(found.values()):
+            absent.append(f"no per-layer {metric} in the table")  # said once, not per layer
+            continue
+        for layer, reading in found.items():
+            if reading is None:
+                readings[layer].append(f"{words}: not in the table")
                 continue
+            estimate, verdict = reading
             numbers = f" (ρ = {estimate:.2f})" if np.isfinite(estimate) else ""
-            readings.append(f"{words}: {verdict}{numbers}")
-        parts.append(f"{layer} (silent {low:.0%}–{high:.0%}): {', '.join(readings)}")
-    return "; ".join(parts)
+            readings[layer].append(f"{words}: {verdict}{numbers}")
+    parts = [
+        f"{layer} (silent {low:.0%}–{high:.0%}): {', '.join(readings[layer])}"
+        for layer, low, high in layers
+    ]
+    return "; ".join(parts + absent)
 
 
 def fewest_samples(table: pd.DataFrame, metrics: Sequence[str]) -> float:
