@@ -256,3 +256,19 @@ def test_the_mix_operations_come_from_a_swept_column_when_there_is_one():
     gains = corruption_gains(mix, n_resamples=50)
     assert not gains.set_index("corruption").loc["fog", "held_out"]
     assert concentration_note(gains, None, "held-out gain") == ""  # fog is trained on here
+
+
+def test_gains_need_corruption_rows_and_a_baseline_and_a_falling_gain_gets_no_note(tmp_path):
+    table = make_union(methods=("mix_severity",))
+    no_rows = table[table["metric"] != "corruption_accuracy"]
+    mix = next(e for e in experiments(no_rows) if e.name == "mix")
+    assert corruption_gains(mix, n_resamples=50).empty
+    page = write_report(no_rows, tmp_path, n_resamples=50).read_text()
+    assert "id='gains'" not in page
+    no_baseline = table[table["mix_severity"] > 0]
+    mix = next(e for e in experiments(no_baseline) if e.name == "mix")
+    assert corruption_gains(mix, n_resamples=50).empty
+    # A mix that lost accuracy on the held-out corruptions has no gain to attribute.
+    lost = _mix_with_gains({"fog": -0.3})
+    mix = next(e for e in experiments(lost) if e.name == "mix")
+    assert concentration_note(corruption_gains(mix, n_resamples=50), None, "held-out gain") == ""

@@ -233,7 +233,7 @@ def by_layer(
     readings: dict[object, list[str]] = {layer: [] for layer, _, _ in layers}
     absent = []
     for metric, words in (("selectivity", "layer μ_SI"), ("selectivity_live", "live units")):
-        found = {}
+        found: dict[object, tuple[float, str] | None] = {}
         for layer in readings:
             try:
                 found[layer] = read(metric, {"layer": layer})
