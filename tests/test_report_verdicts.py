@@ -190,17 +190,17 @@ def test_the_gradient_claim_reads_active_samples_and_says_when_it_cannot():
 HELD_OUT = ("gaussian_noise", "shot_noise", "defocus_blur", "fog", "contrast", "jpeg_compression")
 
 
-def _mix_with_gains(gain: dict[str, float]) -> pd.DataFrame:
-    """A mix sweep whose corruption rows gain `gain[c]` x (strength / top strength) per
-    corruption, over the held-out corruptions HELD_OUT and the trained ones TRAINING_SUBSET."""
-    table = make_union(methods=("mix_severity",))
+def _mix_with_gains(gain: dict[str, float], method: str = "mix_severity") -> pd.DataFrame:
+    """A mix sweep (or `method`'s) whose corruption rows gain `gain[c]` x (strength / top
+    strength) per corruption, over HELD_OUT and the mix's training corruptions TRAINING_SUBSET."""
+    table = make_union(methods=(method,))
     table = table[table["metric"] != "corruption_accuracy"]
-    trials = table[["alpha", "seed", "mix_severity"]].drop_duplicates()
-    top = table["mix_severity"].max()
+    trials = table[["alpha", "seed", method]].drop_duplicates()
+    top = table[method].max()
     rng = np.random.default_rng(1)
     rows = []
     for _, trial in trials.iterrows():
-        z = trial["mix_severity"] / top
+        z = trial[method] / top
         for corruption in (*HELD_OUT, *TRAINING_SUBSET):
             for severity in (1, 3):
                 value = 0.5 + gain.get(corruption, 0.0) * z + 0.005 * rng.normal()
@@ -272,3 +272,14 @@ def test_gains_need_corruption_rows_and_a_baseline_and_a_falling_gain_gets_no_no
     lost = _mix_with_gains({"fog": -0.3})
     mix = next(e for e in experiments(lost) if e.name == "mix")
     assert concentration_note(corruption_gains(mix, n_resamples=50), None, "held-out gain") == ""
+
+
+def test_a_noise_gain_from_the_noise_it_trained_on_is_named():
+    table = _mix_with_gains({"gaussian_noise": 0.3, "shot_noise": 0.01}, method="noise_std")
+    noise = next(e for e in experiments(table) if e.name == "noise")
+    gains = corruption_gains(noise, n_resamples=50).set_index("corruption")
+    assert gains.loc["gaussian_noise", "trained"] and gains.loc["fog", "held_out"]
+    row = _row(evaluate_method_claims(table, n_resamples=200), "noise_training_lowers_selectivity")
+    assert (
+        "of the corrupted-accuracy gain comes from gaussian_noise (of 10 corruptions" in row["note"]
+    )
