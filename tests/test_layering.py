@@ -212,6 +212,7 @@ ALLOWED: dict[str, set[str]] = {
     "report.stats": {"report.catalog", "schema"},
     "report.checks": {"report.stats", "schema"},
     "report.methods": {"report.catalog", "report.stats"},
+    "report.gains": {"catalog", "report.methods", "report.stats"},
     "report.worstcase": {"masking", "report.stats"},
     "report.claims": {
         "report.claims.engine",
@@ -231,6 +232,7 @@ ALLOWED: dict[str, set[str]] = {
     "report.claims.methods": {
         "report.checks",
         "report.claims.engine",
+        "report.gains",
         "report.methods",
         "report.stats",
     },
@@ -272,6 +274,7 @@ ALLOWED: dict[str, set[str]] = {
         "report.figures",
         "report.figures.style",
         "report.firstpaper",
+        "report.gains",
         "report.methods",
         "report.stats",
         "report.worstcase",

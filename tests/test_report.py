@@ -611,7 +611,7 @@ def test_claims_supported_for_the_planted_trend(results):
     assert row["estimate"] < 0 and row["ci_high"] < 0
     assert row["n_trials"] == len(ALPHAS) * len(SEEDS) and row["n_alphas"] == len(ALPHAS)
     assert "falls as μ_SI rises" in row["direction"]
-    assert row["x"].startswith("μ_SI") and row["trials_used"] == "collapsed trials left out"
+    assert row["x"].startswith("μ_SI") and row["trials_used"] == "trials near chance left out"
     assert claims.set_index("key").loc["accuracy_positive_alpha", "x"].startswith("α")
     # Context contrast: lowest alpha minus alpha = 0, in accuracy ratio units, positive here.
     assert row["contrast_low"] > 0
@@ -704,24 +704,42 @@ def test_find_collapsed_applies_the_criteria_it_can_and_says_which_it_cannot(col
 def test_claims_on_collapsed_trials_follow_the_known_truth(collapsed_results):
     claims = evaluate_claims(collapsed_results, n_resamples=500).set_index("key")
     verdicts = claims["verdict"].to_dict()
-    # Never "contradicted" (nor inconclusive) for a true claim, although 6 of 18 trials collapsed.
-    assert {k: verdicts[k] for k in C_TRUE} == dict.fromkeys(C_TRUE, "supported")
-    # A claim that is false here still comes out contradicted.
-    assert verdicts["jacobian"] == "contradicted"
-    # FGSM relative to clean has no relation to selectivity: never supported.
-    assert verdicts["fgsm"] == "inconclusive"
-    assert verdicts["gradient_samples"] == "not tested"
-    # Selectivity-framed claims leave the collapsed trials out and count them ...
+    near_chance = [k for k, state in C_COLLAPSED.items() if state == "chance"]
+    # Never "contradicted" for a true claim, although 6 of 18 trials collapsed.
+    assert "contradicted" not in {verdicts[k] for k in C_TRUE}
+    # The one policy leaves out the trials near chance; the mostly silent trial stays in, and
+    # without it too (the silent-unit reading) every true claim is found.
     framed = claims.drop(
         index=["accuracy_positive_alpha", "gradient_samples", "gradient_units", "autoattack"]
     )
-    assert (framed["n_collapsed_left_out"] == len(C_COLLAPSED)).all()
-    assert (framed["n_trials"] == len(C_ALPHAS) * len(C_SEEDS) - len(C_COLLAPSED)).all()
-    assert framed["note"].str.contains("6 collapsed trial\\(s\\) left out").all()
-    # ... the regularizer's effect on accuracy keeps them, tested against alpha.
+    assert (framed["n_collapsed_left_out"] == len(near_chance)).all()
+    assert (framed["n_trials"] == len(C_ALPHAS) * len(C_SEEDS) - len(near_chance)).all()
+    assert (
+        framed["note"].str.contains(f"{len(near_chance)} trial\\(s\\) near chance left out").all()
+    )
+    assert (framed["n_silent_left_out"] == 1).all()
+    silent_rule = framed["verdict_silent_rule"].to_dict()
+    assert {k: silent_rule[k] for k in C_TRUE if k in silent_rule} == {
+        k: "supported" for k in C_TRUE if k in silent_rule
+    }
+    # Where keeping the silent trial changes a verdict, the verdict says so.
+    for key in framed.index:
+        if framed.loc[key, "verdict"] != silent_rule[key]:
+            assert f"the silent-unit rule: {silent_rule[key]}" in framed.loc[key, "hangs_on"]
+    assert verdicts["regularizer_sign"] == "inconclusive"
+    assert claims.loc["regularizer_sign", "verdict_live"] == "supported"
+    # A claim that is false here still comes out contradicted.
+    assert verdicts["jacobian"] == "contradicted"
+    # FGSM relative to clean has no relation to selectivity: never supported; the silent trial
+    # alone makes it look contradicted, and the mark says so.
+    assert verdicts["fgsm"] != "supported"
+    assert claims.loc["fgsm", "verdict_silent_rule"] == "inconclusive"
+    assert verdicts["gradient_samples"] == "not tested"
+    # The regularizer's effect on accuracy keeps every trial, tested against alpha.
     accuracy = claims.loc["accuracy_positive_alpha"]
     assert accuracy["n_collapsed_left_out"] == 0 and accuracy["n_trials"] == 12
     assert accuracy["x"].startswith("α") and accuracy["estimate"] < -0.8
+    assert accuracy["verdict_live"] == "" and accuracy["hangs_on"] == ""
     assert claims.loc["pgd", "check_statistic"] == (
         "Spearman ρ(μ_SI, PGD accuracy / clean accuracy) across trials"
     )

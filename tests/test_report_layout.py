@@ -18,6 +18,7 @@ LAYERS = {
     "trials": 2,
     "methods": 3,
     "worstcase": 3,
+    "gains": 4,
     "claims.engine": 4,
     "claims.papers": 5,
     "claims.methods": 5,

@@ -12,12 +12,16 @@ underscore name of another (what modules share is public where it lives):
   `summary_table`; the percentile bootstrap (`bootstrap_ci` for a mean, `percentile_bootstrap`
   for any statistic, through `scipy.stats.bootstrap`); keys and counts as text (`alpha_text`,
   `eps_text`, `range_text`);
-- `checks`: `find_collapsed` (trials whose network collapsed, left out of the selectivity-framed
-  claims), the settings behind a figure, PGD's radius binding, dimensionality near its cap;
+- `checks`: `find_collapsed` (trials whose network collapsed: those near chance are left out of
+  the claims, those with mostly silent layers read again without), the settings behind a figure,
+  PGD's radius binding, dimensionality near its cap;
 - `methods`: `experiments`, which trials form the alpha experiment and each robustness-training
   method's (Gaussian noise, corruption mix, adversarial);
 - `worstcase`: PGD against AutoAttack per trial and the gradient-masking flags, as tables;
-- `claims`: `engine` (a claim's statistic, its bootstrap CI and verdict, shared by both lists),
+- `gains`: what each training method gained per corruption (`corruption_gains`), the corruptions
+  it trained on (`trained_on`) and the note when a held-out gain comes from one or two corruptions;
+- `claims`: `engine` (a claim's statistic, its bootstrap CI, p-value and verdict, the Holm
+  adjustment, the other readings' mark, shared by both lists),
   `papers` (`CLAIMS`, `evaluate_claims`: each finding of the papers tested on the table) and
   `methods` (`METHOD_CLAIMS`, `evaluate_method_claims`: robustness training -> selectivity);
 - `figures`: `style` (matplotlib on first use, the house style, alpha colours and axes,

@@ -1,8 +1,9 @@
 """Checks of what a results table allows to trust: collapsed trials, the settings behind a
 figure's numbers, whether PGD's radius binds, and dimensionality near its sample-count cap.
 
-`find_collapsed` decides which trials the selectivity-framed claims leave out; the `..._text`
-functions give the sentences that figure captions carry.
+`find_collapsed` finds the collapsed trials: the claims leave out those near chance
+(`Collapse.near_chance`) and read the claim again without those with mostly silent layers
+(`Collapse.silent_only`); the `..._text` functions give the sentences that figure captions carry.
 """
 
 from __future__ import annotations
@@ -78,20 +79,34 @@ class Collapse:
     def near_chance(self) -> Collapse:
         """Only the trials collapsed by accuracy (near chance), whatever their silent units.
 
-        The robustness-training claims use this: units a method silences are part of what the
-        method does to mu_SI (silent units count 0, as in the papers), not a failed training."""
+        Every claim uses this (the report's one collapse policy): a network that no longer
+        classifies measures nothing, while silent units are part of what alpha or a method does
+        to mu_SI (they count 0, as in the papers); the claims' live-unit and silent-unit readings
+        show what the silent units decide."""
         accuracy = self.trials["reason"].str.contains("clean accuracy", regex=False)
         applied = tuple(a for a in self.applied if a == "accuracy near chance")
         unchecked = tuple(u for u in self.unchecked if u.startswith("accuracy near chance"))
         trials = self.trials[accuracy].reset_index(drop=True)
         return Collapse(trials, unchecked, self.n_trials, applied, self.columns)
 
-    def leave_out(self, frame: pd.DataFrame) -> tuple[pd.DataFrame, int, list[str]]:
+    def silent_only(self) -> Collapse:
+        """The trials with more than COLLAPSE_SILENT_FRACTION of a layer's units silent whose
+        accuracy is not near chance: the ones the claims keep and their silent-unit reading (a
+        sensitivity check) leaves out too."""
+        accuracy = self.trials["reason"].str.contains("clean accuracy", regex=False)
+        applied = tuple(a for a in self.applied if a == "silent units")
+        unchecked = tuple(u for u in self.unchecked if u.startswith("silent units"))
+        trials = self.trials[~accuracy].reset_index(drop=True)
+        return Collapse(trials, unchecked, self.n_trials, applied, self.columns)
+
+    def leave_out(
+        self, frame: pd.DataFrame, what: str = "collapsed trial(s)"
+    ) -> tuple[pd.DataFrame, int, list[str]]:
         """`frame` without its collapsed trials, how many rows went, and the notes a claim
-        carries: the count, and whether collapse could be checked at all."""
+        carries: the count (of `what`), and whether collapse could be checked at all."""
         left_out = self.mask(frame)
         n_left_out = int(left_out.sum())
-        notes = [f"{n_left_out} collapsed trial(s) left out"] if n_left_out else []
+        notes = [f"{n_left_out} {what} left out"] if n_left_out else []
         if not self.applied:
             notes.append(
                 "collapse not checked (see Collapsed trials): a collapsed trial may decide this"

@@ -9,6 +9,7 @@ import html
 import io
 import os
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,11 +30,13 @@ from selectivity.report.claims import (
     MIN_LEVELS,
     MIN_SAMPLES,
     MIN_TRIALS,
+    SILENT_SPREAD,
     SOURCES,
     alpha_effects,
     evaluate_claims,
     evaluate_first_paper_claims,
     evaluate_method_claims,
+    holm_verdicts,
 )
 from selectivity.report.figures import (
     FIGURES,
@@ -44,6 +47,7 @@ from selectivity.report.figures import (
 )
 from selectivity.report.figures.style import alphas_of, figure_of
 from selectivity.report.firstpaper import Drawn, PaperTables, first_paper_parts
+from selectivity.report.gains import corruption_gains, trained_on
 from selectivity.report.methods import Experiment, experiments, unassigned
 from selectivity.report.stats import (
     N_RESAMPLES,
@@ -74,13 +78,58 @@ def _fmt(value: float, digits: int = 3) -> str:
     return "–" if value is None or not np.isfinite(value) else f"{value:.{digits}g}"
 
 
+MARK = "⚑"  # on a verdict that another reading of the same claim changes (`hangs_on`)
+
+
+def _verdict_cell(r: pd.Series) -> str:
+    """The verdict, its Holm-adjusted form beside it, the mark when a reading changes it, and the
+    rule and note."""
+    verdict = r["verdict"]
+    marked = bool(r.get("hangs_on"))
+    flag = f" <span class='mark' title='the verdict changes with the reading'>{MARK}</span>"
+    lines = [f"{verdict}{flag if marked else ''}"]
+    if verdict != "not tested":
+        adjusted = f"Holm: {html.escape(str(r['verdict_holm']))}"
+        if np.isfinite(r["p_holm"]):
+            raw = "p ≈ 0" if r["p_value"] == 0 else f"p = {_fmt(r['p_value'], 2)}"
+            adjusted += f" ({raw}, adjusted {_fmt(r['p_holm'], 2)})"
+        lines.append(f"<span class='holm'>{adjusted}</span>")
+    if marked:
+        lines.append(f"<span class='hangs'>{MARK} changes with {html.escape(r['hangs_on'])}</span>")
+    lines.append(
+        f"<span class='src'>rule: {html.escape(r['verdict_rule'])}; {html.escape(r['note'])}</span>"
+    )
+    css = verdict.replace(" ", "-") + (" marked" if marked else "")
+    return f"<td class='{css}'>{'<br>'.join(lines)}</td>"
+
+
+def _readings_cell(r: pd.Series) -> str:
+    """The claim's other readings: over live units, under the silent-unit rule, per layer."""
+    lines = []
+    if r["verdict_live"]:
+        lines.append(
+            f"live units: {html.escape(r['verdict_live'])} "
+            f"({_fmt(r['live_estimate'])} [{_fmt(r['live_ci_low'])}, {_fmt(r['live_ci_high'])}])"
+        )
+    if r["verdict_silent_rule"]:
+        lines.append(
+            f"silent-unit rule: {html.escape(r['verdict_silent_rule'])} "
+            f"({r['n_silent_left_out']} more left out)"
+        )
+    if r["by_layer"]:
+        lines.append(f"<span class='src'>per layer: {html.escape(r['by_layer'])}</span>")
+    shown = "<br>".join(lines) if lines else "<span class='src'>no μ_SI in this claim</span>"
+    return f"<td class='readings'>{shown}</td>"
+
+
 def _claims_html(claims: pd.DataFrame) -> str:
     tested = claims[claims["verdict"] != "not tested"]
     untested = claims[claims["verdict"] == "not tested"]
     lines = [
         "<table class='claims'><thead><tr><th>finding (paper)</th><th>x</th><th>statistic</th>"
         "<th>expected</th><th>estimate [95% CI]</th><th>direction found</th>"
-        "<th>Δ lowest α − (α = 0) [95% CI]</th><th>n</th><th>verdict</th></tr></thead><tbody>"
+        "<th>Δ lowest α − (α = 0) [95% CI]</th><th>n</th><th>verdict</th>"
+        "<th>other readings</th></tr></thead><tbody>"
     ]
     for _, r in tested.iterrows():
         n = f"{r['n_trials']} trials ({r['n_alphas']} α × {r['seeds_per_alpha']} seeds); {r['trials_used']}"
@@ -101,8 +150,7 @@ def _claims_html(claims: pd.DataFrame) -> str:
             f"<td>{html.escape(r['direction'])}</td>"
             f"<td>{_fmt(r['contrast'])} [{_fmt(r['contrast_low'])}, {_fmt(r['contrast_high'])}]</td>"
             f"<td>{html.escape(n)}</td>"
-            f"<td class='{r['verdict']}'>{r['verdict']}<br><span class='src'>rule: {html.escape(r['verdict_rule'])}; "
-            f"{html.escape(r['note'])}</span></td>"
+            f"{_verdict_cell(r)}{_readings_cell(r)}"
             "</tr>"
         )
     lines.append("</tbody></table>")
@@ -125,29 +173,40 @@ def _cell(column: str, value: object) -> str:
 
 
 def _collapse_html(collapse: Collapse) -> str:
-    """The collapsed trials, the criteria, and what could not be checked."""
+    """The collapse policy (stated once, here), the collapsed trials, the criteria, and what
+    could not be checked."""
     lines = [
-        f"<h2>Collapsed trials ({len(collapse.trials)} of {collapse.n_trials})</h2>",
-        "<p>A trial is collapsed when its clean test accuracy is at most "
-        f"{COLLAPSE_ACCURACY_MARGIN:g} of the way from chance (1 / classes) to 1, or when more than "
-        f"{COLLAPSE_SILENT_FRACTION:.0%} of some layer's units are silent on the test set. Silent units "
-        "score SI 0 by the formula, so such trials carry μ_SI and accuracy down together; they are "
-        "left out of the claims above except the regularizer's effect on accuracy, and kept in the "
-        "figures. The robustness-training claims leave out only those near chance: units a "
-        "training method silences are part of what it does to μ_SI.</p>",
+        f"<h2 id='collapse'>Collapsed trials ({len(collapse.trials)} of {collapse.n_trials}) and "
+        "the collapse policy</h2>",
+        "<p><b>One policy for every claim.</b> A trial is left out of a claim when its network no "
+        f"longer classifies: clean test accuracy at most {COLLAPSE_ACCURACY_MARGIN:g} of the way "
+        "from chance (1 / classes) to 1. Only the claim about the regularizer's cost in clean "
+        "accuracy keeps such trials, since reaching chance is the outcome it measures. Trials with "
+        f"more than {COLLAPSE_SILENT_FRACTION:.0%} of some layer's units silent on the test set "
+        "stay in: silent units are part of what α or a training method does to μ_SI (they score 0 "
+        "by the papers' formula), and leaving trials out by their silent fraction would select "
+        "them on the quantity under test. What the silent units decide is shown instead, for every "
+        "claim about μ_SI: its reading over live units (selectivity_live), its reading without the "
+        "mostly silent trials too (<i>silent-unit rule</i>, a sensitivity reading), and its "
+        f"reading per layer whose silent fraction spans at least {SILENT_SPREAD:.0%} across the "
+        f"claim's trials. {MARK} marks a verdict that the live-unit reading or the silent-unit "
+        "rule changes. Every trial stays in the figures.</p>",
     ]
     if len(collapse.trials):
         # Swept keys beyond alpha and seed (method strengths) get a column each.
         others = [c for c in collapse.columns if c not in ("alpha", "seed")]
         heads = "".join(f"<th>{html.escape(c)}</th>" for c in others)
         lines.append(
-            f"<table><thead><tr><th>α</th><th>seed</th>{heads}<th>why</th></tr></thead><tbody>"
+            f"<table><thead><tr><th>α</th><th>seed</th>{heads}<th>why</th>"
+            "<th>in the claims</th></tr></thead><tbody>"
         )
         for _, r in collapse.trials.iterrows():
             cells = "".join(f"<td>{html.escape(_cell(c, r[c]))}</td>" for c in others)
+            near_chance = "clean accuracy" in str(r["reason"])
+            kept = "left out" if near_chance else "kept; left out by the silent-unit rule only"
             lines.append(
                 f"<tr><td>{alpha_text(float(r['alpha']))}</td><td>{html.escape(str(r['seed']))}</td>"
-                f"{cells}<td>{html.escape(str(r['reason']))}</td></tr>"
+                f"{cells}<td>{html.escape(str(r['reason']))}</td><td>{kept}</td></tr>"
             )
         lines.append("</tbody></table>")
     else:
@@ -172,6 +231,9 @@ th { background: #f4f4f4; }
 .src { color: #777; font-size: 0.9em; }
 td.supported { background: #e3f4e1; } td.contradicted { background: #fbe1e1; }
 td.inconclusive { background: #f3f3f3; } td.not-tested { background: #fdf3d8; }
+td.marked { box-shadow: inset 4px 0 0 #d08a00; }
+.mark, .hangs { color: #a05a00; font-weight: bold; } .hangs { font-size: 0.9em; }
+.holm { font-size: 0.9em; } td.readings { min-width: 16em; }
 figure { margin: 1.5em 0; } figure img { max-width: 100%; border: 1px solid #eee; }
 figcaption { font-size: 0.9em; color: #444; max-width: 1000px; }
 """
@@ -225,10 +287,18 @@ def write_report(
         table, n_resamples=n_resamples, seed=seed, collapse=collapse
     )
     paper = _first_paper(alpha, collapse, epochs, units, equivalence_margin, n_resamples, seed)
-    both = pd.concat(
-        [c for c in (claims, paper.claims, method_claims) if c is not None and not c.empty],
-        ignore_index=True,
-    )
+    # One family for the multiple-testing adjustment: every claim of the report with a p-value.
+    family = [c for c in (claims, paper.claims, method_claims) if c is not None and not c.empty]
+    both = holm_verdicts(pd.concat(family, ignore_index=True))
+    adjusted, start = [], 0
+    for part in family:
+        adjusted.append(both.iloc[start : start + len(part)].set_index(part.index))
+        start += len(part)
+    claims = adjusted[0]
+    if paper.claims is not None and not paper.claims.empty:
+        paper = replace(paper, claims=adjusted[1])
+    if not method_claims.empty:
+        method_claims = adjusted[-1]
     write_bytes(out / "claims.csv", both.to_csv(index=False).encode())
     effects = paper.effects if paper.effects is not None else pd.DataFrame()
     write_bytes(out / "alpha_effects.csv", effects.to_csv(index=False).encode())
@@ -244,7 +314,7 @@ def write_report(
         + ".</p>",
         *_figures_html(figures, skipped),
         *_first_paper_html(paper, folder),
-        *_training_html(found, method_claims, folder),
+        *_training_html(found, method_claims, folder, n_resamples, seed),
     ]
     if failed is not None:
         parts.append(f"<h2>Failed trials ({len(failed)})</h2>")
@@ -368,16 +438,24 @@ def _head_html(table: pd.DataFrame, n_resamples: int, described: list[str]) -> l
         "regularizer's effect use Spearman's ρ across trials between α (the manipulated variable) and "
         "the metric; claims stated about selectivity use the trial's measured network selectivity μ_SI "
         "(clean test set). The dimensionality comparisons use the mean per-trial difference. "
-        "Collapsed trials (below) are left out of every claim except the regularizer's effect on "
-        "accuracy. Adversarial claims are tested on accuracy under attack and on the same divided by "
-        "clean accuracy, and are supported or contradicted only when both agree, so that the "
-        f"regularizer's cost in clean accuracy cannot decide them. 95% CIs: percentile bootstrap ({n_resamples} "
-        "resamples) over trials, each trial being one training run with its own seed. <b>supported</b>: CI excludes 0 on "
-        "the paper's side; <b>contradicted</b>: CI excludes 0 on the other side; <b>inconclusive</b>: CI "
-        f"includes 0, the two adversarial tests disagree, or fewer than {MIN_TRIALS} trials, {MIN_ALPHAS} α "
-        f"values or {MIN_SAMPLES} images per trial. Early layers = first half "
-        "of the layers. Claims are tested separately, without a multiple-comparison correction; "
-        "correlations across trials show association, and the regularizer supplies the intervention.</p>",
+        "Trials whose network no longer classifies are left out by the one collapse policy "
+        "(<a href='#collapse'>Collapsed trials</a>). Adversarial claims are tested on accuracy "
+        "under attack and on the same divided by clean accuracy, and are supported or contradicted "
+        "only when both agree, so that the regularizer's cost in clean accuracy cannot decide them; "
+        "the PGD claim reads the strongest PGD attack run (the most steps). 95% CIs: percentile "
+        f"bootstrap ({n_resamples} resamples) over trials, each trial being one training run with "
+        "its own seed. <b>supported</b>: CI excludes 0 on the paper's side; <b>contradicted</b>: CI "
+        "excludes 0 on the other side; <b>inconclusive</b>: CI includes 0, the two adversarial tests "
+        f"disagree, or fewer than {MIN_TRIALS} trials, {MIN_ALPHAS} α values or {MIN_SAMPLES} images "
+        "per trial. Early layers = first half of the layers. <b>Multiple testing</b>: beside each "
+        "verdict, its Holm-adjusted form over every claim tested in this report (papers' and "
+        "training methods' together): the two-sided bootstrap p-value of each claim (from the "
+        "resamples of its CI; for a claim with a check, the larger of the two), adjusted by Holm's "
+        "step-down method; a supported or contradicted verdict whose adjusted p is not below 0.05 "
+        "becomes inconclusive. <b>Other readings</b>: a claim about μ_SI is read again over live "
+        f"units, under the silent-unit rule and per layer where units fall silent; {MARK} marks "
+        "a verdict that one of the first two changes. Correlations across trials show association; "
+        "the regularizer supplies the intervention.</p>",
     ]
 
 
@@ -433,7 +511,7 @@ def _method_claims_html(claims: pd.DataFrame) -> str:
         "<table class='claims'><thead><tr><th>claim</th><th>experiment</th><th>statistic</th>"
         "<th>expected</th><th>estimate [95% CI]</th><th>robustness bought [95% CI]</th>"
         "<th>direction found</th><th>Δ μ_SI largest strength − 0 [95% CI]</th><th>n</th>"
-        "<th>verdict</th></tr></thead><tbody>"
+        "<th>verdict</th><th>other readings</th></tr></thead><tbody>"
     ]
     for _, r in claims.iterrows():
         n = (
@@ -452,18 +530,63 @@ def _method_claims_html(claims: pd.DataFrame) -> str:
             f"<td>{html.escape(r['direction'])}</td>"
             f"<td>{_fmt(r['contrast'])} [{_fmt(r['contrast_low'])}, {_fmt(r['contrast_high'])}]</td>"
             f"<td>{html.escape(n)}</td>"
-            f"<td class='{r['verdict'].replace(' ', '-')}'>{r['verdict']}<br><span class='src'>rule: "
-            f"{html.escape(r['verdict_rule'])}; {html.escape(r['note'])}</span></td>"
+            f"{_verdict_cell(r)}{_readings_cell(r)}"
             "</tr>"
         )
     lines.append("</tbody></table>")
     return "\n".join(lines)
 
 
+def _gains_html(methods: list[Experiment], n_resamples: int, seed: int) -> list[str]:
+    """The table of what each training method gained per corruption (nothing without
+    corruption_accuracy rows): gain at the largest strength minus at strength 0, [95% CI]."""
+    gains = {e.name: corruption_gains(e, n_resamples=n_resamples, seed=seed) for e in methods}
+    gains = {name: frame for name, frame in gains.items() if not frame.empty}
+    if not gains:
+        return []
+    corruptions = list(dict.fromkeys(c for frame in gains.values() for c in frame["corruption"]))
+    heads = "".join(f"<th>{html.escape(name)}</th>" for name in gains)
+    lines = [
+        "<h3 id='gains'>Gains per corruption</h3>",
+        "<p>Mean accuracy on each corruption (over severities) at the method's largest strength "
+        "minus at strength 0, [95% CI] (bootstrap over trials). <b>trained</b>: the method trained "
+        "on that corruption; every other corruption is held out of it. A corruption-training "
+        "claim notes when more than half of the gain it rests on (held out, for the mix) comes "
+        "from one or two corruptions. "
+        + " ".join(
+            f"{html.escape(e.title)}: {html.escape(trained_on(e)[1])}."
+            for e in methods
+            if e.name in gains and trained_on(e)[1]
+        )
+        + "</p>",
+        f"<table class='gains'><thead><tr><th>corruption</th>{heads}</tr></thead><tbody>",
+    ]
+    for corruption in corruptions:
+        cells = []
+        for frame in gains.values():
+            hit = frame[frame["corruption"] == corruption]
+            if hit.empty:
+                cells.append("<td>–</td>")
+                continue
+            r = hit.iloc[0]
+            tag = " <b>trained</b>" if r["trained"] else ""
+            cells.append(
+                f"<td>{r['gain']:+.3f} [{r['ci_low']:+.3f}, {r['ci_high']:+.3f}]{tag}</td>"
+            )
+        lines.append(f"<tr><td>{html.escape(str(corruption))}</td>{''.join(cells)}</tr>")
+    lines.append("</tbody></table>")
+    return lines
+
+
 def _training_html(
-    found: list[Experiment], claims: pd.DataFrame, folder: _FigureFolder
+    found: list[Experiment],
+    claims: pd.DataFrame,
+    folder: _FigureFolder,
+    n_resamples: int = N_RESAMPLES,
+    seed: int = 0,
 ) -> list[str]:
-    """The section "Robustness training → selectivity": claims, then each method's figure.
+    """The section "Robustness training → selectivity": claims, the gains per corruption, then
+    each method's figure.
 
     Nothing when the sweep trained no robustness method.
     """
@@ -482,13 +605,14 @@ def _training_html(
         "<b>supported</b> / <b>contradicted</b> when the 95% CI of ρ(strength, μ_SI) excludes 0 on "
         "the claim's / the other side, <b>inconclusive</b> when it includes 0 or with fewer than "
         f"{MIN_TRIALS} trials, {MIN_LEVELS} strengths or {MIN_SAMPLES} images per trial. Trials "
-        "whose accuracy fell to near chance are left out; units a method silences stay in (they are "
-        "part of what it does to μ_SI, counting 0 as in the papers), and each note gives the same "
-        "ρ over live units and for the silent fraction as context. Robustness of the mix method is measured on the corruptions held out "
-        "of its training set only.</p>",
+        "are left out, and the claims read again, by the one collapse policy "
+        "(<a href='#collapse'>Collapsed trials</a>); the Holm column adjusts over every claim of "
+        "this report. Robustness of the mix method is measured on the corruptions held out of its "
+        "training set only; adversarial robustness on the strongest PGD attack run.</p>",
     ]
     if not claims.empty:
         parts.append(_method_claims_html(claims))
+    parts += _gains_html(methods, n_resamples, seed)
     for experiment in methods:
         for spec in METHOD_FIGURES:
             if spec.method != experiment.method.name:

@@ -34,10 +34,12 @@ __all__ = [
     "CONFIDENCE",
     "N_RESAMPLES",
     "PGD_ATTACKED",
+    "PGD_STRONGEST",
     "alpha_text",
     "appearance_order",
     "as_metric",
     "bootstrap_ci",
+    "bootstrap_test",
     "eps_text",
     "load_results",
     "metric_rows",
@@ -58,6 +60,9 @@ CONFIDENCE = 0.95
 # rows under attack, and PGD's rows under attack with at least one step.
 ATTACKED = {"eps": lambda s: s > 0}
 PGD_ATTACKED = {"eps": lambda s: s > 0, "steps": lambda s: s > 0}
+# PGD's strongest attack: the most steps run (among the rows under attack), so that weak and
+# converged attacks are not averaged together.
+PGD_STRONGEST = {"eps": lambda s: s > 0, "steps": lambda s: s == s[s.fillna(0) > 0].max()}
 
 
 def trial_columns(table: pd.DataFrame) -> list[str]:
@@ -134,6 +139,25 @@ def percentile_bootstrap(
     holding one x value) is left out; when such replicates are most of them, the interval is
     (NaN, NaN): the bootstrap cannot say anything then.
     """
+    low, high, _ = bootstrap_test(samples, statistic, paired, confidence, n_resamples, seed)
+    return (low, high)
+
+
+def bootstrap_test(
+    samples: Sequence[np.ndarray],
+    statistic: Callable[..., np.ndarray],
+    paired: bool = False,
+    confidence: float = CONFIDENCE,
+    n_resamples: int = N_RESAMPLES,
+    seed: int = 0,
+) -> tuple[float, float, float]:
+    """`percentile_bootstrap`'s interval and the two-sided bootstrap p-value of "statistic = 0":
+    (low, high, p), from the same replicates.
+
+    p = 2 x the smaller share of defined replicates on either side of 0 (at most 1): the
+    percentile interval at level 1 - p just reaches 0, so the interval at level 1 - a excludes 0
+    where p < a (up to the replicates' resolution, 2 / n_resamples). NaN with the interval.
+    """
     _check_bootstrap(confidence, n_resamples)
     data = [np.asarray(sample, dtype=float).ravel() for sample in samples]
     if any(sample.size == 0 for sample in data):
@@ -160,15 +184,16 @@ def percentile_bootstrap(
         )
     replicates = np.asarray(result.bootstrap_distribution, dtype=float)
     finite = replicates[np.isfinite(replicates)]
+    if finite.size == 0 or finite.size < 0.5 * replicates.size:
+        return (math.nan, math.nan, math.nan)
+    p = float(min(1.0, 2.0 * min(np.mean(finite <= 0), np.mean(finite >= 0))))
     if finite.size == replicates.size:
         interval = result.confidence_interval
-        return (float(interval.low), float(interval.high))
+        return (float(interval.low), float(interval.high), p)
     # scipy's quantiles propagate NaN, so the interval over the defined replicates is taken here.
-    if finite.size == 0 or finite.size < 0.5 * replicates.size:
-        return (math.nan, math.nan)
     tail = (1.0 - confidence) / 2.0
     low, high = np.quantile(finite, [tail, 1.0 - tail])
-    return (float(low), float(high))
+    return (float(low), float(high), p)
 
 
 def bootstrap_ci(

@@ -1,12 +1,19 @@
 """The claims tables: `papers` (`CLAIMS`, `evaluate_claims`: each finding of the papers tested on
 the alpha experiment) and `methods` (`METHOD_CLAIMS`, `evaluate_method_claims`: the second
 direction, robustness training -> selectivity) and `firstpaper` (`evaluate_first_paper_claims`,
-`alpha_effects`: the first paper's off-axis and accuracy findings), decided by the verdict machinery of `engine`.
+`alpha_effects`: the first paper's off-axis and accuracy findings), decided by the verdict
+machinery of `engine` (`holm_verdicts`: the Holm adjustment over a report's claims).
 """
 
 from __future__ import annotations
 
-from selectivity.report.claims.engine import MIN_ALPHAS, MIN_SAMPLES, MIN_TRIALS
+from selectivity.report.claims.engine import (
+    MIN_ALPHAS,
+    MIN_SAMPLES,
+    MIN_TRIALS,
+    SILENT_SPREAD,
+    holm_verdicts,
+)
 from selectivity.report.claims.firstpaper import (
     EQUIVALENCE_MARGIN,
     alpha_effects,
@@ -28,6 +35,7 @@ __all__ = [
     "MIN_LEVELS",
     "MIN_SAMPLES",
     "MIN_TRIALS",
+    "SILENT_SPREAD",
     "SOURCES",
     "ClaimSpec",
     "MethodClaimSpec",
@@ -35,4 +43,5 @@ __all__ = [
     "evaluate_claims",
     "evaluate_first_paper_claims",
     "evaluate_method_claims",
+    "holm_verdicts",
 ]

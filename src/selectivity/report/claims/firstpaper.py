@@ -289,6 +289,7 @@ def _accuracy_rows(table: pd.DataFrame, margin: float, n_resamples: int, seed: i
             a, b, margin, TEST_LEVEL, paired, n_resamples=n_resamples, seed=seed
         )
         _fill(row, treated, control, paired, test.difference, test.low, test.high)
+        row["p_value"] = test.p_value
         if not (math.isfinite(test.low) and math.isfinite(test.high)):
             verdict, reason = "inconclusive", "needs ≥ 2 trials at α and at α = 0"
         elif test.equivalent:
@@ -348,6 +349,7 @@ def _hurts_row(
         a, b, "less", TEST_LEVEL, paired, n_resamples=n_resamples, seed=seed
     )
     _fill(row, treated, control, paired, test.difference, test.low, test.high)
+    row["p_value"] = test.p_value
     if not math.isfinite(test.p_value):
         verdict, reason = "inconclusive", "needs ≥ 2 trials at α and at α = 0"
     elif test.p_value < TEST_LEVEL:

@@ -9,10 +9,15 @@ selectivity mu_SI, with a percentile-bootstrap CI over trials (each trial one tr
 its own seed), as the papers' claims are. A claim is about methods that *improve* robustness, so
 it is only tested when the method raised the robustness it is for in this sweep (rho between
 strength and that robustness, CI above 0); otherwise the verdict is "not tested" and says so.
+Trials near chance are left out (the report's one collapse policy); each claim is read again with
+mu_SI over live units, without the trials that have a mostly silent layer, and per layer where
+units fall silent, as the papers' claims are. A corruption claim whose gain comes mostly from one
+or two corruptions says so (`gains.concentration_note`).
 """
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,18 +30,23 @@ from selectivity.report.claims.engine import (
     MIN_ALPHAS,
     MIN_SAMPLES,
     MIN_TRIALS,
+    by_layer,
     contrast_ci,
     fewest_samples,
-    statistic_ci,
+    hangs_on,
+    holm_verdicts,
+    replaced,
+    statistic_test,
     untested_row,
     verdict_of,
 )
+from selectivity.report.gains import concentration_note, corruption_gains
 from selectivity.report.methods import Experiment, experiments
 from selectivity.report.stats import (
     ATTACKED,
     CONFIDENCE,
     N_RESAMPLES,
-    PGD_ATTACKED,
+    PGD_STRONGEST,
     load_results,
     per_trial,
     range_text,
@@ -128,7 +138,7 @@ METHOD_CLAIMS: tuple[MethodClaimSpec, ...] = (
         "Adversarial training raises network selectivity.",
         +1,
         _robustness(
-            ("pgd_accuracy", "PGD accuracy (mean over ε > 0, steps > 0)", PGD_ATTACKED),
+            ("pgd_accuracy", "PGD accuracy (the most steps run; mean over ε > 0)", PGD_STRONGEST),
             ("fgsm_accuracy", "FGSM accuracy (mean over ε > 0; no PGD rows)", ATTACKED),
         ),
         "accuracy under attack",
@@ -166,9 +176,9 @@ def _trials(
 ) -> tuple[pd.DataFrame, str, int, list[str]]:
     """Per trial: x (strength), y (network mu_SI), r (robustness, NaN where absent).
 
-    Trials collapsed to near-chance accuracy left out (silent units alone do not leave a trial
-    out here: silencing units is part of what a method does to mu_SI). Returns (trials, the robustness's words, trials left out, notes
-    on collapse); ValueError when selectivity or the robustness metric is absent.
+    Trials collapsed to near-chance accuracy left out (the report's one collapse policy). Returns
+    (trials, the robustness's words, trials left out, notes on collapse); ValueError when
+    selectivity or the robustness metric is absent.
     """
     table = experiment.table
     selectivity = per_trial(table, "selectivity")
@@ -178,8 +188,9 @@ def _trials(
         robustness.rename(columns={"value": "r"}), on=columns, how="left"
     )
     trials["x"] = trials[experiment.method.key].astype(float)
-    trials, n_left_out, notes = collapse.near_chance().leave_out(trials.dropna(subset=["y"]))
-    notes = [note.replace("collapsed trial(s)", "trial(s) near chance") for note in notes]
+    trials, n_left_out, notes = collapse.near_chance().leave_out(
+        trials.dropna(subset=["y"]), "trial(s) near chance"
+    )
     return trials.sort_values(columns).reset_index(drop=True), words, n_left_out, notes
 
 
@@ -196,6 +207,85 @@ def _bought(method_title: str, row: dict, words: str) -> str:
     else:
         how = "did not measurably raise"
     return f"{method_title} {how} {words} in this sweep ({numbers})"
+
+
+def _gate(
+    spec: MethodClaimSpec,
+    experiment: Experiment,
+    trials: pd.DataFrame,
+    measured: pd.DataFrame,
+    row: dict,
+    words: str,
+    min_trials: int,
+) -> tuple[str, str] | None:
+    """The verdict and reason when the claim cannot be decided on mu_SI (too few trials or
+    samples, robustness missing or not bought); None when mu_SI decides it."""
+    key, title = experiment.method.key, experiment.method.title
+    n_levels = trials["x"].nunique()
+    if len(trials) < min_trials or n_levels < MIN_LEVELS:
+        return "inconclusive", (
+            f"too few trials (n = {len(trials)}, {n_levels} {key} values; need ≥ "
+            f"{min_trials} trials and ≥ {MIN_LEVELS} {key} values)"
+        )
+    if len(measured) < len(trials):
+        return "inconclusive", f"{words} missing for {len(trials) - len(measured)} trial(s)"
+    fewest = fewest_samples(experiment.table, spec.metrics)
+    if fewest < MIN_SAMPLES:
+        return "inconclusive", (
+            f"too few samples (measured on {int(fewest)} images per trial; need ≥ {MIN_SAMPLES})"
+        )
+    not_bought = _bought(title, row, words)
+    return ("not tested", not_bought) if not_bought else None
+
+
+def _readings(
+    spec: MethodClaimSpec,
+    experiment: Experiment,
+    trials: pd.DataFrame,
+    silent: Collapse,
+    row: dict,
+    gate: tuple[str, str] | None,
+    settings: tuple[float, int, int],
+) -> None:
+    """Fill the row's other readings (live units, silent-unit rule, per layer) and `hangs_on`.
+    A gate (`_gate`) holds for every reading; otherwise each is the CI of its rho against 0."""
+
+    def decide(frame: pd.DataFrame) -> tuple[tuple[float, ...], str]:
+        numbers = statistic_test(frame, "correlation", *settings)
+        if gate is not None:
+            return numbers, gate[0]
+        if len(frame) < 3:
+            return numbers, "inconclusive"
+        return numbers, verdict_of(*numbers[:3], spec.expected)[0]
+
+    table = experiment.table
+    try:
+        live = replaced(trials, table, "y", "selectivity_live")
+        numbers, row["verdict_live"] = decide(live)
+        row.update(live_estimate=numbers[0], live_ci_low=numbers[1], live_ci_high=numbers[2])
+    except ValueError:
+        row["verdict_live"] = "not tested"
+    kept, n_silent, _ = silent.leave_out(trials)
+    row["n_silent_left_out"] = n_silent
+    row["verdict_silent_rule"] = decide(kept)[1] if n_silent else row["verdict"]
+
+    def read(metric: str, where: dict[str, object]) -> tuple[float, str]:
+        numbers, verdict = decide(replaced(trials, table, "y", metric, where))
+        return numbers[0], verdict
+
+    row["by_layer"] = by_layer(table, trials, read)
+    row["hangs_on"] = hangs_on(row)
+
+
+def _gain_note(spec: MethodClaimSpec, experiment: Experiment, settings: tuple) -> str:
+    """The note when the corruption gain the claim rests on comes from one or two corruptions."""
+    name = experiment.method.name
+    if name not in ("mix", "noise"):
+        return ""
+    gains = corruption_gains(experiment, *settings)
+    if name == "mix":
+        return concentration_note(gains, None, "held-out gain")
+    return concentration_note(gains, list(gains["corruption"]), "corrupted-accuracy gain")
 
 
 def _method_claim_row(
@@ -227,72 +317,32 @@ def _method_claim_row(
     if trials.empty:
         row["note"] = "; ".join([*notes, "no trials with selectivity"])
         return row
-    estimate, low, high = statistic_ci(trials, "correlation", confidence, n_resamples, seed)
-    row.update(estimate=estimate, ci_low=low, ci_high=high)
+    settings = (confidence, n_resamples, seed)
+    estimate, low, high, p = statistic_test(trials, "correlation", *settings)
+    row.update(estimate=estimate, ci_low=low, ci_high=high, p_value=p)
     measured = trials.dropna(subset=["r"]).rename(columns={"y": "selectivity", "r": "y"})
-    checked = statistic_ci(measured, "correlation", confidence, n_resamples, seed)
+    checked = statistic_test(measured, "correlation", *settings)
     row.update(check_estimate=checked[0], check_ci_low=checked[1], check_ci_high=checked[2])
     if np.isfinite(estimate) and estimate != 0:
         row["direction"] = f"μ_SI {'rises' if estimate > 0 else 'falls'} as {key} rises"
     else:
         row["direction"] = "no monotone relation"
     # Mean mu_SI at the largest strength minus at strength 0.
-    contrast = contrast_ci(trials, confidence, n_resamples, seed, column="x", largest=True)
+    contrast = contrast_ci(trials, *settings, column="x", largest=True)
     row.update(contrast=contrast[0], contrast_low=contrast[1], contrast_high=contrast[2])
 
-    fewest = fewest_samples(experiment.table, spec.metrics)
-    not_bought = _bought(title, row, words)
-    if len(trials) < min_trials or counts.size < MIN_LEVELS:
-        verdict = "inconclusive"
-        reason = (
-            f"too few trials (n = {len(trials)}, {counts.size} {key} values; need ≥ "
-            f"{min_trials} trials and ≥ {MIN_LEVELS} {key} values)"
-        )
-    elif len(measured) < len(trials):
-        verdict = "inconclusive"
-        reason = f"{words} missing for {len(trials) - len(measured)} trial(s)"
-    elif fewest < MIN_SAMPLES:
-        verdict = "inconclusive"
-        reason = (
-            f"too few samples (measured on {int(fewest)} images per trial; need ≥ {MIN_SAMPLES})"
-        )
-    elif not_bought:
-        verdict, reason = "not tested", not_bought
+    gate = _gate(spec, experiment, trials, measured, row, words, min_trials)
+    if gate is not None:
+        verdict, reason = gate
+        row["p_value"] = math.nan
     else:
         verdict, reason = verdict_of(estimate, low, high, spec.expected)
         reason += f"; {title} raised {words} (95% CI of its ρ above 0)"
-    live = _live_text(experiment, trials, confidence, n_resamples, seed)
-    reason += f"; {live}" if live else ""
+    gained = _gain_note(spec, experiment, settings)
     row["verdict"] = verdict
-    row["note"] = "; ".join([*notes, reason])
+    row["note"] = "; ".join([*notes, reason, *([gained] if gained else [])])
+    _readings(spec, experiment, trials, collapse.silent_only(), row, gate, settings)
     return row
-
-
-def _live_text(
-    experiment: Experiment, trials: pd.DataFrame, confidence: float, n_resamples: int, seed: int
-) -> str:
-    """Context, not the verdict: the same correlation over live units only (`selectivity_live`)
-    and the silent fraction's, so a reader sees how much of a change in mu_SI is units a method
-    silenced (they count 0 in mu_SI)."""
-    parts = []
-    for metric, words in (
-        ("selectivity_live", "μ_SI over live units"),
-        ("silent_fraction", "silent fraction"),
-    ):
-        try:
-            values = per_trial(experiment.table, metric)
-        except ValueError:
-            continue
-        columns = trial_columns(values)
-        kept = trials[[*columns, "x"]].merge(values, on=columns).rename(columns={"value": "y"})
-        kept = kept.dropna(subset=["y"])
-        if len(kept) < 3:
-            continue
-        rho, low, high = statistic_ci(kept, "correlation", confidence, n_resamples, seed)
-        if not np.isfinite(rho):  # constant values: no ranks to correlate
-            continue
-        parts.append(f"{words}: ρ = {rho:.2f} [{low:.2f}, {high:.2f}]")
-    return ("context: " + ", ".join(parts)) if parts else ""
 
 
 def evaluate_method_claims(
@@ -305,16 +355,19 @@ def evaluate_method_claims(
 ) -> pd.DataFrame:
     """Test each claim of `METHOD_CLAIMS` on the experiments of its method in a results table.
 
-    Experiments: `methods.experiments`. Trials collapsed to near-chance accuracy (`find_collapsed` of the
-    whole table, or `collapse` when given, `Collapse.near_chance`) are left out. One row per claim and experiment (an adversarial experiment per attack
-    where several were swept); none for a method the sweep did not train. Columns: those of
-    `evaluate_claims` plus experiment, strength (the strength column), alpha (the experiment's
-    alpha), n_levels and seeds_per_level; x is the strength, check_* the robustness the method
-    had to raise, contrast the mean mu_SI at the largest strength minus at strength 0.
+    Experiments: `methods.experiments`. Trials collapsed to near-chance accuracy (`find_collapsed`
+    of the whole table, or `collapse` when given, `Collapse.near_chance`) are left out. One row per
+    claim and experiment (an adversarial experiment per attack where several were swept); none
+    for a method the sweep did not train. Columns: those of `evaluate_claims` plus experiment,
+    strength (the strength column), alpha (the experiment's alpha), n_levels and seeds_per_level;
+    x is the strength, check_* the robustness the method had to raise, contrast the mean mu_SI at
+    the largest strength minus at strength 0.
     Verdicts: "inconclusive" with too few trials (< `min_trials`) or strengths (< MIN_LEVELS), a
     trial lacking the robustness metric, or too few samples; "not tested" when a metric is absent
     or the method did not raise its robustness (CI of rho(strength, robustness) not above 0);
     otherwise supported / contradicted / inconclusive by the CI of rho(strength, mu_SI) against 0.
+    The readings over live units, under the silent-unit rule and per layer, and the Holm columns
+    (over these rows), are those of `evaluate_claims`.
     """
     table = load_results(results)
     if collapse is None:
@@ -325,4 +378,4 @@ def evaluate_method_claims(
         for spec in METHOD_CLAIMS
         if spec.method == experiment.method.name
     ]
-    return pd.DataFrame.from_records(rows)
+    return holm_verdicts(pd.DataFrame.from_records(rows), confidence)

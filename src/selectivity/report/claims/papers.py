@@ -3,8 +3,10 @@
 
 A claim is a Spearman correlation across trials (x = alpha or the measured network selectivity)
 or a mean per-trial difference; its verdict comes from a percentile-bootstrap CI over trials,
-each trial being one training run with its own seed. Collapsed trials (`find_collapsed`) are
-left out of the claims framed about selectivity.
+each trial being one training run with its own seed. Trials whose network fell to near-chance
+accuracy are left out (the report's one collapse policy, `Collapse.near_chance`); a claim about
+mu_SI is read again over live units, without the trials whose layers are mostly silent, and per
+layer where units fall silent, and `hangs_on` names the readings that change its verdict.
 """
 
 from __future__ import annotations
@@ -23,9 +25,13 @@ from selectivity.report.claims.engine import (
     MIN_ALPHAS,
     MIN_SAMPLES,
     MIN_TRIALS,
+    by_layer,
     contrast_ci,
     fewest_samples,
-    statistic_ci,
+    hangs_on,
+    holm_verdicts,
+    replaced,
+    statistic_test,
     untested_row,
     verdict_of,
 )
@@ -33,7 +39,7 @@ from selectivity.report.stats import (
     ATTACKED,
     CONFIDENCE,
     N_RESAMPLES,
-    PGD_ATTACKED,
+    PGD_STRONGEST,
     appearance_order,
     load_results,
     metric_rows,
@@ -80,6 +86,30 @@ def _trial_metric(
         if early:
             condition["layer"] = _early_layers(table, metric)
         return per_trial(table, metric, (), condition)
+
+    return build
+
+
+# Gradient variability across samples counts a ReLU unit's zero gradient where it is off, so it
+# follows how often units are off, which selectivity also follows: partly by construction.
+_BY_CONSTRUCTION = (
+    "tested on gradient_variability_samples (gradient_variability_active absent): zeros where "
+    "a unit is off count, so the reading holds partly by construction"
+)
+
+
+def _first_metric(*options: tuple[str, str]) -> Callable[[pd.DataFrame], pd.DataFrame]:
+    """Builder of one value per trial of the first of `options` (metric, note) the table has; the
+    note (which metric, and what that means) travels in the frame's attrs["note"]."""
+
+    def build(table: pd.DataFrame) -> pd.DataFrame:
+        present = set(table["metric"])
+        for metric, note in options:
+            if metric in present:
+                values = per_trial(table, metric)
+                values.attrs["note"] = note or f"tested on {metric}"
+                return values
+        raise ValueError(f"none of the metrics {[m for m, _ in options]} is in the results table")
 
     return build
 
@@ -151,9 +181,9 @@ class ClaimSpec:
     trial), "selectivity" for claims stated about selectivity (measured network mu_SI per trial).
     kind "paired": the per-trial value is itself a within-trial difference; its mean across trials
     is tested against 0. `expected` is the sign the paper implies.
-    frame "selectivity": collapsed trials (`find_collapsed`) are left out, since a collapsed
-    network's mu_SI is 0 by the formula rather than by selectivity; frame "regularizer": every
-    trial counts, collapse being one of the regularizer's effects.
+    frame "selectivity": trials near chance (`Collapse.near_chance`) are left out, since such a
+    network measures nothing; frame "regularizer": every trial counts, since clean accuracy is
+    what the claim is about (never select trials on the claim's own outcome).
     `check`: a second per-trial value (with words saying where it came from) whose verdict must
     agree with the first for the claim to be supported or contradicted (accuracy under attack
     relative to clean, so that clean accuracy alone cannot carry an adversarial claim).
@@ -174,6 +204,7 @@ class ClaimSpec:
     check: Callable[[pd.DataFrame], tuple[pd.DataFrame, str]] | None = None
     check_label: str = ""
     metrics: tuple[str, ...] = ()
+    y_is_selectivity: bool = False  # y is mu_SI itself: its live-unit reading replaces y
 
 
 # AutoAttack's radii without the large one of the masking check, where every network is broken.
@@ -190,6 +221,7 @@ CLAIMS: tuple[ClaimSpec, ...] = (
         +1,
         x="alpha",
         metrics=("selectivity",),
+        y_is_selectivity=True,
     ),
     ClaimSpec(
         "corruption_relative",
@@ -224,12 +256,13 @@ CLAIMS: tuple[ClaimSpec, ...] = (
     ),
     ClaimSpec(
         "pgd",
-        "Less selective networks are less accurate under PGD attack (mean over ε > 0, steps > 0).",
+        "Less selective networks are less accurate under PGD attack (the strongest attack run: "
+        "the most steps; mean over ε > 0).",
         "ICML-W 2020: Fig. 2b, A7b",
         "PGD accuracy",
-        _trial_metric("pgd_accuracy", PGD_ATTACKED),
+        _trial_metric("pgd_accuracy", PGD_STRONGEST),
         +1,
-        check=_relative_to_clean("pgd_accuracy", PGD_ATTACKED, {"steps": 0}),
+        check=_relative_to_clean("pgd_accuracy", PGD_STRONGEST, {"steps": 0}),
         check_label="PGD accuracy / clean accuracy",
         metrics=("pgd_accuracy",),
     ),
@@ -311,12 +344,16 @@ CLAIMS: tuple[ClaimSpec, ...] = (
     ),
     ClaimSpec(
         "gradient_samples",
-        "More selective networks have input-unit gradients that vary more across samples.",
+        "More selective networks have input-unit gradients that vary more across samples "
+        "(counted over the samples where the unit fires).",
         "arXiv:2010.07693 abstract",
         "gradient variability (samples)",
-        _trial_metric("gradient_variability_samples"),
+        _first_metric(
+            ("gradient_variability_active", ""),
+            ("gradient_variability_samples", _BY_CONSTRUCTION),
+        ),
         +1,
-        metrics=("gradient_variability_samples",),
+        metrics=("gradient_variability_active", "gradient_variability_samples"),
     ),
     ClaimSpec(
         "gradient_units",
@@ -349,6 +386,16 @@ _X_WORDS = {
 }
 
 
+@dataclass(frozen=True)
+class _Test:
+    """How claims are decided in one call: the bootstrap's settings and the least evidence."""
+
+    confidence: float
+    n_resamples: int
+    seed: int
+    min_trials: int
+
+
 def _blank_row(spec: ClaimSpec, x_kind: str, statistic: str) -> dict:
     """The claims-table row of `spec` before testing: verdict "not tested", numbers NaN."""
     if spec.check is not None:
@@ -363,7 +410,7 @@ def _blank_row(spec: ClaimSpec, x_kind: str, statistic: str) -> dict:
         statistic=statistic,
         expected="> 0" if spec.expected > 0 else "< 0",
         verdict_rule=rule,
-        trials_used="all trials" if spec.frame == "regularizer" else "collapsed trials left out",
+        trials_used="all trials" if spec.frame == "regularizer" else "trials near chance left out",
     )
 
 
@@ -373,11 +420,12 @@ def _claim_trials(
     x_trials: pd.DataFrame | None,
     x_kind: str,
     x_problem: str,
-    collapse: Collapse,
+    near_chance: Collapse,
 ) -> tuple[pd.DataFrame, int, list[str]]:
     """The trials a claim is tested on (trial columns, x, y; sorted by trial).
 
-    Returns them with the number of collapsed trials left out and the notes saying what was done.
+    Returns them with the number of trials near chance left out and the notes saying what was
+    done.
     """
     columns = trial_columns(y)
     if x_kind == "selectivity" and x_trials is not None:
@@ -389,9 +437,11 @@ def _claim_trials(
     notes = []
     if spec.kind == "correlation" and spec.x == "selectivity" and x_kind == "alpha":
         notes.append(f"network selectivity unusable ({x_problem}): α used in its place")
+    if "note" in y.attrs:
+        notes.append(y.attrs["note"])
     n_left_out = 0
     if spec.frame == "selectivity":
-        trials, n_left_out, collapse_notes = collapse.leave_out(trials)
+        trials, n_left_out, collapse_notes = near_chance.leave_out(trials, "trial(s) near chance")
         notes.extend(collapse_notes)
     if spec.subset is not None:
         trials = spec.subset(trials)
@@ -405,41 +455,131 @@ def _check_verdict(
     row: dict,
     verdict: str,
     reason: str,
-    confidence: float,
-    n_resamples: int,
-    seed: int,
-) -> tuple[str, str]:
+    test: _Test,
+) -> tuple[str, str, float]:
     """The verdict once the claim's check (`spec.check`) is tested too: both must agree.
 
-    Fills the row's check_* columns; returns the verdict and the reason for it.
+    Fills the row's check_* columns; returns the verdict, the reason for it and the check's p.
     """
-    if spec.check is None:
-        return verdict, reason
+    assert spec.check is not None
     row["check_statistic"] = row["statistic"].replace(spec.y_label, spec.check_label)
     try:
         check_y, source = spec.check(table)
     except ValueError as error:
-        return "inconclusive", (
+        return (
+            "inconclusive",
             f"{spec.check_label} unavailable ({error}); {spec.y_label} alone can follow "
-            "clean accuracy"
+            "clean accuracy",
+            math.nan,
         )
     columns = trial_columns(check_y)
     paired = trials[[*columns, "x"]].merge(check_y.rename(columns={"value": "y"}), on=columns)
     paired = paired.dropna(subset=["y"]).reset_index(drop=True)
-    checked = statistic_ci(paired, spec.kind, confidence, n_resamples, seed)
+    checked = statistic_test(paired, spec.kind, test.confidence, test.n_resamples, test.seed)
     row.update(check_estimate=checked[0], check_ci_low=checked[1], check_ci_high=checked[2])
-    check_verdict, _ = verdict_of(*checked, spec.expected)
+    check_verdict, _ = verdict_of(*checked[:3], spec.expected)
     if len(paired) < len(trials):
         return (
             "inconclusive",
             f"{spec.check_label} missing for {len(trials) - len(paired)} trial(s)",
+            math.nan,
         )
     if check_verdict != verdict:
-        return "inconclusive", (
+        return (
+            "inconclusive",
             f"{spec.y_label}: {verdict}, {spec.check_label} ({source}): {check_verdict}; "
-            "they must agree"
+            "they must agree",
+            checked[3],
         )
-    return verdict, f"{reason}, for {spec.y_label} and {spec.check_label} ({source}) alike"
+    words = f"{reason}, for {spec.y_label} and {spec.check_label} ({source}) alike"
+    return verdict, words, checked[3]
+
+
+def _decide(
+    spec: ClaimSpec, table: pd.DataFrame, trials: pd.DataFrame, row: dict, test: _Test
+) -> tuple[tuple[float, float, float, float], str, str]:
+    """The claim on `trials` (x, y): ((estimate, low, high, p), verdict, reason).
+
+    p: the bootstrap p-value; with a check, the larger of the two (both must reject: an
+    intersection-union test); NaN where the verdict cannot stand (too few trials or samples).
+    Fills the row's check_* columns.
+    """
+    estimate, low, high, p = statistic_test(
+        trials, spec.kind, test.confidence, test.n_resamples, test.seed
+    )
+    verdict, reason = verdict_of(estimate, low, high, spec.expected)
+    if spec.check is not None:
+        verdict, reason, p_check = _check_verdict(spec, table, trials, row, verdict, reason, test)
+        p = max(p, p_check) if np.isfinite(p) and np.isfinite(p_check) else math.nan
+    counts = trials.groupby("alpha").size()
+    fewest = fewest_samples(table, spec.metrics)
+    if len(trials) < test.min_trials or (spec.kind == "correlation" and counts.size < MIN_ALPHAS):
+        verdict, p = "inconclusive", math.nan
+        reason = (
+            f"too few trials (n = {len(trials)}, {counts.size} α values; need ≥ "
+            f"{test.min_trials} trials"
+            + (f" and ≥ {MIN_ALPHAS} α values)" if spec.kind == "correlation" else ")")
+        )
+    elif fewest < MIN_SAMPLES:
+        verdict, p = "inconclusive", math.nan
+        reason = (
+            f"too few samples (measured on {int(fewest)} images per trial; need ≥ {MIN_SAMPLES})"
+        )
+    return (estimate, low, high, p), verdict, reason
+
+
+def _substituted(
+    spec: ClaimSpec,
+    table: pd.DataFrame,
+    trials: pd.DataFrame,
+    x_kind: str,
+    metric: str,
+    where: dict[str, object] | None = None,
+) -> pd.DataFrame | None:
+    """The claim's trials with its mu_SI (x, or y for a claim about mu_SI itself) replaced by
+    `metric` (`engine.replaced`); None when the claim has no mu_SI."""
+    if x_kind == "selectivity":
+        return replaced(trials, table, "x", metric, where)
+    return replaced(trials, table, "y", metric, where) if spec.y_is_selectivity else None
+
+
+def _other_readings(
+    spec: ClaimSpec,
+    table: pd.DataFrame,
+    trials: pd.DataFrame,
+    x_kind: str,
+    silent: Collapse,
+    row: dict,
+    test: _Test,
+) -> None:
+    """Fill the row's other readings: over live units, under the silent-unit rule, per layer
+    where units fall silent, and `hangs_on`."""
+    scratch = {"statistic": row["statistic"]}
+    try:
+        live = _substituted(spec, table, trials, x_kind, "selectivity_live")
+    except ValueError:
+        row["verdict_live"] = "not tested"
+        live = None
+    if live is not None:
+        numbers, verdict, _ = _decide(spec, table, live, scratch, test)
+        row.update(live_estimate=numbers[0], live_ci_low=numbers[1], live_ci_high=numbers[2])
+        row["verdict_live"] = verdict
+    if spec.frame == "selectivity":
+        kept, n_silent, _ = silent.leave_out(trials)
+        row["n_silent_left_out"] = n_silent
+        decided = _decide(spec, table, kept, scratch, test)[1] if n_silent else row["verdict"]
+        row["verdict_silent_rule"] = decided
+
+    def read(metric: str, where: dict[str, object]) -> tuple[float, str]:
+        layer = _substituted(spec, table, trials, x_kind, metric, where)
+        if layer is None or layer.empty:
+            raise ValueError(f"no {metric} rows for {where}")
+        (estimate, *_), verdict, _ = _decide(spec, table, layer, dict(scratch), test)
+        return estimate, verdict
+
+    if row["verdict_live"] or spec.y_is_selectivity:
+        row["by_layer"] = by_layer(table, trials, read)
+    row["hangs_on"] = hangs_on(row)
 
 
 def _claim_row(
@@ -448,10 +588,7 @@ def _claim_row(
     x_trials: pd.DataFrame | None,
     x_problem: str,
     collapse: Collapse,
-    confidence: float,
-    n_resamples: int,
-    seed: int,
-    min_trials: int,
+    test: _Test,
 ) -> dict:
     """Test one claim; absent metrics give the verdict "not tested" with the reason."""
     x_kind = "paired" if spec.kind == "paired" else spec.x
@@ -468,15 +605,18 @@ def _claim_row(
     except ValueError as error:
         row["note"] = str(error)
         return row
-    trials, n_left_out, notes = _claim_trials(spec, y, x_trials, x_kind, x_problem, collapse)
+    trials, n_left_out, notes = _claim_trials(
+        spec, y, x_trials, x_kind, x_problem, collapse.near_chance()
+    )
     counts = trials.groupby("alpha").size()
     row.update(n_trials=len(trials), n_alphas=int(counts.size), n_collapsed_left_out=n_left_out)
     row["seeds_per_alpha"] = range_text(counts)
     if len(trials) == 0:
         row["note"] = "; ".join([*notes, "no trials with this metric"])
         return row
-    estimate, low, high = statistic_ci(trials, spec.kind, confidence, n_resamples, seed)
-    row.update(estimate=estimate, ci_low=low, ci_high=high)
+    numbers, verdict, reason = _decide(spec, table, trials, row, test)
+    estimate = numbers[0]
+    row.update(estimate=estimate, ci_low=numbers[1], ci_high=numbers[2], p_value=numbers[3])
     if spec.kind == "paired":
         words = spec.sign_words[0] if estimate > 0 else spec.sign_words[1]
         row["direction"] = f"{spec.y_label} = {estimate:+.3g} ({words if estimate else 'equal'})"
@@ -485,29 +625,11 @@ def _claim_row(
         row["direction"] = f"{spec.y_label} {rises} as {x_name} rises"
     else:
         row["direction"] = "no monotone relation"
-    contrast = contrast_ci(trials, confidence, n_resamples, seed)
+    contrast = contrast_ci(trials, test.confidence, test.n_resamples, test.seed)
     row.update(contrast=contrast[0], contrast_low=contrast[1], contrast_high=contrast[2])
-
-    verdict, reason = verdict_of(estimate, low, high, spec.expected)
-    if spec.check is not None:
-        verdict, reason = _check_verdict(
-            spec, table, trials, row, verdict, reason, confidence, n_resamples, seed
-        )
-    fewest = fewest_samples(table, spec.metrics)
-    too_few = len(trials) < min_trials or (spec.kind == "correlation" and counts.size < MIN_ALPHAS)
-    if too_few:
-        verdict = "inconclusive"
-        reason = (
-            f"too few trials (n = {len(trials)}, {counts.size} α values; need ≥ {min_trials} trials"
-            + (f" and ≥ {MIN_ALPHAS} α values)" if spec.kind == "correlation" else ")")
-        )
-    elif fewest < MIN_SAMPLES:
-        verdict = "inconclusive"
-        reason = (
-            f"too few samples (measured on {int(fewest)} images per trial; need ≥ {MIN_SAMPLES})"
-        )
     row["verdict"] = verdict
     row["note"] = "; ".join([*notes, reason])
+    _other_readings(spec, table, trials, x_kind, collapse.silent_only(), row, test)
     return row
 
 
@@ -524,16 +646,21 @@ def evaluate_claims(
     Correlation claims: Spearman rho across trials between the claim's x and the per-trial metric:
     alpha for claims about the regularizer's effect, the per-trial network selectivity mu_SI for
     claims stated about selectivity (column `x` says which). Paired claims: the mean across trials
-    of a per-trial difference. Collapsed trials (`find_collapsed`, or `collapse` when given) are
-    left out of every claim but those about the regularizer's effect on accuracy (columns
-    `trials_used`, `n_collapsed_left_out`). Adversarial claims are also tested on accuracy relative
-    to clean (`check_*` columns) and need both verdicts to agree (`verdict_rule`).
+    of a per-trial difference. Trials whose accuracy fell to near chance (`find_collapsed`, or
+    `collapse` when given, `Collapse.near_chance`) are left out of every claim but the
+    regularizer's effect on accuracy (columns `trials_used`, `n_collapsed_left_out`). Adversarial
+    claims are also tested on accuracy relative to clean (`check_*` columns) and need both
+    verdicts to agree (`verdict_rule`).
     CIs: percentile bootstrap over trials (each trial is one training run with its own seed),
     `n_resamples` resamples. Verdict: "supported" when the CI excludes 0 on the paper's side,
     "contradicted" when it excludes 0 on the other side, "inconclusive" when it includes 0, the
     checks disagree, or the table has too few trials (< `min_trials`, or < 3 alpha values for a
     correlation) or samples (< MIN_SAMPLES images per trial where recorded), and "not tested"
-    when a metric is absent. No correction for testing several claims is applied.
+    when a metric is absent. `p_value`: the bootstrap p; `p_holm`, `verdict_holm`: Holm's
+    adjustment over these claims (`engine.holm_verdicts`; the report adjusts over all its claims).
+    Claims about mu_SI are read again with mu_SI over live units (`verdict_live`), without the
+    trials that have a mostly silent layer (`verdict_silent_rule`), and per layer where units fall
+    silent (`by_layer`); `hangs_on` names the readings whose verdict differs.
     `contrast` is the mean at the most negative alpha minus the mean at alpha = 0, in the metric's
     units, with its own bootstrapped CI (context only; it does not decide the verdict).
     """
@@ -545,14 +672,10 @@ def evaluate_claims(
         x_trials = per_trial(table, "selectivity")
     except ValueError as error:
         x_problem = str(error)
-    rows = [
-        _claim_row(
-            spec, table, x_trials, x_problem, collapse, confidence, n_resamples, seed, min_trials
-        )
-        for spec in CLAIMS
-    ]
+    test = _Test(confidence, n_resamples, seed, min_trials)
+    rows = [_claim_row(spec, table, x_trials, x_problem, collapse, test) for spec in CLAIMS]
     _compare(rows, "pgd", "autoattack", "AutoAttack")
-    return pd.DataFrame.from_records(rows)
+    return holm_verdicts(pd.DataFrame.from_records(rows), confidence)
 
 
 def _compare(rows: list[dict], key: str, other: str, name: str) -> None:
