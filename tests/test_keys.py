@@ -7,20 +7,21 @@ import pytest
 
 from messages import raises
 from selectivity import config as cfg
+from selectivity import keys
 from selectivity.grid import load_config_file
 
 
 def all_fields():
     return [
         (group, item)
-        for group, cls in cfg.CONFIG_GROUPS.items()
+        for group, cls in keys.CONFIG_GROUPS.items()
         for item in dataclasses.fields(cls)
     ]
 
 
 def test_every_config_is_listed_and_every_key_has_a_one_line_meaning():
-    assert set(cfg.CONFIG_GROUPS.values()) == {cfg.TrainConfig, cfg.EvalConfig, cfg.SweepConfig}
-    described = cfg.describe_keys()
+    assert set(keys.CONFIG_GROUPS.values()) == {cfg.TrainConfig, cfg.EvalConfig, cfg.SweepConfig}
+    described = keys.describe_keys()
     for group, item in all_fields():
         meaning = item.metadata.get("meaning", "")
         assert meaning.strip(), (
@@ -33,13 +34,13 @@ def test_every_config_is_listed_and_every_key_has_a_one_line_meaning():
 
 def test_each_shown_default_parses_back_to_the_default():
     # What `keys` shows is what --set takes: the text gives the very default value.
-    for group, infos in cfg.describe_keys().items():
-        cls = cfg.CONFIG_GROUPS[group]
+    for group, infos in keys.describe_keys().items():
+        cls = keys.CONFIG_GROUPS[group]
         defaults = {item.name: item.default for item in dataclasses.fields(cls)}
         for info in infos:
             parsed = cfg.parse_assignments([f"{info.name}={info.default}"])[info.name]
             assert parsed == defaults[info.name], (info.name, info.default)
-    shown = {info.name: info.default for info in cfg.describe_keys()["evaluate"]}
+    shown = {info.name: info.default for info in keys.describe_keys()["evaluate"]}
     assert shown["fgsm_eps"] == "0,0.5/255,1/255,2/255,4/255,8/255"
     assert shown["pgd_step_size"] == "0.0001" and shown["corruptions"] == "none"
 
@@ -50,14 +51,14 @@ def test_keys_command_groups_keys_with_type_default_and_meaning(run_cli):
     lines = out.splitlines()
     titles = {
         group: lines.index(next(line for line in lines if line.startswith(f"{group} keys")))
-        for group in cfg.CONFIG_GROUPS
+        for group in keys.CONFIG_GROUPS
     }
     assert titles["train"] < titles["evaluate"] < titles["sweep"]
     starts = sorted(titles.values())
     for group, start in titles.items():
         end = next((later for later in starts if later > start), len(lines))
         section = lines[start:end]
-        for info in cfg.describe_keys()[group]:
+        for info in keys.describe_keys()[group]:
             row = next(line for line in section if line.split()[:1] == [info.name])
             # One line per key, its columns in order (markup-like text such as [int] kept).
             assert row.index(info.type) < row.index(info.default, len(info.name) + len(info.type))

@@ -19,7 +19,7 @@ from typing import Annotated
 import typer
 
 from selectivity import commands
-from selectivity.config import CONFIG_GROUPS, SWEEP_PRESETS, TRAIN_PRESETS, describe_keys
+from selectivity.config import SWEEP_PRESETS, TRAIN_PRESETS
 from selectivity.errors import SelectivityError
 from selectivity.files import one_line
 
@@ -360,6 +360,8 @@ def keys() -> None:
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
+
+    from selectivity.keys import CONFIG_GROUPS, describe_keys
 
     console = Console()
     if not console.is_terminal:  # piped (to grep, a file): one line per key

@@ -6,7 +6,8 @@ One flat key space serves every command: a key names a field of `TrainConfig`, `
 given to `train` or to `sweep`. Values are parsed by the field's declared type; an unknown key or
 a value of the wrong type raises `ConfigError` with one line, an unknown key naming the closest
 known ones. Every field is declared with `_key(default, meaning)`: its one-line meaning is data,
-which `describe_keys` (and so `selectivity keys`) shows beside its type and default.
+which `selectivity.keys.describe_keys` (and so `selectivity keys`) shows beside its type
+and default.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import os
 import re
 import types
 import typing
@@ -29,7 +31,6 @@ from selectivity.catalog import (
     CORRUPTIONS,
     TRAINING_SUBSET,
     UNIT_TYPE_NAMES,
-    format_eps,
 )
 from selectivity.errors import SelectivityError
 from selectivity.presets import (  # noqa: F401 - re-exported: config is where keys are read
@@ -44,19 +45,16 @@ if TYPE_CHECKING:
     from selectivity.probe import Sites
 
 __all__ = [
-    "CONFIG_GROUPS",
     "EVAL_SUITES",
     "PAPER_ALPHAS",
     "SWEEP_PRESETS",
     "TRAIN_PRESETS",
     "ConfigError",
     "EvalConfig",
-    "KeyInfo",
     "SweepConfig",
     "TrainConfig",
     "build",
     "check_device",
-    "describe_keys",
     "key_defaults",
     "key_types",
     "parse_assignments",
@@ -74,7 +72,7 @@ _T = typing.TypeVar("_T")
 
 
 def _key(default: _T, meaning: str) -> _T:
-    """A config field: its default and its one-line meaning, which `describe_keys` (and so
+    """A config field: its default and its one-line meaning, which `keys.describe_keys` (and so
     `selectivity keys`) shows; every field of the config classes is declared with it."""
     return dataclasses.field(default=default, metadata={"meaning": meaning})
 
@@ -165,17 +163,16 @@ class TrainConfig:
             self.batch_size >= 2,
             "batch_size must be >= 2 (selectivity needs two classes in a batch)",
         )
-        _check(self.lr > 0, "lr must be > 0")
-        _check(self.eval_batch_size >= 1, "eval_batch_size must be >= 1")
         _check(all(m >= 1 for m in self.milestones), "milestones must be epochs >= 1")
-        _check(self.alpha == self.alpha, "alpha must be a number, not NaN")
         _check(
-            self.image_size is None or self.image_size >= 1,
-            f"image_size must be >= 1 (none: the data set's own size), got {self.image_size}",
+            list(self.milestones) == sorted(self.milestones),
+            f"milestones must be increasing epochs, got {','.join(map(str, self.milestones))}",
         )
+        _check_values(self, TRAIN_RANGES)
+        most = max(256, 4 * (os.cpu_count() or 1))
         _check(
-            self.num_threads is None or self.num_threads >= 1,
-            f"num_threads must be >= 1 (none: torch's default), got {self.num_threads}",
+            self.num_threads is None or 1 <= self.num_threads <= most,
+            f"num_threads must be in 1..{most} (none: torch's default), got {self.num_threads}",
         )
         _check(
             self.selectivity_layers is None or len(self.selectivity_layers) > 0,
@@ -239,7 +236,8 @@ def _check_unit_types(config: TrainConfig) -> None:
             name in UNIT_TYPE_NAMES,
             f"unknown unit type {name!r} in unit_types; known: {', '.join(UNIT_TYPE_NAMES)}",
         )
-    object.__setattr__(config, "unit_types", tuple(dict.fromkeys(names)))
+    _check(len(set(names)) == len(names), f"unit_types has duplicates: {','.join(names)}")
+    object.__setattr__(config, "unit_types", names)
 
 
 def _check_unit_rules(config: TrainConfig) -> None:
@@ -259,46 +257,16 @@ def _check_unit_rules(config: TrainConfig) -> None:
 
 def _check_robust(config: TrainConfig) -> None:
     """One-line ConfigErrors for the robustness-training keys."""
-    _check(
-        _finite(config.noise_std) and config.noise_std >= 0,
-        f"noise_std must be a number >= 0 (0: off), got {config.noise_std!r}",
-    )
-    _check(
-        _finite(config.noise_prob) and 0 <= config.noise_prob <= 1,
-        f"noise_prob must be in [0, 1], got {config.noise_prob!r}",
-    )
-    _check(
-        0 <= config.mix_severity <= 5,
-        f"mix_severity must be in 0..5 (0: off), got {config.mix_severity!r}",
-    )
-    _check(config.mix_width >= 1, f"mix_width must be >= 1, got {config.mix_width!r}")
     names = config.mix_corruptions
     _check(names is None or len(names) > 0, "mix_corruptions names none (none: TRAINING_SUBSET)")
-    _check(
-        names is None or len(set(names)) == len(names), f"mix_corruptions has duplicates: {names}"
-    )
     for name in names or ():
         _check(
             name in CORRUPTIONS,
             f"unknown corruption {name!r} in mix_corruptions; known: {', '.join(CORRUPTIONS)}",
         )
     _check(
-        _finite(config.adv_eps) and 0 <= config.adv_eps <= 1,
-        f"adv_eps must be in [0, 1] pixel units (0: off), got {config.adv_eps!r}",
-    )
-    _check(
         config.adv_method in ADV_METHODS,
         f"adv_method must be pgd or fgsm, got {config.adv_method!r}",
-    )
-    _check(config.adv_steps >= 1, f"adv_steps must be >= 1, got {config.adv_steps!r}")
-    _check(
-        config.adv_step_size == "auto"
-        or (_finite(config.adv_step_size) and float(config.adv_step_size) > 0),
-        f"adv_step_size must be a number > 0 or auto, got {config.adv_step_size!r}",
-    )
-    _check(
-        _finite(config.adv_fraction) and 0 <= config.adv_fraction <= 1,
-        f"adv_fraction must be in [0, 1], got {config.adv_fraction!r}",
     )
     _check(
         config.adv_bn_mode in ("train", "eval"),
@@ -311,14 +279,6 @@ def _check_robust(config: TrainConfig) -> None:
     _check(
         config.checkpoint_metric != "robust" or config.adv_eps > 0,
         "checkpoint_metric robust needs adv_eps > 0 (the validation attack's radius)",
-    )
-    _check(
-        config.checkpoint_pgd_steps >= 1,
-        f"checkpoint_pgd_steps must be >= 1, got {config.checkpoint_pgd_steps!r}",
-    )
-    _check(
-        config.checkpoint_samples >= 1,
-        f"checkpoint_samples must be >= 1, got {config.checkpoint_samples!r}",
     )
 
 
@@ -398,22 +358,12 @@ class EvalConfig:
             self.suite in EVAL_SUITES,
             f"suite must be one of {sorted(EVAL_SUITES)}, got {self.suite!r}",
         )
-        _check(all(1 <= s <= 5 for s in self.severities), "severities must be in 1..5")
-        _check(all(e >= 0 for e in self.fgsm_eps) and self.pgd_eps >= 0, "eps must be >= 0")
-        _check(
-            self.pgd_step_size == "auto"
-            or (not isinstance(self.pgd_step_size, str) and self.pgd_step_size > 0),
-            f"pgd_step_size must be a number > 0 or auto, got {self.pgd_step_size!r}",
-        )
-        _check(all(s >= 0 for s in self.pgd_steps), "pgd_steps must be >= 0")
-        _check(0 < self.dimensionality_variance <= 1, "dimensionality_variance must be in (0, 1]")
-        _check(self.max_samples is None or self.max_samples >= 2, "max_samples must be >= 2")
+        _check_values(self, EVAL_RANGES)
         _check(
             self.analysis_samples == "all"
             or (not isinstance(self.analysis_samples, str) and self.analysis_samples >= 2),
             f"analysis_samples must be an integer >= 2 or all, got {self.analysis_samples!r}",
         )
-        _check(1 <= self.dimensionality_severity <= 5, "dimensionality_severity must be in 1..5")
         self._check_autoattack()
         for name in (*(self.corruptions or ()), self.dimensionality_corruption):
             _check(
@@ -444,12 +394,6 @@ class EvalConfig:
         _check(
             self.autoattack_attacks is None or len(self.autoattack_attacks) > 0,
             "autoattack_attacks names none (none: the version's ensemble)",
-        )
-        radii = (*(self.autoattack_eps or ()), self.masking_eps or 0.0)
-        _check(all(0 <= e <= 1 for e in radii), "autoattack_eps and masking_eps must be in [0, 1]")
-        _check(
-            self.autoattack_samples is None or self.autoattack_samples >= 1,
-            "autoattack_samples must be >= 1 (none: all max_samples images)",
         )
         _check(
             min(self.autoattack_iterations, self.autoattack_target_classes) >= 1
@@ -495,20 +439,101 @@ class SweepConfig:
     def __post_init__(self) -> None:
         _check(len(self.alphas) > 0, "the grid is empty: alphas has no values")
         _check(len(self.seeds) > 0, "the grid is empty: seeds has no values")
-        _check(len(set(self.alphas)) == len(self.alphas), "alphas has duplicates")
-        _check(len(set(self.seeds)) == len(self.seeds), "seeds has duplicates")
+        _check_values(self, SWEEP_RANGES)
         _check(
             self.executor in ("local", "ray"),
             f"executor must be local or ray, got {self.executor!r}",
         )
-        _check(self.workers is None or self.workers >= 1, "workers must be >= 1")
-        _check(
-            self.cpus_per_trial > 0 and self.gpus_per_trial >= 0,
-            "cpus_per_trial must be > 0, gpus_per_trial >= 0",
-        )
 
 
 _CLASSES = (TrainConfig, EvalConfig, SweepConfig)
+
+# Key -> (lowest, highest, whether lowest itself is refused): what `_check_values` asks of every
+# number a key holds (each item of a list key); none and "auto" pass (their own checks apply).
+_SEED = (0, 2**32 - 1, False)  # what numpy's and torch's generators take
+_POSITIVE = (0.0, math.inf, True)
+_NOT_NEGATIVE = (0.0, math.inf, False)
+_PIXELS = (0.0, 1.0, False)  # [0, 1] pixel units
+TRAIN_RANGES: dict[str, tuple[float, float, bool]] = {
+    "alpha": (-math.inf, math.inf, False),
+    "seed": _SEED,
+    "lr": (0.0, 100.0, True),
+    "lr_gamma": _POSITIVE,
+    "momentum": _NOT_NEGATIVE,
+    "weight_decay": _NOT_NEGATIVE,
+    "image_size": (8, 1024, False),
+    "mix_width": (1, 16, False),
+    "noise_std": _PIXELS,
+    "adv_eps": _PIXELS,
+    "adv_step_size": _POSITIVE,
+    "noise_prob": (0.0, 1.0, False),
+    "adv_fraction": (0.0, 1.0, False),
+    "mix_severity": (0, 5, False),
+    "adv_steps": (1, math.inf, False),
+    "checkpoint_pgd_steps": (1, math.inf, False),
+    "checkpoint_samples": (1, math.inf, False),
+    "eval_batch_size": (1, math.inf, False),
+}
+EVAL_RANGES: dict[str, tuple[float, float, bool]] = {
+    "corruption_seed": _SEED,
+    "fgsm_eps": _PIXELS,
+    "pgd_eps": _PIXELS,
+    "autoattack_eps": _PIXELS,
+    "pgd_step_size": _POSITIVE,
+    "jacobian_projections": (1, math.inf, False),
+    "gradient_max_units": (1, math.inf, False),
+    "dimensionality_pgd_steps": (0, math.inf, False),
+    "severities": (1, 5, False),
+    "dimensionality_severity": (1, 5, False),
+    "pgd_steps": (0, math.inf, False),
+    "dimensionality_variance": (0.0, 1.0, True),
+    "max_samples": (2, math.inf, False),
+    "masking_eps": _PIXELS,
+    "autoattack_samples": (1, math.inf, False),
+}
+SWEEP_RANGES = {
+    "alphas": TRAIN_RANGES["alpha"],
+    "seeds": _SEED,
+    "workers": (1, math.inf, False),
+    "cpus_per_trial": _POSITIVE,
+    "gpus_per_trial": _NOT_NEGATIVE,
+}
+
+
+def _range_text(low: float, high: float, open_low: bool) -> str:
+    if math.isinf(high):
+        if math.isinf(low):
+            return "a finite number"
+        number = "" if isinstance(low, int) else "a finite number "
+        return f"{number}{'>' if open_low else '>='} {low:g}"
+    if isinstance(low, int) and isinstance(high, int):
+        return f"in {low}..{high}"
+    return f"in {'(' if open_low else '['}{low:g}, {high:g}]"
+
+
+def _check_values(config: Any, ranges: Mapping[str, tuple[float, float, bool]]) -> None:
+    """One-line ConfigError for a number out of its key's range, or a list key that gives a
+    value twice (a duplicate would be measured, and averaged, twice)."""
+    for item in fields(config):
+        value = getattr(config, item.name)
+        if isinstance(value, tuple):
+            _check(
+                len(set(value)) == len(value),
+                f"{item.name} gives a value twice: {','.join(map(str, value))}",
+            )
+        if item.name not in ranges:
+            continue
+        low, high, open_low = ranges[item.name]
+        for number in value if isinstance(value, tuple) else (value,):
+            if number is None or number == "auto":  # "auto": the key's rule (adv_step, pgd_step)
+                continue
+            _check(
+                _finite(number)
+                and (low < number if open_low else low <= number)
+                and number <= high,
+                f"{item.name} must be {_range_text(low, high, open_low)}"
+                f"{' or auto' if 'str' in str(item.type) else ''}, got {number!r}",
+            )
 
 
 def _check(condition: bool, message: str) -> None:
@@ -671,52 +696,4 @@ def sweep_preset(name: str) -> dict[str, Any]:
 def to_dict(config: Any) -> dict[str, Any]:
     return {
         k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(config).items()
-    }
-
-
-# The configs by the command they configure, in the order `selectivity keys` lists them.
-CONFIG_GROUPS: dict[str, type] = {
-    "train": TrainConfig,
-    "evaluate": EvalConfig,
-    "sweep": SweepConfig,
-}
-
-
-@dataclass(frozen=True)
-class KeyInfo:
-    """One config key as `selectivity keys` shows it."""
-
-    name: str
-    type: str  # as declared, e.g. "tuple[int, ...] | None"
-    default: str  # as --set would write it: "none", "true", "1,2,3"
-    meaning: str
-
-
-def _value_text(value: Any) -> str:
-    if value is None:
-        return "none"
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, tuple):
-        return ",".join(_value_text(item) for item in value)
-    if isinstance(value, float):
-        # Attack radii are whole or half 8-bit grey levels: 8/255 reads better than 0.0313725.
-        return format_eps(value)
-    return str(value)
-
-
-def describe_keys() -> dict[str, list[KeyInfo]]:
-    """group ("train", "evaluate", "sweep") -> its keys in declaration order, with type, default
-    and one-line meaning ("" for a field not declared with `_key`; a test forbids that)."""
-    return {
-        group: [
-            KeyInfo(
-                item.name,
-                str(item.type),
-                _value_text(item.default),
-                item.metadata.get("meaning", ""),
-            )
-            for item in fields(cls)
-        ]
-        for group, cls in CONFIG_GROUPS.items()
     }
