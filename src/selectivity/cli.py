@@ -41,6 +41,14 @@ DeviceOption = Annotated[
         help="auto (a GPU when torch sees one), cpu, cuda or cuda:N; same as --set device=...",
     ),
 ]
+WaitOption = Annotated[
+    bool,
+    typer.Option(
+        "--wait",
+        help="Another selectivity command writing into the folder: wait for it to finish "
+        "(default: refuse at once).",
+    ),
+]
 
 
 @app.command()
@@ -54,9 +62,10 @@ def train(
     quiet: Annotated[
         bool, typer.Option("--quiet", help="No progress bar or per-epoch lines.")
     ] = False,
+    wait: WaitOption = False,
 ) -> None:
     """Train one network with the selectivity regularizer (alpha = 0: plain training)."""
-    summary = commands.train(out, preset, set_, device, progress=not quiet)
+    summary = commands.train(out, preset, set_, device, progress=not quiet, wait=wait)
     typer.echo(
         f"{out}: best epoch {summary['best_epoch']}, val accuracy {summary['val_accuracy']:.4f}, "
         f"test accuracy {summary['test_accuracy']:.4f}, test selectivity {summary['test_selectivity']:.4f}"
@@ -121,6 +130,7 @@ def measure(
     out: OutOption = None,
     set_: SetOption = None,
     device: DeviceOption = None,
+    wait: WaitOption = False,
 ) -> None:
     """Class selectivity of every unit: writes RUN_DIR/selectivity.parquet (test split;
     selectivity-val.parquet, selectivity-train.parquet for the others) and prints mu_SI.
@@ -128,7 +138,7 @@ def measure(
     from selectivity.summary import selectivity_lines
 
     source = commands.ModelSource(run_dir, model, weights, normalize, data, random_init)
-    table, path = commands.measure(source, split, checkpoint, out, set_, device)
+    table, path = commands.measure(source, split, checkpoint, out, set_, device, wait=wait)
     for note in table.attrs.get("notes", []):
         typer.echo(f"note: {note}")
     for line in selectivity_lines(table):
@@ -166,6 +176,7 @@ def evaluate(
     set_: SetOption = None,
     device: DeviceOption = None,
     quiet: Annotated[bool, typer.Option("--quiet")] = False,
+    wait: WaitOption = False,
 ) -> None:
     """Corruptions, FGSM/PGD, Jacobian, gradient variability and dimensionality of one run,
     or of your own model (--model) on the data --set names or on your own test set (--data)."""
@@ -173,7 +184,7 @@ def evaluate(
 
     source = commands.ModelSource(run_dir, model, weights, normalize, data, random_init)
     table, path = commands.evaluate(
-        source, suite, corruptions_dir, generate_corruptions, out, set_, device, not quiet
+        source, suite, corruptions_dir, generate_corruptions, out, set_, device, not quiet, wait
     )
     for note in table.attrs.get("notes", []):
         typer.echo(f"note: {note}")
@@ -208,6 +219,7 @@ def corrupt(
     set_: SetOption = None,
     device: DeviceOption = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
+    wait: WaitOption = False,
 ) -> None:
     """Generate the 19 corruptions x 5 severities of a data set's test images."""
     # The options are keys under their own names; given, they win over --set.
@@ -219,7 +231,7 @@ def corrupt(
         "corruption_table": table,
         "corruptions": tuple(corruption) if corruption else None,
     }
-    done = commands.corrupt(out, options, split, set_, device, progress=not quiet)
+    done = commands.corrupt(out, options, split, set_, device, progress=not quiet, wait=wait)
     typer.echo(
         f"wrote {len(done.written)} corruption files to {out} ({done.images} images x "
         f"{done.severities} severities each)"
@@ -256,11 +268,12 @@ def sweep(
         typer.Option("--ray-address", help="Join this Ray cluster (implies executor=ray)."),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet")] = False,
+    wait: WaitOption = False,
 ) -> None:
     """Train and evaluate a grid (alphas x seeds, or --grid over any keys); gather
     SWEEP_DIR/results.parquet."""
     trials = commands.sweep(
-        out, config_file, preset, set_, grid, device, ray_address, progress=not quiet
+        out, config_file, preset, set_, grid, device, ray_address, progress=not quiet, wait=wait
     )
     _print_trials(trials, out)
     _exit_if_trials_failed(trials, out)
@@ -302,9 +315,10 @@ def report(
             "as an accuracy difference (default 0.01: one percentage point).",
         ),
     ] = None,
+    wait: WaitOption = False,
 ) -> None:
     """Figures with bootstrapped 95% CIs over seeds, a claims table, report.html."""
-    path = commands.report(sweep_dir, out, margin)
+    path = commands.report(sweep_dir, out, margin, wait=wait)
     typer.echo(f"report: {path}")
 
 
@@ -326,10 +340,11 @@ def compare(
             "label are pooled as runs of one model.",
         ),
     ] = None,
+    wait: WaitOption = False,
 ) -> None:
     """Several evaluated models side by side: OUT/comparison.parquet (a model column) and
     OUT/report.html (accuracy, attacks, mu_SI and per-layer SI by model)."""
-    path = commands.compare(folders, labels, out)
+    path = commands.compare(folders, labels, out, wait=wait)
     typer.echo(f"wrote {out / 'comparison.parquet'}")
     typer.echo(f"report: {path}")
 
@@ -340,6 +355,7 @@ def demo(
     set_: SetOption = None,
     device: DeviceOption = None,
     quiet: Annotated[bool, typer.Option("--quiet")] = False,
+    wait: WaitOption = False,
 ) -> None:
     """The whole pipeline on the embedded digits: one sweep (5 alphas; Gaussian-noise,
     corruption-mix and PGD adversarial training at 3 strengths each; 3 seeds; see
@@ -347,7 +363,7 @@ def demo(
     import time
 
     started = time.perf_counter()
-    trials, path = commands.demo(out, set_, device, progress=not quiet)
+    trials, path = commands.demo(out, set_, device, progress=not quiet, wait=wait)
     _print_trials(trials, out)
     typer.echo(f"demo finished in {time.perf_counter() - started:.0f} s")
     typer.echo(f"report: {path.resolve()}")

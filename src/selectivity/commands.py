@@ -12,6 +12,10 @@ what it returns; these print nothing but progress bars.
     compare(folders, labels, out)                                -> report.html's path
     demo(out, assignments, device, progress)                     -> (trials, report.html's path)
 
+Each command that writes holds its folder's lock (`selectivity.lock`) while it works: a second
+process on the folder is refused in one line naming the first (`wait=True`: it waits). The lock
+is taken here, not in train/evaluate themselves, whose callers (a sweep's trials) hold it.
+
 Each command takes only the keys it uses (`TRAIN_KEYS`, `EVALUATE_KEYS`, ...): a key it would
 ignore is refused with one line, so nothing is silently dropped. Errors the user can fix are
 `SelectivityError`s (`selectivity.errors`).
@@ -19,7 +23,9 @@ ignore is refused with one line, so nothing is silently dropped. Errors the user
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import sys
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -49,6 +55,7 @@ __all__ = [
     "corrupt",
     "demo",
     "evaluate",
+    "locked",
     "measure",
     "report",
     "sweep",
@@ -120,12 +127,26 @@ def assignments(
     return values
 
 
+def locked(folder: Path | None, wait: bool = False) -> contextlib.AbstractContextManager[Any]:
+    """The write lock of `folder` (`lock.folder_lock`), a waiter told on stderr in one line;
+    nothing for no folder."""
+    if folder is None:
+        return contextlib.nullcontext()
+    from selectivity.lock import folder_lock
+
+    def waiting(line: str) -> None:
+        print(f"selectivity: {line}", file=sys.stderr)
+
+    return folder_lock(folder, wait=wait, waiting=waiting)
+
+
 def train(
     out: Path,
     preset: str,
     items: Sequence[str] | None = None,
     device: str | None = None,
     progress: bool = True,
+    wait: bool = False,
 ) -> dict[str, Any]:
     """Train one network (a preset with --set keys on top) in `out`; the run's summary."""
     from selectivity.train import train as run_training
@@ -133,7 +154,8 @@ def train(
     config = cfg.build(
         cfg.TrainConfig, cfg.train_preset(preset), assignments(items, device, "train", TRAIN_KEYS)
     )
-    return run_training(config, out, progress=progress)
+    with locked(out, wait):
+        return run_training(config, out, progress=progress)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -175,6 +197,7 @@ def measure(
     out: Path | None = None,
     items: Sequence[str] | None = None,
     device: str | None = None,
+    wait: bool = False,
 ) -> tuple[pd.DataFrame, Path | None]:
     """The per-unit selectivity table of a run's checkpoint, or of a user's model, on a split;
     written to RUN_DIR/selectivity.parquet (selectivity-<split>.parquet for val and train), or
@@ -187,9 +210,19 @@ def measure(
     if source.run_dir is not None:
         source.check_out(out)
         keys = assignments(items, device, "measure", TRAIN_KEYS)
-        return _measure_run(source.run_dir, split, checkpoint, keys)
+        _existing_run(source.run_dir)
+        with locked(source.run_dir, wait):
+            return _measure_run(source.run_dir, split, checkpoint, keys)
     keys = assignments(items, device, "measure --model", MODEL_KEYS)
-    return _measure_user(source, split, keys, out)
+    with locked(out, wait):
+        return _measure_user(source, split, keys, out)
+
+
+def _existing_run(run_dir: Path) -> None:
+    """UserError for a run folder that is not there (before its lock would create it)."""
+    from selectivity.runs import read_config
+
+    read_config(run_dir)
 
 
 def _selectivity_file(split: str) -> str:
@@ -304,6 +337,7 @@ def evaluate(
     items: Sequence[str] | None = None,
     device: str | None = None,
     progress: bool = True,
+    wait: bool = False,
 ) -> tuple[pd.DataFrame, Path | None]:
     """The evaluation table of a run's best checkpoint (written to RUN_DIR/evaluation.parquet),
     or of a user's model on the test split of the data --set names (written into `out` when
@@ -335,10 +369,12 @@ def evaluate(
     if source.run_dir is not None:
         from selectivity.evaluation import evaluate as run_evaluation
 
-        table = run_evaluation(source.run_dir, config, device=target, progress=progress)
+        with locked(source.run_dir, wait):
+            table = run_evaluation(source.run_dir, config, device=target, progress=progress)
         return table, Path(source.run_dir) / "evaluation.parquet"
     keys = {**data_keys, **({"device": target} if target is not None else {})}
-    table = _evaluate_user(source, keys, config, out, progress)
+    with locked(out, wait):
+        table = _evaluate_user(source, keys, config, out, progress)
     return table, out / "evaluation.parquet" if out is not None else None
 
 
@@ -390,6 +426,7 @@ def corrupt(
     items: Sequence[str] | None = None,
     device: str | None = None,
     progress: bool = True,
+    wait: bool = False,
 ) -> Corrupted:
     """Generate the corruption set of a data set's test (or val) images into `out`.
 
@@ -410,19 +447,20 @@ def corrupt(
     data_keys = cfg.build(cfg.TrainConfig, keys)
     set_keys = cfg.build(cfg.EvalConfig, keys)
     target = resolve_device(data_keys.device)
-    written, images = generate_from_dataset(
-        out,
-        data_keys.dataset,
-        data_keys.data_dir,
-        data_keys.image_size,
-        split,
-        seed=set_keys.corruption_seed,
-        corruptions=set_keys.corruptions,
-        severities=set_keys.severities,
-        table=set_keys.corruption_table,
-        device=target,
-        progress=progress,
-    )
+    with locked(out, wait):
+        written, images = generate_from_dataset(
+            out,
+            data_keys.dataset,
+            data_keys.data_dir,
+            data_keys.image_size,
+            split,
+            seed=set_keys.corruption_seed,
+            corruptions=set_keys.corruptions,
+            severities=set_keys.severities,
+            table=set_keys.corruption_table,
+            device=target,
+            progress=progress,
+        )
     return Corrupted(written, images, len(set_keys.severities))
 
 
@@ -435,6 +473,7 @@ def sweep(
     device: str | None = None,
     ray_address: str | None = None,
     progress: bool = True,
+    wait: bool = False,
 ) -> pd.DataFrame:
     """Run (or resume) a sweep in `out`: a preset (default demo) or a config file, --set keys on
     top, --grid replacing its grid; the trials table (`selectivity.sweep.run_sweep`)."""
@@ -452,10 +491,12 @@ def sweep(
         overrides.append({"grids": [parse_grid(grid, assigned)]})
     if ray_address:
         overrides.append({"executor": "ray", "ray_address": ray_address})
-    return run_sweep(out, overrides, progress=progress)
+    return run_sweep(out, overrides, progress=progress, wait=wait)
 
 
-def report(sweep_dir: Path, out: Path | None = None, margin: float | None = None) -> Path:
+def report(
+    sweep_dir: Path, out: Path | None = None, margin: float | None = None, wait: bool = False
+) -> Path:
     """Write the report of the sweep in `sweep_dir` into `out` (default: the sweep folder);
     `margin`: the equivalence margin of the "costs no accuracy" claims (accuracy fraction)."""
     from selectivity.files import read_table
@@ -473,24 +514,27 @@ def report(sweep_dir: Path, out: Path | None = None, margin: float | None = None
     trials = read_table(trials_path, ["status"], rebuild) if trials_path.is_file() else None
     failed = trials[trials["status"] != "done"] if trials is not None else None
     kept = load_trial_tables(sweep_dir, table)
-    return write_report(
-        table,
-        out or sweep_dir,
-        failed=failed,
-        epochs=kept.epochs,
-        units=kept.units,
-        equivalence_margin=margin,
-    )
+    with locked(out or sweep_dir, wait):
+        return write_report(
+            table,
+            out or sweep_dir,
+            failed=failed,
+            epochs=kept.epochs,
+            units=kept.units,
+            equivalence_margin=margin,
+        )
 
 
-def compare(folders: Sequence[Path], labels: str | None, out: Path) -> Path:
+def compare(folders: Sequence[Path], labels: str | None, out: Path, wait: bool = False) -> Path:
     """Put the evaluated models in `folders` side by side (`report.compare`): labels are
     comma-separated, one per folder (default: the folder names); OUT gets comparison.parquet,
     comparison_units.parquet, figures/ and report.html, whose path is returned."""
     from selectivity.report.compare import gather, write_comparison
 
     names = None if labels is None else [name.strip() for name in labels.split(",")]
-    return write_comparison(gather(folders, names), out)
+    gathered = gather(folders, names)
+    with locked(out, wait):
+        return write_comparison(gathered, out)
 
 
 def demo(
@@ -498,6 +542,7 @@ def demo(
     items: Sequence[str] | None = None,
     device: str | None = None,
     progress: bool = True,
+    wait: bool = False,
 ) -> tuple[pd.DataFrame, Path]:
     """The demo sweep (`presets.DEMO_GRIDS` on the embedded digits) in `out`, then its report;
     (the trials table, report.html's path)."""
@@ -511,14 +556,16 @@ def demo(
         [cfg.sweep_preset("demo"), assignments(items, device, "demo")],
         progress=progress,
         grids=cfg.DEMO_GRIDS,
+        wait=wait,
     )
-    table = pd.read_parquet(out / "results.parquet")
-    kept = load_trial_tables(out, table)
-    path = write_report(
-        table,
-        out,
-        failed=trials[trials["status"] != "done"],
-        epochs=kept.epochs,
-        units=kept.units,
-    )
+    with locked(out, wait):  # the sweep let go of the folder; another writer may be waiting
+        table = pd.read_parquet(out / "results.parquet")
+        kept = load_trial_tables(out, table)
+        path = write_report(
+            table,
+            out,
+            failed=trials[trials["status"] != "done"],
+            epochs=kept.epochs,
+            units=kept.units,
+        )
     return trials, path

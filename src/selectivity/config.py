@@ -236,7 +236,7 @@ def _check_unit_types(config: TrainConfig) -> None:
             name in UNIT_TYPE_NAMES,
             f"unknown unit type {name!r} in unit_types; known: {', '.join(UNIT_TYPE_NAMES)}",
         )
-    _check(len(set(names)) == len(names), f"unit_types has duplicates: {','.join(names)}")
+    _check(len(set(names)) == len(names), f"unit_types gives a value twice: {','.join(names)}")
     object.__setattr__(config, "unit_types", names)
 
 

@@ -347,9 +347,13 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     their union). ConfigError (one line) for a file that is missing, not JSON, not an object, or
     that gives a key twice."""
     try:
-        values = json.loads(Path(path).read_text(), object_pairs_hook=_unique_keys)
+        values = json.loads(Path(path).read_text(encoding="utf-8"), object_pairs_hook=_unique_keys)
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
+    except UnicodeDecodeError as error:
+        raise ConfigError(
+            f"config file {path} is not UTF-8 text (byte {error.start}); JSON files are UTF-8"
+        ) from None
     except json.JSONDecodeError as error:
         raise ConfigError(
             f"config file {path} is not valid JSON: {error.msg} at line {error.lineno}"

@@ -95,7 +95,7 @@ def _acquire(path: Path, wait: bool, waiting: Callable[[str], None] | None) -> i
                 if not wait:
                     raise FolderLocked(
                         f"{path.parent} is in use by {_holder_now(path)}; wait for it to finish "
-                        "(one writer per folder)"
+                        "or give --wait (one writer per folder)"
                     ) from None
                 if waiting is not None and not told:
                     waiting(f"waiting for {_holder_now(path)} to finish with {path.parent}")
