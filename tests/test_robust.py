@@ -143,13 +143,13 @@ def test_training_attack_follows_the_config():
 @pytest.mark.parametrize(
     "overrides, words",
     [
-        ({"noise_std": -0.1}, ("noise_std", ">= 0")),
-        ({"noise_std": float("inf")}, ("noise_std", ">= 0")),
+        ({"noise_std": -0.1}, ("noise_std", "[0, 1]")),
+        ({"noise_std": float("inf")}, ("noise_std", "[0, 1]")),
         ({"noise_prob": 1.5}, ("noise_prob", "[0, 1]")),
         ({"noise_prob": -0.1}, ("noise_prob", "[0, 1]")),
         ({"mix_severity": 6}, ("mix_severity", "0..5")),
         ({"mix_severity": -1}, ("mix_severity", "0..5")),
-        ({"mix_width": 0}, ("mix_width", ">= 1")),
+        ({"mix_width": 0}, ("mix_width", "1..16")),
         ({"mix_corruptions": ("fog", "rain")}, ("mix_corruptions", "'rain'")),
         ({"mix_corruptions": ()}, ("mix_corruptions", "none")),
         ({"mix_corruptions": ("fog", "fog")}, ("mix_corruptions", "duplicate")),

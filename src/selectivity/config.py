@@ -236,7 +236,7 @@ def _check_unit_types(config: TrainConfig) -> None:
             name in UNIT_TYPE_NAMES,
             f"unknown unit type {name!r} in unit_types; known: {', '.join(UNIT_TYPE_NAMES)}",
         )
-    _check(len(set(names)) == len(names), f"unit_types gives a value twice: {','.join(names)}")
+    _check(len(set(names)) == len(names), f"unit_types has duplicates: {','.join(names)}")
     object.__setattr__(config, "unit_types", names)
 
 
@@ -453,14 +453,17 @@ _CLASSES = (TrainConfig, EvalConfig, SweepConfig)
 _SEED = (0, 2**32 - 1, False)  # what numpy's and torch's generators take
 _POSITIVE = (0.0, math.inf, True)
 _NOT_NEGATIVE = (0.0, math.inf, False)
+# torch's optimizers take lr, momentum and weight decay as float32 factors: a larger one
+# overflows in the first step (a traceback) instead of being refused here.
+_FLOAT32_MAX = 3.4028234663852886e38
 _PIXELS = (0.0, 1.0, False)  # [0, 1] pixel units
 TRAIN_RANGES: dict[str, tuple[float, float, bool]] = {
     "alpha": (-math.inf, math.inf, False),
     "seed": _SEED,
-    "lr": (0.0, 100.0, True),
-    "lr_gamma": _POSITIVE,
-    "momentum": _NOT_NEGATIVE,
-    "weight_decay": _NOT_NEGATIVE,
+    "lr": (0.0, _FLOAT32_MAX, True),
+    "lr_gamma": (0.0, _FLOAT32_MAX, True),
+    "momentum": (0.0, _FLOAT32_MAX, False),
+    "weight_decay": (0.0, _FLOAT32_MAX, False),
     "image_size": (8, 1024, False),
     "mix_width": (1, 16, False),
     "noise_std": _PIXELS,
@@ -519,7 +522,7 @@ def _check_values(config: Any, ranges: Mapping[str, tuple[float, float, bool]]) 
         if isinstance(value, tuple):
             _check(
                 len(set(value)) == len(value),
-                f"{item.name} gives a value twice: {','.join(map(str, value))}",
+                f"{item.name} has duplicates: {','.join(map(str, value))} (each value once)",
             )
         if item.name not in ranges:
             continue
