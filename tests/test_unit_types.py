@@ -39,8 +39,11 @@ EPOCH = tuple(set_options(fast(1)))
 
 
 def test_names_are_case_insensitive_and_map_to_read_activations():
-    config = build(TrainConfig, {"unit_types": "GELU,silu,gelu"})
+    config = build(TrainConfig, {"unit_types": "GELU,silu"})
     assert config.unit_types == ("gelu", "silu")
+    # A type named twice, in any case, is refused like every list key's duplicate (issue 20).
+    with raises(ConfigError, "unit_types has duplicates"):
+        build(TrainConfig, {"unit_types": "GELU,silu,gelu"})
     assert config.units() == Units(None, (nn.GELU, nn.SiLU))
     # Every named type is an activation the probe knows; all but the non-negative ReLUs are
     # read by the positive-part rule.

@@ -504,6 +504,8 @@ SWEEP_RANGES = {
 
 
 def _range_text(low: float, high: float, open_low: bool) -> str:
+    if high == _FLOAT32_MAX:
+        return f"a number {'>' if open_low else '>='} {low:g}, at most 3.4e38 (float32)"
     if math.isinf(high):
         if math.isinf(low):
             return "a finite number"
