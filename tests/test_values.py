@@ -89,7 +89,7 @@ def test_evaluate_refuses_a_bad_value_before_reading_the_run(run_cli, tmp_path, 
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("assignment, words", SWEEP_CASES + TRAIN_CASES[:4] + EVAL_CASES[:4])
+@pytest.mark.parametrize("assignment, words", SWEEP_CASES + TRAIN_CASES[:4] + EVAL_CASES)
 def test_sweep_refuses_a_bad_value_and_leaves_no_sweep_folder(run_cli, tmp_path, assignment, words):
     out = tmp_path / "sweep"
     code, _, err = run_cli("sweep", "--out", out, "--set", assignment)
