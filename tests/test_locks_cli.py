@@ -128,3 +128,40 @@ def test_a_refused_evaluation_value_leaves_a_finished_evaluation_untouched(run_c
     code, _, err = run_cli("evaluate", trained_run, "--set", "jacobian_projections=0")
     assert code == 2 and err.count("\n") == 1 and "jacobian_projections must be >= 1" in err
     assert snapshot(trained_run) == before
+
+
+def test_report_refuses_a_held_output_folder(run_cli, tmp_path):
+    import pandas as pd
+
+    sweep = tmp_path / "sweep"
+    sweep.mkdir()
+    rows = [{"alpha": 0.0, "seed": 0, "metric": "test_accuracy", "value": 0.9}]
+    pd.DataFrame(rows).to_parquet(sweep / "results.parquet")
+    with folder_lock(sweep):  # the default output: the sweep folder, held by its sweep
+        code, _, err = run_cli("report", sweep)
+        refused_by_me(code, err)
+    assert sorted(path.name for path in sweep.iterdir()) == ["results.parquet"]
+
+
+def test_sweep_refuses_a_held_folder_and_names_wait(run_cli, tmp_path):
+    out = tmp_path / "sweep"
+    keys = ("--set", "alphas=0", "--set", "seeds=0", "--set", "evaluate=false", "--quiet")
+    with folder_lock(out):
+        code, _, err = run_cli("sweep", "--preset", "demo", "--out", out, *keys)
+        refused_by_me(code, err)
+    assert not out.exists()
+
+
+def test_wait_is_an_option_of_every_writing_command(run_cli):
+    for command in (
+        "train",
+        "measure",
+        "evaluate",
+        "corrupt",
+        "sweep",
+        "report",
+        "compare",
+        "demo",
+    ):
+        code, out, _ = run_cli(command, "--help")
+        assert code == 0 and "--wait" in out, command
