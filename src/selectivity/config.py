@@ -453,24 +453,20 @@ _CLASSES = (TrainConfig, EvalConfig, SweepConfig)
 _SEED = (0, 2**32 - 1, False)  # what numpy's and torch's generators take
 _POSITIVE = (0.0, math.inf, True)
 _NOT_NEGATIVE = (0.0, math.inf, False)
-# torch's optimizers take lr, momentum and weight decay as float32 factors: a larger one
-# overflows in the first step (a traceback) instead of being refused here.
+# torch's optimizers take lr, momentum and weight decay as float32: above, the first step overflows
 _FLOAT32_MAX = 3.4028234663852886e38
 _PIXELS = (0.0, 1.0, False)  # [0, 1] pixel units
 TRAIN_RANGES: dict[str, tuple[float, float, bool]] = {
     "alpha": (-math.inf, math.inf, False),
     "seed": _SEED,
-    "lr": (0.0, _FLOAT32_MAX, True),
-    "lr_gamma": (0.0, _FLOAT32_MAX, True),
-    "momentum": (0.0, _FLOAT32_MAX, False),
-    "weight_decay": (0.0, _FLOAT32_MAX, False),
+    **dict.fromkeys(("lr", "lr_gamma"), (0.0, _FLOAT32_MAX, True)),
+    **dict.fromkeys(("momentum", "weight_decay"), (0.0, _FLOAT32_MAX, False)),
     "image_size": (8, 1024, False),
     "mix_width": (1, 16, False),
     "noise_std": _PIXELS,
     "adv_eps": _PIXELS,
     "adv_step_size": _POSITIVE,
-    "noise_prob": (0.0, 1.0, False),
-    "adv_fraction": (0.0, 1.0, False),
+    **dict.fromkeys(("noise_prob", "adv_fraction"), (0.0, 1.0, False)),
     "mix_severity": (0, 5, False),
     "adv_steps": (1, math.inf, False),
     "checkpoint_pgd_steps": (1, math.inf, False),
@@ -506,9 +502,9 @@ SWEEP_RANGES = {
 def _range_text(low: float, high: float, open_low: bool) -> str:
     if high == _FLOAT32_MAX:
         return f"a number {'>' if open_low else '>='} {low:g}, at most 3.4e38 (float32)"
+    if math.isinf(low):
+        return "a finite number"
     if math.isinf(high):
-        if math.isinf(low):
-            return "a finite number"
         number = "" if isinstance(low, int) else "a finite number "
         return f"{number}{'>' if open_low else '>='} {low:g}"
     if isinstance(low, int) and isinstance(high, int):
@@ -532,10 +528,9 @@ def _check_values(config: Any, ranges: Mapping[str, tuple[float, float, bool]]) 
         for number in value if isinstance(value, tuple) else (value,):
             if number is None or number == "auto":  # "auto": the key's rule (adv_step, pgd_step)
                 continue
+            above = _finite(number) and (low < number if open_low else low <= number)
             _check(
-                _finite(number)
-                and (low < number if open_low else low <= number)
-                and number <= high,
+                above and number <= high,
                 f"{item.name} must be {_range_text(low, high, open_low)}"
                 f"{' or auto' if 'str' in str(item.type) else ''}, got {number!r}",
             )
