@@ -46,7 +46,9 @@ ALLOWED: dict[str, set[str]] = {
         "train",
     },
     # Sweeps know only "run one trial" and which trials (grid), never training itself.
-    "sweep": {"config", "files", "grid", "schema", "trial"},
+    "sweep": {"comparison", "config", "files", "grid", "schema", "trial"},
+    # Trials compared with each other from the unit responses their evaluations stored.
+    "comparison": {"files", "schema", "similarity"},
     "grid": {"config"},
     "trial": {"config", "corruptions", "evaluation", "runs", "train"},
     "train": {
@@ -83,6 +85,7 @@ ALLOWED: dict[str, set[str]] = {
     },
     "evaluation.suite": {
         "attacks",
+        "comparison",
         "config",
         "corruptions",
         "corruptions.store",
@@ -93,6 +96,7 @@ ALLOWED: dict[str, set[str]] = {
         "measure",
         "metrics",
         "models",
+        "offaxis",
         "schema",
         "stability",
     },
@@ -109,7 +113,7 @@ ALLOWED: dict[str, set[str]] = {
     # Former homes, re-exporting for older imports.
     "evaluate": {"evaluation"},
     "worstcase": {"evaluation.autoattack", "evaluation.context"},
-    "measure": {"attacks", "data", "metrics", "models", "probe", "stability"},
+    "measure": {"ablation", "attacks", "data", "metrics", "models", "probe", "schema", "stability"},
     "summary": {"masking", "schema"},
     "masking": {"schema"},
     "attacks": {"models", "rng"},

@@ -25,6 +25,12 @@ EVAL_SUITES: dict[str, dict[str, Any]] = {
         "autoattack_samples": 200,
         "autoattack_iterations": 25,
         "autoattack_target_classes": 3,
+        # The off-axis search at a quarter of the restarts-times-steps budget; ablation curves
+        # at quarters of each layer, with two random orders.
+        "offaxis_restarts": 2,
+        "offaxis_steps": 25,
+        "ablation_fractions": (0.0, 0.25, 0.5, 0.75, 1.0),
+        "ablation_draws": 2,
     },
 }
 

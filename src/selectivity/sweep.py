@@ -37,6 +37,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from selectivity import schema
+from selectivity.comparison import similarity_table
 from selectivity.config import (
     ConfigError,
     EvalConfig,
@@ -537,6 +538,9 @@ def gather(sweep_dir: str | Path, trials: Iterable[Trial] | None = None) -> pd.D
         advice = f"; delete {folder / 'trial.json'} and run the sweep again to rebuild it"
         frame = read_table(folder / "evaluation.parquet", ["metric", "value"], advice)
         frames.append(frame.assign(_trial=index))
+    # Each trial against the alpha = 0 network of its seed, from the responses trials stored.
+    similarity = similarity_table(found)
+    frames += [similarity.rename(columns={"trial": "_trial"})] if len(similarity) else []
     # The schema's columns (settings included), in its order and dtypes.
     measured = (
         pd.concat(frames, ignore_index=True)
@@ -546,6 +550,7 @@ def gather(sweep_dir: str | Path, trials: Iterable[Trial] | None = None) -> pd.D
     columns = measured.reindex(columns=list(schema.COLUMNS)).astype(schema.DTYPES)
     values = trial_frame([v for v, _ in found], levels).iloc[measured["_trial"].to_numpy()]
     results = pd.concat([values.reset_index(drop=True), columns.reset_index(drop=True)], axis=1)
+    results.attrs["notes"] = similarity.attrs["notes"]
     with atomic_path(sweep_dir / "results.parquet") as temporary:
         results.to_parquet(temporary, index=False)
     return results
