@@ -861,6 +861,8 @@ def test_write_report_is_self_contained(results, tmp_path):
         "severity",
         "eps",
         "steps",
+        "fraction",
+        "draw",
         "split",
         "samples",
         "step_size",
