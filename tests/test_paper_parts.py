@@ -155,6 +155,21 @@ def test_trials_without_reference_or_responses_are_named_in_notes(tmp_path):
     assert "need alpha = 0 trials of at least two seeds" in notes
 
 
+QUICK = {
+    "max_samples": 40,
+    "analysis_samples": "all",
+    "fgsm_eps": (0.0,),
+    "pgd_steps": (0,),
+    "dimensionality_pgd_steps": 0,
+    "gradient_max_units": 2,
+    "autoattack_version": "off",
+    "offaxis_restarts": 2,
+    "offaxis_steps": 5,
+    "ablation_fractions": (0.0, 0.5, 1.0),
+    "ablation_draws": 1,
+}
+
+
 # --- ablation on a hand-built network -----------------------------------------------------------
 
 
@@ -221,26 +236,16 @@ class TokenUnits(nn.Module):
 
 
 def test_ablation_refuses_layers_it_cannot_silence():
-    images = torch.rand(8, 1, 1, 6)
+    data = (torch.rand(40, 1, 1, 6), torch.tensor([0, 1] * 20))
     with pytest.raises(ValueError, match="no layer whose units ablation can silence"):
-        ablation_table(TokenUnits(), (images, torch.tensor([0, 1] * 4)))
+        ablation_table(TokenUnits(), data)
+    # In an evaluation such a model gets no ablation rows; the other parts still run.
+    table = evaluate_model(TokenUnits(), data, eval_config("full", QUICK))
+    assert not table["metric"].str.startswith("ablation").any()
+    assert len(schema.metric_rows(table, "selectivity_rotated")) == 2
 
 
 # --- the parts in an evaluation -----------------------------------------------------------------
-
-QUICK = {
-    "max_samples": 40,
-    "analysis_samples": "all",
-    "fgsm_eps": (0.0,),
-    "pgd_steps": (0,),
-    "dimensionality_pgd_steps": 0,
-    "gradient_max_units": 2,
-    "autoattack_version": "off",
-    "offaxis_restarts": 2,
-    "offaxis_steps": 5,
-    "ablation_fractions": (0.0, 0.5, 1.0),
-    "ablation_draws": 1,
-}
 
 
 def _digits_model() -> tuple[nn.Module, tuple[torch.Tensor, torch.Tensor]]:

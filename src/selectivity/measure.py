@@ -511,7 +511,7 @@ def ablation_rows(
     whole network (layer None), with keys fraction and draw, split and samples.
 
     Layers whose units are not dimension 1 of their output (tokens, channels-last maps) are
-    left out, as `ablation.silenced` cannot address them; no layer left raises ValueError.
+    left out, as `ablation.silenced` cannot address them; with no layer left, no rows.
     """
     images = _readable(images)
     layers = {
@@ -520,7 +520,7 @@ def ablation_rows(
         if result.layouts.get(layer, "channels") in _SILENCEABLE
     }
     if not layers:
-        raise ValueError("no layer whose units ablation can silence (tokens, channels-last)")
+        return []
     model = LogitsOnly(unwrap(model))
     with in_batches(model, images, batch_size, device) as batches:
         curves = ablation_curves(model, batches, layers, fractions, draws, seed)
@@ -559,6 +559,8 @@ def ablation_table(
     `measure_model`; fractions in [0, 1]; seed: the random orders. Returns a results table
     (`selectivity.schema`; metrics `ablation_accuracy_most`, `_least`, `_random`, keys layer
     (null: the whole network), fraction, draw); `table.attrs["notes"]` as `measure_model`'s.
+    Raises ValueError when no layer's units can be silenced (only token-shaped or channels-last
+    outputs) and for fractions outside [0, 1].
     """
     model = LogitsOnly(unwrap(model))
     target = torch.device(device) if device is not None else model_device(model)
@@ -568,6 +570,11 @@ def ablation_table(
     rows = ablation_rows(
         model, test.images, result, fractions, draws, seed, batch_size, target, split
     )
+    if not rows:
+        raise ValueError(
+            "no layer whose units ablation can silence: tokens and channels-last maps are not "
+            "(N, units, ...) outputs; choose other layers"
+        )
     table = schema.frame(rows)
     notes = [*test.notes, relu_note, result.layout_note()]
     table.attrs["notes"] = [note for note in notes if note]
