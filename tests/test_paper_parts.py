@@ -324,3 +324,10 @@ def test_keys_parse_and_bad_values_are_refused():
     ):
         with pytest.raises(ConfigError, match=message):
             build(EvalConfig, bad)
+
+
+def test_ablation_table_is_a_top_level_name():
+    import selectivity
+
+    assert "ablation_table" in selectivity.__all__
+    assert selectivity.ablation_table is ablation_table
