@@ -137,10 +137,10 @@ SWEEP_PRESETS: dict[str, dict[str, Any]] = {
         # Adversarial training in the demo's grid: PGD-3 (step auto: 2.5 * eps / 3), a third of
         # the default 7 steps' cost on a net that a few steps already attack at full strength.
         "adv_steps": 3,
-        # The first paper's checks on every trial (digits net, 359 images, one CPU thread): the
-        # rotation search at 2 restarts x 50 steps (~1.4 s a trial; 4 x 100 finds bounds ~0.03
-        # higher for 4x the time), ablation at quarters of each layer with 2 random orders
-        # (~4 s), unit responses stored for the similarities (~0.1 s).
+        # The first paper's checks on every trial (digits net, 359 images, one idle CPU thread):
+        # the rotation search at 2 restarts x 50 steps (~0.3 s a trial; 4 x 100 finds bounds
+        # ~0.03 higher for 3x the time), ablation at quarters of each layer with 2 random orders
+        # (~1.1 s), unit responses stored for the similarities (~0.03 s).
         "offaxis_restarts": 2,
         "offaxis_steps": 50,
         "ablation_fractions": (0.0, 0.25, 0.5, 0.75, 1.0),
