@@ -87,6 +87,12 @@ def test_evaluation_table_has_every_metric(run_dir, digits_test_size):
         "masking_zero_gradient_share",
         "masking_stuck_share",
         *(f"masking_{name}" for name in masking.FLAGS),
+        # the first paper's off-axis bound and unit ablation
+        "selectivity_rotated",
+        "selectivity_axis",
+        "ablation_accuracy_most",
+        "ablation_accuracy_least",
+        "ablation_accuracy_random",
     }
     corrupted = table[table["metric"] == "corruption_accuracy"]
     assert len(corrupted) == 3 * 5 and corrupted["value"].between(0, 1).all()

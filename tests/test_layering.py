@@ -48,13 +48,15 @@ ALLOWED: dict[str, set[str]] = {
         "train",
     },
     # Sweeps know only "run one trial" and which trials (grid), never training itself.
-    "sweep": {"config", "executors", "files", "grid", "lock", "schema", "trial"},
+    "sweep": {"comparison", "config", "executors", "files", "grid", "lock", "schema", "trial"},
     # Where trials run and how a sweep stops on signals (no package imports: processes, Ray).
     "executors": set(),
     # One writer per folder.
     "lock": {"files"},
+    # Trials compared with each other from the unit responses their evaluations stored.
+    "comparison": {"files", "schema", "similarity"},
     "grid": {"config"},
-    "trial": {"config", "corruptions", "data", "evaluation", "runs", "train"},
+    "trial": {"config", "corruptions", "data", "evaluation", "files", "measure", "runs", "train"},
     "train": {
         "config",
         "data",
@@ -89,6 +91,7 @@ ALLOWED: dict[str, set[str]] = {
     },
     "evaluation.suite": {
         "attacks",
+        "comparison",
         "config",
         "corruptions",
         "corruptions.store",
@@ -99,6 +102,7 @@ ALLOWED: dict[str, set[str]] = {
         "measure",
         "metrics",
         "models",
+        "offaxis",
         "schema",
         "stability",
     },
@@ -116,7 +120,7 @@ ALLOWED: dict[str, set[str]] = {
     # Former homes, re-exporting for older imports.
     "evaluate": {"evaluation"},
     "worstcase": {"evaluation.autoattack", "evaluation.context"},
-    "measure": {"attacks", "data", "metrics", "models", "probe", "stability"},
+    "measure": {"ablation", "attacks", "data", "metrics", "models", "probe", "schema", "stability"},
     "summary": {"masking", "schema"},
     "masking": {"schema"},
     "attacks": {"models", "rng"},

@@ -94,6 +94,8 @@ def _row(
         "severity": severity,
         "eps": eps,
         "steps": steps,
+        "fraction": None,
+        "draw": None,
         "split": "val" if metric == "val_accuracy" else "test",
         "samples": 500,
         "step_size": step_size,
@@ -242,7 +244,9 @@ def make_results(
     if not current:
         new = {"chance_accuracy", "selectivity_live", "silent_fraction", "dimensionality_cap"}
         new |= {"pgd_linf_max", "pgd_linf_mean"}
-        table = table[~table["metric"].isin(new)].drop(columns=["split", "samples", "step_size"])
+        table = table[~table["metric"].isin(new)].drop(
+            columns=["fraction", "draw", "split", "samples", "step_size"]
+        )
         return table.astype(
             {"alpha": float, "seed": int, "severity": "Int64", "eps": float, "steps": "Int64"}
         ).reset_index(drop=True)

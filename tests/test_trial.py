@@ -52,3 +52,10 @@ def test_a_trial_evaluates_what_its_run_folder_holds(tmp_path):
         "checkpoint_last.pt",
         "summary.json",
     }
+    # The per-unit table, as `selectivity measure` writes it from the run's best checkpoint.
+    from selectivity.commands import ModelSource, measure
+
+    units = pd.read_parquet(folder / "selectivity.parquet")
+    (copy / "selectivity.parquet").unlink(missing_ok=True)
+    measured, _ = measure(ModelSource(run_dir=copy))
+    assert_frame_equal(units, measured.reset_index(drop=True), check_exact=True)

@@ -20,6 +20,7 @@ _EXPORTS = {
     "list_models": "selectivity.models",
     "evaluate_model": "selectivity.evaluation",
     "measure_model": "selectivity.measure",
+    "ablation_table": "selectivity.measure",
     "as_images": "selectivity.data",
     "EvalConfig": "selectivity.config",
     "eval_config": "selectivity.evaluation",

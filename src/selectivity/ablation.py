@@ -28,7 +28,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from selectivity.models import eval_mode
+from selectivity.models import eval_mode, logits_of
 from selectivity.probe import check_layers, unwrap
 
 __all__ = ["ORDERS", "ablation_curves", "ablation_order", "silenced"]
@@ -121,7 +121,8 @@ def _accuracy(model: nn.Module, batches: Sequence[tuple[Tensor, Tensor]]) -> flo
     correct = total = 0
     with torch.no_grad():
         for x, y in batches:
-            correct += int((model(x).argmax(dim=1) == y.to(x.device)).sum())
+            # Through logits_of: `model` is unwrapped, and may return an output object or dict.
+            correct += int((logits_of(model(x)).argmax(dim=1) == y.to(x.device)).sum())
             total += int(y.shape[0])
     return correct / total
 

@@ -320,12 +320,10 @@ def _measure_model(
 
 
 def _write(table: pd.DataFrame, path: Path) -> Path:
-    from selectivity.files import atomic_path
+    from selectivity.files import write_table
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as temporary:
-        table.to_parquet(temporary, index=False)
-    return path
+    return write_table(table, path)
 
 
 def evaluate(

@@ -352,6 +352,22 @@ class EvalConfig:
     masking_eps: float | None = _key(
         0.5, "large radius where accuracy must approach 0 (masking flag large_eps); none: no run"
     )
+    # The first paper's off-axis checks and unit ablation (README "Off-axis checks and unit
+    # ablation"): parts offaxis, ablation and representations, each on a fixed test subset.
+    offaxis: bool = _key(True, "mean SI in an optimized rotated basis per layer (part offaxis)")
+    offaxis_restarts: int = _key(4, "rotation searches per layer, the first from the unit axes")
+    offaxis_steps: int = _key(100, "Adam steps of each rotation search")
+    ablation: bool = _key(True, "accuracy as units are silenced in SI order (part ablation)")
+    ablation_fractions: tuple[float, ...] = _key(
+        (0.0, 0.1, 0.25, 0.5, 0.75, 1.0), "fractions of a layer's units silenced, in [0, 1]"
+    )
+    ablation_draws: int = _key(5, "random silencing orders per layer (the band); 0: none")
+    representations: bool = _key(
+        True, "store unit responses for similarity across a sweep (part representations)"
+    )
+    representation_samples: int | str | None = _key(
+        None, "test images of the stored responses, or all; none: the analysis_samples subset"
+    )
 
     def __post_init__(self) -> None:
         _check(
@@ -365,6 +381,7 @@ class EvalConfig:
             f"analysis_samples must be an integer >= 2 or all, got {self.analysis_samples!r}",
         )
         self._check_autoattack()
+        self._check_paper_parts()
         for name in (*(self.corruptions or ()), self.dimensionality_corruption):
             _check(
                 name is None or name in CORRUPTIONS,
@@ -399,6 +416,20 @@ class EvalConfig:
             min(self.autoattack_iterations, self.autoattack_target_classes) >= 1
             and self.autoattack_square_queries >= 1,
             "autoattack_iterations, autoattack_target_classes, autoattack_square_queries must be >= 1",
+        )
+
+    def _check_paper_parts(self) -> None:
+        _check(self.offaxis_restarts >= 1, "offaxis_restarts must be >= 1")
+        _check(self.offaxis_steps >= 0, "offaxis_steps must be >= 0")
+        _check(
+            len(self.ablation_fractions) > 0 and all(0 <= f <= 1 for f in self.ablation_fractions),
+            f"ablation_fractions must be in [0, 1], got {list(self.ablation_fractions)}",
+        )
+        _check(self.ablation_draws >= 0, "ablation_draws must be >= 0")
+        samples = self.representation_samples
+        _check(
+            samples is None or samples == "all" or (not isinstance(samples, str) and samples >= 2),
+            f"representation_samples must be an integer >= 2, all or none, got {samples!r}",
         )
 
     def pgd_step(self, steps: int) -> float:

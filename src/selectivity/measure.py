@@ -8,6 +8,7 @@ module sums their results over the batches. A data set is anything with a length
 torch Dataset, a DataLoader, a pair of tensors, batches).
 
     measure_model(model, data) -> DataFrame   per-unit selectivity of any model on any data
+    ablation_table(model, data) -> DataFrame  accuracy as units are silenced in order of SI
 
 A model may return its logits as a tensor or as Hugging Face does (an object with `.logits`, a
 dict holding 'logits'): `models.logits_of` reads them wherever logits are used here, and
@@ -30,6 +31,8 @@ import pandas as pd
 import torch
 from torch import Tensor, nn
 
+from selectivity import schema
+from selectivity.ablation import ablation_curves
 from selectivity.attacks import PGD, Attack
 from selectivity.data import as_images, labelled
 from selectivity.metrics import SelectivityAccumulator, network_selectivity, unit_activations
@@ -51,6 +54,8 @@ __all__ = [
     "Images",
     "SelectivityResult",
     "StepScore",
+    "ablation_rows",
+    "ablation_table",
     "accuracy",
     "accuracy_over_steps",
     "accuracy_under_attack",
@@ -62,6 +67,7 @@ __all__ = [
     "model_device",
     "pgd_over_steps",
     "selectivity_table",
+    "unit_responses",
     "units_note",
     "unmeasured_relu_note",
 ]
@@ -251,6 +257,35 @@ def layer_activations(
             for name, value in probe.activations.items():
                 chunks.setdefault(name, []).append(value)
     return {name: torch.cat(parts) for name, parts in chunks.items()}
+
+
+@torch.no_grad()
+def unit_responses(
+    model: nn.Module,
+    images: Data,
+    layers: Sites,
+    batch_size: int,
+    device: torch.device | str = "cpu",
+) -> tuple[dict[str, Tensor], Tensor]:
+    """(layer -> (N, U) unit values, labels (N,)) over `images`, in order, on the CPU.
+
+    A unit's value is what the selectivity index reads (`metrics.unit_activations`: a channel's
+    spatial mean, a feature, a token-mean feature), so rotations and similarities of these
+    matrices are about the very values mu_SI sees.
+    """
+    images = _readable(images)
+    chunks: dict[str, list[Tensor]] = {}
+    labels = []
+    with (
+        in_batches(model, images, batch_size, device) as batches,
+        ActivationProbe(model, layers=layers, reduce=unit_activations, detach=True) as probe,
+    ):
+        for x, y in batches:
+            model(x)
+            for name, value in probe.activations.items():
+                chunks.setdefault(name, []).append(value.cpu().clone())
+            labels.append(y.cpu())
+    return {name: torch.cat(parts) for name, parts in chunks.items()}, torch.cat(labels)
 
 
 def accuracy_under_attack(
@@ -454,3 +489,93 @@ def selectivity_table(result: SelectivityResult, split: str) -> pd.DataFrame:
         )
     ]
     return pd.DataFrame(rows)
+
+
+# Unit layouts whose units are dimension 1 of the output, where `ablation.silenced` zeroes them.
+_SILENCEABLE = ("features", "channels", "channels_1d")
+
+
+def ablation_rows(
+    model: nn.Module,
+    images: Data,
+    result: SelectivityResult,
+    fractions: Sequence[float],
+    draws: int,
+    seed: int,
+    batch_size: int = 256,
+    device: torch.device | str = "cpu",
+    split: str = "test",
+) -> list[dict[str, Any]]:
+    """Result rows of unit ablation (`ablation.ablation_curves`) on `images`, units ordered by
+    the SI of `result`: `ablation_accuracy_most`, `_least`, `_random` per layer and for the
+    whole network (layer None), with keys fraction and draw, split and samples.
+
+    Layers whose units are not dimension 1 of their output (tokens, channels-last maps) are
+    left out, as `ablation.silenced` cannot address them; with no layer left, no rows.
+    """
+    images = _readable(images)
+    layers = {
+        layer: si
+        for layer, si in result.per_layer.items()
+        if result.layouts.get(layer, "channels") in _SILENCEABLE
+    }
+    if not layers:
+        return []
+    model = LogitsOnly(unwrap(model))
+    with in_batches(model, images, batch_size, device) as batches:
+        curves = ablation_curves(model, batches, layers, fractions, draws, seed)
+    return [
+        schema.row(
+            f"{r['metric']}_{r['order']}",
+            r["value"],
+            layer=r["layer"],
+            fraction=r["fraction"],
+            draw=r["draw"],
+            split=split,
+            samples=r["samples"],
+        )
+        for r in curves
+    ]
+
+
+def ablation_table(
+    model: nn.Module,
+    data: Data,
+    *,
+    num_classes: int | None = None,
+    layers: Sites = None,
+    fractions: Sequence[float] = (0.0, 0.1, 0.25, 0.5, 0.75, 1.0),
+    draws: int = 5,
+    seed: int = 0,
+    batch_size: int = 256,
+    device: torch.device | str | None = None,
+    split: str = "test",
+) -> pd.DataFrame:
+    """Unit ablation (Morcos et al. 2018) of any `model` over all of `data`: accuracy as a
+    fraction of each layer's units is silenced, most selective first, least selective first,
+    and in `draws` random orders, per layer and for the whole network at once.
+
+    SI and accuracy are both measured on `data` (pass a held-out set). Arguments as in
+    `measure_model`; fractions in [0, 1]; seed: the random orders. Returns a results table
+    (`selectivity.schema`; metrics `ablation_accuracy_most`, `_least`, `_random`, keys layer
+    (null: the whole network), fraction, draw); `table.attrs["notes"]` as `measure_model`'s.
+    Raises ValueError when no layer's units can be silenced (only token-shaped or channels-last
+    outputs) and for fractions outside [0, 1].
+    """
+    model = LogitsOnly(unwrap(model))
+    target = torch.device(device) if device is not None else model_device(model)
+    test = labelled(data, num_classes)
+    relu_note = unmeasured_relu_note(model, test.images, layers)
+    result = measure_selectivity(model, test.images, test.num_classes, layers, batch_size, target)
+    rows = ablation_rows(
+        model, test.images, result, fractions, draws, seed, batch_size, target, split
+    )
+    if not rows:
+        raise ValueError(
+            "no layer whose units ablation can silence: tokens and channels-last maps are not "
+            "(N, units, ...) outputs; choose other layers"
+        )
+    table = schema.frame(rows)
+    notes = [*test.notes, relu_note, result.layout_note()]
+    table.attrs["notes"] = [note for note in notes if note]
+    return table

@@ -1,7 +1,8 @@
 """The results schema, defined once: every writer and reader of a result table imports it.
 
 A result table is tidy: one measurement per row. `KEYS` say what was measured (which layer,
-corruption, severity, attack radius, attack steps); `SETTINGS` say how (which split, on how many
+corruption, severity, attack radius, attack steps, fraction of units silenced, random draw);
+`SETTINGS` say how (which split, on how many
 images, with which attack step size), so that a number never travels without what decided it.
 A sweep's `results.parquet` adds its trial columns in front: one per key the sweep swept, `TRIAL`
 (alpha and seed) always among them; `trial_columns` names them. docs/results.md describes every
@@ -114,6 +115,15 @@ METRICS = {
     "masking_randomized": "flag: outputs change between two passes (1 / 0 / NaN)",
     "masking_autoattack_zero_gradient": "flag: AutoAttack's zero-gradient check fired (1 / 0 / NaN)",
     "masking_autoattack_randomized": "flag: AutoAttack's randomness check fired (1 / 0 / NaN)",
+    "selectivity_rotated": "mean SI in the best rotated basis found (layer; null: mean of layers)",
+    "selectivity_axis": "mean SI of the units as they are, on the same images as the bound",
+    "ablation_accuracy_most": "accuracy with the most selective fraction of units silenced",
+    "ablation_accuracy_least": "accuracy with the least selective fraction of units silenced",
+    "ablation_accuracy_random": "accuracy with a random fraction of units silenced (per draw)",
+    "pwcca": "PWCCA of a layer to the same layer of the alpha = 0 network of the same seed",
+    "linear_cka": "linear CKA of a layer to the same layer of that alpha = 0 network",
+    "pwcca_seed_baseline": "an alpha = 0 network's mean PWCCA to the other seeds' alpha = 0 ones",
+    "linear_cka_seed_baseline": "the same in linear CKA",
 }
 
 

@@ -29,6 +29,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from selectivity import schema
+from selectivity.comparison import similarity_table
 from selectivity.config import (
     ConfigError,
     EvalConfig,
@@ -44,13 +45,13 @@ from selectivity.errors import SelectivityError
 from selectivity.executors import local_executor, ray_executor, stop_on_signals
 from selectivity.files import (
     FileError,
-    atomic_path,
     differing_keys,
     one_line,
     read_json,
     read_table,
     refuse_other_contents,
     remove_stale_temporaries,
+    write_table,
     write_text,
 )
 from selectivity.grid import (
@@ -445,8 +446,7 @@ def _run_locked(sweep_dir: Path, plan: Plan, progress: bool) -> pd.DataFrame:
     finally:
         bar.close()
         table = _trials_table(trials, records, plan.layout)
-        with atomic_path(sweep_dir / "trials.parquet") as temporary:
-            table.to_parquet(temporary, index=False)
+        write_table(table, sweep_dir / "trials.parquet")
         gather(sweep_dir, trials)
     return table
 
@@ -539,6 +539,9 @@ def gather(sweep_dir: str | Path, trials: Iterable[Trial] | None = None) -> pd.D
         advice = f"; delete {folder / 'trial.json'} and run the sweep again to rebuild it"
         frame = read_table(folder / "evaluation.parquet", ["metric", "value"], advice)
         frames.append(frame.assign(_trial=index))
+    # Each trial against the alpha = 0 network of its seed, from the responses trials stored.
+    similarity = similarity_table(found)
+    frames += [similarity.rename(columns={"trial": "_trial"})] if len(similarity) else []
     # The schema's columns (settings included), in its order and dtypes.
     measured = (
         pd.concat(frames, ignore_index=True)
@@ -548,6 +551,6 @@ def gather(sweep_dir: str | Path, trials: Iterable[Trial] | None = None) -> pd.D
     columns = measured.reindex(columns=list(schema.COLUMNS)).astype(schema.DTYPES)
     values = trial_frame([v for v, _ in found], levels).iloc[measured["_trial"].to_numpy()]
     results = pd.concat([values.reset_index(drop=True), columns.reset_index(drop=True)], axis=1)
-    with atomic_path(sweep_dir / "results.parquet") as temporary:
-        results.to_parquet(temporary, index=False)
+    results.attrs["notes"] = similarity.attrs["notes"]
+    write_table(results, sweep_dir / "results.parquet")
     return results

@@ -21,6 +21,8 @@ from selectivity.config import EvalConfig, TrainConfig, build
 from selectivity.corruptions import generate_from_dataset
 from selectivity.data import load_dataset
 from selectivity.evaluation import evaluate_model, run_settings
+from selectivity.files import write_table
+from selectivity.measure import measure_model
 from selectivity.runs import resolve_device
 from selectivity.train import train_model
 
@@ -53,6 +55,18 @@ def train_and_evaluate(keys: Mapping[str, Any], directory: Path, progress: bool 
         progress=progress,
         clean_only=not keys.get("evaluate", True),
     )
+    # The per-unit table `selectivity measure RUN` writes, so that a sweep's report draws the
+    # units' SI distributions from tables alone.
+    units = measure_model(
+        model,
+        trained.data.test,
+        num_classes=trained.data.num_classes,
+        layers=train_config.units(),
+        batch_size=train_config.eval_batch_size,
+        device=trained.device,
+        split="test",
+    )
+    write_table(units, directory / "selectivity.parquet")
     return float(trained.summary["seconds"]) + time.perf_counter() - evaluation_started
 
 

@@ -4,8 +4,11 @@
         any nn.Module on [0, 1] images, any data (Dataset, DataLoader, tensors, DataSplits)
     evaluate(run_dir, EvalConfig)   the same for the best checkpoint of a run folder
 
-The work is split into parts, listed in order in `suite.PARTS` (clean, each corruption, fgsm,
-pgd, autoattack, jacobian, gradients, dimensionality), each a function of one `context.Context`.
+The work is split into parts, listed in order in `suite.PARTS` (clean, representations,
+offaxis, ablation, each corruption, fgsm, pgd, autoattack, jacobian, gradients,
+dimensionality), each a function of one `context.Context`. Representations (unit responses
+for `selectivity.comparison`, stored as OUT_DIR/evaluation/representations.npz) are kept only
+with an `out_dir`.
 With an `out_dir`, each finished part is written to `OUT_DIR/evaluation/<part>.parquet`, so an
 interrupted evaluation resumes at the first unfinished part; `OUT_DIR/evaluation.parquet` is
 assembled from the parts at the end. Parts are keyed by the evaluation config and what was
@@ -273,6 +276,8 @@ def _run_parts(
     for name, part in PARTS:
         if clean_only and name != "clean":
             break
+        if name == "representations" and parts.folder is None:
+            continue  # responses are kept for comparisons across trials: nowhere to keep them
         if part is not None:
             frames.append(parts.get(name, partial(part, c)))
             continue

@@ -23,21 +23,25 @@ from selectivity.catalog import (
     corruption_family,
     heldout_corruptions,
 )
+from selectivity.comparison import REPRESENTATIONS, images_digest, write_representations
 from selectivity.config import EvalConfig
 from selectivity.corruptions.store import follows_test_order, open_corrupted
 from selectivity.data import ImageSet
 from selectivity.evaluation.autoattack import autoattack_rows
-from selectivity.evaluation.context import Context, fixed_subset, pgd_attack
+from selectivity.evaluation.context import Context, fixed_subset, pgd_attack, sample_indices
 from selectivity.measure import (
+    ablation_rows,
     accuracy,
     accuracy_under_attack,
     dataset_jacobian_norm,
     layer_activations,
     measure_selectivity,
     pgd_over_steps,
+    unit_responses,
 )
 from selectivity.metrics import pca_dimensionality
 from selectivity.models import eval_mode
+from selectivity.offaxis import rotated_selectivity_rows
 from selectivity.schema import Rows, row
 
 __all__ = ["PARTS", "corruption_rows", "derived_rows", "dimensionality_cap", "heldout_note"]
@@ -71,6 +75,55 @@ def _clean(c: Context) -> Rows:
     ):
         rows += [row(metric, value, layer=name, **whole) for name, value in values.items()]
     return rows
+
+
+def _offaxis(c: Context) -> Rows:
+    """Per layer, the mean SI in the most selective rotated basis found (`offaxis`) beside the
+    mean SI of the units as they are, on the analysis images; layer None: means over layers."""
+    if not c.config.offaxis:
+        return []
+    responses, labels = unit_responses(c.model, c.analysis, c.layers, c.batch, c.device)
+    found = rotated_selectivity_rows(
+        responses,
+        labels,
+        c.num_classes,
+        restarts=c.config.offaxis_restarts,
+        steps=c.config.offaxis_steps,
+        seed=c.seed,
+    )
+    return [row(r["metric"], r["value"], layer=r["layer"], **c.on_analysis) for r in found]
+
+
+def _ablation(c: Context) -> Rows:
+    """Accuracy on the analysis images as units are silenced in order of their SI, per layer and
+    for the whole network. The order is the SI the clean part reports (whole test set)."""
+    if not c.config.ablation:
+        return []
+    selectivity = measure_selectivity(c.model, c.whole, c.num_classes, c.layers, c.batch, c.device)
+    return ablation_rows(
+        c.model,
+        c.analysis,
+        selectivity,
+        c.config.ablation_fractions,
+        c.config.ablation_draws,
+        c.seed,
+        c.batch,
+        c.device,
+    )
+
+
+def _representations(c: Context) -> Rows:
+    """No rows: each layer's unit responses (N, U) to the representation images, stored in
+    the evaluation folder for `comparison` to compare trials with (the same images for all)."""
+    if not c.config.representations:
+        return []
+    limit = c.config.representation_samples
+    indices = sample_indices(len(c.whole), c.config.analysis_samples if limit is None else limit)
+    images = c.whole.subset(indices)
+    responses, labels = unit_responses(c.model, images, c.layers, c.batch, c.device)
+    digest = images_digest(images.batch(slice(0, len(images)))[0])
+    write_representations(c.folder / REPRESENTATIONS, responses, labels, indices, digest)
+    return []
 
 
 def corruption_rows(c: Context, root: Path, name: str) -> Rows:
@@ -221,6 +274,9 @@ def _dimensionality_rows(
 # corruption-<corruption>, each measured by `corruption_rows`.
 PARTS: list[tuple[str, Callable[[Context], Rows] | None]] = [
     ("clean", _clean),
+    ("representations", _representations),
+    ("offaxis", _offaxis),
+    ("ablation", _ablation),
     ("corruption", None),
     ("fgsm", _fgsm),
     ("pgd", _pgd_rows),
