@@ -190,7 +190,9 @@ ALLOWED: dict[str, set[str]] = {
     "files": set(),
     # TrainConfig asks models for the open registry's names (register_model, entry points: not
     # data) and probe for its units(), both lazily; an EvalConfig needs neither (no torch).
-    "config": {"presets", "models", "probe"},
+    "config": {"presets", "models", "probe", "ranges"},
+    # The range of every numeric key and the one check that reads them (errors only).
+    "ranges": set(),
     # What `selectivity keys` lists, read from the config classes.
     "keys": {"config"},
     "presets": set(),

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from selectivity import config as cfg
+from selectivity import ranges
 
 # (key=value, words the line must hold). Training keys go through `train`.
 TRAIN_CASES = [
@@ -98,12 +99,12 @@ def test_sweep_refuses_a_bad_value_and_leaves_no_sweep_folder(run_cli, tmp_path,
 
 
 def test_every_ranged_key_is_a_key_of_its_config():
-    for ranges, cls in (
-        (cfg.TRAIN_RANGES, cfg.TrainConfig),
-        (cfg.EVAL_RANGES, cfg.EvalConfig),
-        (cfg.SWEEP_RANGES, cfg.SweepConfig),
+    for table, cls in (
+        (ranges.TRAIN_RANGES, cfg.TrainConfig),
+        (ranges.EVAL_RANGES, cfg.EvalConfig),
+        (ranges.SWEEP_RANGES, cfg.SweepConfig),
     ):
-        assert set(ranges) <= set(cls.__dataclass_fields__), cls
+        assert set(table) <= set(cls.__dataclass_fields__), cls
 
 
 def test_values_at_the_ends_of_a_range_are_taken():

@@ -32,7 +32,7 @@ from selectivity.catalog import (
     TRAINING_SUBSET,
     UNIT_TYPE_NAMES,
 )
-from selectivity.errors import SelectivityError
+from selectivity.errors import ConfigError
 from selectivity.presets import (  # noqa: F401 - re-exported: config is where keys are read
     DEMO_GRIDS,
     EVAL_SUITES,
@@ -40,6 +40,7 @@ from selectivity.presets import (  # noqa: F401 - re-exported: config is where k
     SWEEP_PRESETS,
     TRAIN_PRESETS,
 )
+from selectivity.ranges import EVAL_RANGES, SWEEP_RANGES, TRAIN_RANGES, check_values
 
 if TYPE_CHECKING:
     from selectivity.probe import Sites
@@ -62,10 +63,6 @@ __all__ = [
     "train_preset",
     "typed",
 ]
-
-
-class ConfigError(SelectivityError, ValueError):
-    """A bad key, value or preset; the message is one line for the user."""
 
 
 _T = typing.TypeVar("_T")
@@ -168,7 +165,7 @@ class TrainConfig:
             list(self.milestones) == sorted(self.milestones),
             f"milestones must be increasing epochs, got {','.join(map(str, self.milestones))}",
         )
-        _check_values(self, TRAIN_RANGES)
+        check_values(self, TRAIN_RANGES)
         most = max(256, 4 * (os.cpu_count() or 1))
         _check(
             self.num_threads is None or 1 <= self.num_threads <= most,
@@ -374,7 +371,7 @@ class EvalConfig:
             self.suite in EVAL_SUITES,
             f"suite must be one of {sorted(EVAL_SUITES)}, got {self.suite!r}",
         )
-        _check_values(self, EVAL_RANGES)
+        check_values(self, EVAL_RANGES)
         _check(
             self.analysis_samples == "all"
             or (not isinstance(self.analysis_samples, str) and self.analysis_samples >= 2),
@@ -470,7 +467,7 @@ class SweepConfig:
     def __post_init__(self) -> None:
         _check(len(self.alphas) > 0, "the grid is empty: alphas has no values")
         _check(len(self.seeds) > 0, "the grid is empty: seeds has no values")
-        _check_values(self, SWEEP_RANGES)
+        check_values(self, SWEEP_RANGES)
         _check(
             self.executor in ("local", "ray"),
             f"executor must be local or ray, got {self.executor!r}",
@@ -478,93 +475,6 @@ class SweepConfig:
 
 
 _CLASSES = (TrainConfig, EvalConfig, SweepConfig)
-
-# Key -> (lowest, highest, whether lowest itself is refused): what `_check_values` asks of every
-# number a key holds (each item of a list key); none and "auto" pass (their own checks apply).
-_SEED = (0, 2**32 - 1, False)  # what numpy's and torch's generators take
-_POSITIVE = (0.0, math.inf, True)
-_NOT_NEGATIVE = (0.0, math.inf, False)
-# torch's optimizers take lr, momentum and weight decay as float32: above, the first step overflows
-_FLOAT32_MAX = 3.4028234663852886e38
-_PIXELS = (0.0, 1.0, False)  # [0, 1] pixel units
-TRAIN_RANGES: dict[str, tuple[float, float, bool]] = {
-    "alpha": (-math.inf, math.inf, False),
-    "seed": _SEED,
-    **dict.fromkeys(("lr", "lr_gamma"), (0.0, _FLOAT32_MAX, True)),
-    **dict.fromkeys(("momentum", "weight_decay"), (0.0, _FLOAT32_MAX, False)),
-    "image_size": (8, 1024, False),
-    "mix_width": (1, 16, False),
-    "noise_std": _PIXELS,
-    "adv_eps": _PIXELS,
-    "adv_step_size": _POSITIVE,
-    **dict.fromkeys(("noise_prob", "adv_fraction"), (0.0, 1.0, False)),
-    "mix_severity": (0, 5, False),
-    "adv_steps": (1, math.inf, False),
-    "checkpoint_pgd_steps": (1, math.inf, False),
-    "checkpoint_samples": (1, math.inf, False),
-    "eval_batch_size": (1, math.inf, False),
-}
-EVAL_RANGES: dict[str, tuple[float, float, bool]] = {
-    "corruption_seed": _SEED,
-    "fgsm_eps": _PIXELS,
-    "pgd_eps": _PIXELS,
-    "autoattack_eps": _PIXELS,
-    "pgd_step_size": _POSITIVE,
-    "jacobian_projections": (1, math.inf, False),
-    "gradient_max_units": (1, math.inf, False),
-    "dimensionality_pgd_steps": (0, math.inf, False),
-    "severities": (1, 5, False),
-    "dimensionality_severity": (1, 5, False),
-    "pgd_steps": (0, math.inf, False),
-    "dimensionality_variance": (0.0, 1.0, True),
-    "max_samples": (2, math.inf, False),
-    "masking_eps": _PIXELS,
-    "autoattack_samples": (1, math.inf, False),
-}
-SWEEP_RANGES = {
-    "alphas": TRAIN_RANGES["alpha"],
-    "seeds": _SEED,
-    "workers": (1, math.inf, False),
-    "cpus_per_trial": _POSITIVE,
-    "gpus_per_trial": _NOT_NEGATIVE,
-}
-
-
-def _range_text(low: float, high: float, open_low: bool) -> str:
-    if high == _FLOAT32_MAX:
-        return f"a number {'>' if open_low else '>='} {low:g}, at most 3.4e38 (float32)"
-    if math.isinf(low):
-        return "a finite number"
-    if math.isinf(high):
-        number = "" if isinstance(low, int) else "a finite number "
-        return f"{number}{'>' if open_low else '>='} {low:g}"
-    if isinstance(low, int) and isinstance(high, int):
-        return f"in {low}..{high}"
-    return f"in {'(' if open_low else '['}{low:g}, {high:g}]"
-
-
-def _check_values(config: Any, ranges: Mapping[str, tuple[float, float, bool]]) -> None:
-    """One-line ConfigError for a number out of its key's range, or a list key that gives a
-    value twice (a duplicate would be measured, and averaged, twice)."""
-    for item in fields(config):
-        value = getattr(config, item.name)
-        if isinstance(value, tuple):
-            _check(
-                len(set(value)) == len(value),
-                f"{item.name} has duplicates: {','.join(map(str, value))} (each value once)",
-            )
-        if item.name not in ranges:
-            continue
-        low, high, open_low = ranges[item.name]
-        for number in value if isinstance(value, tuple) else (value,):
-            if number is None or number == "auto":  # "auto": the key's rule (adv_step, pgd_step)
-                continue
-            above = _finite(number) and (low < number if open_low else low <= number)
-            _check(
-                above and number <= high,
-                f"{item.name} must be {_range_text(low, high, open_low)}"
-                f"{' or auto' if 'str' in str(item.type) else ''}, got {number!r}",
-            )
 
 
 def _check(condition: bool, message: str) -> None:

@@ -11,7 +11,7 @@ This module imports nothing of the package, so any module may import it.
 
 from __future__ import annotations
 
-__all__ = ["SelectivityError", "UserError"]
+__all__ = ["ConfigError", "SelectivityError", "UserError"]
 
 
 class SelectivityError(Exception):
@@ -20,3 +20,8 @@ class SelectivityError(Exception):
 
 class UserError(SelectivityError):
     """A command's options that do not go together (the command line's own checks)."""
+
+
+class ConfigError(SelectivityError, ValueError):
+    """A bad key, value or preset; the message is one line for the user (`selectivity.config`
+    raises it and re-exports it)."""
