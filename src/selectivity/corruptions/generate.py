@@ -94,6 +94,19 @@ def _check_severities(severities: Sequence[int]) -> list[int]:
     return levels
 
 
+def _check_shape(images: ImageSet, batch_size: int) -> tuple[int, int, int]:
+    """The images' (C, H, W), after refusing a batch size below 1 and other than 1 or 3 channels."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be positive, got {batch_size}")
+    c, h, w = images.image_shape
+    if c not in (1, 3):
+        raise DataError(
+            f"corruptions are defined for grey or RGB images (1 or 3 channels), got {c} channels "
+            "(selectivity, attacks and the Jacobian take any channel count)"
+        )
+    return c, h, w
+
+
 def generate_corruption_set(
     images: ImageSet | Any,
     out_dir: str | os.PathLike,
@@ -124,14 +137,7 @@ def generate_corruption_set(
     images = as_images(images)
     names = _check_names(corruptions)
     levels = _check_severities(severities)
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be positive, got {batch_size}")
-    c, h, w = images.image_shape
-    if c not in (1, 3):
-        raise DataError(
-            f"corruptions are defined for grey or RGB images (1 or 3 channels), got {c} channels "
-            "(selectivity, attacks and the Jacobian take any channel count)"
-        )
+    c, h, w = _check_shape(images, batch_size)
     table_name = get_table(table).name if table is not None else table_for_size(max(h, w))
     n = len(images)
     labels = images.labels.detach().cpu().to(torch.int64).numpy()

@@ -214,16 +214,7 @@ def evaluate_model(
     key = identity if identity is not None else _identity(model, test, layers, batch_size, seed)
     parts = PartStore(run_dir, {"eval": to_dict(config), **key, "table": TABLE_VERSION})
     notes = [*chosen, *([parts.replaced_note] if parts.replaced_note else [])]
-    notes += list(test.notes)  # images a DataLoader's drop_last left out
-    for note in (
-        unmeasured_relu_note(model, test.images, layers),
-        units_note(model, test.images, layers),
-    ):
-        notes += [note] if note else []
-    if config.autoattack_version != "off" and not clean_only:
-        notes += autoattack.skipped_attacks_note(config, test.num_classes)
-    binding = pgd_binding_note(config) if not clean_only else None
-    notes += [binding] if binding else []
+    notes += _input_notes(model, test, config, layers, clean_only)
     # Without an out_dir, a temporary folder for what parts keep while they run (a generated
     # corruption set, AutoAttack's state files).
     scratch = run_dir is None and not clean_only
@@ -252,6 +243,26 @@ def evaluate_model(
     note = heldout_note(trained, tuple(dict.fromkeys(evaluated)))
     notes += [note] if note else []
     return _write_table(run_dir, frames, notes)
+
+
+def _input_notes(
+    model: nn.Module, test: Labelled, config: EvalConfig, layers: Sites, clean_only: bool
+) -> list[str]:
+    """What the table's reader should know of its inputs before any part runs: images a
+    DataLoader's drop_last left out, F.relu calls no hook sees, how token-shaped or 1-D unit
+    outputs were read, attacks a class count rules out, a PGD ball that never binds."""
+    notes = list(test.notes)
+    for note in (
+        unmeasured_relu_note(model, test.images, layers),
+        units_note(model, test.images, layers),
+    ):
+        notes += [note] if note else []
+    if clean_only:
+        return notes
+    if config.autoattack_version != "off":
+        notes += autoattack.skipped_attacks_note(config, test.num_classes)
+    binding = pgd_binding_note(config)
+    return notes + ([binding] if binding else [])
 
 
 def _default_note() -> str:
