@@ -30,10 +30,10 @@ from selectivity import corruptions as C
 from selectivity.corruptions import (
     CORRUPTIONS,
     TABLES,
-    _ops,
     blur,
     corrupt,
     generate_corruption_set,
+    ops,
     runnable_corruptions,
     table_for_size,
     weather,
@@ -351,7 +351,7 @@ def _motion_blur_loop(image: np.ndarray, radius: float, sigma: float, angle: flo
 def test_motion_blur_kernel_equals_per_pixel_loop():
     images = IMAGES[:2, :12, :12] / 255.0
     angles = torch.tensor([-37.0, 120.0])
-    got = to_hwc(_ops.motion_blur(to_tensor(IMAGES[:2, :12, :12]), 6, 2.0, angles))
+    got = to_hwc(ops.motion_blur(to_tensor(IMAGES[:2, :12, :12]), 6, 2.0, angles))
     for i, angle in enumerate(angles.tolist()):
         assert np.abs(got[i] - _motion_blur_loop(images[i], 6, 2.0, angle)).max() < 1e-5
 
@@ -389,8 +389,8 @@ def test_motion_blur_matches_imagemagick(tmp_path):
         ref = np.asarray(Image.open(tmp_path / "out.png").convert("RGB")).astype(np.float64)
         got = (
             to_hwc(
-                _ops.quantize_trunc(
-                    _ops.motion_blur(to_tensor(image[None]), radius, sigma, torch.tensor([angle]))
+                ops.quantize_trunc(
+                    ops.motion_blur(to_tensor(image[None]), radius, sigma, torch.tensor([angle]))
                 )
             )[0]
             * 255
@@ -681,7 +681,7 @@ def test_shot_noise_counts_are_poisson(level):
 
 
 def test_poisson_samplers_agree_with_scipy_over_rates():
-    rng = _ops.Rng(torch.Generator().manual_seed(1), torch.device("cpu"))
+    rng = ops.Rng(torch.Generator().manual_seed(1), torch.device("cpu"))
     for lam in (0.4, 3.0, 9.9, 10.0, 37.0, 480.0):
         general = rng.poisson(torch.full((40000,), lam)).numpy()
         assert abs(general.mean() - lam) < 4 * math.sqrt(lam / 40000) + 1e-3
@@ -845,12 +845,12 @@ def test_generated_set_layout_rows_and_resume(tmp_path, digits20):
                 for i in range(0, 20, 8)
             ]
         )
-        expected = _ops.truncate_to_uint8(y).permute(0, 2, 3, 1).numpy()
+        expected = ops.truncate_to_uint8(y).permute(0, 2, 3, 1).numpy()
         assert np.array_equal(noisy[(severity - 1) * 20 : severity * 20], expected)
     clean_contrast = np.load(tmp_path / "contrast.npy")[80:]
     assert np.array_equal(
         clean_contrast,
-        _ops.truncate_to_uint8(corrupt(digits20.images, "contrast", 5)).permute(0, 2, 3, 1).numpy(),
+        ops.truncate_to_uint8(corrupt(digits20.images, "contrast", 5)).permute(0, 2, 3, 1).numpy(),
     )
     # Resume: nothing left to do, nothing rewritten; a new corruption is added alone.
     stamps = {p.name: p.stat().st_mtime_ns for p in tmp_path.iterdir()}

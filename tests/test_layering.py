@@ -144,7 +144,7 @@ ALLOWED: dict[str, set[str]] = {
         "corruptions.weather",
     },
     "corruptions.generate": {
-        "corruptions._ops",
+        "corruptions.ops",
         "corruptions.apply",
         "corruptions.store",
         "corruptions.tables",
@@ -152,7 +152,7 @@ ALLOWED: dict[str, set[str]] = {
         "files",
     },
     "corruptions.apply": {
-        "corruptions._ops",
+        "corruptions.ops",
         "corruptions.blur",
         "corruptions.digital",
         "corruptions.noise",
@@ -160,11 +160,11 @@ ALLOWED: dict[str, set[str]] = {
         "corruptions.weather",
     },
     "corruptions.store": {"data", "files"},
-    "corruptions.noise": {"corruptions._ops"},
-    "corruptions.blur": {"corruptions._ops"},
-    "corruptions.weather": {"corruptions._ops"},
-    "corruptions.digital": {"corruptions._ops"},
-    "corruptions._ops": {"corruptions.tables", "rng"},
+    "corruptions.noise": {"corruptions.ops"},
+    "corruptions.blur": {"corruptions.ops"},
+    "corruptions.weather": {"corruptions.ops"},
+    "corruptions.digital": {"corruptions.ops"},
+    "corruptions.ops": {"corruptions.tables", "rng"},
     "corruptions.tables": set(),
     "data": {
         "data.adapt",
@@ -373,7 +373,7 @@ def test_no_import_cycles():
 
 def _private_imports() -> set[tuple[str, str]]:
     """(importer, module) pairs where an underscore name crosses modules. A private module
-    (corruptions._ops) is its package's: importing it from inside that package is fine."""
+    (corruptions.ops) is its package's: importing it from inside that package is fine."""
     found = set()
     for name in MODULES:
         for module, taken in _imports(name):

@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 
 from selectivity.corruptions import blur, digital, noise, weather
-from selectivity.corruptions._ops import Context, Rng
+from selectivity.corruptions.ops import Context, Rng
 from selectivity.corruptions.tables import CORRUPTIONS, get_table, table_for_size
 from selectivity.corruptions.weather import FROST_INSTALL_HINT, frost_available
 

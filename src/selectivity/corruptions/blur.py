@@ -11,7 +11,7 @@ Where the generators call a library, the same operation is written out here:
   cv2.GaussianBlur with a 3x3 (5x5 for radius > 8) kernel of std alias_blur).
 - motion_blur: ImageMagick's motion blur through Wand in the generators. Here, without
   ImageMagick, a line kernel of 2 ceil(radius) + 1 taps with one-sided Gaussian weights
-  exp(-i^2 / 2 sigma^2), i = 0, 1, ..., at the drawn angle (see `_ops.motion_blur`), followed by
+  exp(-i^2 / 2 sigma^2), i = 0, 1, ..., at the drawn angle (see `ops.motion_blur`), followed by
   the 8-bit truncation of the PNG round trip. This is ImageMagick's own kernel: same width rule,
   same weights, same rounded integer offsets, edge pixels repeated. Against ImageMagick 6.9.11
   (`convert -motion-blur RxS+A`) the 8-bit results agree but for ~0.2% of values, one level off.
@@ -29,8 +29,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from selectivity.corruptions import _ops
-from selectivity.corruptions._ops import Context
+from selectivity.corruptions import ops
+from selectivity.corruptions.ops import Context
 
 __all__ = [
     "FUNCTIONS",
@@ -46,7 +46,7 @@ __all__ = [
 
 def gaussian_blur(x: Tensor, sigma: float, ctx: Context) -> Tensor:
     """Per-channel Gaussian blur with std `sigma` pixels, edge border, clipped."""
-    return _ops.gaussian_filter(x, float(sigma), mode="edge").clamp_(0, 1)
+    return ops.gaussian_filter(x, float(sigma), mode="edge").clamp_(0, 1)
 
 
 @lru_cache(maxsize=32)
@@ -66,14 +66,14 @@ def disk_kernel(radius: float, alias_blur: float) -> np.ndarray:
     t = np.arange(ksize) - (ksize - 1) / 2
     g = np.exp(-(t**2) / (2 * float(alias_blur) ** 2))
     g /= g.sum()
-    m = _ops.filter_matrix(len(grid), tuple(g.tolist()), "reflect101")
+    m = ops.filter_matrix(len(grid), tuple(g.tolist()), "reflect101")
     return m @ disk @ m.T
 
 
 def defocus_blur(x: Tensor, params: tuple[float, float], ctx: Context) -> Tensor:
     """Correlation with the anti-aliased disk of (radius, alias_blur), reflect-101 border, clipped."""
     radius, alias_blur = params
-    return _ops.correlate2d(
+    return ops.correlate2d(
         x, disk_kernel(float(radius), float(alias_blur)), "reflect101", rel_tol=1e-7
     ).clamp_(0, 1)
 
@@ -229,7 +229,7 @@ def glass_blur(x: Tensor, params: tuple[float, int, int], ctx: Context) -> Tenso
     again, clipped. params = (sigma, max_delta, iterations)."""
     sigma, delta, iterations = float(params[0]), int(params[1]), int(params[2])
     n, c, h, w = x.shape
-    y = _ops.quantize_trunc(_ops.gaussian_filter(x, sigma, mode="edge"))
+    y = ops.quantize_trunc(ops.gaussian_filter(x, sigma, mode="edge"))
     k = iterations * max(h - 2 * delta, 0) * max(w - 2 * delta, 0)
     offsets = ctx.rng.randint(-delta, delta, (n, k, 2))
     source = swap_permutation(offsets[..., 1], offsets[..., 0], h, w, delta, iterations)
@@ -238,7 +238,7 @@ def glass_blur(x: Tensor, params: tuple[float, int, int], ctx: Context) -> Tenso
         .gather(2, source.unsqueeze(1).expand(n, c, h * w))
         .reshape(n, c, h, w)
     )
-    return _ops.gaussian_filter(y, sigma, mode="edge").clamp_(0, 1)
+    return ops.gaussian_filter(y, sigma, mode="edge").clamp_(0, 1)
 
 
 def motion_blur(x: Tensor, params: tuple[float, float], ctx: Context) -> Tensor:
@@ -246,7 +246,7 @@ def motion_blur(x: Tensor, params: tuple[float, float], ctx: Context) -> Tensor:
     bits as the generators' PNG round trip through ImageMagick does."""
     radius, sigma = params
     angles = ctx.rng.uniform((x.shape[0],), -45.0, 45.0)
-    return _ops.quantize_trunc(_ops.motion_blur(x, float(radius), float(sigma), angles))
+    return ops.quantize_trunc(ops.motion_blur(x, float(radius), float(sigma), angles))
 
 
 def zoom_blur(x: Tensor, zooms: tuple[float, ...], ctx: Context) -> Tensor:
@@ -257,7 +257,7 @@ def zoom_blur(x: Tensor, zooms: tuple[float, ...], ctx: Context) -> Tensor:
     groups: Counter = Counter()
     matrices = {}
     for z in zooms:
-        mh, mw = _ops.clipped_zoom_matrix(h, float(z)), _ops.clipped_zoom_matrix(w, float(z))
+        mh, mw = ops.clipped_zoom_matrix(h, float(z)), ops.clipped_zoom_matrix(w, float(z))
         key = (mh.tobytes(), mw.tobytes())
         matrices[key] = (mh, mw)
         groups[key] += 1
@@ -268,7 +268,7 @@ def zoom_blur(x: Tensor, zooms: tuple[float, ...], ctx: Context) -> Tensor:
         if np.array_equal(mh, eye_h) and np.array_equal(mw, eye_w):
             out.add_(x, alpha=count)
         else:
-            out.add_(_ops.apply_separable(x, mh, mw), alpha=count)
+            out.add_(ops.apply_separable(x, mh, mw), alpha=count)
     return out.div_(len(zooms) + 1).clamp_(0, 1)
 
 

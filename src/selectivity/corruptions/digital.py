@@ -27,8 +27,8 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from selectivity.corruptions import _ops
-from selectivity.corruptions._ops import Context
+from selectivity.corruptions import ops
+from selectivity.corruptions.ops import Context
 
 __all__ = [
     "FUNCTIONS",
@@ -93,7 +93,7 @@ def jpeg_compression(x: Tensor, quality: int, ctx: Context) -> Tensor:
     uint8). One image at a time on the CPU: PIL's per-call overhead (~0.2 ms) is the cost, and
     a thread pool does not shorten it.
     """
-    levels = _ops.to_grey_levels(x).to(torch.uint8).permute(0, 2, 3, 1).contiguous().cpu().numpy()
+    levels = ops.to_grey_levels(x).to(torch.uint8).permute(0, 2, 3, 1).contiguous().cpu().numpy()
     q = int(quality)
     decoded = np.stack([_jpeg_one(image, q) for image in levels])
     out = torch.from_numpy(decoded).to(x.device).permute(0, 3, 1, 2)
@@ -130,10 +130,10 @@ def _pil_box_resize(levels: Tensor, out_h: int, out_w: int) -> Tensor:
     """PIL's Image.resize(..., BOX) of 8-bit levels (float64 (..., H, W)) -> (..., out_h, out_w)."""
     h, w = levels.shape[-2:]
     if out_w != w:
-        m = _ops.as_tensor(pil_box_matrix(w, out_w), levels)
+        m = ops.as_tensor(pil_box_matrix(w, out_w), levels)
         levels = torch.floor(levels @ m.T + 0.5).clamp_(0, 255)
     if out_h != h:
-        m = _ops.as_tensor(pil_box_matrix(h, out_h), levels)
+        m = ops.as_tensor(pil_box_matrix(h, out_h), levels)
         levels = torch.floor(torch.matmul(m, levels) + 0.5).clamp_(0, 255)
     return levels
 
@@ -143,7 +143,7 @@ def pixelate(x: Tensor, factor: float, ctx: Context) -> Tensor:
     h, w = x.shape[-2:]
     small_h, small_w = max(int(h * float(factor)), 1), max(int(w * float(factor)), 1)
     # float64: the fixed-point sums must be exact for the rounding to match PIL.
-    levels = _ops.to_grey_levels(x).double()
+    levels = ops.to_grey_levels(x).double()
     levels = _pil_box_resize(_pil_box_resize(levels, small_h, small_w), h, w)
     return levels.div_(255).to(x.dtype)
 
@@ -182,14 +182,14 @@ def elastic_transform(x: Tensor, params: tuple[float, float, float], ctx: Contex
 
     src_cols = coeff(0, 0) * cols + coeff(0, 1) * rows + coeff(0, 2)
     src_rows = coeff(1, 0) * cols + coeff(1, 1) * rows + coeff(1, 2)
-    warped = _ops.sample_bilinear(x, src_rows, src_cols, "reflect101")
-    dx = _ops.gaussian_filter(
+    warped = ops.sample_bilinear(x, src_rows, src_cols, "reflect101")
+    dx = ops.gaussian_filter(
         ctx.rng.uniform((n, h, w), -1.0, 1.0), sigma, mode="symmetric", truncate=3.0
     ).mul_(alpha)
-    dy = _ops.gaussian_filter(
+    dy = ops.gaussian_filter(
         ctx.rng.uniform((n, h, w), -1.0, 1.0), sigma, mode="symmetric", truncate=3.0
     ).mul_(alpha)
-    return _ops.sample_bilinear(warped, rows + dy, cols + dx, "symmetric").clamp_(0, 1)
+    return ops.sample_bilinear(warped, rows + dy, cols + dx, "symmetric").clamp_(0, 1)
 
 
 FUNCTIONS: dict[str, Callable[..., Tensor]] = {

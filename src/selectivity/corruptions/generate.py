@@ -28,8 +28,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from selectivity.corruptions._ops import truncate_to_uint8
 from selectivity.corruptions.apply import check_request, corrupt, runnable_corruptions
+from selectivity.corruptions.ops import truncate_to_uint8
 from selectivity.corruptions.store import (
     NUM_SEVERITIES,
     is_complete,

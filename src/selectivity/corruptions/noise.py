@@ -12,7 +12,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from selectivity.corruptions._ops import Context
+from selectivity.corruptions.ops import Context
 
 __all__ = ["FUNCTIONS", "gaussian_noise", "impulse_noise", "shot_noise", "speckle_noise"]
 

@@ -7,7 +7,7 @@ quantisation is applied.
 
 Library calls of the generators, written out here:
 - snow: the layer's motion blur is ImageMagick's through Wand in the generators; here the same
-  one-sided Gaussian line kernel (`_ops.motion_blur`), angle ~ U(-135, -45) degrees.
+  one-sided Gaussian line kernel (`ops.motion_blur`), angle ~ U(-135, -45) degrees.
 - frost: textures are the frost images shipped in the `imagecorruptions` wheel (frost1..frost5;
   the generators never pick frost6), read as package data without importing that package's code,
   resized as cv2.resize(INTER_LINEAR) by the table's factor (in float: identical at CIFAR's 0.2,
@@ -35,8 +35,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from selectivity.corruptions import _ops
-from selectivity.corruptions._ops import Context
+from selectivity.corruptions import ops
+from selectivity.corruptions.ops import Context
 
 __all__ = [
     "FUNCTIONS",
@@ -74,12 +74,12 @@ def snow(x: Tensor, params: tuple, ctx: Context) -> Tensor:
     loc, scale, zoom, threshold, radius, sigma, blend = params
     n, _, h, w = x.shape
     layer = ctx.rng.normal((n, h, w), mean=float(loc), std=float(scale))
-    layer = _ops.clipped_zoom(layer, float(zoom))
+    layer = ops.clipped_zoom(layer, float(zoom))
     layer = torch.where(layer < threshold, torch.zeros_like(layer), layer)
-    layer = _ops.quantize_trunc(layer).unsqueeze(1)  # (N, 1, H, W)
+    layer = ops.quantize_trunc(layer).unsqueeze(1)  # (N, 1, H, W)
     angles = ctx.rng.uniform((n,), -135.0, -45.0)
-    layer = _ops.quantize_trunc(_ops.motion_blur(layer, float(radius), float(sigma), angles))
-    grey = _ops.rgb_to_grey(x)
+    layer = ops.quantize_trunc(ops.motion_blur(layer, float(radius), float(sigma), angles))
+    grey = ops.rgb_to_grey(x)
     out = x * blend + torch.maximum(x, grey * 1.5 + 0.5) * (1 - blend)
     return out.add_(layer).add_(layer.flip(-1).flip(-2)).clamp_(0, 1)
 
@@ -206,7 +206,7 @@ def frost(x: Tensor, params: tuple[float, float], ctx: Context) -> Tensor:
 # --------------------------------------------------------------------------------------------------
 
 
-def plasma_fractal(n: int, mapsize: int, wibbledecay: float, rng: _ops.Rng) -> Tensor:
+def plasma_fractal(n: int, mapsize: int, wibbledecay: float, rng: ops.Rng) -> Tensor:
     """(n, mapsize, mapsize) diamond-square plasma fractals, each scaled to [0, 1]; mapsize a
     power of 2, the map wraps around (torus).
 
@@ -277,11 +277,11 @@ def canny(levels: Tensor, low: float, high: float) -> Tensor:
     h, w = levels.shape[-2:]
     # Sobel with a replicated border, as cv2.Canny computes it.
     smooth, diff = (1.0, 2.0, 1.0), (-1.0, 0.0, 1.0)
-    gx = _ops.apply_separable(
-        levels, _ops.filter_matrix(h, smooth, "edge"), _ops.filter_matrix(w, diff, "edge")
+    gx = ops.apply_separable(
+        levels, ops.filter_matrix(h, smooth, "edge"), ops.filter_matrix(w, diff, "edge")
     )
-    gy = _ops.apply_separable(
-        levels, _ops.filter_matrix(h, diff, "edge"), _ops.filter_matrix(w, smooth, "edge")
+    gy = ops.apply_separable(
+        levels, ops.filter_matrix(h, diff, "edge"), ops.filter_matrix(w, smooth, "edge")
     )
     gx, gy = gx.round().int(), gy.round().int()
     mag = gx.abs() + gy.abs()
@@ -382,16 +382,16 @@ def spatter(x: Tensor, params: tuple, ctx: Context) -> Tensor:
     loc, scale, sigma, threshold, intensity, mode = params
     n, _, h, w = x.shape
     layer = ctx.rng.normal((n, h, w), mean=float(loc), std=float(scale))
-    layer = _ops.gaussian_filter(layer, float(sigma), mode="edge")
+    layer = ops.gaussian_filter(layer, float(sigma), mode="edge")
     layer = torch.where(layer < threshold, torch.zeros_like(layer), layer)
     if int(mode) == 0:
         # The generators cast to uint8 here; values above 1 are clipped rather than wrapped.
         levels = (layer.clamp(0, 1) * 255).floor_()
         dist = distance_to_edges(canny(levels, 50, 150), 20.0)
-        dist = (_ops.box_filter3(dist) + 1e-4).floor_().clamp_(0, 255).long()
+        dist = (ops.box_filter3(dist) + 1e-4).floor_().clamp_(0, 255).long()
         dist = equalize_hist(dist).to(x.dtype)
-        dist = _ops.correlate2d(dist, _EMBOSS, "reflect101").round_().clamp_(0, 255)
-        dist = _ops.box_filter3(dist).round_()
+        dist = ops.correlate2d(dist, _EMBOSS, "reflect101").round_().clamp_(0, 255)
+        dist = ops.box_filter3(dist).round_()
         m = levels * dist
         peak = m.amax(dim=(1, 2), keepdim=True)
         m = torch.where(peak > 0, m / peak.clamp_min(1e-12), torch.zeros_like(m)).mul_(
@@ -400,7 +400,7 @@ def spatter(x: Tensor, params: tuple, ctx: Context) -> Tensor:
         colour = torch.tensor(_WATER, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
         return (x + m.unsqueeze(1) * colour).clamp_(0, 1)
     mask = (layer > threshold).to(x.dtype)
-    m = _ops.gaussian_filter(mask, float(intensity), mode="edge")
+    m = ops.gaussian_filter(mask, float(intensity), mode="edge")
     m = torch.where(m < 0.8, torch.zeros_like(m), m).unsqueeze(1)
     colour = torch.tensor(_MUD, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
     return (x * (1 - m) + colour * m).clamp_(0, 1)
