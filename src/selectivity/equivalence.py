@@ -154,6 +154,18 @@ def _tail(count: int, n: int) -> float:
     return (count + 1) / (n + 1)
 
 
+def _differences(
+    treated: ArrayLike, control: ArrayLike, paired: bool, n_resamples: int, seed: int
+) -> tuple[float, np.ndarray | None, int, int]:
+    """mean(treated) - mean(control), its bootstrap replicates (None with fewer than two values
+    on a side) and the two group sizes: what every test of the difference starts from."""
+    a, b = _arrays(treated, control, paired)
+    difference = float(a.mean() - b.mean()) if a.size and b.size else math.nan
+    if a.size < 2 or b.size < 2:
+        return difference, None, a.size, b.size
+    return difference, _replicates(a, b, "difference", paired, n_resamples, seed), a.size, b.size
+
+
 def equivalence_test(
     treated: ArrayLike,
     control: ArrayLike,
@@ -168,14 +180,10 @@ def equivalence_test(
     if not margin > 0:
         raise ValueError(f"the equivalence margin must be positive, got {margin}")
     _check_alpha(alpha)
-    a, b = _arrays(treated, control, paired)
-    difference = float(a.mean() - b.mean()) if a.size and b.size else math.nan
-    if a.size < 2 or b.size < 2:
+    difference, d, n_a, n_b = _differences(treated, control, paired, n_resamples, seed)
+    if d is None:
         nan = math.nan
-        return Equivalence(
-            difference, nan, nan, margin, alpha, nan, nan, nan, False, a.size, b.size
-        )
-    d = _replicates(a, b, "difference", paired, n_resamples, seed)
+        return Equivalence(difference, nan, nan, margin, alpha, nan, nan, nan, False, n_a, n_b)
     p_lower = _tail(int((d <= -margin).sum()), d.size)
     p_upper = _tail(int((d >= margin).sum()), d.size)
     low, high = np.quantile(d, [alpha, 1 - alpha])
@@ -190,8 +198,8 @@ def equivalence_test(
         p_upper,
         p_value,
         p_value < alpha,
-        a.size,
-        b.size,
+        n_a,
+        n_b,
     )
 
 
@@ -210,11 +218,9 @@ def difference_test(
     if alternative not in ("less", "greater"):
         raise ValueError(f"alternative must be 'less' or 'greater', got {alternative!r}")
     _check_alpha(alpha)
-    a, b = _arrays(treated, control, paired)
-    difference = float(a.mean() - b.mean()) if a.size and b.size else math.nan
-    if a.size < 2 or b.size < 2:
-        return Difference(difference, math.nan, math.nan, math.nan, alternative, a.size, b.size)
-    d = _replicates(a, b, "difference", paired, n_resamples, seed)
+    difference, d, n_a, n_b = _differences(treated, control, paired, n_resamples, seed)
+    if d is None:
+        return Difference(difference, math.nan, math.nan, math.nan, alternative, n_a, n_b)
     against = (d >= 0) if alternative == "less" else (d <= 0)
     low, high = np.quantile(d, [alpha, 1 - alpha])
     return Difference(
@@ -223,8 +229,8 @@ def difference_test(
         float(high),
         _tail(int(against.sum()), d.size),
         alternative,
-        a.size,
-        b.size,
+        n_a,
+        n_b,
     )
 
 
@@ -240,14 +246,12 @@ def mean_difference(
     the accuracy change of the report's table."""
     if not 0.0 < confidence < 1.0:
         raise ValueError(f"confidence must be in (0, 1), got {confidence}")
-    a, b = _arrays(treated, control, paired)
-    difference = float(a.mean() - b.mean()) if a.size and b.size else math.nan
-    if a.size < 2 or b.size < 2:
-        return Difference(difference, math.nan, math.nan, math.nan, "two-sided", a.size, b.size)
-    d = _replicates(a, b, "difference", paired, n_resamples, seed)
+    difference, d, n_a, n_b = _differences(treated, control, paired, n_resamples, seed)
+    if d is None:
+        return Difference(difference, math.nan, math.nan, math.nan, "two-sided", n_a, n_b)
     tail = (1 - confidence) / 2
     low, high = np.quantile(d, [tail, 1 - tail])
-    return Difference(difference, float(low), float(high), math.nan, "two-sided", a.size, b.size)
+    return Difference(difference, float(low), float(high), math.nan, "two-sided", n_a, n_b)
 
 
 def selectivity_factor(
