@@ -13,6 +13,19 @@ if "MPLCONFIGDIR" not in os.environ:
     atexit.register(shutil.rmtree, os.environ["MPLCONFIGDIR"], ignore_errors=True)
 
 
+# Each xdist worker on a core of its own. torch's OpenMP threads wait busily, so two workers
+# running two threads each on two cores slow each other down several times over (measured: a
+# two-trial sweep took 12 s on one thread, 68 s on two beside another worker). The processes a
+# test starts inherit the core, and what counts cores (torch, a sweep's share) reads the mask.
+_worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+if _worker.startswith("gw") and hasattr(os, "sched_setaffinity"):
+    _cores = sorted(os.sched_getaffinity(0))
+    if len(_cores) >= int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
+        os.sched_setaffinity(0, {_cores[int(_worker[2:]) % len(_cores)]})
+        if "torch" in sys.modules:
+            sys.modules["torch"].set_num_threads(1)
+
+
 @pytest.fixture
 def run_cli(monkeypatch, capsys):
     """Run the `selectivity` console entry point in-process: (exit code, stdout, stderr)."""

@@ -174,17 +174,16 @@ def _sweep_command(out: Path) -> list[str]:
     ]
 
 
-def test_sigkill_mid_trial_then_rerun_gives_the_uninterrupted_results(tmp_path):
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    reference = subprocess.run(
-        _sweep_command(tmp_path / "ref"), env=env, capture_output=True, text=True, timeout=600
-    )
-    assert reference.returncode == 0, reference.stderr
+def test_sigkill_mid_trial_then_rerun_gives_the_uninterrupted_results(tmp_path, run_cli):
+    # The uninterrupted reference and the rerun go through the same command in this process;
+    # only the run that is killed needs a process of its own.
+    code, _, err = run_cli(*_sweep_command(tmp_path / "ref")[3:])
+    assert code == 0, err
 
     out = tmp_path / "killed"
     process = subprocess.Popen(
         _sweep_command(out),
-        env=env,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
@@ -204,10 +203,8 @@ def test_sigkill_mid_trial_then_rerun_gives_the_uninterrupted_results(tmp_path):
     )
     first_stamp = (out / "alpha=-1" / "seed=0" / "checkpoint_last.pt").stat().st_mtime_ns
 
-    rerun = subprocess.run(
-        _sweep_command(out), env=env, capture_output=True, text=True, timeout=600
-    )
-    assert rerun.returncode == 0, rerun.stderr
+    code, _, err = run_cli(*_sweep_command(out)[3:])
+    assert code == 0, err
     assert (out / "alpha=-1" / "seed=0" / "checkpoint_last.pt").stat().st_mtime_ns == first_stamp
     pd.testing.assert_frame_equal(
         pd.read_parquet(out / "results.parquet"),

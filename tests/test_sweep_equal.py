@@ -3,6 +3,7 @@ evaluated by hand with other settings evaluated again, one sweep per folder at a
 start that fails leaves nothing behind."""
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -15,6 +16,7 @@ import pytest
 from selectivity import schema
 from selectivity.config import SweepConfig
 from selectivity.data import DataError
+from selectivity.executors import available_cores
 from selectivity.lock import FolderLocked
 from selectivity.sweep import run_sweep, trial_threads
 
@@ -32,7 +34,7 @@ TINY_CLEAN = {
 
 
 def test_threads_per_trial_are_fixed_by_the_sweep_settings(monkeypatch):
-    monkeypatch.setattr("os.cpu_count", lambda: 8)
+    monkeypatch.setattr("selectivity.sweep.available_cores", lambda: 8)
     local = SweepConfig(workers=4)
     assert trial_threads(local, trials=20) == 2
     assert trial_threads(local, trials=2) == 4  # a small sweep: only 2 ever run at once
@@ -42,15 +44,29 @@ def test_threads_per_trial_are_fixed_by_the_sweep_settings(monkeypatch):
     assert trial_threads(SweepConfig(executor="ray", cpus_per_trial=3.0), trials=20) == 3
 
 
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="no CPU affinity on this system")
+def test_the_share_of_cores_reads_the_affinity_mask_not_the_machine():
+    # Under taskset or a Slurm cpuset, os.cpu_count() still counts the whole machine: a share
+    # of that would run more torch threads than the process has cores.
+    saved = os.sched_getaffinity(0)
+    try:
+        os.sched_setaffinity(0, {min(saved)})
+        assert available_cores() == 1
+        assert trial_threads(SweepConfig(workers=1), trials=4) == 1
+    finally:
+        os.sched_setaffinity(0, saved)
+    assert available_cores() == len(saved)
+
+
 def test_a_resumed_sweep_with_fewer_trials_than_workers_gives_equal_numbers(tmp_path, monkeypatch):
-    # 3 trials on 2 workers: 2 threads each on 4 cores. Rerun with one trial to redo, the old
-    # scheduling gave that trial all 4.
-    monkeypatch.setattr("os.cpu_count", lambda: 4)
+    # 3 trials on 2 workers: 1 thread each on 2 cores. Rerun with one trial to redo, the old
+    # scheduling gave that trial both.
+    monkeypatch.setattr("selectivity.sweep.available_cores", lambda: 2)
     keys = [TINY_CLEAN, {"alphas": (-1.0, 0.0, 1.0), "seeds": (0,), "workers": 2}]
     first = run_sweep(tmp_path / "s", keys, progress=False)
     assert (first["status"] == "done").all(), first["reason"].tolist()
     reference = pd.read_parquet(tmp_path / "s" / "results.parquet")
-    assert json.loads((tmp_path / "s" / "sweep.json").read_text())["trial_threads"] == 2
+    assert json.loads((tmp_path / "s" / "sweep.json").read_text())["trial_threads"] == 1
     # An interrupted trial is one whose folder holds no finished record yet.
     shutil.rmtree(tmp_path / "s" / "alpha=1" / "seed=0")
     again = run_sweep(tmp_path / "s", keys, progress=False)
@@ -62,7 +78,7 @@ def test_a_resumed_sweep_with_fewer_trials_than_workers_gives_equal_numbers(tmp_
         )["num_threads"]
         for alpha in ("-1", "0", "1")
     }
-    assert threads == {"-1": 2, "0": 2, "1": 2}
+    assert threads == {"-1": 1, "0": 1, "1": 1}
 
 
 @pytest.fixture

@@ -42,7 +42,12 @@ from selectivity.config import (
     typed,
 )
 from selectivity.errors import SelectivityError
-from selectivity.executors import local_executor, ray_executor, stop_on_signals
+from selectivity.executors import (
+    available_cores,
+    local_executor,
+    ray_executor,
+    stop_on_signals,
+)
 from selectivity.files import (
     FileError,
     differing_keys,
@@ -219,19 +224,18 @@ def trial_threads(config: SweepConfig, trials: int, recorded: Any = None) -> int
     has one): CPU results depend on the thread count, so a trial resumed by a rerun with fewer
     trials left than workers computes as it would have in the first run.
 
-    Local: the cores shared out among the trials that first ran at once (min(workers, trials));
-    Ray: cpus_per_trial.
+    Local: the cores this process may run on (`available_cores`) shared out among the trials that
+    first ran at once (min(workers, trials)); Ray: cpus_per_trial.
     """
     if isinstance(recorded, int) and not isinstance(recorded, bool) and recorded >= 1:
         return recorded
     if config.executor == "ray":
         return max(1, int(config.cpus_per_trial))
-    cores = os.cpu_count() or 1
-    return max(1, cores // min(_workers(config), max(1, trials)))
+    return max(1, available_cores() // min(_workers(config), max(1, trials)))
 
 
 def _workers(config: SweepConfig) -> int:
-    return config.workers or max(1, (os.cpu_count() or 1) // 2)
+    return config.workers or max(1, available_cores() // 2)
 
 
 # The longest folder name most file systems take (ext4, XFS, btrfs, APFS: 255 bytes).
