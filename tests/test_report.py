@@ -840,23 +840,6 @@ def test_plot_silent_units(collapsed_results):
         plot_silent_units(make_results(current=False))
 
 
-def test_report_shows_collapse_settings_binding_and_cap(collapsed_results, tmp_path):
-    text = write_report(collapsed_results, tmp_path / "c", n_resamples=200).read_text()
-    collapsed = text[text.index("Collapsed trials (6 of 18)") : text.index("<h2>Figures")]
-    assert collapsed.count("<tr><td>") == len(C_COLLAPSED)
-    assert "60% of conv2.relu&#x27;s units silent" in collapsed and "Not checked" not in collapsed
-    assert "The ε-ball never binds: the largest L∞ distance PGD reached is 0.001" in text
-    assert "split test; samples per trial 500; PGD step size 0.0001." in text
-    corrupted = collapsed_results[
-        (collapsed_results["metric"] == "dimensionality_corruption")
-        & (collapsed_results["layer"] == "fc.relu")
-    ]
-    near = int((corrupted["value"] >= 0.9 * 0.5).sum())
-    assert 0 < near < len(corrupted)
-    assert f"dimensionality_corruption at fc.relu in {near} of 18 trials (cap 0.5)" in text
-    assert "conv1.relu in" not in text
-
-
 # ---------------------------------------------------------------------------------------------
 # Report
 
