@@ -35,6 +35,7 @@ def _row(claims: pd.DataFrame, key: str) -> pd.Series:
 
 # ---------------------------------------------------------------------------------------------
 # Multiple testing
+# (The report's one family over all its claims: test_report_methods, on its union sweep's report.)
 
 
 def test_holm_adjusts_known_p_values():
@@ -71,36 +72,6 @@ def test_bootstrap_p_agrees_with_the_interval():
         low, high, p = bootstrap_test((sample,), np.mean, seed=1)
         assert (low, high) == percentile_bootstrap((sample,), np.mean, seed=1)
         assert (p < 0.05) == (low > 0 or high < 0)
-
-
-FIRST_PAPER_KEYS = (
-    "rotated_bound_falls",
-    "pwcca_below",
-    "linear_cka_below",
-    "no_accuracy_cost",
-    "raising_hurts",
-    "corruptions_improved",
-)
-
-
-def test_the_report_adjusts_over_every_claim_it_tests(tmp_path):
-    union = make_union(methods=("noise_std", "adv_eps"))
-    write_report(union, tmp_path, n_resamples=200)
-    claims = pd.read_csv(tmp_path / "claims.csv", keep_default_na=False)
-    tested = claims[claims["verdict"] != "not tested"]
-    p = pd.to_numeric(tested["p_value"], errors="coerce")
-    # The family: every tested claim with a p-value (papers', methods' and the first paper's
-    # tests); a claim decided by a CI alone stays out of it and says so.
-    family = tested[p.notna()]
-    np.testing.assert_allclose(pd.to_numeric(family["p_holm"]), holm(p[p.notna()].to_numpy()))
-    assert (tested.loc[p.isna(), "verdict_holm"] == "no p-value").all()
-    # Over the report's family the adjusted p of a claim is at least its own table's.
-    alone = evaluate_method_claims(union, n_resamples=200)
-    assert (tested["experiment"] != "").sum() == len(alone)
-    page = (tmp_path / "report.html").read_text()
-    # The first paper's section shows its own claims table, without the Holm line.
-    first_paper = tested["key"].str.startswith(FIRST_PAPER_KEYS)
-    assert page.count("Holm: ") == len(tested) - int(first_paper.sum())
 
 
 # ---------------------------------------------------------------------------------------------
