@@ -9,12 +9,15 @@ columns, none of the collapse, PGD-radius and dimensionality-cap metrics).
 `make_collapsed_results` adds networks that collapsed at large alpha (see its docstring).
 """
 
+import ast
 import base64
 import json
 import os
 import re
 import subprocess
 import sys
+from dataclasses import dataclass
+from pathlib import Path
 
 import matplotlib
 import numpy as np
@@ -837,32 +840,53 @@ def test_plot_silent_units(collapsed_results):
         plot_silent_units(make_results(current=False))
 
 
-def test_report_shows_collapse_settings_binding_and_cap(collapsed_results, tmp_path):
-    text = write_report(collapsed_results, tmp_path / "c", n_resamples=200).read_text()
-    collapsed = text[text.index("Collapsed trials (6 of 18)") : text.index("<h2>Figures")]
-    assert collapsed.count("<tr><td>") == len(C_COLLAPSED)
-    assert "60% of conv2.relu&#x27;s units silent" in collapsed and "Not checked" not in collapsed
-    assert "The ε-ball never binds: the largest L∞ distance PGD reached is 0.001" in text
-    assert "split test; samples per trial 500; PGD step size 0.0001." in text
-    corrupted = collapsed_results[
-        (collapsed_results["metric"] == "dimensionality_corruption")
-        & (collapsed_results["layer"] == "fc.relu")
-    ]
-    near = int((corrupted["value"] >= 0.9 * 0.5).sum())
-    assert 0 < near < len(corrupted)
-    assert f"dimensionality_corruption at fc.relu in {near} of 18 trials (cap 0.5)" in text
-    assert "conv1.relu in" not in text
-
-
 # ---------------------------------------------------------------------------------------------
 # Report
 
 
-def test_write_report_is_self_contained(results, tmp_path):
-    failed = pd.DataFrame({"alpha": [100.0], "seed": [1], "error": ["RuntimeError: loss is NaN"]})
-    path = write_report(results, tmp_path / "out", failed=failed, n_resamples=300)
-    assert path == tmp_path / "out" / "report.html"
-    text = path.read_text()
+@dataclass(frozen=True)
+class FreshReport:
+    """make_results()'s whole report, written by a fresh interpreter (`fresh_report`)."""
+
+    out: Path  # the report's folder
+    path: Path  # what write_report returned
+    modules: list[str]  # the modules of selectivity.report the interpreter had loaded
+    torch_loaded: str  # as it printed 'torch' in sys.modules
+    tmp: Path  # its TMPDIR, looked at after it exited
+
+
+@pytest.fixture(scope="module")
+def fresh_report(tmp_path_factory) -> FreshReport:
+    """The whole report of make_results() (one failed trial beside it), written by a fresh
+    interpreter that first imported every module of selectivity.report, with an empty TMPDIR and
+    HOME of its own and no MPLCONFIGDIR. Written once: the tests below only read it."""
+    root = tmp_path_factory.mktemp("fresh")
+    source, out, tmp, home = root / "results.parquet", root / "out", root / "tmp", root / "home"
+    make_results().to_parquet(source)
+    for folder in (tmp, home):
+        folder.mkdir()
+    code = (
+        "import importlib, pkgutil, sys\n"
+        "import pandas as pd\n"
+        "import selectivity.report as report\n"
+        "for module in pkgutil.iter_modules(report.__path__, 'selectivity.report.'):\n"
+        "    importlib.import_module(module.name)\n"
+        "failed = pd.DataFrame(\n"
+        "    {'alpha': [100.0], 'seed': [1], 'error': ['RuntimeError: loss is NaN']}\n"
+        ")\n"
+        f"print(report.write_report({str(source)!r}, {str(out)!r}, failed=failed, n_resamples=300))\n"
+        "print(sorted(m for m in sys.modules if m.startswith('selectivity.report.')))\n"
+        "print('torch' in sys.modules)\n"
+    )
+    done = _run_clean(code, {"HOME": str(home), "TMPDIR": str(tmp)})
+    path, modules, torch_loaded = done.stdout.splitlines()
+    return FreshReport(out, Path(path), ast.literal_eval(modules), torch_loaded, tmp)
+
+
+def test_write_report_is_self_contained(fresh_report):
+    out = fresh_report.out
+    assert fresh_report.path == out / "report.html"
+    text = fresh_report.path.read_text()
     # No external resources: every src= is a data URI.
     sources = re.findall(r"src\s*=\s*['\"]([^'\"]*)", text)
     assert sources and all(s.startswith("data:image/png;base64,") for s in sources)
@@ -876,11 +900,11 @@ def test_write_report_is_self_contained(results, tmp_path):
     assert "The ε-ball binds (largest L∞ distance reached 0.0314" in text
     assert "No value lies within 10% of its cap" in text
     assert "Collapsed trials (0 of 21)" in text and "Not checked" not in text
-    pngs = sorted(p.name for p in (tmp_path / "out" / "figures").iterdir())
+    pngs = sorted(p.name for p in (out / "figures").iterdir())
     assert pngs == sorted(
         f"{name}.png" for name in [*(s.name for s in report.FIGURES), *first_paper]
     )
-    summary = pd.read_csv(tmp_path / "out" / "summary.csv")
+    summary = pd.read_csv(out / "summary.csv")
     assert list(summary.columns) == [
         "metric",
         "alpha",
@@ -906,7 +930,7 @@ def test_write_report_is_self_contained(results, tmp_path):
         CORRUPTIONS
     ) * len(SEVERITIES)
     # Only the final files remain: the temporary names were renamed.
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+    assert sorted(p.name for p in out.iterdir()) == [
         "alpha_effects.csv",
         "claims.csv",
         "figures",
@@ -1065,23 +1089,18 @@ def test_import_has_no_side_effects_and_the_first_figure_sets_up_matplotlib(tmp_
     assert list(tmp.iterdir()) == []
 
 
-def test_report_package_does_not_need_torch(tmp_path):
+def test_report_package_does_not_need_torch(fresh_report):
     # Every module of the package, and a whole report written with it, leave torch unloaded.
-    source = tmp_path / "results.parquet"
-    make_results().to_parquet(source)
-    code = (
-        "import importlib, pkgutil, sys\n"
-        "import selectivity.report as report\n"
-        "for module in pkgutil.iter_modules(report.__path__, 'selectivity.report.'):\n"
-        "    importlib.import_module(module.name)\n"
-        f"report.write_report({str(source)!r}, {str(tmp_path / 'out')!r}, n_resamples=20)\n"
-        "print(sorted(m for m in sys.modules if m.startswith('selectivity.report.')))\n"
-        "print('torch' in sys.modules)\n"
-    )
-    modules, torch_loaded = _run_clean(code, {"HOME": str(tmp_path)}).stdout.splitlines()
+    modules = fresh_report.modules
     assert "selectivity.report.stats" in modules and "selectivity.report.html" in modules
-    assert torch_loaded == "False"
-    assert (tmp_path / "out" / "report.html").exists()
+    assert fresh_report.torch_loaded == "False"
+    assert (fresh_report.out / "report.html").exists()
+
+
+def test_no_folder_is_left_when_the_report_draws_in_a_fresh_process(fresh_report):
+    # Checked in the side-effect test above too; here through write_report end to end.
+    assert list(fresh_report.tmp.iterdir()) == []
+    assert (fresh_report.out / "figures" / "jacobian_norm.png").exists()
 
 
 def test_alpha_legends_read_in_numeric_order(results):

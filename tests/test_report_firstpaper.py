@@ -5,13 +5,17 @@ its rows and "not measured" without them; the trial-folder loader and `report --
 """
 
 import json
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 from matplotlib.figure import Figure
+from typer.testing import CliRunner
 
 from selectivity import schema
+from selectivity.cli import app
 from selectivity.report import (
     alpha_effects,
     evaluate_first_paper_claims,
@@ -329,36 +333,6 @@ def test_training_curves_and_unit_violins_render_and_refuse_empty_tables():
             plot(empty)
 
 
-def test_the_report_has_the_section_with_every_figure(tmp_path):
-    path = write_report(
-        make_paper_results(), tmp_path, n_resamples=N, epochs=make_epochs(), units=make_units()
-    )
-    page = path.read_text()
-    section = page[page.index("id='first-paper'") :]
-    for name in (
-        "similarity",
-        "rotated_selectivity",
-        "accuracy_vs_alpha",
-        "layer_selectivity_vs_alpha",
-        "unit_selectivity",
-        "corruption_panel",
-        "training_curves",
-        *(f"unit_ablation_alpha={a:g}" for a in ALPHAS),
-    ):
-        assert f"id='{name}'" in section, name
-        assert (tmp_path / "figures" / f"{name}.png").stat().st_size > 0
-    assert "not measured" not in section
-    assert "seed-to-seed" in section and "improved 3 of 4 corruptions" in section
-    claims = pd.read_csv(tmp_path / "claims.csv")
-    assert {
-        "no_accuracy_cost_alpha=-10",
-        "raising_hurts_smallest_alpha",
-        "rotated_bound_falls",
-    } <= set(claims["key"])
-    effects = pd.read_csv(tmp_path / "alpha_effects.csv")
-    assert list(effects["alpha"]) == [a for a in ALPHAS if a != 0]
-
-
 def test_the_report_says_not_measured_where_rows_are_missing(tmp_path):
     table = make_paper_results()
     table = table[table["metric"].isin(["test_accuracy", "selectivity"])]
@@ -430,16 +404,63 @@ def test_a_damaged_trial_table_is_left_out_with_a_warning(tmp_path):
     assert len(trials) == len(ALPHAS) * len(SEEDS) - 2
 
 
-def test_report_command_takes_a_margin_and_refuses_a_bad_one(tmp_path, run_cli):
-    table = make_paper_results(drop=0.03)
-    _sweep_folder(tmp_path, table)
-    code, _, err = run_cli("report", tmp_path, "--margin", "0.05", "--out", tmp_path / "r")
-    assert code == 0, err
-    claims = pd.read_csv(tmp_path / "r" / "claims.csv").set_index("key")
+@dataclass(frozen=True)
+class Reported:
+    """A sweep folder and what `selectivity report` did with it (`reported`)."""
+
+    folder: Path
+    code: int
+    output: str
+
+
+@pytest.fixture(scope="module")
+def reported(tmp_path_factory) -> Reported:
+    """A sweep folder (`_sweep_folder`) of make_paper_results(drop=0.03), and in its r/ the report
+    `selectivity report --margin 0.05` wrote of it with the trials' epoch and unit tables. Written
+    once: the tests only read it."""
+    folder = tmp_path_factory.mktemp("sweep")
+    _sweep_folder(folder, make_paper_results(drop=0.03))
+    done = CliRunner().invoke(
+        app, ["report", str(folder), "--margin", "0.05", "--out", str(folder / "r")]
+    )
+    return Reported(folder, done.exit_code, done.output)
+
+
+def test_the_report_has_the_section_with_every_figure(reported):
+    out = reported.folder / "r"
+    page = (out / "report.html").read_text()
+    section = page[page.index("id='first-paper'") :]
+    for name in (
+        "similarity",
+        "rotated_selectivity",
+        "accuracy_vs_alpha",
+        "layer_selectivity_vs_alpha",
+        "unit_selectivity",
+        "corruption_panel",
+        "training_curves",
+        *(f"unit_ablation_alpha={a:g}" for a in ALPHAS),
+    ):
+        assert f"id='{name}'" in section, name
+        assert (out / "figures" / f"{name}.png").stat().st_size > 0
+    assert "not measured" not in section
+    assert "seed-to-seed" in section and "improved 3 of 4 corruptions" in section
+    claims = pd.read_csv(out / "claims.csv")
+    assert {
+        "no_accuracy_cost_alpha=-10",
+        "raising_hurts_smallest_alpha",
+        "rotated_bound_falls",
+    } <= set(claims["key"])
+    effects = pd.read_csv(out / "alpha_effects.csv")
+    assert list(effects["alpha"]) == [a for a in ALPHAS if a != 0]
+
+
+def test_report_command_takes_a_margin_and_refuses_a_bad_one(reported, run_cli):
+    assert reported.code == 0, reported.output
+    claims = pd.read_csv(reported.folder / "r" / "claims.csv").set_index("key")
     assert claims.loc["no_accuracy_cost_alpha=-10", "verdict"] == "supported"
-    page = (tmp_path / "r" / "report.html").read_text()
+    page = (reported.folder / "r" / "report.html").read_text()
     assert "id='training_curves'" in page and "id='unit_selectivity'" in page
-    code, _, err = run_cli("report", tmp_path, "--margin", "0")
+    code, _, err = run_cli("report", reported.folder, "--margin", "0")
     assert code == 2
     assert (
         err.strip()

@@ -12,6 +12,7 @@ slope of 0.05 or more is found and a planted 0 is not.
 from __future__ import annotations
 
 import html
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -33,6 +34,7 @@ from selectivity.report import (
     write_report,
 )
 from selectivity.report.catalog import METHOD_KEYS
+from selectivity.report.claims.engine import holm
 from selectivity.report.methods import unassigned
 
 ALPHAS = (-1.0, 0.0, 1.0)
@@ -429,20 +431,62 @@ def test_a_robustness_metric_absent_is_said_in_the_panel():
     assert any("corruption_accuracy" in t.get_text() for t in robustness.texts)
 
 
-def test_report_of_a_union_sweep_has_the_section(tmp_path):
-    union = make_union(methods=("noise_std", "mix_severity", "adv_eps"))
-    page = write_report(union, tmp_path, n_resamples=200).read_text()
+UNION_METHODS = ("noise_std", "mix_severity", "adv_eps")
+
+
+@pytest.fixture(scope="module")
+def union_report(tmp_path_factory) -> Path:
+    """The folder of the whole report of the union sweep of all three methods, written once (the
+    tests only read it)."""
+    out = tmp_path_factory.mktemp("union")
+    write_report(make_union(methods=UNION_METHODS), out, n_resamples=200)
+    return out
+
+
+def test_report_of_a_union_sweep_has_the_section(union_report):
+    page = (union_report / "report.html").read_text()
     assert "Robustness training → selectivity" in page
     for name in ("noise_training", "mix_training", "adversarial_training"):
-        assert (tmp_path / "figures" / f"{name}.png").stat().st_size > 0
+        assert (union_report / "figures" / f"{name}.png").stat().st_size > 0
         assert f"id='{name}'" in page
-    claims = pd.read_csv(tmp_path / "claims.csv")
+    claims = pd.read_csv(union_report / "claims.csv")
     method_rows = claims[claims["experiment"].notna()]
     assert list(method_rows["strength"]) == ["noise_std", "mix_severity", "adv_eps"]
     assert set(method_rows["verdict"]) == {"supported"}
-    summary = pd.read_csv(tmp_path / "summary.csv")
+    summary = pd.read_csv(union_report / "summary.csv")
     assert {"noise_std", "mix_severity", "adv_eps"} <= set(summary.columns)
     assert "<b>In no experiment</b>" not in page
+
+
+# The first paper's claims (key prefixes): its section shows its own claims table.
+FIRST_PAPER_KEYS = (
+    "rotated_bound_falls",
+    "pwcca_below",
+    "linear_cka_below",
+    "no_accuracy_cost",
+    "raising_hurts",
+    "corruptions_improved",
+)
+
+
+def test_the_report_adjusts_over_every_claim_it_tests(union_report):
+    # Multiple testing (issue 17): one Holm family over the papers', methods' and first paper's
+    # claims of the report.
+    claims = pd.read_csv(union_report / "claims.csv", keep_default_na=False)
+    tested = claims[claims["verdict"] != "not tested"]
+    p = pd.to_numeric(tested["p_value"], errors="coerce")
+    # The family: every tested claim with a p-value (papers', methods' and the first paper's
+    # tests); a claim decided by a CI alone stays out of it and says so.
+    family = tested[p.notna()]
+    np.testing.assert_allclose(pd.to_numeric(family["p_holm"]), holm(p[p.notna()].to_numpy()))
+    assert (tested.loc[p.isna(), "verdict_holm"] == "no p-value").all()
+    # Over the report's family the adjusted p of a claim is at least its own table's.
+    alone = evaluate_method_claims(make_union(methods=UNION_METHODS), n_resamples=200)
+    assert (tested["experiment"] != "").sum() == len(alone)
+    page = (union_report / "report.html").read_text()
+    # The first paper's section shows its own claims table, without the Holm line.
+    first_paper = tested["key"].str.startswith(FIRST_PAPER_KEYS)
+    assert page.count("Holm: ") == len(tested) - int(first_paper.sum())
 
 
 def test_report_of_an_alpha_only_sweep_is_unchanged(tmp_path):

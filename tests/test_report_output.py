@@ -3,7 +3,6 @@ stale temporaries, the FGSM figure's radius labels do not overlap, and the repor
 one home for the training methods."""
 
 import itertools
-import os
 
 import numpy as np
 import pandas as pd
@@ -108,25 +107,3 @@ def test_every_training_method_strength_is_read_as_a_number_missing_meaning_off(
     # And the method's trials form its experiment (the strength-0 ones are the baseline).
     names = [e.name for e in report.experiments(loaded)]
     assert names[0] == "alpha" and names[1].startswith(method.name)
-
-
-def test_no_folder_is_left_when_the_report_draws_in_a_fresh_process(tmp_path):
-    # Checked in test_report's side-effect test too; here through write_report end to end.
-    import subprocess
-    import sys
-
-    source = tmp_path / "results.parquet"
-    _small_sweep().to_parquet(source)
-    tmp = tmp_path / "tmp"
-    tmp.mkdir()
-    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path), "TMPDIR": str(tmp)}
-    if "PYTHONPATH" in os.environ:  # the package under test, where it is not the installed one
-        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
-    code = (
-        "from selectivity.report import write_report\n"
-        f"write_report({str(source)!r}, {str(tmp_path / 'out')!r}, n_resamples=20)\n"
-    )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
-    assert done.returncode == 0, done.stderr
-    assert list(tmp.iterdir()) == []
-    assert (tmp_path / "out" / "figures" / "jacobian_norm.png").exists()

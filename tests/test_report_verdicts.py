@@ -1,7 +1,8 @@
 """How the report presents its verdicts (issue 17): one collapse policy with the live-unit and
 silent-unit readings and the mark where they change a verdict, Holm-adjusted verdicts beside the
-raw ones, the PGD claim on the strongest attack, the gradient-variability claim on active
-samples, and the gains per corruption with the note on a held-out gain from few corruptions.
+raw ones, the collapse section (with the captions' settings, ε-ball and cap notes), the PGD
+claim on the strongest attack, the gradient-variability claim on active samples, and the gains
+per corruption with the note on a held-out gain from few corruptions.
 
 Synthetic tables with planted truths, from the builders of test_report and test_report_methods.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import html
 import re
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -21,7 +23,7 @@ from selectivity.report.claims.engine import holm, holm_verdicts
 from selectivity.report.gains import concentration_note, corruption_gains, trained_on
 from selectivity.report.html import MARK
 from selectivity.report.stats import bootstrap_test, percentile_bootstrap
-from test_report import make_collapsed_results, make_results
+from test_report import C_COLLAPSED, make_collapsed_results, make_results
 from test_report_methods import make_union
 
 
@@ -33,6 +35,7 @@ def _row(claims: pd.DataFrame, key: str) -> pd.Series:
 
 # ---------------------------------------------------------------------------------------------
 # Multiple testing
+# (The report's one family over all its claims: test_report_methods, on its union sweep's report.)
 
 
 def test_holm_adjusts_known_p_values():
@@ -71,47 +74,25 @@ def test_bootstrap_p_agrees_with_the_interval():
         assert (p < 0.05) == (low > 0 or high < 0)
 
 
-FIRST_PAPER_KEYS = (
-    "rotated_bound_falls",
-    "pwcca_below",
-    "linear_cka_below",
-    "no_accuracy_cost",
-    "raising_hurts",
-    "corruptions_improved",
-)
-
-
-def test_the_report_adjusts_over_every_claim_it_tests(tmp_path):
-    union = make_union(methods=("noise_std", "adv_eps"))
-    write_report(union, tmp_path, n_resamples=200)
-    claims = pd.read_csv(tmp_path / "claims.csv", keep_default_na=False)
-    tested = claims[claims["verdict"] != "not tested"]
-    p = pd.to_numeric(tested["p_value"], errors="coerce")
-    # The family: every tested claim with a p-value (papers', methods' and the first paper's
-    # tests); a claim decided by a CI alone stays out of it and says so.
-    family = tested[p.notna()]
-    np.testing.assert_allclose(pd.to_numeric(family["p_holm"]), holm(p[p.notna()].to_numpy()))
-    assert (tested.loc[p.isna(), "verdict_holm"] == "no p-value").all()
-    # Over the report's family the adjusted p of a claim is at least its own table's.
-    alone = evaluate_method_claims(union, n_resamples=200)
-    assert (tested["experiment"] != "").sum() == len(alone)
-    page = (tmp_path / "report.html").read_text()
-    # The first paper's section shows its own claims table, without the Holm line.
-    first_paper = tested["key"].str.startswith(FIRST_PAPER_KEYS)
-    assert page.count("Holm: ") == len(tested) - int(first_paper.sum())
-
-
 # ---------------------------------------------------------------------------------------------
 # One collapse policy, the other readings and the mark
 
 
-def test_a_verdict_that_the_collapse_rule_flips_carries_the_mark(tmp_path):
+@pytest.fixture(scope="module")
+def collapsed_report(tmp_path_factory) -> Path:
+    """The folder of make_collapsed_results()'s whole report, written once (the tests only read
+    it)."""
+    out = tmp_path_factory.mktemp("collapsed")
+    write_report(make_collapsed_results(), out, n_resamples=200)
+    return out
+
+
+def test_a_verdict_that_the_collapse_rule_flips_carries_the_mark(collapsed_report):
     # One trial at alpha 10 has most of a layer silent (accuracy fine): kept by the policy, its
     # low mu_SI turns "the regularizer raises selectivity" inconclusive; the silent-unit rule
     # (leaving it out) and the live-unit reading say supported.
-    table = make_collapsed_results()
-    page = write_report(table, tmp_path, n_resamples=200).read_text()
-    claims = pd.read_csv(tmp_path / "claims.csv", keep_default_na=False)
+    page = (collapsed_report / "report.html").read_text()
+    claims = pd.read_csv(collapsed_report / "claims.csv", keep_default_na=False)
     row = _row(claims, "regularizer_sign")
     assert row["verdict"] == "inconclusive"
     assert row["verdict_silent_rule"] == "supported" and row["verdict_live"] == "supported"
@@ -127,6 +108,24 @@ def test_a_verdict_that_the_collapse_rule_flips_carries_the_mark(tmp_path):
     # The policy is stated once, in the collapse section.
     assert page.count("One policy for every claim") == 1
     assert "kept; left out by the silent-unit rule only" in page
+
+
+def test_report_shows_collapse_settings_binding_and_cap(collapsed_report):
+    text = (collapsed_report / "report.html").read_text()
+    collapsed = text[text.index("Collapsed trials (6 of 18)") : text.index("<h2>Figures")]
+    assert collapsed.count("<tr><td>") == len(C_COLLAPSED)
+    assert "60% of conv2.relu&#x27;s units silent" in collapsed and "Not checked" not in collapsed
+    assert "The ε-ball never binds: the largest L∞ distance PGD reached is 0.001" in text
+    assert "split test; samples per trial 500; PGD step size 0.0001." in text
+    collapsed_results = make_collapsed_results()
+    corrupted = collapsed_results[
+        (collapsed_results["metric"] == "dimensionality_corruption")
+        & (collapsed_results["layer"] == "fc.relu")
+    ]
+    near = int((corrupted["value"] >= 0.9 * 0.5).sum())
+    assert 0 < near < len(corrupted)
+    assert f"dimensionality_corruption at fc.relu in {near} of 18 trials (cap 0.5)" in text
+    assert "conv1.relu in" not in text
 
 
 def test_a_method_verdict_carried_by_silent_units_is_marked_and_named_per_layer():

@@ -2,6 +2,7 @@
 flagged networks with their reasons, and the AutoAttack claim beside the PGD claim."""
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -97,13 +98,20 @@ def test_autoattack_claim_agrees_or_disagrees_with_pgd():
     assert "DISAGREES with AutoAttack (contradicted)" in _claim(reversed_, "pgd")["note"]
 
 
-def test_report_has_the_figure_and_the_flags(tmp_path):
-    path = write_report(_sweep(), tmp_path, n_resamples=100)
-    text = path.read_text()
+@pytest.fixture(scope="module")
+def sweep_report(tmp_path_factory) -> Path:
+    """The folder of _sweep()'s whole report, written once (the tests only read it)."""
+    out = tmp_path_factory.mktemp("sweep")
+    write_report(_sweep(), out, n_resamples=100)
+    return out
+
+
+def test_report_has_the_figure_and_the_flags(sweep_report):
+    text = (sweep_report / "report.html").read_text()
     assert "Gradient-masking flags (1 of 15 networks flagged)" in text
     assert (
         "id='pgd_vs_autoattack'" in text
-        and (tmp_path / "figures" / "pgd_vs_autoattack.png").exists()
+        and (sweep_report / "figures" / "pgd_vs_autoattack.png").exists()
     )
 
 
@@ -121,6 +129,6 @@ def test_the_adversarial_training_section_draws_pgd_against_autoattack_per_radiu
     assert [t.get_text() for t in legend.get_texts()] == ["0", "1/255", "2/255", "3/255", "4/255"]
 
 
-def test_an_alpha_only_sweep_has_no_per_radius_autoattack_figure(tmp_path):
-    report = write_report(_sweep(), tmp_path, n_resamples=50).read_text()
+def test_an_alpha_only_sweep_has_no_per_radius_autoattack_figure(sweep_report):
+    report = (sweep_report / "report.html").read_text()
     assert "pgd_vs_autoattack_adv_eps" not in report
