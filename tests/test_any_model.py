@@ -23,7 +23,8 @@ from selectivity.metrics import class_selectivity
 from selectivity.schema import COLUMNS
 
 COLUMNS_UNITS = ["layer", "unit", "si", "preferred_class", "silent", "split", "samples"]
-# A few samples, a couple of steps: every part runs, in seconds.
+# A few samples, a couple of steps: every part runs, in seconds (AutoAttack's three attacks on
+# 16 images, a short off-axis search).
 TINY = eval_config(
     "quick",
     {
@@ -35,6 +36,12 @@ TINY = eval_config(
         "dimensionality_pgd_steps": 2,
         "gradient_max_units": 2,
         "jacobian_projections": 1,
+        "autoattack_samples": 16,
+        "autoattack_iterations": 5,
+        "autoattack_target_classes": 1,
+        "autoattack_square_queries": 50,
+        "offaxis_restarts": 1,
+        "offaxis_steps": 10,
     },
 )
 

@@ -22,6 +22,11 @@ SMALL = {
     "pgd_steps": (0, 1, 5),
     "dimensionality_pgd_steps": 5,
     "gradient_max_units": 4,
+    # AutoAttack's three attacks, on a few images.
+    "autoattack_samples": 16,
+    "autoattack_iterations": 5,
+    "autoattack_target_classes": 1,
+    "autoattack_square_queries": 50,
 }
 
 

@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 import torch
 
-from configs import DIGITS, TINY_EVAL, digits_config, fast, set_options
+from configs import DIGITS, TINY_EVAL, fast, set_options
 from messages import raises
 from selectivity import measure as measure_module
 from selectivity.config import ConfigError, TrainConfig, build
@@ -36,6 +36,10 @@ from selectivity.runs import (
 from selectivity.sweep import Trial, gather, run_sweep, run_trial
 from selectivity.train import train
 
+# The run the tests work on (copies of it): three epochs, the lr dropping after the second, the
+# regularizer on. The kill -9 test's uninterrupted reference too.
+RUN_KEYS = {**fast(3, 2), "alpha": -1.0}
+
 # One-epoch trials, the clean part only: the same trials as `sweep --preset demo` with these keys.
 SWEEP = {**DIGITS, **fast(1), "evaluate": False, "workers": 1}
 
@@ -51,6 +55,10 @@ def cuts(size: int, count: int = 30) -> list[int]:
     return sorted({round(i * (size - 1) / (count - 1)) for i in range(count)})
 
 
+def run_config() -> TrainConfig:
+    return build(TrainConfig, DIGITS, RUN_KEYS)
+
+
 def temporaries(folder: Path) -> list[str]:
     return sorted(str(p.relative_to(folder)) for p in folder.rglob(".*.tmp"))
 
@@ -59,7 +67,7 @@ def temporaries(folder: Path) -> list[str]:
 def finished(tmp_path_factory):
     """A trained and evaluated run folder, kept pristine: tests work on copies."""
     run = tmp_path_factory.mktemp("faults") / "run"
-    train(digits_config(), run, progress=False)
+    train(run_config(), run, progress=False)
     evaluate(run, eval_config("quick", TINY_EVAL), progress=False)
     return run
 
@@ -104,7 +112,7 @@ def test_a_truncated_checkpoint_is_one_line_at_every_cut(run, which):
 
 def _resume_training(run, run_cli):
     """`selectivity train` again on the tiny digits run (resumes from checkpoint_last.pt)."""
-    options = set_options(fast(3, 2))  # as digits_config() trained it
+    options = set_options(RUN_KEYS)  # as run_config() trained it
     return run_cli("train", "--preset", "digits", "--out", run, "--quiet", *options)
 
 
@@ -274,7 +282,7 @@ def test_truncated_evaluation_parts_are_one_line(run):
 def test_truncated_metrics_on_resume_are_one_line(run):
     (run / "metrics.parquet").write_bytes((run / "metrics.parquet").read_bytes()[:300])
     with pytest.raises(FileError) as error:
-        train(digits_config(), run, progress=False)
+        train(run_config(), run, progress=False)
     assert "metrics.parquet is not a readable Parquet table" in one_line(error)
 
 
@@ -392,7 +400,7 @@ def test_stale_temporaries_are_cleared_in_run_evaluation_and_sweep_folders(run, 
     ]
     for path in planted:
         path.write_bytes(b"x" * 1000)
-    train(digits_config(), run, progress=False)  # finished: resumes at the end
+    train(run_config(), run, progress=False)  # finished: resumes at the end
     evaluate(run, eval_config("quick", TINY_EVAL), progress=False)
     (sweep / "alpha=0" / "seed=0" / "trial.json").unlink()  # so the trial runs again
     run_sweep(sweep, [SWEEP, {"alphas": (0.0,), "seeds": (0,)}], progress=False)
@@ -443,14 +451,12 @@ def _no_orphans(marker: str) -> None:
     assert _marked_processes(marker) == [], "processes outlived the killed command"
 
 
-def test_kill_9_of_train_and_evaluate_then_rerun_gives_the_uninterrupted_results(tmp_path, run_cli):
-    keys = {**fast(3, 2), "alpha": -1.0}
-    reference = tmp_path / "reference"
-    train(build(TrainConfig, DIGITS, keys), reference, progress=False)
-    evaluate(reference, eval_config("quick", TINY_EVAL), progress=False)
-
+def test_kill_9_of_train_and_evaluate_then_rerun_gives_the_uninterrupted_results(
+    tmp_path, run_cli, finished
+):
+    reference = finished  # trained and evaluated uninterrupted, with the same keys
     run = tmp_path / "run"
-    arguments = ["train", "--preset", "digits", "--out", run, "--quiet", *set_options(keys)]
+    arguments = ["train", "--preset", "digits", "--out", run, "--quiet", *set_options(RUN_KEYS)]
     marker = uuid.uuid4().hex
     pid = _kill_when(_cli(*arguments), (run / "checkpoint_last.pt").exists, marker)
     _no_orphans(marker)

@@ -5,6 +5,7 @@ command layer, so a refused command has written nothing."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from configs import TINY_EVAL, set_options
+from selectivity import commands
 from selectivity.lock import folder_lock
 
 TINY_TRAIN = ["--preset", "digits", "--set", "epochs=1", "--set", "milestones=", "--quiet"]
@@ -47,25 +49,26 @@ def start_cli(*args: object) -> subprocess.Popen[str]:
 
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory) -> Path:
-    """A digits run of one epoch, evaluated on a few images."""
+    """A digits run of one epoch, evaluated on a few images (as TINY_TRAIN and TINY_EVALUATE
+    make it; here, in this process: it only prepares a folder). Tests that write copy it."""
     run = tmp_path_factory.mktemp("locks") / "run"
-    for args in (["train", "--out", run, *TINY_TRAIN], ["evaluate", run, *TINY_EVALUATE]):
-        done = start_cli(*args)
-        _, err = done.communicate(timeout=600)
-        assert done.returncode == 0, err
+    commands.train(run, "digits", ["epochs=1", "milestones=", "num_threads=1"], progress=False)
+    keys = [option.removeprefix("--set=") for option in set_options(TINY_EVAL)]
+    commands.evaluate(commands.ModelSource(run), "quick", items=keys, progress=False)
     return run
 
 
-def test_a_second_train_into_a_held_folder_is_refused_and_writes_nothing(tmp_path):
+def test_a_second_train_into_a_held_folder_is_refused_and_writes_nothing(run_cli, tmp_path):
     # The issue's case: two trains into one folder with different configs. The first holds the
-    # folder and has written its config; the second (another process) is refused in one line,
-    # so the folder keeps the first's config.
+    # folder and has written its config; the second is refused in one line, so the folder keeps
+    # the first's config. The second runs in this process: the lock is per open file
+    # description, so it is refused as another process is (the --wait tests below start real
+    # second processes).
     out = tmp_path / "run"
     with folder_lock(out):
         (out / "config.json").write_text('{"alpha": -1.0}')
-        second = start_cli("train", "--out", out, *TINY_TRAIN, "--set", "alpha=1")
-        _, err = second.communicate(timeout=300)
-        refused_by_me(second.returncode, err)
+        code, _, err = run_cli("train", "--out", out, *TINY_TRAIN, "--set", "alpha=1")
+        refused_by_me(code, err)
         assert snapshot(out) == {"config.json": b'{"alpha": -1.0}'}
 
 
@@ -108,17 +111,22 @@ def test_corrupt_refuses_a_held_folder(run_cli, tmp_path):
     assert not out.exists()
 
 
-def test_evaluate_with_wait_waits_for_the_holder(trained_run):
+def test_evaluate_with_wait_waits_for_the_holder(trained_run, tmp_path):
+    # A copy without its table (its finished parts kept): the waiter writes it again.
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    (run / "evaluation.parquet").unlink()
     held = threading.Event()
-    with folder_lock(trained_run):
-        waiter = start_cli("evaluate", trained_run, *TINY_EVALUATE, "--wait")
+    with folder_lock(run):
+        waiter = start_cli("evaluate", run, *TINY_EVALUATE, "--wait")
         assert waiter.stderr is not None
         line = waiter.stderr.readline()
         assert f"waiting for process {os.getpid()}" in line, line
         held.set()
+        assert not (run / "evaluation.parquet").exists()
     _, err = waiter.communicate(timeout=600)
     assert held.is_set() and waiter.returncode == 0, err
-    assert (trained_run / "evaluation.parquet").is_file()
+    assert (run / "evaluation.parquet").is_file()
 
 
 def test_a_refused_evaluation_value_leaves_a_finished_evaluation_untouched(run_cli, trained_run):

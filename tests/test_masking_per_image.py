@@ -13,6 +13,7 @@ from torch import nn
 from selectivity import masking
 from selectivity.attacks import PGD
 from selectivity.config import TrainConfig, build, train_preset
+from selectivity.corruptions.generate import corruption_source
 from selectivity.evaluate import eval_config, evaluate_model, run_settings
 from selectivity.evaluation.autoattack import (
     VERSIONS,
@@ -28,7 +29,8 @@ from selectivity.schema import frame
 from selectivity.summary import autoattack_ran, summarise_evaluation
 from selectivity.train import train_model
 
-# Few images and AutoAttack iterations, so that each evaluation takes seconds.
+# Few images and AutoAttack iterations, so that each evaluation takes seconds; a short
+# off-axis search (no flag reads its rows).
 SMALL = {
     "max_samples": 40,
     "analysis_samples": 20,
@@ -37,6 +39,8 @@ SMALL = {
     "autoattack_samples": 40,
     "autoattack_iterations": 5,
     "autoattack_square_queries": 50,
+    "offaxis_restarts": 1,
+    "offaxis_steps": 10,
 }
 DEMO = {k: v for k, v in SWEEP_PRESETS["demo"].items() if k in eval_config().__dataclass_fields__}
 SUITES = {"default": eval_config("full", SMALL), "demo": eval_config("full", DEMO, SMALL)}
@@ -87,17 +91,27 @@ def trained(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def tables(trained):
-    """(suite, model) -> evaluation table, for the three models under both settings."""
-    torch.manual_seed(0)
+def tables(trained, tmp_path_factory):
+    """(suite, model) -> evaluation table, for the three models under both settings. The demo
+    generates its corruption set; here it is generated once, as an evaluation generates it, and
+    read by the three models' evaluations."""
     config, result = trained
+    demo = SUITES["demo"]
+    generated = tmp_path_factory.mktemp("corruptions")
+    corruption_source(
+        result.data.test, None, generated, demo.corruptions, seed=demo.corruption_seed,
+        table=demo.corruption_table, device=result.device, progress=False,
+    )  # fmt: skip
+    stored = {"generate_corruptions": False, "corruptions_dir": str(generated)}
+    suites = {**SUITES, "demo": eval_config("full", DEMO, SMALL, stored)}
+    torch.manual_seed(0)
     models = {
         "normal": result.model,
         "saturated": Saturated(result.model),
         "noise": InputNoise(result.model),
     }
     found = {}
-    for suite, settings in SUITES.items():
+    for suite, settings in suites.items():
         for name, model in models.items():
             found[suite, name] = evaluate_model(
                 model,

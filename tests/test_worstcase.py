@@ -61,6 +61,12 @@ def _evaluate(trained, model, folder, **keys):
     )
 
 
+@pytest.fixture(scope="module")
+def plain_table(trained, tmp_path_factory):
+    """The plain network's evaluation (written to a folder of its own), read by two tests."""
+    return _evaluate(trained, trained[1].model, tmp_path_factory.mktemp("plain"))
+
+
 def _value(table, metric, **keys):
     rows = table[table["metric"] == metric]
     for key, wanted in keys.items():
@@ -72,8 +78,8 @@ def _flags(table):
     return {f.name: f for f in masking.flags(table)}
 
 
-def test_plain_network_is_not_flagged(trained, tmp_path):
-    table = _evaluate(trained, trained[1].model, tmp_path)
+def test_plain_network_is_not_flagged(plain_table):
+    table = plain_table
     eps = 16 / 255
     clean = _value(table, "autoattack_accuracy", eps=0.0)
     after_ce = _value(table, "autoattack_accuracy_apgd-ce", eps=eps)
@@ -117,8 +123,10 @@ def test_saturated_network_is_flagged_and_autoattack_still_breaks_it(trained, tm
     )
 
 
-def test_interrupted_autoattack_resumes_to_the_same_numbers(trained, tmp_path, monkeypatch):
-    whole = _evaluate(trained, trained[1].model, tmp_path / "whole")
+def test_interrupted_autoattack_resumes_to_the_same_numbers(
+    trained, plain_table, tmp_path, monkeypatch
+):
+    whole = plain_table  # evaluated uninterrupted, in a folder of its own
     from pyautoattack.autopgd_base import APGDAttack_targeted
 
     def killed(self, *args, **kwargs):  # the process dies inside APGD-T
