@@ -499,6 +499,7 @@ def test_a_warning_reaches_the_user_as_one_line(tmp_path):
     finally:
         sys.path.remove(str(tmp_path))
     weights = ["--weights", str(tmp_path / "w.pt")]
+    paths = [path for path in os.environ.get("PYTHONPATH", "").split(os.pathsep) if path]
     result = subprocess.run(
         [
             sys.executable,
@@ -513,7 +514,8 @@ def test_a_warning_reaches_the_user_as_one_line(tmp_path):
             "--device",
             "cpu",
         ],
-        env={**os.environ, "PYTHONPATH": str(tmp_path)},
+        # The model's module importable, beside whatever PYTHONPATH this run has (src/).
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), *paths])},
         capture_output=True,
         text=True,
         timeout=300,
