@@ -51,24 +51,3 @@ def digits_test_size() -> int:
     from selectivity.data import load_dataset
 
     return len(load_dataset("digits").test)
-
-
-# Files whose tests start sweeps and kill processes take half a minute a test. They run first,
-# longest first, so that xdist's two workers (--dist loadfile) end together instead of one of
-# them running these alone at the end. Only the order changes; a file missing here runs later.
-LONG_FILES = (
-    "test_sweep_signals.py",
-    "test_sweep.py",
-    "test_faults_files.py",
-    "test_sweep_equal.py",
-    "test_locks_cli.py",
-    "test_masking_per_image.py",
-)
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    def rank(item: pytest.Item) -> int:
-        name = item.path.name
-        return LONG_FILES.index(name) if name in LONG_FILES else len(LONG_FILES)
-
-    items.sort(key=rank)  # stable: within a file and among the rest, collection order stays
