@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 import torch
 
+from configs import DIGITS
 from selectivity import schema
 from selectivity.comparison import REPRESENTATIONS, read_representations
 from selectivity.similarity import linear_cka, pwcca
@@ -18,13 +19,9 @@ FRACTIONS = (0.0, 0.5, 1.0)
 DRAWS = 2
 
 TINY = {
-    "model": "digitsnet",
-    "dataset": "digits",
-    "batch_size": 64,
-    "lr": 0.05,
+    **DIGITS,
     "milestones": (),
     "epochs": 1,
-    "eval_batch_size": 512,
     "max_samples": 40,
     "analysis_samples": ANALYSIS,
     # Only clean and the new parts measure anything worth the time; the rest is minimal.

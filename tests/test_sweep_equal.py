@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from configs import DIGITS
 from selectivity import schema
 from selectivity.config import SweepConfig
 from selectivity.data import DataError
@@ -20,14 +21,11 @@ from selectivity.executors import available_cores
 from selectivity.lock import FolderLocked
 from selectivity.sweep import run_sweep, trial_threads
 
+# The digits preset for one epoch, without num_threads: these tests are about the sweep's share.
 TINY_CLEAN = {
-    "model": "digitsnet",
-    "dataset": "digits",
-    "batch_size": 64,
-    "lr": 0.05,
+    **DIGITS,
     "milestones": (),
     "epochs": 1,
-    "eval_batch_size": 512,
     "evaluate": False,
     "generate_corruptions": False,
 }
