@@ -48,16 +48,18 @@ def _start(out: Path, alphas: str, epochs: int, workers: int) -> subprocess.Pope
 
 
 def _trial_processes(pid: int) -> list[int]:
-    """The trial processes of the sweep `pid` (spawned children; not, say, a resource tracker)."""
-    found = []
+    """The trial processes of the sweep `pid`: the children of its fork server (not, say, a
+    resource tracker, nor the server itself)."""
+    parents: dict[int, int] = {}
+    commands: dict[int, bytes] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             with contextlib.suppress(OSError, IndexError):
                 stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-                command = (entry / "cmdline").read_bytes()
-                if int(stat[1]) == pid and b"spawn_main" in command:
-                    found.append(int(entry.name))
-    return found
+                commands[int(entry.name)] = (entry / "cmdline").read_bytes()
+                parents[int(entry.name)] = int(stat[1])
+    servers = {p for p, parent in parents.items() if parent == pid and b"forkserver" in commands[p]}
+    return sorted(p for p, parent in parents.items() if parent in servers)
 
 
 def _wait_for(condition, seconds: float) -> bool:
