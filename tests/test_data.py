@@ -70,6 +70,29 @@ def test_registry_lists_the_real_datasets_and_digits_still_loads():
         load_dataset("imagenet")
 
 
+def test_digits_read_from_the_bundled_file_are_scikit_learns_and_need_no_sklearn_import(
+    monkeypatch,
+):
+    import sys
+
+    from sklearn.datasets import load_digits
+
+    from selectivity.data.digits import digits_arrays
+
+    bunch = load_digits()
+    monkeypatch.setitem(sys.modules, "sklearn.datasets", None)  # importing it would fail
+    images, labels = digits_arrays()
+    np.testing.assert_array_equal(images, bunch.images)
+    np.testing.assert_array_equal(labels, bunch.target)
+    assert images.dtype == bunch.images.dtype and labels.dtype == np.int64
+    # Where scikit-learn keeps no such file, its own loader reads the digits.
+    monkeypatch.delitem(sys.modules, "sklearn.datasets")
+    monkeypatch.setattr("importlib.util.find_spec", lambda name: None)
+    images, labels = digits_arrays()
+    np.testing.assert_array_equal(images, bunch.images)
+    np.testing.assert_array_equal(labels, bunch.target)
+
+
 # --------------------------------------------------------------------------------------------
 # CIFAR-10
 # --------------------------------------------------------------------------------------------
