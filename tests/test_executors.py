@@ -3,6 +3,10 @@ sees the sweep's environment as it is when the trial starts; spawned where no fo
 
 import multiprocessing
 import os
+import signal
+import threading
+import time
+from pathlib import Path
 
 import pytest
 
@@ -55,3 +59,62 @@ def test_without_a_fork_server_each_trial_is_spawned(monkeypatch):
     monkeypatch.setenv("SELECTIVITY_TEST_VALUE", "spawned")
     (record,) = _run(["a"]).values()
     assert record["value"] == "spawned" and record["parent"] == os.getpid()
+
+
+def _report_then_sleep(trial: str, threads: int) -> dict:
+    if trial.startswith("/"):  # a file to name this process's parent in, then a long trial
+        with open(trial + ".tmp", "w") as file:
+            file.write(f"{os.getppid()} {os.getpid()}")
+        os.rename(trial + ".tmp", trial)
+        time.sleep(120)
+    return {"parent": os.getppid()}
+
+
+def _running(pid: int) -> bool:
+    """Whether `pid` runs (a zombie, dead but not yet reaped by whoever adopted it, does not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(
+    "forkserver" not in multiprocessing.get_all_start_methods() or not Path("/proc").is_dir(),
+    reason="no fork server or no /proc here",
+)
+def test_a_killed_fork_server_fails_its_running_trial_and_the_next_sweep_starts_another(
+    tmp_path,
+):
+    named = tmp_path / "parent"
+
+    def kill_the_server() -> None:
+        deadline = time.monotonic() + 60
+        while not named.exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        server = int(named.read_text().split()[0])
+        os.kill(server, signal.SIGKILL)  # as the out-of-memory killer would
+
+    killer = threading.Thread(target=kill_the_server)
+    killer.start()
+    records: dict[str, dict] = {}
+    started = time.monotonic()
+    local_executor(
+        [str(named)],
+        workers=2,
+        threads=1,
+        run=_report_then_sleep,
+        failed=lambda trial, reason: {"failed": reason},
+        on_done=records.__setitem__,
+    )
+    killer.join()
+    assert time.monotonic() - started < 60
+    server, trial = map(int, named.read_text().split())
+    deadline = time.monotonic() + 10
+    while _running(trial) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not _running(trial), "the trial outlived its fork server"
+    assert records[str(named)]["failed"] == (
+        "worker died: exit code 255, or its fork server was killed (out of memory?)"
+    )
+    (record,) = _run(["after"]).values()  # a new server
+    assert "failed" not in record and record["parent"] != server

@@ -208,6 +208,8 @@ def _death(exitcode: int | None) -> str:
         name = signal.Signals(-exitcode).name
         hint = " (out of memory?)" if -exitcode == signal.SIGKILL else ""
         return f"worker died: killed by {name}{hint}"
+    if exitcode == 255:  # also what multiprocessing says of a trial whose fork server died
+        return "worker died: exit code 255, or its fork server was killed (out of memory?)"
     return f"worker died: exit code {exitcode}"
 
 
