@@ -140,12 +140,13 @@ _PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 
 def _alive(pid: int) -> bool:
+    """Whether process `pid` exists (on every system; `_start_time` reads Linux's /proc)."""
     try:
-        os.kill(pid, 0)
+        os.kill(pid, 0)  # no signal: only whether it could be sent
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
+        pass  # it exists, as another user's
     return True
 
 
