@@ -4,6 +4,7 @@ sees the sweep's environment as it is when the trial starts; spawned where no fo
 import multiprocessing
 import os
 import signal
+import sys
 import threading
 import time
 from pathlib import Path
@@ -11,6 +12,8 @@ from pathlib import Path
 import pytest
 
 from selectivity.executors import local_executor
+
+FORK_SERVER = sys.platform.startswith("linux")
 
 
 def _what_the_trial_sees(trial: str, threads: int) -> dict:
@@ -35,9 +38,7 @@ def _run(trials: list[str]) -> dict[str, dict]:
     return records
 
 
-@pytest.mark.skipif(
-    "forkserver" not in multiprocessing.get_all_start_methods(), reason="no fork server here"
-)
+@pytest.mark.skipif(not FORK_SERVER, reason="trials are forked from a server on Linux only")
 def test_trials_forked_from_one_server_see_the_environment_as_it_is_when_they_start(monkeypatch):
     monkeypatch.setenv("SELECTIVITY_TEST_VALUE", "first")
     first = _run(["a", "b"])
@@ -78,10 +79,7 @@ def _running(pid: int) -> bool:
         return False
 
 
-@pytest.mark.skipif(
-    "forkserver" not in multiprocessing.get_all_start_methods() or not Path("/proc").is_dir(),
-    reason="no fork server or no /proc here",
-)
+@pytest.mark.skipif(not FORK_SERVER, reason="trials are forked from a server on Linux only")
 def test_a_killed_fork_server_fails_its_running_trial_and_the_next_sweep_starts_another(
     tmp_path,
 ):

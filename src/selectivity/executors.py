@@ -5,10 +5,9 @@ never raises for the trial's own failure), the torch thread count of every trial
 callback for each finished record. It knows nothing else about trials.
 
 Local processes: one process per trial, at most `workers` at once. A process that dies (kill -9,
-an out-of-memory kill) fails only its own trial; the others run on. Where the system has it
-(Linux, macOS), each is forked from a fork server that imported the trial's module once: a
-trial starts in milliseconds instead of seconds of importing torch and pandas (elsewhere each is
-spawned, a fresh interpreter).
+an out-of-memory kill) fails only its own trial; the others run on. On Linux each is forked from
+a fork server that imported the trial's module once: a trial starts in milliseconds instead of
+seconds of importing torch and pandas (elsewhere each is spawned, a fresh interpreter).
 
 Signals (`stop_on_signals`): the first Ctrl-C (SIGINT) or SIGTERM stops starting trials, ends
 the running ones (their files stay; the next run resumes them) and leaves as an exception
@@ -244,16 +243,17 @@ def local_executor(
 
 
 def _trial_context(module: str) -> Any:
-    """The multiprocessing context of trial processes: a fork server that imported `module`
-    where the system has one, else spawn.
+    """The multiprocessing context of trial processes: on Linux a fork server that imported
+    `module`, else spawn.
 
     Not a plain fork of this process: it would inherit torch's thread pools (used here, they
     deadlock a forked child) and any CUDA state. The fork server is a fresh interpreter that
     only imported `module` (torch, pandas: seconds per trial otherwise) and never ran torch.
     It lives as long as this process, for every later sweep in it; its preload is that of
-    the first.
+    the first. Not on macOS, which has a fork server too: a fork after its system frameworks
+    were loaded (numpy's Accelerate) can crash the child, why Python spawns there by default.
     """
-    if "forkserver" in multiprocessing.get_all_start_methods():
+    if sys.platform.startswith("linux") and "forkserver" in multiprocessing.get_all_start_methods():
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload([module])
         return context
