@@ -25,13 +25,14 @@ def _what_the_trial_sees(trial: str, threads: int) -> dict:
     }
 
 
-def _run(trials: list[str]) -> dict[str, dict]:
+def _run(trials: list[str], run=_what_the_trial_sees) -> dict[str, dict]:
+    """The record of each trial, run by two local workers on one thread each."""
     records: dict[str, dict] = {}
     local_executor(
         trials,
         workers=2,
         threads=1,
-        run=_what_the_trial_sees,
+        run=run,
         failed=lambda trial, reason: {"failed": reason},
         on_done=records.__setitem__,
     )
@@ -94,16 +95,8 @@ def test_a_killed_fork_server_fails_its_running_trial_and_the_next_sweep_starts_
 
     killer = threading.Thread(target=kill_the_server)
     killer.start()
-    records: dict[str, dict] = {}
     started = time.monotonic()
-    local_executor(
-        [str(named)],
-        workers=2,
-        threads=1,
-        run=_report_then_sleep,
-        failed=lambda trial, reason: {"failed": reason},
-        on_done=records.__setitem__,
-    )
+    records = _run([str(named)], run=_report_then_sleep)
     killer.join()
     assert time.monotonic() - started < 60
     server, trial = map(int, named.read_text().split())
